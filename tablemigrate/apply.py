@@ -1,0 +1,104 @@
+"""The one applier: database A, `run`, `revert` and dry-runs all apply migrations through here.
+
+Per migration: foreign keys off *before* BEGIN (inside a transaction the PRAGMA is silently ignored),
+`BEGIN IMMEDIATE`, statements one at a time (never `executescript`, which commits an open
+transaction first), a foreign-key check of the tables involved, the caller's bookkeeping inside the
+same transaction, COMMIT; on any error ROLLBACK. Foreign keys are restored to their previous value.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+from . import sqltext
+from .errors import MigrationFailed
+from .loader import Migration, Step
+from .operations import Operation
+from .sqltext import quote
+
+InTransaction = Callable[[sqlite3.Connection, Migration, str, float], None]
+
+
+def statements_of(step: Step) -> list[str]:
+    """The SQL a step will run (operations: their preview)."""
+    if isinstance(step, Operation):
+        return step.sql_preview()
+    return sqltext.split_statements(step)
+
+
+def _short(sql: str, limit: int = 160) -> str:
+    one_line = " ".join(sql.split())
+    return one_line if len(one_line) <= limit else one_line[:limit - 3] + "..."
+
+
+def foreign_key_violations(conn: sqlite3.Connection, table: str | None) -> list[tuple]:
+    """`PRAGMA foreign_key_check` for `table` and the tables that reference it (all tables if None)."""
+    if table is None:
+        return conn.execute("PRAGMA foreign_key_check").fetchall()
+    names = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    involved = [n for n in names if n.lower() == table.lower() or any(
+        fk[2].lower() == table.lower() for fk in conn.execute(f"PRAGMA foreign_key_list({quote(n)})"))]
+    violations: list[tuple] = []
+    for name in involved:
+        violations.extend(conn.execute(f"PRAGMA foreign_key_check({quote(name)})").fetchall())
+    return violations
+
+
+def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str) -> None:
+    for number, step in enumerate(migration.steps(direction), 1):
+        if isinstance(step, Operation):
+            try:
+                step.apply(conn)
+            except Exception as exc:
+                raise MigrationFailed(
+                    f"migration {migration.name} ({direction}) failed at step {number} "
+                    f"{step!r}: {type(exc).__name__}: {exc}") from exc
+            continue
+        for sql in sqltext.split_statements(step):
+            try:
+                conn.execute(sql)
+            except sqlite3.Error as exc:
+                raise MigrationFailed(
+                    f"migration {migration.name} ({direction}) failed at step {number} "
+                    f"[{_short(sql)}]: {exc}") from exc
+
+
+def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: str = "up", *,
+                    in_transaction: InTransaction | None = None,
+                    should_apply: Callable[[sqlite3.Connection], bool] | None = None) -> bool:
+    """Apply one migration in its own transaction. Returns False when `should_apply` (called inside
+    the transaction, after the write lock is held) says it is no longer needed."""
+    if conn.in_transaction:
+        raise MigrationFailed("the connection is already inside a transaction; refusing to apply")
+    if conn.isolation_level is not None:
+        raise MigrationFailed("the connection must be in autocommit mode (isolation_level=None)")
+    fk_before = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("PRAGMA legacy_alter_table = OFF")
+    started = time.perf_counter()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if should_apply is not None and not should_apply(conn):
+                conn.execute("ROLLBACK")
+                return False
+            _run_steps(conn, migration, direction)
+            violations = foreign_key_violations(conn, migration.table)
+            if violations:
+                shown = ", ".join(f"{v[0]} row {v[1]} -> {v[2]}" for v in violations[:5])
+                raise MigrationFailed(
+                    f"migration {migration.name} ({direction}) would leave {len(violations)} foreign key "
+                    f"violation(s): {shown}")
+            if in_transaction is not None:
+                in_transaction(conn, migration, direction, time.perf_counter() - started)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {int(fk_before)}")
+    return True

@@ -1,0 +1,46 @@
+"""Settings, with their defaults. Every setting is optional.
+
+TABLEMIGRATE_MIGRATIONS_DIR  directory of migration modules (default: <BASE_DIR>/tablemigrations)
+TABLEMIGRATE_BACKUP_DIR      automatic backups (default: <directory of the database>/backups)
+TABLEMIGRATE_KEEP_BACKUPS    automatic backups kept after a run (default: 5)
+TABLEMIGRATE_BUSY_TIMEOUT    seconds to wait for SQLite's write lock (default: 30)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connections
+
+from .errors import ConfigurationError
+
+
+def migrations_dir() -> Path:
+    configured = getattr(settings, "TABLEMIGRATE_MIGRATIONS_DIR", None)
+    if configured:
+        return Path(configured)
+    base = getattr(settings, "BASE_DIR", None)
+    if base is None:
+        raise ConfigurationError("set TABLEMIGRATE_MIGRATIONS_DIR (or BASE_DIR) in your settings")
+    return Path(base) / "tablemigrations"
+
+
+def keep_backups() -> int:
+    return int(getattr(settings, "TABLEMIGRATE_KEEP_BACKUPS", 5))
+
+
+def busy_timeout() -> float:
+    return float(getattr(settings, "TABLEMIGRATE_BUSY_TIMEOUT", 30))
+
+
+def sqlite_alias(alias: str) -> str:
+    """Check that `alias` exists and is SQLite; return it."""
+    if alias not in settings.DATABASES:
+        raise ConfigurationError(f"unknown database alias {alias!r} (not in settings.DATABASES)")
+    conn = connections[alias]
+    if conn.vendor != "sqlite":
+        engine = settings.DATABASES[alias].get("ENGINE", "?")
+        raise ConfigurationError(
+            f"database {alias!r} uses {engine} ({conn.vendor}); tablemigrate works only with SQLite")
+    return alias

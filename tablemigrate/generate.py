@@ -1,0 +1,176 @@
+"""`generate`: database A (history) vs database B (models) -> one module per changed table.
+
+Before anything is written, the new modules are applied to database A and must reproduce B's schema
+exactly; their `down`s, applied in reverse, must return A to where it was. A planner bug therefore
+stops `generate` with an error instead of reaching a production database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from django.db import models
+
+from .apply import apply_migration
+from .build import FieldDefaults, build_from_models, private_database, raw, replay_history
+from .diff import Renames, TableChange, diff_schemas, rename_candidates
+from .errors import ConfigurationError, GenerateError, MigrationFailed
+from .introspect import introspect
+from .loader import SNAPSHOT_NAME, Migration, history_checksum, load_migrations, load_source
+from .plan import PlannedMigration, column_sources, needed_values, plan_changes
+from .schema import Table
+from .writer import module_names, render_module, render_snapshot
+
+
+class Questioner:
+    """Answers generate's questions. The default answers every question with 'no'/'no value'."""
+
+    interactive = False
+
+    def confirm(self, question: str) -> bool:
+        return False
+
+    def value(self, question: str) -> str | None:
+        return None
+
+
+@dataclass
+class GeneratedModule:
+    name: str
+    text: str
+    plan: PlannedMigration
+
+
+@dataclass
+class GenerateResult:
+    modules: list[GeneratedModule]
+    snapshot: str
+    directory: Path
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.modules)
+
+
+def _ask_renames(a, b, renames: Renames, questioner: Questioner) -> None:
+    """Ask about each plausible rename once, tables before columns (a table rename makes its columns
+    comparable)."""
+    refused: set = set()
+    for kind in ("table", "column"):
+        pending = True
+        while pending:
+            pending = False
+            for cand in rename_candidates(a, b, renames):
+                if cand.kind != kind or cand in refused:
+                    continue
+                if not questioner.confirm(cand.question()):
+                    refused.add(cand)
+                    continue
+                if kind == "table":
+                    renames.add_table(cand.old, cand.new)
+                else:
+                    renames.add_column(cand.table, cand.old, cand.new)
+                pending = True  # accepting one rename removes other candidates: list them again
+                break
+
+
+def _describe_mismatch(got: dict[str, Table], want: dict[str, Table]) -> str:
+    keys = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+    return ", ".join(keys[:10]) or "(indexes or constraints)"
+
+
+def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Questioner) -> dict:
+    values: dict[tuple[str, str], str] = {}
+    for table, column in needed_values(changes):
+        literal = defaults.literal(table, column)
+        if literal is None:
+            literal = questioner.value(
+                f"Column {table}.{column} is NOT NULL with no default, and existing rows need a value. "
+                "Enter a one-off SQL literal (e.g. 0 or 'unknown')")
+        if literal is None:
+            raise GenerateError(
+                f"column {table}.{column} is NOT NULL with no default: existing rows need a value. "
+                "Give the field a default, make it nullable, or run generate interactively to enter one")
+        values[(table.lower(), column.lower())] = literal
+    for ch in changes:  # nullable -> NOT NULL: existing NULLs take the model's default when it has one
+        if ch.kind != "alter" or ch.old is None or ch.new is None:
+            continue
+        for new_key, old_key in column_sources(ch.old, ch.new, ch.column_renames).items():
+            col = ch.new.columns[new_key]
+            if col.notnull and not ch.old.columns[old_key].notnull and not col.generated:
+                literal = defaults.literal(ch.new.name, col.name)
+                if literal is None and col.default is not None:
+                    literal = f"({col.default})"
+                if literal is not None:
+                    values[(ch.new.key, new_key)] = literal
+    return values
+
+
+def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label: str = "",
+             renames: Renames | None = None, questioner: Questioner | None = None,
+             now: datetime | None = None, write: bool = True) -> GenerateResult:
+    questioner = questioner or Questioner()
+    renames = renames or Renames()
+    now = now or datetime.now(timezone.utc)
+    model_list = list(model_list)
+    existing = load_migrations(directory)
+    with private_database() as a_db, private_database() as b_db:
+        try:
+            replay_history(a_db, existing)
+        except MigrationFailed as exc:
+            raise GenerateError(f"replaying the migration history failed: {exc}") from exc
+        build_from_models(b_db, model_list)
+        a_conn = raw(a_db)
+        a, b = introspect(a_conn), introspect(raw(b_db))
+        _ask_renames(a, b, renames, questioner)
+        try:
+            changes = diff_schemas(a, b, renames)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if not changes:
+            result = GenerateResult([], render_snapshot(a, history_checksum(existing)), directory)
+        else:
+            values = _values(changes, FieldDefaults(b_db, model_list), questioner)
+            plans = plan_changes(changes, values)
+            names = module_names(plans, now, [m.name for m in existing])
+            modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
+            new = [load_source(m.text.encode(), m.name) for m in modules]
+            snapshot = _verify(a_conn, a, b, new, existing)
+            result = GenerateResult(modules, snapshot, directory)
+    if write:
+        _write(result)
+    return result
+
+
+def _verify(conn, a, b, new: list[Migration], existing: list[Migration]) -> str:
+    try:
+        for m in new:
+            apply_migration(conn, m, "up")
+        after = introspect(conn)
+        if after.tables != b.tables:
+            raise GenerateError("internal error: the generated migrations do not reproduce the models' "
+                                f"schema (tables: {_describe_mismatch(after.tables, b.tables)}); nothing written")
+        snapshot = render_snapshot(after, history_checksum(existing + new))
+        for m in reversed(new):
+            apply_migration(conn, m, "down")
+        back = introspect(conn)
+        if back.tables != a.tables:
+            raise GenerateError("internal error: the generated `down` steps do not restore the previous "
+                                f"schema (tables: {_describe_mismatch(back.tables, a.tables)}); nothing written")
+    except MigrationFailed as exc:
+        raise GenerateError(f"internal error: a generated migration failed on the empty schema: {exc}") from exc
+    return snapshot
+
+
+def _write(result: GenerateResult) -> None:
+    directory = result.directory
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for m in result.modules:
+            (directory / f"{m.name}.py").write_text(m.text, encoding="utf-8")
+        (directory / SNAPSHOT_NAME).write_text(result.snapshot, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write to {directory}: {exc.strerror}") from None

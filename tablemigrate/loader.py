@@ -1,0 +1,153 @@
+"""Migration modules from disk: discovery, loading, validation, checksums.
+
+A module is plain Python. It defines `up` (required) and `down` (optional: without it the migration
+cannot be reverted), each either a list of SQL strings / `Operation` objects or a function taking the
+sqlite3 connection. Optional: `table`, `label`, `destructive` (list of reasons), `down_destructive`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from .errors import MigrationFileError
+from .operations import Operation, RunPython
+
+Step = Union[str, Operation]
+
+SNAPSHOT_NAME = "schema.sql"
+
+
+@dataclass
+class Migration:
+    name: str  # file stem: sorting by name is applying order
+    up: list[Step]
+    down: list[Step] | None
+    table: str | None = None
+    label: str = ""
+    destructive: list[str] = field(default_factory=list)
+    down_destructive: list[str] = field(default_factory=list)
+    checksum: str = ""
+    path: Path | None = None
+    doc: str = ""
+
+    def steps(self, direction: str) -> list[Step]:
+        if direction == "up":
+            return self.up
+        if self.down is None:
+            raise MigrationFileError(f"{self.name} has no `down`: it cannot be reverted")
+        return self.down
+
+
+def checksum(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def migration_files(directory: Path) -> list[Path]:
+    """Migration modules in apply order. A missing directory means no history yet."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.py") if not p.name.startswith(("_", ".")))
+
+
+def _steps(value: Any, where: str, attr: str) -> list[Step]:
+    if callable(value) and not isinstance(value, Operation):
+        return [RunPython(value)]
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise MigrationFileError(
+            f"{where}: `{attr}` must be a list of SQL strings/operations or a function, "
+            f"not {type(value).__name__}")
+    steps: list[Step] = []
+    for i, item in enumerate(value, 1):
+        if isinstance(item, (str, Operation)):
+            steps.append(item)
+        elif callable(item):
+            steps.append(RunPython(item))
+        else:
+            raise MigrationFileError(
+                f"{where}: item {i} of `{attr}` is a {type(item).__name__}, expected an SQL string, "
+                "an operation or a function")
+    return steps
+
+
+def _reasons(value: Any, where: str, attr: str) -> list[str]:
+    if value in (None, False):
+        return []
+    if value is True:
+        return ["marked destructive"]
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise MigrationFileError(f"{where}: `{attr}` must be a list of strings")
+
+
+def _error_line(exc: BaseException, filename: str) -> int | None:
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == filename:
+            return frame.lineno
+    return None
+
+
+def load_source(source: bytes, name: str, path: Path | None = None) -> Migration:
+    where = str(path) if path else name
+    namespace: dict[str, Any] = {"__name__": f"tablemigrations.{name}", "__file__": where}
+    try:
+        code = compile(source, where, "exec")
+    except SyntaxError as exc:
+        raise MigrationFileError(f"{where}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except ValueError as exc:  # e.g. source with NUL bytes
+        raise MigrationFileError(f"{where}: cannot be compiled: {exc}") from None
+    try:
+        exec(code, namespace)
+    except Exception as exc:  # a module's own code failed; report where, keep the message
+        line = _error_line(exc, where)
+        at = f"{where}:{line}" if line else where
+        raise MigrationFileError(f"{at}: error while loading: {type(exc).__name__}: {exc}") from None
+    if "up" not in namespace:
+        raise MigrationFileError(f"{where}: defines no `up`")
+    table = namespace.get("table")
+    if table is not None and not isinstance(table, str):
+        raise MigrationFileError(f"{where}: `table` must be a string")
+    label = namespace.get("label") or ""
+    if not isinstance(label, str):
+        raise MigrationFileError(f"{where}: `label` must be a string")
+    down = namespace.get("down")
+    return Migration(
+        name=name,
+        up=_steps(namespace["up"], where, "up"),
+        down=None if down is None else _steps(down, where, "down"),
+        table=table,
+        label=label,
+        destructive=_reasons(namespace.get("destructive"), where, "destructive"),
+        down_destructive=_reasons(namespace.get("down_destructive"), where, "down_destructive"),
+        checksum=checksum(source),
+        path=path,
+        doc=(namespace.get("__doc__") or "").strip(),
+    )
+
+
+def load_migration(path: Path) -> Migration:
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise MigrationFileError(f"{path}: cannot be read: {exc.strerror}") from None
+    return load_source(source, path.stem, path)
+
+
+def load_migrations(directory: Path) -> list[Migration]:
+    return [load_migration(p) for p in migration_files(directory)]
+
+
+def history_checksum(migrations: list[Migration]) -> str:
+    """One hash of the whole history (names and contents), used by the schema snapshot file."""
+    return checksum("\n".join(f"{m.name} {m.checksum}" for m in migrations).encode())
+
+
+StepFunction = Callable[..., Any]

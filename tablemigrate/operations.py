@@ -1,0 +1,123 @@
+"""Operation objects that a migration's `up`/`down` may hold beside plain SQL strings.
+
+`RebuildTable` is the one place that knows SQLite's 12-step table rebuild. It reads the table's
+dependents (indexes, triggers, views and other tables' triggers that mention it, the AUTOINCREMENT
+high-water mark) from the live database at run time, so objects made by hand survive too.
+The applier has already turned foreign keys off and opened the transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from . import sqltext
+from .sqltext import quote
+
+
+class Operation:
+    """Base class: something that applies itself to a connection inside an open transaction."""
+
+    def sql_preview(self) -> list[str]:
+        """The SQL this operation will run, as far as it is known before run time."""
+        raise NotImplementedError
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        raise NotImplementedError
+
+
+class RebuildTable(Operation):
+    """Rebuild `table` with the definition `create`, copying rows.
+
+    `copy` maps each target column to an SQL expression over the current table. Target columns not in
+    `copy` take their default (or NULL); generated columns are computed by SQLite.
+    """
+
+    def __init__(self, table: str, create: str, copy: dict[str, str]):
+        self.table = table
+        self.create = create
+        self.copy = dict(copy)
+
+    def __repr__(self) -> str:
+        return f"RebuildTable({self.table!r})"
+
+    def _temp_name(self) -> str:
+        return "new__" + self.table
+
+    def _copy_sql(self, target: str) -> str:
+        cols = ", ".join(quote(c) for c in self.copy)
+        exprs = ", ".join(self.copy.values())
+        return f"INSERT INTO {quote(target)} ({cols}) SELECT {exprs} FROM {quote(self.table)}"
+
+    def sql_preview(self) -> list[str]:
+        tmp = self._temp_name()
+        return [
+            sqltext.pretty_create_table(self.create, tmp),
+            self._copy_sql(tmp),
+            f"DROP TABLE {quote(self.table)}",
+            f"ALTER TABLE {quote(tmp)} RENAME TO {quote(self.table)}",
+            f"-- then: recreate the indexes, triggers and views of {quote(self.table)} found at run time, "
+            "restore its sqlite_sequence value and check foreign keys",
+        ]
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        table, tmp = self.table, self._temp_name()
+        rows = conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+            "AND type IN ('index', 'trigger', 'view')").fetchall()
+        own = [(k, s) for k, _n, tbl, s in rows if tbl.lower() == table.lower() and k in ("index", "trigger")]
+        # Views, and triggers on other tables, that mention the table: SQLite re-validates them when the
+        # rebuilt table is renamed into place, so they are dropped first and recreated afterwards.
+        dependents = [(k, n, s) for k, n, tbl, s in rows
+                      if tbl.lower() != table.lower() and k in ("view", "trigger") and sqltext.mentions(s, table)]
+        sequence = _sequence_value(conn, table)
+        before = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
+        conn.execute(f"DROP TABLE IF EXISTS {quote(tmp)}")
+        conn.execute(sqltext.pretty_create_table(self.create, tmp))
+        if self.copy:
+            conn.execute(self._copy_sql(tmp))
+        after = conn.execute(f"SELECT count(*) FROM {quote(tmp)}").fetchone()[0]
+        if after != before:
+            raise sqlite3.IntegrityError(
+                f"rebuild of {table} copied {after} of {before} rows; nothing was changed")
+        for kind, name, _sql in dependents:
+            conn.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
+        conn.execute(f"DROP TABLE {quote(table)}")
+        conn.execute(f"ALTER TABLE {quote(tmp)} RENAME TO {quote(table)}")
+        for _kind, sql in own:
+            conn.execute(sql)
+        for _kind, _name, sql in dependents:
+            conn.execute(sql)
+        if sequence is not None:
+            _restore_sequence(conn, table, sequence)
+
+
+class RunPython(Operation):
+    """Call `function(db)` with the raw sqlite3 connection, inside the migration's transaction."""
+
+    def __init__(self, function: Callable[[sqlite3.Connection], Any]):
+        self.function = function
+
+    def __repr__(self) -> str:
+        return f"RunPython({getattr(self.function, '__name__', self.function)!r})"
+
+    def sql_preview(self) -> list[str]:
+        name = getattr(self.function, "__qualname__", repr(self.function))
+        return [f"-- Python: {name}(db)"]
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        self.function(conn)
+
+
+def _sequence_value(conn: sqlite3.Connection, table: str) -> int | None:
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+        return None
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+    return row[0] if row else None
+
+
+def _restore_sequence(conn: sqlite3.Connection, table: str, saved: int) -> None:
+    updated = conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (saved, table))
+    if updated.rowcount == 0:
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, saved))

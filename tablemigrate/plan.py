@@ -1,0 +1,308 @@
+"""A table change -> the steps of `up` and `down`. Pure: no connections, no files.
+
+Native `ALTER TABLE` (RENAME TABLE, RENAME/ADD/DROP COLUMN) is used when SQLite can make exactly the
+change; everything else becomes a `RebuildTable` (the 12-step procedure, in operations.py). `up` and
+`down` are planned independently (old -> new, new -> old), so each direction picks its own method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from . import sqltext
+from .diff import TableChange
+from .loader import Step
+from .operations import RebuildTable
+from .schema import Column, ForeignKey, Table, Unique
+from .sqltext import quote
+
+# (table lower, column lower) -> SQL literal for existing rows
+Values = dict[tuple[str, str], str]
+
+
+@dataclass
+class PlannedMigration:
+    kind: str  # create | alter | drop
+    table: str
+    up: list[Step]
+    down: list[Step]
+    destructive: list[str] = field(default_factory=list)
+    down_destructive: list[str] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    old_table: str | None = None
+
+    @property
+    def verb(self) -> str:
+        if self.kind == "alter" and self.old_table and self.old_table.lower() != self.table.lower():
+            return "rename"
+        return {"create": "create", "alter": "update", "drop": "drop"}[self.kind]
+
+
+def affinity(declared: str) -> str:
+    """SQLite's type affinity rules (datatype3.html section 3.1)."""
+    t = declared.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if any(s in t for s in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in t or not t.strip():
+        return "BLOB"
+    if any(s in t for s in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+def zero_literal(col: Column) -> str:
+    return {"INTEGER": "0", "REAL": "0.0", "NUMERIC": "0", "TEXT": "''", "BLOB": "X''"}[affinity(col.type)]
+
+
+def _is_constant(default: str | None) -> bool:
+    if default is None:
+        return True
+    tokens = sqltext.tokenize(default)
+    if len(tokens) == 2 and tokens[0].text in "+-":
+        tokens = tokens[1:]
+    return len(tokens) == 1 and (tokens[0].kind in ("number", "string", "blob")
+                                 or tokens[0].keyword() in ("null", "true", "false"))
+
+
+def column_sources(frm: Table, to: Table, renames: dict[str, str]) -> dict[str, str]:
+    """For each column of `to` that comes from a column of `frm`: to key -> frm key.
+    `renames` maps frm column -> to column (lower-case)."""
+    inverse = {n: o for o, n in renames.items()}
+    sources = {}
+    for key in to.columns:
+        origin = inverse.get(key, key if key not in renames else None)
+        if origin is not None and origin in frm.columns:
+            sources[key] = origin
+    return sources
+
+
+def needed_values(changes: list[TableChange]) -> list[tuple[str, str]]:
+    """(table, column) of added NOT NULL columns with no SQL default: existing rows need a value."""
+    out = []
+    for ch in changes:
+        if ch.kind != "alter":
+            continue
+        assert ch.old is not None and ch.new is not None
+        sources = column_sources(ch.old, ch.new, ch.column_renames)
+        for key, col in ch.new.columns.items():
+            if key not in sources and col.notnull and col.default is None and not col.generated:
+                out.append((ch.new.name, col.name))
+    return out
+
+
+@dataclass
+class _Transition:
+    steps: list[Step]
+    destructive: list[str]
+    summary: list[str]
+
+
+@dataclass
+class _Context:
+    table_renames: dict[str, str]  # old lower -> new lower, all tables
+    column_renames: dict[str, dict[str, str]]  # old table lower -> {old col: new col}
+
+
+def _rename_fk(fk: ForeignKey, own: dict[str, str], ctx: _Context, self_key: str) -> ForeignKey:
+    ref_cols = ctx.column_renames.get(fk.ref_table, own if fk.ref_table == self_key else {})
+    return dataclasses.replace(
+        fk,
+        columns=tuple(own.get(c, c) for c in fk.columns),
+        ref_table=ctx.table_renames.get(fk.ref_table, fk.ref_table),
+        ref_columns=tuple(ref_cols.get(c, c) for c in fk.ref_columns),
+    )
+
+
+def _mentions_any(norm_sql: str, names: set[str]) -> bool:
+    return any(sqltext.mentions(norm_sql, n) for n in names)
+
+
+def _transition(old: Table, new: Table, renames: dict[str, str], values: dict[str, str],
+                ctx: _Context) -> _Transition:
+    """Steps that turn table `old` into `new`. `renames`: old col -> new col (lower); `values`:
+    new col (lower) -> literal for existing rows."""
+    t = new.name
+    source = column_sources(old, new, renames)
+    added = [k for k in new.columns if k not in source]
+    dropped = [k for k in old.columns if k not in source.values()]
+    col_map = {o: n for n, o in source.items() if n != o}  # old key -> new key
+    mapped = {o: new.columns[n].name for o, n in col_map.items()}
+    mapped.update(ctx.table_renames)
+
+    def ren(norm: str) -> str:
+        return sqltext.rename_identifiers(norm, mapped)
+
+    destructive: list[str] = []
+    summary: list[str] = []
+    steps: list[Step] = []
+
+    old_index_sql = {k: ren(i.sql) for k, i in old.indexes.items()}
+    new_index_sql = {i.sql for i in new.indexes.values()}
+    drop_indexes = [i for k, i in old.indexes.items() if old_index_sql[k] not in new_index_sql]
+    kept_sql = {s for s in old_index_sql.values() if s in new_index_sql}
+    create_indexes = [i for i in new.indexes.values() if i.sql not in kept_sql]
+
+    renamed_columns = {old.columns[o].name: new.columns[n].name for o, n in col_map.items()}
+    for k in dropped:
+        destructive.append(f"drops column {t}.{old.columns[k].name} and the values in it")
+        summary.append(f"drop column {old.columns[k].name}")
+    for k in added:
+        summary.append(f"add column {new.columns[k].name}")
+    for a, b in renamed_columns.items():
+        summary.append(f"rename column {a} to {b}")
+
+    # Compare what stays, with the renames applied to the old side.
+    changed_columns = []
+    for n, o in source.items():
+        oc, nc = old.columns[o], new.columns[n]
+        if dataclasses.replace(oc, generated=ren(oc.generated) if oc.generated else None) != nc:
+            changed_columns.append((oc, nc))
+    old_uniques = {Unique(tuple(ren(c) for c in u.columns), u.name) for u in old.uniques}
+    old_checks = {dataclasses.replace(c, expr=ren(c.expr)) for c in old.checks}
+    added_set = set(added)
+    new_checks_native = {c for c in new.checks if not (c.column in added_set)}
+    old_fks = {_rename_fk(fk, col_map, ctx, old.key) for fk in old.foreign_keys
+               if not (fk.inline and set(fk.columns) <= set(dropped))}
+    new_fks = {fk for fk in new.foreign_keys if not (fk.inline and set(fk.columns) <= added_set)}
+    same_table_facts = (
+        tuple(col_map.get(c, c) for c in old.primary_key) == new.primary_key
+        and old.autoincrement == new.autoincrement and old.strict == new.strict
+        and old.without_rowid == new.without_rowid and old_uniques == set(new.uniques)
+        and old_checks == new_checks_native and old_fks == new_fks
+    )
+    if old_uniques != set(new.uniques) or old_checks != set(new.checks) or old_fks != new_fks:
+        summary.append("change table constraints")
+
+    def can_add(k: str) -> bool:
+        c = new.columns[k]
+        fk_cols = {col for fk in new.foreign_keys for col in fk.columns}
+        null_default = c.default is None or c.default == "null"
+        return (not c.pk and c.generated_kind != "stored" and _is_constant(c.default)
+                and not (c.notnull and null_default) and not (k in fk_cols and not null_default)
+                and k not in values)
+
+    def can_drop(k: str) -> bool:
+        c = old.columns[k]
+        others = [oc.generated for ok, oc in old.columns.items() if ok != k and oc.generated]
+        return (not c.pk and not any(k in [sqltext.unquote(x).lower() for x in u.columns] for u in old.uniques)
+                and not any(sqltext.mentions(i.sql, k) for i in old.indexes.values() if i not in drop_indexes)
+                and not any(k in fk.columns and not fk.inline for fk in old.foreign_keys)
+                and not any(sqltext.mentions(g, k) for g in others if g))
+
+    native = (same_table_facts and not changed_columns and all(can_add(k) for k in added)
+              and all(can_drop(k) for k in dropped))
+
+    for oc, nc in changed_columns:
+        summary.append(f"alter column {nc.name}")
+        if affinity(oc.type) != affinity(nc.type) and affinity(nc.type) in ("INTEGER", "REAL", "NUMERIC"):
+            destructive.append(f"changes the type of {t}.{nc.name} from {oc.type or 'none'} to {nc.type}: "
+                               "values that do not convert are stored as they are or lose precision")
+
+    steps += [f"DROP INDEX {quote(i.name)}" for i in drop_indexes]
+    summary += [f"drop index {i.name}" for i in drop_indexes]
+    if old.key != new.key:
+        steps.append(f"ALTER TABLE {quote(old.name)} RENAME TO {quote(new.name)}")
+    steps += [f"ALTER TABLE {quote(t)} RENAME COLUMN {quote(a)} TO {quote(b)}" for a, b in renamed_columns.items()]
+    if native:
+        steps += [f"ALTER TABLE {quote(t)} DROP COLUMN {quote(old.columns[k].name)}" for k in dropped]
+        steps += [f"ALTER TABLE {quote(t)} ADD COLUMN {new.columns[k].definition}" for k in added]
+    elif source or added or dropped:
+        copy: dict[str, str] = {}
+        for key, col in new.columns.items():
+            if col.generated:
+                continue
+            if key in source:
+                expr = quote(col.name)
+                if col.notnull and not old.columns[source[key]].notnull and key in values:
+                    expr = f"COALESCE({expr}, {values[key]})"
+                    destructive.append(f"NULLs in {t}.{col.name} become {values[key]}")
+                copy[col.name] = expr
+            elif key in values:
+                copy[col.name] = values[key]
+        steps.append(RebuildTable(t, sqltext.pretty_create_table(new.sql), copy))
+        summary.append("rebuild table (SQLite cannot ALTER this change)")
+    steps += [i.raw for i in create_indexes]
+    summary += [f"add index {i.name}" for i in create_indexes]
+    return _Transition(steps, destructive, summary)
+
+
+def _create_steps(table: Table) -> list[Step]:
+    return [sqltext.pretty_create_table(table.sql)] + [i.raw for i in table.indexes.values()]
+
+
+def plan_change(change: TableChange, values: Values, ctx: _Context, inverse_ctx: _Context) -> PlannedMigration:
+    if change.kind == "create":
+        t = change.new
+        assert t is not None
+        return PlannedMigration("create", t.name, _create_steps(t), [f"DROP TABLE {quote(t.name)}"],
+                                down_destructive=[f"drops table {t.name} and all its rows"],
+                                summary=[f"create table {t.name}"])
+    if change.kind == "drop":
+        t = change.old
+        assert t is not None
+        return PlannedMigration("drop", t.name, [f"DROP TABLE {quote(t.name)}"], _create_steps(t),
+                                destructive=[f"drops table {t.name} and all its rows"],
+                                summary=[f"drop table {t.name}"])
+    old, new = change.old, change.new
+    assert old is not None and new is not None
+    up_values = {c: v for (tb, c), v in values.items() if tb == new.key}
+    up = _transition(old, new, change.column_renames, up_values, ctx)
+    inverse = {n: o for o, n in change.column_renames.items()}
+    # Rows that reach `down` need values for NOT NULL columns it brings back (their data is gone).
+    down_sources = column_sources(new, old, inverse)
+    down_values = {k: zero_literal(c) for k, c in old.columns.items()
+                   if c.notnull and not c.generated
+                   and ((k not in down_sources and c.default is None)
+                        or (k in down_sources and not new.columns[down_sources[k]].notnull))}
+    down = _transition(new, old, inverse, down_values, inverse_ctx)
+    summary = ([f"rename table {old.name} to {new.name}"] if old.key != new.key else []) + up.summary
+    return PlannedMigration("alter", new.name, up.steps, down.steps, up.destructive, down.destructive,
+                            summary, old_table=old.name)
+
+
+def _contexts(changes: list[TableChange]) -> tuple[_Context, _Context]:
+    table_renames = {c.old.key: c.new.key for c in changes if c.renamed and c.old and c.new}
+    col_renames = {c.old.key: dict(c.column_renames) for c in changes if c.column_renames and c.old}
+    inv_cols = {c.new.key: {n: o for o, n in c.column_renames.items()}
+                for c in changes if c.column_renames and c.new}
+    return (_Context(table_renames, col_renames),
+            _Context({n: o for o, n in table_renames.items()}, inv_cols))
+
+
+def _topological(tables: list[Table]) -> list[Table]:
+    """Tables ordered so that a table comes after the tables it references (cycles: by name)."""
+    by_key = {t.key: t for t in tables}
+    done: list[Table] = []
+    seen: set[str] = set()
+
+    def visit(t: Table, stack: set[str]) -> None:
+        if t.key in seen or t.key in stack:
+            return
+        stack.add(t.key)
+        for fk in sorted(t.foreign_keys, key=lambda f: f.ref_table):
+            if fk.ref_table in by_key:
+                visit(by_key[fk.ref_table], stack)
+        seen.add(t.key)
+        done.append(t)
+
+    for t in sorted(tables, key=lambda t: t.key):
+        visit(t, set())
+    return done
+
+
+def plan_changes(changes: list[TableChange], values: Values) -> list[PlannedMigration]:
+    """Plans in apply order: table renames, creates (referenced tables first), other alters, drops
+    (referencing tables first)."""
+    ctx, inverse_ctx = _contexts(changes)
+    creates = _topological([c.new for c in changes if c.kind == "create" and c.new])
+    drops = list(reversed(_topological([c.old for c in changes if c.kind == "drop" and c.old])))
+    alters = sorted((c for c in changes if c.kind == "alter"), key=lambda c: (not c.renamed, c.table.key))
+    by_create = {c.new.key: c for c in changes if c.kind == "create" and c.new}
+    by_drop = {c.old.key: c for c in changes if c.kind == "drop" and c.old}
+    ordered = ([c for c in alters if c.renamed] + [by_create[t.key] for t in creates]
+               + [c for c in alters if not c.renamed] + [by_drop[t.key] for t in drops])
+    plans = [plan_change(c, values, ctx, inverse_ctx) for c in ordered]
+    return [p for p in plans if p.up or p.down]

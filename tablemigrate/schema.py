@@ -1,0 +1,141 @@
+"""The structural model of an SQLite schema: plain frozen dataclasses with structural equality.
+
+Names are keyed in lower case (SQLite identifiers are case-insensitive); expressions are stored in the
+normalised form of `sqltext.normalize`. Fields marked `compare=False` carry original text used for
+rendering SQL, never for deciding whether two schemas differ. Column order does not count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+
+from . import sqltext
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str = field(compare=False)
+    type: str  # normalised declared type, '' when none
+    notnull: bool
+    default: str | None  # normalised default expression
+    pk: int  # position in the primary key, 0 when not part of it
+    collation: str | None
+    generated: str | None = None  # normalised expression
+    generated_kind: str | None = None  # 'stored' | 'virtual'
+    definition: str = field(default="", compare=False)  # the column's text inside CREATE TABLE
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    columns: tuple[str, ...]  # lower-case
+    ref_table: str  # lower-case
+    ref_columns: tuple[str, ...]  # lower-case; () when REFERENCES names no columns
+    on_update: str
+    on_delete: str
+    match: str
+    deferred: bool  # DEFERRABLE INITIALLY DEFERRED
+    inline: bool = field(default=True, compare=False)  # column-level REFERENCES clause
+
+
+@dataclass(frozen=True)
+class Unique:
+    columns: tuple[str, ...]  # normalised indexed-column texts
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    expr: str  # normalised
+    name: str | None = None
+    column: str | None = field(default=None, compare=False)  # set for a column-level CHECK
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str = field(compare=False)
+    sql: str  # normalised CREATE INDEX text (includes the name and the table)
+    unique: bool = False
+    raw: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str = field(compare=False)
+    columns: dict[str, Column]  # lower name -> column
+    primary_key: tuple[str, ...]  # lower names in key order
+    autoincrement: bool
+    foreign_keys: frozenset[ForeignKey]
+    uniques: frozenset[Unique]
+    checks: frozenset[Check]
+    indexes: dict[str, Index]  # lower name -> index (explicit CREATE INDEX only)
+    strict: bool = False
+    without_rowid: bool = False
+    sql: str = field(default="", compare=False)  # CREATE TABLE text as stored
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns.values()]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str = field(compare=False)
+    table: str  # lower
+    sql: str  # normalised
+    raw: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class View:
+    name: str = field(compare=False)
+    sql: str  # normalised
+    raw: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class Schema:
+    tables: dict[str, Table]
+    triggers: dict[str, Trigger] = field(default_factory=dict)
+    views: dict[str, View] = field(default_factory=dict)
+
+    def table(self, name: str) -> Table | None:
+        return self.tables.get(name.lower())
+
+    def statements(self) -> list[str]:
+        """Every CREATE statement, in a stable order (tables by name, then triggers, then views)."""
+        out: list[str] = []
+        for key in sorted(self.tables):
+            table = self.tables[key]
+            out.append(sqltext.pretty_create_table(table.sql))
+            out.extend(table.indexes[k].raw for k in sorted(table.indexes))
+        out.extend(self.triggers[k].raw for k in sorted(self.triggers))
+        out.extend(self.views[k].raw for k in sorted(self.views))
+        return out
+
+    def dump(self) -> str:
+        return "".join(stmt.rstrip().rstrip(";") + ";\n\n" for stmt in self.statements())
+
+    def fingerprint(self) -> str:
+        """A hash of the structure (not the text): structurally equal schemas hash the same."""
+        return hashlib.sha256(repr(_structure(self)).encode()).hexdigest()
+
+
+def _structure(value: object) -> object:
+    """The compared fields of a schema value, as nested sorted tuples (text-only fields left out)."""
+    if dataclasses.is_dataclass(value):
+        return tuple((f.name, _structure(getattr(value, f.name)))
+                     for f in dataclasses.fields(value) if f.compare)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _structure(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted(repr(_structure(v)) for v in value))
+    return value

@@ -1,0 +1,222 @@
+"""SQLite SQL at the token level: tokenizing, normalising for comparison, quoting, splitting.
+
+One place knows how SQLite text is shaped. Everything that compares SQL (introspection, the diff) or
+edits it (renaming a table inside a CREATE statement) goes through these functions, so whitespace,
+comments, quoting style and identifier case never count as a difference.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<comment>--[^\n]*|/\*.*?(?:\*/|$))
+  | (?P<blob>[xX]'[0-9a-fA-F]*')
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<ident>"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\])
+  | (?P<number>0[xX][0-9a-fA-F]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<word>[^\W\d]\w*(?:\$\w*)*)
+  | (?P<param>[?][0-9]*|[:@$][^\W\d]\w*)
+  | (?P<op>\|\||<<|>>|<=|>=|==|!=|<>|->>|->|[-+*/%&|~<>=(),.;])
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+_BARE_IDENT = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # ws, comment, blob, string, ident (quoted), number, word, param, op
+    text: str
+    pos: int = field(default=-1, compare=False)  # offset in the source text
+
+    @property
+    def is_word(self) -> bool:
+        return self.kind == "word"
+
+    def keyword(self) -> str:
+        """Lower-cased text of a bare word, '' for anything else."""
+        return self.text.lower() if self.kind == "word" else ""
+
+    def name(self) -> str:
+        """The identifier this token spells (quotes removed), case kept."""
+        return unquote(self.text) if self.kind in ("ident", "word", "string") else self.text
+
+
+def tokenize(sql: str, *, keep_space: bool = False) -> list[Token]:
+    """Split SQL into tokens. Unknown characters raise ValueError (never silently dropped)."""
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(sql):
+        m = _TOKEN_RE.match(sql, pos)
+        if m is None:
+            raise ValueError(f"cannot tokenize SQL at offset {pos}: {sql[pos:pos + 20]!r}")
+        kind = m.lastgroup or "op"
+        if keep_space or kind not in ("ws", "comment"):
+            tokens.append(Token(kind, m.group(), pos))
+        pos = m.end()
+    return tokens
+
+
+def unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] in "\"`'[":
+        close = "]" if text[0] == "[" else text[0]
+        inner = text[1:-1]
+        return inner if close == "]" else inner.replace(close * 2, close)
+    return text
+
+
+def quote(name: str) -> str:
+    """Quote an identifier for SQLite, always (keywords, spaces, quotes and unicode included)."""
+    if "\x00" in name:
+        raise ValueError("identifier contains a NUL character")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(value: object) -> str:
+    """Render a Python value as an SQLite literal."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "X'" + bytes(value).hex() + "'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def norm_token(tok: Token) -> str:
+    if tok.kind in ("ident", "word"):
+        name = unquote(tok.text).lower() if tok.kind == "ident" else tok.text.lower()
+        return name if _BARE_IDENT.match(name) else quote(name)
+    if tok.kind == "blob":
+        return tok.text.lower()
+    return tok.text
+
+
+def normalize(sql_or_tokens: str | list[Token]) -> str:
+    """Canonical text for comparison: no whitespace or comments, identifiers unquoted and lower-cased,
+    keywords lower-cased, literals untouched."""
+    tokens = tokenize(sql_or_tokens) if isinstance(sql_or_tokens, str) else sql_or_tokens
+    return " ".join(norm_token(t) for t in tokens)
+
+
+def rename_identifiers(norm_sql: str, mapping: dict[str, str]) -> str:
+    """Rename identifiers (keys lower-case) inside normalised SQL; string literals are left alone."""
+    if not mapping:
+        return norm_sql
+    out = []
+    for tok in tokenize(norm_sql):
+        if tok.kind in ("ident", "word"):
+            key = unquote(tok.text).lower() if tok.kind == "ident" else tok.text.lower()
+            if key in mapping:
+                tok = Token("ident", quote(mapping[key]))
+        out.append(norm_token(tok))
+    return " ".join(out)
+
+
+def mentions(sql: str, name: str) -> bool:
+    """True when `sql` contains identifier `name` (any quoting, any case) outside string literals."""
+    target = name.lower()
+    for tok in tokenize(sql):
+        if tok.kind in ("ident", "word") and unquote(tok.text).lower() == target:
+            return True
+    return False
+
+
+def matching_paren(tokens: list[Token], start: int) -> int:
+    """Index of the ')' closing the '(' at tokens[start]."""
+    depth = 0
+    for i in range(start, len(tokens)):
+        if tokens[i].text == "(":
+            depth += 1
+        elif tokens[i].text == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    raise ValueError("unbalanced parentheses")
+
+
+def split_top_level(tokens: list[Token], sep: str = ",") -> list[list[Token]]:
+    """Split a token list at separators that are not inside parentheses."""
+    parts: list[list[Token]] = [[]]
+    depth = 0
+    for tok in tokens:
+        if tok.text == "(":
+            depth += 1
+        elif tok.text == ")":
+            depth -= 1
+        if depth == 0 and tok.kind == "op" and tok.text == sep:
+            parts.append([])
+        else:
+            parts[-1].append(tok)
+    return [p for p in parts if p]
+
+
+def join_tokens(tokens: list[Token]) -> str:
+    """Readable SQL text from tokens (single spaces, none inside parentheses or before commas)."""
+    out = ""
+    for tok in tokens:
+        if out and not (out.endswith("(") or tok.text in (",", ")", ".") or out.endswith(".")):
+            out += " "
+        out += tok.text
+    return out
+
+
+def create_statement_parts(sql: str) -> tuple[list[Token], list[Token], list[Token], int]:
+    """For `CREATE TABLE name (body) options`: (head tokens, body tokens, option tokens, name index)."""
+    tokens = tokenize(sql)
+    i = 0
+    while i < len(tokens) and tokens[i].keyword() != "table":
+        i += 1
+    i += 1
+    if i + 2 < len(tokens) and [t.keyword() for t in tokens[i:i + 3]] == ["if", "not", "exists"]:
+        i += 3
+    name_index = i
+    if i + 2 < len(tokens) and tokens[i + 1].text == ".":  # schema-qualified
+        name_index = i + 2
+    open_index = name_index + 1
+    if open_index >= len(tokens) or tokens[open_index].text != "(":
+        raise ValueError("not a CREATE TABLE ... ( ... ) statement")
+    close_index = matching_paren(tokens, open_index)
+    return tokens[:open_index], tokens[open_index + 1:close_index], tokens[close_index + 1:], name_index
+
+
+def source_text(sql: str, tokens: list[Token]) -> str:
+    """The original text spanned by tokens taken from `sql` (spacing and comments inside kept)."""
+    if not tokens:
+        return ""
+    return sql[tokens[0].pos:tokens[-1].pos + len(tokens[-1].text)]
+
+
+def pretty_create_table(sql: str, name: str | None = None) -> str:
+    """CREATE TABLE text with one column or constraint per line, optionally under another name."""
+    head, body, options, name_index = create_statement_parts(sql)
+    table = quote(name) if name is not None else head[name_index].text
+    lines = ",\n".join("    " + source_text(sql, part) for part in split_top_level(body))
+    tail = (" " + source_text(sql, options)) if options else ""
+    return f"{source_text(sql, head[:name_index])} {table} (\n{lines}\n){tail}"
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split text into complete statements (trigger bodies and ';' inside literals handled)."""
+    stripped = sql.strip()
+    if stripped.count(";") <= 1 and (";" not in stripped[:-1]):
+        return [stripped] if stripped.rstrip(";").strip() else []
+    statements: list[str] = []
+    current = ""
+    for tok in tokenize(sql, keep_space=True):
+        current += tok.text
+        if tok.text == ";" and sqlite3.complete_statement(current):
+            if current.strip().rstrip(";").strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements

@@ -1,0 +1,111 @@
+"""Planned migrations -> readable Python modules; the schema snapshot file."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+from .loader import SNAPSHOT_NAME, Step
+from .operations import RebuildTable, RunPython
+from .plan import PlannedMigration
+from .schema import Schema
+
+SNAPSHOT_HEADER = (
+    "-- tablemigrate schema snapshot: the schema that replaying every migration module in this\n"
+    "-- directory produces. Rewritten by `manage.py tablemigrate generate`; do not edit by hand.\n"
+)
+
+
+def py_string(text: str, indent: str = "") -> str:
+    """A Python literal for text: triple-quoted when multi-line and safe, repr otherwise."""
+    if "\n" in text and '"""' not in text and "\\" not in text and not text.endswith('"'):
+        return '"""' + text + '"""'
+    return repr(text)
+
+
+def _render_step(step: Step, indent: str) -> str:
+    inner = indent + "    "
+    if isinstance(step, RebuildTable):
+        copy_lines = "".join(f"{inner}    {k!r}: {v!r},\n" for k, v in step.copy.items())
+        return (f"{indent}RebuildTable(\n"
+                f"{inner}{step.table!r},\n"
+                f"{inner}create={py_string(step.create)},\n"
+                f"{inner}copy={{\n{copy_lines}{inner}}},\n"
+                f"{indent}),\n")
+    if isinstance(step, RunPython):  # generated plans never hold these
+        raise TypeError("RunPython steps cannot be rendered")
+    return f"{indent}{py_string(step)},\n"
+
+
+def _render_list(name: str, steps: list[Step]) -> str:
+    if not steps:
+        return f"{name} = []\n"
+    return f"{name} = [\n" + "".join(_render_step(s, "    ") for s in steps) + "]\n"
+
+
+def _render_reasons(name: str, reasons: list[str]) -> str:
+    if not reasons:
+        return f"{name} = []\n"
+    return f"{name} = [\n" + "".join(f"    {r!r},\n" for r in reasons) + "]\n"
+
+
+def render_module(plan: PlannedMigration, label: str, when: datetime) -> str:
+    what = {"create": "Create", "update": "Update", "rename": "Rename and update", "drop": "Drop"}[plan.verb]
+    summary = "".join(f"  - {line}\n" for line in plan.summary)
+    destructive = "yes: " + "; ".join(plan.destructive) if plan.destructive else "no"
+    doc = (f"{what} table {plan.table}.\n\n"
+           f"{summary}\n"
+           f"Table:       {plan.table}\n"
+           f"Generated:   {when.strftime('%Y-%m-%dT%H:%M:%SZ')} by `manage.py tablemigrate generate`\n"
+           f"Label:       {label or '-'}\n"
+           f"Destructive: {destructive}\n")
+    doc = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    uses_rebuild = any(isinstance(s, RebuildTable) for s in plan.up + plan.down)
+    imports = "from tablemigrate.operations import RebuildTable\n\n" if uses_rebuild else ""
+    return (f'"""{doc}"""\n\n{imports}'
+            f"table = {plan.table!r}\n"
+            f"label = {label!r}\n"
+            + _render_reasons("destructive", plan.destructive)
+            + _render_reasons("down_destructive", plan.down_destructive)
+            + "\n" + _render_list("up", plan.up) + "\n" + _render_list("down", plan.down))
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "table"
+
+
+def module_names(plans: list[PlannedMigration], when: datetime, existing: list[str]) -> list[str]:
+    """File stems that sort after every existing module, in plan order: TIMESTAMP_NN_VERB_TABLE."""
+    stamp = when.strftime("%Y%m%d_%H%M%S")
+    first = 1
+    stamped = [e for e in existing if re.match(r"\d{8}_\d{6}_\d+_", e)]
+    latest = max((e[:15] for e in stamped), default="")
+    if stamp <= latest:  # a second generate within the same second, or a clock behind the history
+        stamp = latest
+        first = 1 + max(int(e.split("_")[2]) for e in stamped if e.startswith(latest))
+    width = max(2, len(str(first + len(plans) - 1)))
+    return [f"{stamp}_{i:0{width}d}_{p.verb}_{slug(p.table)}" for i, p in enumerate(plans, first)]
+
+
+def render_snapshot(schema: Schema, history_checksum: str) -> str:
+    return (SNAPSHOT_HEADER
+            + f"-- history: {history_checksum}\n-- schema: {schema.fingerprint()}\n\n"
+            + schema.dump())
+
+
+def read_snapshot_header(directory: Path) -> dict[str, str]:
+    """The `-- key: value` lines at the top of the snapshot file ({} when there is none)."""
+    path = directory / SNAPSHOT_NAME
+    out: dict[str, str] = {}
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if not line.startswith("-- "):
+                    break
+                key, sep, value = line[3:].partition(": ")
+                if sep and key in ("history", "schema"):
+                    out[key] = value.strip()
+    except OSError:
+        return {}
+    return out
