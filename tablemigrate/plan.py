@@ -258,6 +258,11 @@ def plan_change(change: TableChange, values: Values, ctx: _Context, inverse_ctx:
                    and ((k not in down_sources and c.default is None)
                         or (k in down_sources and not new.columns[down_sources[k]].notnull))}
     down = _transition(new, old, inverse, down_values, inverse_ctx)
+    for k, lit in down_values.items():
+        if k not in down_sources:
+            down.destructive.append(
+                f"restores column {old.name}.{old.columns[k].name} as {lit} in every row (up dropped its "
+                "values); this fails if a constraint rejects that value: restore a backup instead")
     summary = ([f"rename table {old.name} to {new.name}"] if old.key != new.key else []) + up.summary
     return PlannedMigration("alter", new.name, up.steps, down.steps, up.destructive, down.destructive,
                             summary, old_table=old.name)

@@ -10,3 +10,16 @@ class Author(models.Model):
 class Book(models.Model):
     author = models.ForeignKey(Author, on_delete=models.CASCADE)
     title = models.CharField(max_length=200, db_index=True)
+
+
+class BookProxy(Book):
+    class Meta:
+        proxy = True
+
+
+class External(models.Model):
+    name = models.TextField()
+
+    class Meta:
+        managed = False
+        db_table = "external_thing"

@@ -109,14 +109,14 @@ class Command(BaseCommand):
             self.stdout.write("No changes detected")
             return
         if options["check"]:
-            self._print_plans(result, sql=False)
+            self._print_plans(result, sql=False, written=False)
             raise CommandError(
                 f"the models differ from the migration history in {len(result.modules)} table(s): "
                 "run `manage.py tablemigrate generate`", returncode=1)
-        self._print_plans(result, sql=options["dry_run"])
+        self._print_plans(result, sql=options["dry_run"], written=write)
 
-    def _print_plans(self, result: GenerateResult, sql: bool) -> None:
-        verb = "Would create" if sql else "Created"
+    def _print_plans(self, result: GenerateResult, sql: bool, written: bool) -> None:
+        verb = "Created" if written else "Would create"
         for module in result.modules:
             path = result.directory / f"{module.name}.py"
             self.stdout.write(self.style.MIGRATE_HEADING(f"{verb} {path}"))

@@ -1,0 +1,67 @@
+"""Shared test helpers: schemas of model sets, filling and reading rows, applying histories."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tablemigrate.apply import apply_migration
+from tablemigrate.build import build_from_models, private_database, raw
+from tablemigrate.generate import Questioner
+from tablemigrate.introspect import introspect, is_internal
+from tablemigrate.loader import Migration, load_migrations
+from tablemigrate.schema import Schema
+from tablemigrate.sqltext import quote
+
+from .modelgen import ProjectSpec, value_for
+
+
+class AutoValue(Questioner):
+    """Answers 'no' to renames and gives 0 for every one-off value."""
+
+    def value(self, question: str) -> str | None:
+        return "0"
+
+
+def models_schema(model_list) -> Schema:
+    with private_database() as db:
+        build_from_models(db, model_list)
+        return introspect(raw(db))
+
+
+def apply_new(conn: sqlite3.Connection, directory: Path, applied: set[str]) -> list[Migration]:
+    """Apply the modules in `directory` not in `applied`; return them (and record them as applied)."""
+    new = [m for m in load_migrations(directory) if m.name not in applied]
+    for m in new:
+        apply_migration(conn, m, "up")
+        applied.add(m.name)
+    return new
+
+
+def fill(conn: sqlite3.Connection, spec: ProjectSpec, rows: int = 4) -> None:
+    """Rows in every table of `spec` (FK targets first), and links in every m2m table."""
+    for t in spec.tables.values():
+        for i in range(1, rows + 1):
+            cols = ["id"] + [f.column for f in t.fields]
+            vals = [i] + [(None if f.null and i % 3 == 2 else 1) if f.kind == "fk" else value_for(f, i)
+                          for f in t.fields]
+            conn.execute(f"INSERT INTO {quote(t.db_table)} ({', '.join(map(quote, cols))}) "
+                         f"VALUES ({', '.join('?' * len(vals))})", vals)
+        for name, target in t.m2m:
+            for i in range(1, rows + 1):
+                conn.execute(f"INSERT INTO {quote(t.db_table + '_' + name)} "
+                             f"({quote(t.key.lower() + '_id')}, {quote(target.lower() + '_id')}) VALUES (?, 1)",
+                             (i,))
+    conn.commit()
+
+
+def dump_rows(conn: sqlite3.Connection) -> dict[str, dict[int, dict[str, object]]]:
+    out: dict[str, dict[int, dict[str, object]]] = {}
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for name in names:
+        if is_internal(name):
+            continue
+        cur = conn.execute(f"SELECT * FROM {quote(name)}")
+        cols = [d[0].lower() for d in cur.description]
+        out[name.lower()] = {row[0]: dict(zip(cols, row)) for row in cur}
+    return out

@@ -1,0 +1,100 @@
+"""The applier and the 12-step rebuild: what must survive, and what must roll back."""
+
+import sqlite3
+
+import pytest
+
+from tablemigrate.apply import apply_migration
+from tablemigrate.errors import MigrationFailed
+from tablemigrate.loader import Migration
+from tablemigrate.operations import RebuildTable, RunPython
+
+
+@pytest.fixture
+def conn():
+    c = sqlite3.connect(":memory:", isolation_level=None)
+    c.execute("PRAGMA foreign_keys = ON")
+    c.execute("CREATE TABLE parent (id integer PRIMARY KEY AUTOINCREMENT, name text NOT NULL)")
+    c.execute("CREATE TABLE child (id integer PRIMARY KEY, parent_id integer NOT NULL "
+              "REFERENCES parent (id) ON DELETE CASCADE)")
+    c.execute("CREATE INDEX parent_name ON parent (name) WHERE name <> ''")
+    c.execute("CREATE TABLE audit (msg text)")
+    c.execute("CREATE TRIGGER parent_ins AFTER INSERT ON parent BEGIN INSERT INTO audit VALUES ('p'); END")
+    c.execute("CREATE TRIGGER child_ins AFTER INSERT ON child BEGIN "
+              "INSERT INTO audit SELECT name FROM parent WHERE id = new.parent_id; END")
+    c.execute("CREATE VIEW parent_names AS SELECT name FROM parent")
+    for i in range(1, 6):
+        c.execute("INSERT INTO parent (name) VALUES (?)", (f"n{i}",))
+        c.execute("INSERT INTO child (parent_id) VALUES (?)", (i,))
+    c.execute("DELETE FROM parent WHERE id = 5")  # cascades; sqlite_sequence keeps 5
+    return c
+
+
+REBUILD = RebuildTable("parent", 'CREATE TABLE "parent" ("id" integer PRIMARY KEY AUTOINCREMENT, '
+                                 '"name" text NOT NULL, "note" text NULL)', {"id": '"id"', "name": '"name"'})
+
+
+def objects(c):
+    return sorted(c.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall())
+
+
+def test_rebuild_keeps_children_indexes_triggers_views_and_sequence(conn):
+    before = objects(conn)
+    apply_migration(conn, Migration("m", [REBUILD], None, table="parent"))
+    assert conn.execute("SELECT count(*) FROM child").fetchone()[0] == 4  # ON DELETE CASCADE did not fire
+    assert objects(conn) == before
+    assert [r[1] for r in conn.execute("PRAGMA table_info(parent)")] == ["id", "name", "note"]
+    conn.execute("INSERT INTO parent (name) VALUES ('next')")
+    assert conn.execute("SELECT max(id) FROM parent").fetchone()[0] == 6  # deleted id 5 not re-used
+    assert conn.execute("SELECT count(*) FROM parent_names").fetchone()[0] == 5
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_failure_rolls_back_everything_and_names_the_statement(conn):
+    dump = list(conn.iterdump())
+    bad = Migration("m2", ["ALTER TABLE child ADD COLUMN x int", REBUILD, "INSERT INTO nowhere VALUES (1)"], None)
+    with pytest.raises(MigrationFailed, match=r"m2 \(up\) failed at step 3 \[INSERT INTO nowhere"):
+        apply_migration(conn, bad)
+    assert list(conn.iterdump()) == dump
+    assert not conn.in_transaction
+
+
+def test_python_step_that_raises_after_writing_rolls_back(conn):
+    dump = list(conn.iterdump())
+
+    def writes_then_fails(db):
+        db.execute("DELETE FROM child")
+        raise RuntimeError("boom")
+
+    with pytest.raises(MigrationFailed, match="RuntimeError: boom"):
+        apply_migration(conn, Migration("m3", [RunPython(writes_then_fails)], None))
+    assert list(conn.iterdump()) == dump
+
+
+def test_foreign_key_violations_roll_back(conn):
+    dump = list(conn.iterdump())
+    with pytest.raises(MigrationFailed, match="foreign key violation"):
+        apply_migration(conn, Migration("m4", ["DELETE FROM parent WHERE id = 1"], None, table="parent"))
+    assert list(conn.iterdump()) == dump
+
+
+def test_rebuild_that_would_lose_rows_is_refused(conn):
+    narrowing = RebuildTable("parent", 'CREATE TABLE "parent" ("id" integer PRIMARY KEY, "name" text UNIQUE)',
+                             {"id": "1", "name": '"name"'})
+    with pytest.raises(MigrationFailed):
+        apply_migration(conn, Migration("m5", [narrowing], None, table="parent"))
+    assert conn.execute("SELECT count(*) FROM parent").fetchone()[0] == 4
+
+
+def test_refuses_a_connection_inside_a_transaction(conn):
+    conn.execute("BEGIN")
+    with pytest.raises(MigrationFailed, match="already inside a transaction"):
+        apply_migration(conn, Migration("m6", ["SELECT 1"], None))
+    conn.execute("ROLLBACK")
+
+
+def test_multi_statement_strings_run_one_statement_at_a_time(conn):
+    apply_migration(conn, Migration("m7", ["CREATE TABLE a (x); CREATE TRIGGER t AFTER INSERT ON a "
+                                           "BEGIN INSERT INTO audit VALUES ('a;'); END;"], None))
+    conn.execute("INSERT INTO a VALUES (1)")
+    assert conn.execute("SELECT count(*) FROM audit WHERE msg = 'a;'").fetchone()[0] == 1

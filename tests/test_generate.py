@@ -1,0 +1,171 @@
+"""generate's rules, through the library and through the command."""
+
+import sqlite3
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from tablemigrate.build import managed_models
+from tablemigrate.diff import Renames
+from tablemigrate.errors import GenerateError
+from tablemigrate.generate import Questioner, generate
+from tablemigrate.loader import load_migrations
+from tablemigrate.operations import RebuildTable
+
+from .helpers import apply_new
+from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
+
+
+def blog(**extra_post_fields) -> ProjectSpec:
+    spec = ProjectSpec()
+    spec.tables["Author"] = TableSpec("Author", "blog_author", [FieldSpec("name", "char")])
+    post = TableSpec("Post", "blog_post", [FieldSpec("author", "fk", target="Author"), FieldSpec("title", "char")])
+    post.fields += [FieldSpec(name, kind, **kw) for name, (kind, kw) in extra_post_fields.items()]
+    spec.tables["Post"] = post
+    return spec
+
+
+class Answers(Questioner):
+    def __init__(self, confirm=(), value=None):
+        self.confirm_answers, self.value_answer, self.asked = list(confirm), value, []
+
+    def confirm(self, question):
+        self.asked.append(question)
+        return self.confirm_answers.pop(0) if self.confirm_answers else False
+
+    def value(self, question):
+        self.asked.append(question)
+        return self.value_answer
+
+
+@pytest.fixture
+def live(tmp_path):
+    conn = sqlite3.connect(tmp_path / "live.sqlite3", isolation_level=None)
+    yield conn
+    conn.close()
+
+
+def test_fk_targets_are_created_first_and_dropped_last(tmp_path):
+    d = tmp_path / "m"
+    names = [m.name for m in generate(d, build_models(blog())).modules]
+    assert [n.split("_", 3)[3] for n in names] == ["create_blog_author", "create_blog_post"]
+    assert names == sorted(names)
+    dropped = generate(d, build_models(ProjectSpec({"Other": TableSpec("Other", "other")}))).modules
+    assert [m.name.split("_", 3)[3] for m in dropped] == ["create_other", "drop_blog_post", "drop_blog_author"]
+    assert all(m.plan.destructive for m in dropped[1:])
+
+
+def test_nullable_column_uses_native_add_column(tmp_path):
+    d = tmp_path / "m"
+    generate(d, build_models(blog()))
+    (module,) = generate(d, build_models(blog(body=("text", {"null": True})))).modules
+    assert module.plan.up == ['ALTER TABLE "blog_post" ADD COLUMN "body" text NULL']
+    assert module.plan.down == ['ALTER TABLE "blog_post" DROP COLUMN "body"']
+
+
+def test_not_null_column_backfills_the_python_default(tmp_path, live):
+    d = tmp_path / "m"
+    applied = set()
+    generate(d, build_models(blog()))
+    apply_new(live, d, applied)
+    live.execute("INSERT INTO blog_author VALUES (1, 'a')")
+    live.execute("INSERT INTO blog_post VALUES (1, 1, 't')")
+    (module,) = generate(d, build_models(blog(score=("int", {"has_default": True})))).modules
+    assert isinstance(module.plan.up[0], RebuildTable) and module.plan.up[0].copy["score"] == "5"
+    apply_new(live, d, applied)
+    assert live.execute("SELECT score FROM blog_post").fetchall() == [(5,)]
+
+
+def test_not_null_column_without_default_asks_or_refuses(tmp_path):
+    d = tmp_path / "m"
+    generate(d, build_models(blog()))
+    changed = build_models(blog(score=("int", {})))
+    with pytest.raises(GenerateError, match="blog_post.score is NOT NULL with no default"):
+        generate(d, changed)
+    assert len(load_migrations(d)) == 2  # nothing written
+    answers = Answers(value="42")
+    (module,) = generate(d, changed, questioner=answers).modules
+    assert module.plan.up[0].copy["score"] == "42" and "blog_post.score" in answers.asked[0]
+
+
+def test_renames_are_asked_given_or_flagged_destructive(tmp_path):
+    d = tmp_path / "m"
+    generate(d, build_models(blog()))
+    renamed = blog()
+    renamed.tables["Post"].fields[1].name = "headline"
+    models = build_models(renamed)
+    refused = generate(d, models, questioner=Answers([False], value="''"), write=False).modules[0]
+    assert any("drops column blog_post.title" in r for r in refused.plan.destructive)
+    answers = Answers([True])
+    accepted = generate(d, models, questioner=answers, write=False).modules[0]
+    assert answers.asked == ["Did you rename column blog_post.title to blog_post.headline?"]
+    assert accepted.plan.up == ['ALTER TABLE "blog_post" RENAME COLUMN "title" TO "headline"']
+    assert not accepted.plan.destructive
+    given = generate(d, models, renames=Renames.parse(["blog_post.title:headline"]), write=False).modules[0]
+    assert given.plan.up == accepted.plan.up
+
+
+def test_table_rename_is_native_and_keeps_children_pointing_at_it(tmp_path, live):
+    d = tmp_path / "m"
+    applied = set()
+    generate(d, build_models(blog()))
+    apply_new(live, d, applied)
+    live.execute("INSERT INTO blog_author VALUES (1, 'a')")
+    live.execute("INSERT INTO blog_post VALUES (1, 1, 't')")
+    renamed = blog()
+    renamed.tables["Author"].db_table = "blog_writer"
+    (module,) = generate(d, build_models(renamed), questioner=Answers([True])).modules
+    assert module.plan.up[0] == 'ALTER TABLE "blog_author" RENAME TO "blog_writer"'
+    apply_new(live, d, applied)
+    assert live.execute("SELECT \"table\" FROM pragma_foreign_key_list('blog_post')").fetchall() == [("blog_writer",)]
+
+
+def test_dry_run_and_check_write_nothing_and_snapshot_is_refreshed(tmp_path):
+    d = tmp_path / "m"
+    result = generate(d, build_models(blog()), write=False)
+    assert result.changed and not d.exists()
+    generate(d, build_models(blog()))
+    snapshot = (d / "schema.sql").read_text()
+    assert 'CREATE TABLE "blog_post" (' in snapshot and "-- history: " in snapshot
+    (d / "schema.sql").write_text("stale")
+    assert not generate(d, build_models(blog())).changed
+    assert (d / "schema.sql").read_text() == snapshot
+
+
+def test_generated_module_text_is_readable(tmp_path):
+    d = tmp_path / "m"
+    generate(d, build_models(blog()), label="Initial")
+    text = next(d.glob("*_create_blog_post.py")).read_text()
+    assert text.startswith('"""Create table blog_post.')
+    for line in ("table = 'blog_post'", "label = 'Initial'", "destructive = []", "Label:       Initial"):
+        assert line in text
+    compile(text, "m.py", "exec")
+
+
+def test_models_db_skips_proxy_and_unmanaged_models_and_honours_routers():
+    tables = {m._meta.db_table for m in managed_models()}
+    assert tables == {"sampleapp_author", "sampleapp_book"}
+
+    class NoBooks:
+        def allow_migrate(self, db, app_label, model_name=None, **hints):
+            return model_name != "book"
+
+    with override_settings(DATABASE_ROUTERS=[NoBooks()]):
+        assert {m._meta.db_table for m in managed_models()} == {"sampleapp_author"}
+
+
+def test_command_errors_are_one_line_with_exit_codes(tmp_path, settings):
+    settings.TABLEMIGRATE_MIGRATIONS_DIR = tmp_path / "m"
+    with pytest.raises(CommandError) as info:
+        call_command("tablemigrate", "generate", "--check", "--noinput")
+    assert info.value.returncode == 1
+    call_command("tablemigrate", "generate", "--noinput")
+    call_command("tablemigrate", "generate", "--check", "--noinput")  # clean now
+    with pytest.raises(CommandError) as info:
+        call_command("tablemigrate", "generate", "--rename", "nocolon")
+    assert info.value.returncode == 2
+    settings.DATABASES["pg"] = {"ENGINE": "django.db.backends.postgresql", "NAME": "x"}
+    with pytest.raises(CommandError, match="tablemigrate works only with SQLite") as info:
+        call_command("tablemigrate", "generate", "--database", "pg")
+    assert info.value.returncode == 2

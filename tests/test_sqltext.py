@@ -1,0 +1,41 @@
+import pytest
+
+from tablemigrate import sqltext
+
+
+def test_normalize_ignores_whitespace_quoting_case_and_comments():
+    a = 'CREATE INDEX "ix" ON "T" ("a" DESC)  WHERE "active" -- note'
+    b = "create index ix on t (A desc) where [active]"
+    assert sqltext.normalize(a) == sqltext.normalize(b)
+
+
+def test_normalize_keeps_literals():
+    assert sqltext.normalize("x = 'Abc'") != sqltext.normalize("x = 'abc'")
+
+
+def test_split_statements_handles_triggers_and_semicolons_in_literals():
+    sql = "INSERT INTO t VALUES ('a;b'); CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; SELECT 2; END; SELECT 3"
+    assert sqltext.split_statements(sql) == [
+        "INSERT INTO t VALUES ('a;b');",
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; SELECT 2; END;",
+        "SELECT 3",
+    ]
+
+
+def test_quote_escapes_and_refuses_nul():
+    assert sqltext.quote('we"ird name') == '"we""ird name"'
+    with pytest.raises(ValueError):
+        sqltext.quote("a\x00b")
+
+
+def test_rename_identifiers_skips_string_literals():
+    norm = sqltext.normalize("\"a\" = 'a'")
+    assert sqltext.rename_identifiers(norm, {"a": "b"}) == "b = 'a'"
+
+
+def test_pretty_create_table_keeps_text_and_can_rename():
+    sql = 'CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "n" varchar(10) CHECK ("n" <> \'\')) STRICT'
+    pretty = sqltext.pretty_create_table(sql, "new__t")
+    assert pretty.splitlines()[0] == 'CREATE TABLE "new__t" ('
+    assert '    "n" varchar(10) CHECK ("n" <> \'\')' in pretty
+    assert pretty.endswith(") STRICT")
