@@ -26,6 +26,11 @@ def migrations_dir() -> Path:
     return Path(base) / "tablemigrations"
 
 
+def backup_dir() -> Path | None:
+    configured = getattr(settings, "TABLEMIGRATE_BACKUP_DIR", None)
+    return Path(configured) if configured else None
+
+
 def keep_backups() -> int:
     return int(getattr(settings, "TABLEMIGRATE_KEEP_BACKUPS", 5))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -84,11 +85,132 @@ class Command(BaseCommand):
         g.add_argument("--rename", action="append", default=[], metavar="OLD:NEW",
                        help="declare a rename: TABLE.OLDCOLUMN:NEWCOLUMN or OLDTABLE:NEWTABLE (repeatable)")
 
+        show = add("show", "List applied and pending migrations with the SQL pending ones would run, and "
+                           "report edited modules and schema drift. Never writes.")
+        show.add_argument("--no-sql", dest="sql", action="store_false", help="list only, without SQL")
+
+        def add_apply_options(p: argparse.ArgumentParser) -> None:
+            p.add_argument("--allow-destructive", action="store_true",
+                           help="apply migrations flagged destructive without asking")
+            p.add_argument("--no-backup", dest="backup", action="store_false",
+                           help="skip the backup (a failure then only rolls back the failing migration)")
+
+        r = add("run", "Apply pending migrations: validate, lock, back up, one transaction per migration, "
+                       "restore the backup on failure, keep the newest backups.")
+        add_apply_options(r)
+        r.add_argument("--dry-run", action="store_true",
+                       help="rehearse on an in-memory copy of the database and report; change nothing")
+        rv = add("revert", "Revert the last applied migration (or every one after --to NAME), with the "
+                           "same lock/backup/restore safety.")
+        add_apply_options(rv)
+        rv.add_argument("--to", metavar="NAME", help="revert every migration applied after NAME")
+
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             getattr(self, "handle_" + options["action"])(options)
         except TablemigrateError as exc:
             raise CommandError(str(exc), returncode=exc.exit_code) from None
+
+    # shared ---------------------------------------------------------------------------------
+
+    def _target(self, options: dict[str, Any]):
+        from django.db import connections
+
+        from tablemigrate.runner import Target
+
+        alias = conf.sqlite_alias(options["database"])
+        wrapper = connections[alias]
+        try:
+            wrapper.ensure_connection()
+        except Exception as exc:
+            raise CommandError(f"cannot open database {alias!r} ({wrapper.settings_dict['NAME']}): {exc}",
+                               returncode=2) from None
+        if wrapper.in_atomic_block:
+            raise CommandError("tablemigrate cannot run inside a transaction (atomic block)", returncode=2)
+        conn = wrapper.connection
+        conn.execute(f"PRAGMA busy_timeout = {int(conf.busy_timeout() * 1000)}")
+        path = None if wrapper.is_in_memory_db() else Path(wrapper.settings_dict["NAME"]).resolve()
+        return Target(alias, conn, path, conf.backup_dir())
+
+    def _confirm(self, options: dict[str, Any]):
+        if not options["interactive"]:
+            return None
+
+        def ask(text: str) -> bool:
+            try:
+                return input(text + ": ").strip().lower() == "yes"
+            except EOFError:
+                return False
+        return ask
+
+    # show / run / revert ----------------------------------------------------------------------
+
+    def handle_show(self, options: dict[str, Any]) -> None:
+        import sqlparse
+
+        from tablemigrate.loader import load_migration
+        from tablemigrate.runner import drift, status
+
+        target = self._target(options)
+        directory = conf.migrations_dir()
+        st = status(target.conn, directory)
+        for a in st.applied:
+            flag = "  EDITED AFTER APPLY" if a.name in st.modified else (
+                "  MISSING FILE" if a.name in st.missing else "")
+            self.stdout.write(f"[X] {a.name}  (applied {a.applied_at}){flag}")
+        for path in st.pending:
+            m = load_migration(path)
+            warn = "  (destructive: " + "; ".join(m.destructive) + ")" if m.destructive else ""
+            self.stdout.write(self.style.MIGRATE_HEADING(f"[ ] {m.name}") + warn)
+            if options["sql"]:
+                for step in m.up:
+                    for statement in statements_of(step):
+                        formatted = sqlparse.format(statement, keyword_case="upper", strip_whitespace=False)
+                        self.stdout.write("      " + formatted.replace("\n", "\n      ").rstrip(";") + ";")
+        if not st.applied and not st.pending:
+            self.stdout.write("No migrations.")
+        if st.modified or st.missing:
+            self.stdout.write(self.style.ERROR(
+                "The history does not match the migration files: `run` refuses until this is resolved."))
+            return
+        drifted = drift(target, directory)
+        if drifted:
+            self.stdout.write(self.style.WARNING(
+                "Drift: the live schema differs from the applied history in: " + ", ".join(drifted)))
+
+    def handle_run(self, options: dict[str, Any]) -> None:
+        from tablemigrate import runner
+
+        target = self._target(options)
+        directory = conf.migrations_dir()
+        if options["dry_run"]:
+            rehearsals = runner.dry_run(target, directory)
+            if not rehearsals:
+                self.stdout.write("No migrations to apply.")
+            for r in rehearsals:
+                changed = {t: (r.rows_before.get(t), r.rows_after.get(t))
+                           for t in set(r.rows_before) | set(r.rows_after)
+                           if r.rows_before.get(t) != r.rows_after.get(t)}
+                rows = ", ".join(f"{t}: {a} -> {b}" for t, (a, b) in sorted(changed.items())) or "row counts unchanged"
+                self.stdout.write(f"would apply {r.migration} ({r.seconds * 1000:.0f} ms): {rows}")
+            return
+        applied = runner.run(target, directory, allow_destructive=options["allow_destructive"],
+                             confirm=self._confirm(options), take_backup=options["backup"],
+                             keep=conf.keep_backups(), lock_timeout=conf.busy_timeout())
+        if not applied:
+            self.stdout.write("No migrations to apply.")
+        for m in applied:
+            self.stdout.write(self.style.SUCCESS(f"Applied {m.name}"))
+
+    def handle_revert(self, options: dict[str, Any]) -> None:
+        from tablemigrate import runner
+
+        reverted = runner.revert(self._target(options), conf.migrations_dir(), to=options["to"],
+                                 allow_destructive=options["allow_destructive"], confirm=self._confirm(options),
+                                 take_backup=options["backup"], keep=conf.keep_backups(),
+                                 lock_timeout=conf.busy_timeout())
+        for m in reverted:
+            self.stdout.write(self.style.SUCCESS(f"Reverted {m.name}"))
 
     # generate -------------------------------------------------------------------------------
 

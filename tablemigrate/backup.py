@@ -1,0 +1,91 @@
+"""Backups and restores through SQLite's online backup API (never a plain copy of a live WAL file).
+
+Backups are written with mode 0600 to a temporary name, checked with `PRAGMA quick_check`, then
+renamed into place, so a file under the final name is always a complete, verified database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import TablemigrateError
+
+
+class BackupError(TablemigrateError):
+    exit_code = 1
+
+
+def verify(path: Path) -> None:
+    """Raise BackupError unless `path` is a readable SQLite database that passes quick_check."""
+    if not path.is_file():
+        raise BackupError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                raise BackupError(f"{path}: not an SQLite database")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = conn.execute("PRAGMA quick_check").fetchall()
+        finally:
+            conn.close()
+    except (sqlite3.Error, OSError) as exc:
+        raise BackupError(f"{path}: cannot be checked: {exc}") from None
+    if result != [("ok",)]:
+        raise BackupError(f"{path}: failed its integrity check ({result[0][0]})")
+
+
+def backup_name(db_path: Path) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
+    return f"{db_path.stem}-{stamp}.sqlite3"
+
+
+def take_backup(conn: sqlite3.Connection, dest: Path) -> Path:
+    """Copy the database behind `conn` to `dest` (mode 0600), verified before it is trusted."""
+    try:
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".partial")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        target = sqlite3.connect(tmp)
+        try:
+            conn.backup(target)
+        finally:
+            target.close()
+        verify(tmp)
+        os.replace(tmp, dest)
+    except (OSError, sqlite3.Error) as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise BackupError(f"cannot write backup {dest}: {exc}") from None
+    return dest
+
+
+def restore(conn: sqlite3.Connection, source: Path) -> None:
+    """Copy `source` over the live database behind `conn`, through the backup API (safe with WAL and
+    with other open connections, unlike replacing the file)."""
+    verify(source)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        src.backup(conn)
+    finally:
+        src.close()
+
+
+def automatic_backups(directory: Path, db_path: Path) -> list[Path]:
+    """Automatic backups of this database, oldest first."""
+    if not directory.is_dir():
+        return []
+    return sorted(directory.glob(f"{db_path.stem}-*.sqlite3"))
+
+
+def prune(directory: Path, db_path: Path, keep: int) -> list[Path]:
+    backups = automatic_backups(directory, db_path)
+    removed = backups[:-keep] if keep > 0 else backups
+    for path in removed:
+        path.unlink()
+    return removed

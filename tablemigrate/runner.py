@@ -1,0 +1,281 @@
+"""`run`, `revert`, `show` and dry-runs against the real database.
+
+Order of a run: read the history (cheap: nothing pending means return at once) -> load and check the
+pending modules -> refuse edited or missing applied modules -> confirm destructive ones -> validate them
+on a schema-only copy -> take the runner lock -> back up -> apply each in its own transaction (history
+re-checked inside it) -> on failure restore the backup -> prune old backups.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import backup as backups
+from . import history, signals
+from .apply import apply_migration
+from .build import private_database, raw
+from .errors import ConfigurationError, MigrationFailed, TablemigrateError
+from .introspect import introspect, is_internal
+from .loader import Migration, checksum, load_migration, migration_files
+from .lock import run_lock
+from .sqltext import quote
+
+logger = logging.getLogger("tablemigrate")
+
+
+class HistoryMismatch(TablemigrateError):
+    """An applied module was edited or deleted: the history no longer describes the database."""
+
+    exit_code = 2
+
+
+class NotConfirmed(TablemigrateError):
+    exit_code = 1
+
+
+@dataclass
+class Target:
+    """The database being migrated: Django's raw connection for the alias and where its file lives."""
+
+    alias: str
+    conn: sqlite3.Connection
+    path: Path | None  # None for an in-memory database
+    backup_dir: Path | None = None
+
+    @property
+    def backups_dir(self) -> Path:
+        if self.backup_dir is not None:
+            return self.backup_dir
+        if self.path is None:
+            raise ConfigurationError("an in-memory database cannot be backed up; use --no-backup")
+        return self.path.parent / "backups"
+
+
+@dataclass
+class Status:
+    applied: list[history.Applied]
+    files: list[Path]
+    pending: list[Path] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def status(conn: sqlite3.Connection, directory: Path) -> Status:
+    """Applied vs files, from file names and checksums only (no module is imported)."""
+    files = migration_files(directory)
+    applied = history.applied(conn)
+    by_name = {p.stem: p for p in files}
+    st = Status(applied, files)
+    done = {a.name for a in applied}
+    st.pending = [p for p in files if p.stem not in done]
+    for a in applied:
+        path = by_name.get(a.name)
+        if path is None:
+            st.missing.append(a.name)
+        elif checksum(path.read_bytes()) != a.checksum:
+            st.modified.append(a.name)
+    return st
+
+
+def check_history(st: Status) -> None:
+    if st.modified:
+        raise HistoryMismatch(
+            f"migration {st.modified[0]} was edited after it was applied (checksum differs); restore the "
+            "applied version, or write a new migration for the change")
+    if st.missing:
+        raise HistoryMismatch(f"applied migration {st.missing[0]} is missing from the migrations directory")
+
+
+def validate(target: Target, migrations: list[Migration], direction: str = "up") -> None:
+    """Apply the migrations to an in-memory copy of the live *schema*: syntax and reference errors
+    surface here, before anything touches the real database."""
+    rows = target.conn.execute(
+        "SELECT type, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END").fetchall()
+    with private_database() as copy:
+        conn = raw(copy)
+        conn.execute("PRAGMA foreign_keys = OFF")
+        for _kind, sql in rows:
+            conn.execute(sql)
+        conn.execute("PRAGMA foreign_keys = ON")
+        for m in migrations:
+            try:
+                apply_migration(conn, m, direction)
+            except MigrationFailed as exc:
+                raise MigrationFailed(f"validation failed, nothing was changed: {exc}") from None
+
+
+def _confirm_destructive(migrations: list[Migration], direction: str, allow: bool,
+                         confirm: Callable[[str], bool] | None) -> None:
+    reasons = [(m.name, r) for m in migrations
+               for r in (m.destructive if direction == "up" else m.down_destructive)]
+    if not reasons or allow:
+        return
+    listing = "; ".join(f"{name}: {r}" for name, r in reasons)
+    if confirm is not None and confirm(f"These migrations can lose data:\n" + "\n".join(
+            f"  - {name}: {r}" for name, r in reasons) + "\nType 'yes' to continue"):
+        return
+    raise NotConfirmed(f"refusing destructive migrations without --allow-destructive ({listing})")
+
+
+def _locked(target: Target, lock_timeout: float):
+    return run_lock(target.path or Path(f"/tmp/tablemigrate-memory-{target.alias}"), lock_timeout)
+
+
+def _apply_all(target: Target, migrations: list[Migration], direction: str, take_backup: bool,
+               keep: int) -> list[Migration]:
+    """Back up, apply, restore on failure; the caller holds the runner lock. Returns what was applied."""
+    conn = target.conn
+    history.ensure(conn)
+    names = [m.name for m in migrations]
+    saved = None
+    if take_backup:
+        saved = target.backups_dir / backups.backup_name(target.path or Path(target.alias))
+        backups.take_backup(conn, saved)
+        logger.info("migration backup written to %s", saved)
+    signals.pre_run.send(sender=Migration, database=target.alias, direction=direction, migrations=names)
+    error: BaseException | None = None
+    done: list[Migration] = []
+    try:
+        for m in migrations:
+            if _apply_one(target, m, direction):
+                done.append(m)
+    except BaseException as exc:
+        error = exc
+        if saved is not None:
+            backups.restore(conn, saved)
+            logger.error("migration failed; database restored from backup %s", saved)
+            raise MigrationFailed(f"{exc}; the database was restored from backup {saved}") from exc
+        raise
+    finally:
+        signals.post_run.send(sender=Migration, database=target.alias, direction=direction,
+                              migrations=names, error=error)
+    if take_backup and target.path is not None:
+        for old in backups.prune(target.backups_dir, target.path, keep):
+            logger.info("migration backup pruned: %s", old)
+    return done
+
+
+def _apply_one(target: Target, m: Migration, direction: str) -> bool:
+    signals.pre_migration.send(sender=Migration, database=target.alias, name=m.name, direction=direction)
+    started = time.perf_counter()
+    error: BaseException | None = None
+
+    def still_needed(conn: sqlite3.Connection) -> bool:  # re-checked under the write lock
+        return history.is_applied(conn, m.name) == (direction == "down")
+
+    try:
+        done = apply_migration(target.conn, m, direction, in_transaction=history.record,
+                               should_apply=still_needed)
+        verb = "applied" if direction == "up" else "reverted"
+        if done:
+            logger.info("migration %s %s (%.0f ms)", m.name, verb, (time.perf_counter() - started) * 1000)
+        else:
+            logger.info("migration %s already %s by another runner", m.name, verb)
+        return done
+    except BaseException as exc:
+        error = exc
+        logger.error("migration %s failed: %s", m.name, exc)
+        raise
+    finally:
+        signals.post_migration.send(sender=Migration, database=target.alias, name=m.name, direction=direction,
+                                    duration=time.perf_counter() - started, error=error)
+
+
+def pending_migrations(target: Target, directory: Path) -> tuple[Status, list[Migration]]:
+    st = status(target.conn, directory)
+    check_history(st)
+    return st, [load_migration(p) for p in st.pending]
+
+
+def run(target: Target, directory: Path, *, allow_destructive: bool = False,
+        confirm: Callable[[str], bool] | None = None, take_backup: bool = True, keep: int = 5,
+        lock_timeout: float = 30) -> list[Migration]:
+    """Apply every pending migration. Returns the migrations this call applied ([] when none were
+    pending, or when a concurrent runner applied them first)."""
+    st = status(target.conn, directory)
+    check_history(st)
+    if not st.pending:
+        return []  # the common case at container start: no module imported, no lock, no backup
+    with _locked(target, lock_timeout):
+        _st, pending = pending_migrations(target, directory)  # again: another runner may have finished
+        if not pending:
+            return []
+        _confirm_destructive(pending, "up", allow_destructive, confirm)
+        validate(target, pending)
+        return _apply_all(target, pending, "up", take_backup, keep)
+
+
+def revert(target: Target, directory: Path, *, to: str | None = None, allow_destructive: bool = False,
+           confirm: Callable[[str], bool] | None = None, take_backup: bool = True, keep: int = 5,
+           lock_timeout: float = 30) -> list[Migration]:
+    """Revert the last applied migration, or every migration applied after `to`."""
+    with _locked(target, lock_timeout):
+        st = status(target.conn, directory)
+        check_history(st)
+        applied = [a.name for a in st.applied]
+        if not applied:
+            raise ConfigurationError("no applied migration to revert")
+        if to is None:
+            names = applied[-1:]
+        elif to not in applied:
+            raise ConfigurationError(f"--to {to}: not an applied migration")
+        else:
+            names = applied[applied.index(to) + 1:]
+        by_stem = {p.stem: p for p in st.files}
+        migrations = [load_migration(by_stem[n]) for n in reversed(names)]
+        for m in migrations:
+            if m.down is None:
+                raise ConfigurationError(f"migration {m.name} has no `down`: it cannot be reverted")
+        _confirm_destructive(migrations, "down", allow_destructive, confirm)
+        validate(target, migrations, "down")
+        return _apply_all(target, migrations, "down", take_backup, keep)
+
+
+@dataclass
+class Rehearsal:
+    migration: str
+    seconds: float
+    rows_before: dict[str, int]
+    rows_after: dict[str, int]
+
+
+def _row_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {n: conn.execute(f"SELECT count(*) FROM {quote(n)}").fetchone()[0] for n in names if not is_internal(n)}
+
+
+def dry_run(target: Target, directory: Path) -> list[Rehearsal]:
+    """Apply the pending migrations to an in-memory copy of the real database and report what happened;
+    the real database is only read."""
+    _st, pending = pending_migrations(target, directory)
+    out = []
+    with private_database() as copy:
+        conn = raw(copy)
+        target.conn.backup(conn)
+        history.ensure(conn)
+        for m in pending:
+            before = _row_counts(conn)
+            started = time.perf_counter()
+            apply_migration(conn, m, "up", in_transaction=history.record)
+            out.append(Rehearsal(m.name, time.perf_counter() - started, before, _row_counts(conn)))
+    return out
+
+
+def drift(target: Target, directory: Path) -> list[str]:
+    """Tables whose live structure differs from what replaying the applied migrations produces."""
+    st = status(target.conn, directory)
+    check_history(st)
+    by_stem = {p.stem: p for p in st.files}
+    with private_database() as replay:
+        conn = raw(replay)
+        for a in st.applied:
+            apply_migration(conn, load_migration(by_stem[a.name]), "up")
+        expected = introspect(conn).tables
+    live = introspect(target.conn).tables
+    return sorted(k for k in set(expected) | set(live) if expected.get(k) != live.get(k))

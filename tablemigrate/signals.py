@@ -1,0 +1,12 @@
+"""Hooks. Receivers get keyword arguments:
+
+pre_run / post_run:             database, direction ('up' or 'down'), migrations (names), error (post only)
+pre_migration / post_migration: database, name, direction, duration (post only), error (post only)
+"""
+
+from django.dispatch import Signal
+
+pre_run = Signal()
+post_run = Signal()
+pre_migration = Signal()
+post_migration = Signal()

@@ -1,0 +1,161 @@
+"""run / revert / show safety, through the library on a real database file."""
+
+import hashlib
+import os
+import stat
+
+import pytest
+
+from tablemigrate import runner
+from tablemigrate.backup import BackupError, automatic_backups, verify
+from tablemigrate.build import private_database, raw
+from tablemigrate.errors import ConfigurationError, MigrationFailed
+from tablemigrate.runner import HistoryMismatch, NotConfirmed, Target
+
+
+def module(directory, name, text):
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}.py").write_text(text)
+
+
+@pytest.fixture
+def project(tmp_path):
+    migrations = tmp_path / "tablemigrations"
+    module(migrations, "0001_create", "table = 't'\nup = ['CREATE TABLE t (id integer PRIMARY KEY, v text)', "
+           "\"INSERT INTO t (v) VALUES ('a'), ('b')\"]\ndown = ['DROP TABLE t']\n")
+    with private_database(str(tmp_path / "app.sqlite3")) as db:
+        yield Target("default", raw(db), tmp_path / "app.sqlite3"), migrations
+
+
+def dump(target):
+    return list(target.conn.iterdump())
+
+
+def file_hash(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_run_applies_records_and_is_idempotent(project):
+    target, d = project
+    assert [m.name for m in runner.run(target, d)] == ["0001_create"]
+    assert runner.run(target, d) == []
+    (row,) = target.conn.execute("SELECT name, table_name, length(checksum) FROM tablemigrate_history")
+    assert row == ("0001_create", "t", 64)
+
+
+def test_third_statement_failing_restores_everything(project):
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_ok", "up = ['CREATE TABLE u (x)']\n")
+    module(d, "0003_bad", "up = ['ALTER TABLE t ADD COLUMN w int', \"UPDATE t SET w = 1\", "
+           "'INSERT INTO t (id) VALUES (1)']\n")  # PK clash: fails at run time, not at validation
+    before = dump(target)
+    with pytest.raises(MigrationFailed, match=r"0003_bad \(up\) failed at step 3 \[INSERT INTO t .*restored from backup"):
+        runner.run(target, d)
+    assert dump(target) == before  # schema and rows, including 0002 which had committed
+    assert len(automatic_backups(target.backups_dir, target.path)) == 2
+
+
+def test_python_migration_raising_after_writes_restores(project):
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_data", "def up(db):\n    db.execute(\"UPDATE t SET v = 'x'\")\n    raise ValueError('bad data')\n")
+    before = dump(target)
+    with pytest.raises(MigrationFailed, match="bad data"):
+        runner.run(target, d)
+    assert dump(target) == before
+
+
+def test_validation_catches_sql_errors_before_anything_runs(project):
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_typo", "up = ['ALTER TABLE nosuch ADD COLUMN x int']\n")
+    before = file_hash(target.path)
+    backups = automatic_backups(target.backups_dir, target.path)
+    with pytest.raises(MigrationFailed, match="validation failed, nothing was changed.*no such table: nosuch"):
+        runner.run(target, d)
+    assert file_hash(target.path) == before and automatic_backups(target.backups_dir, target.path) == backups
+
+
+def test_edited_or_missing_applied_module_is_refused(project):
+    target, d = project
+    runner.run(target, d)
+    path = d / "0001_create.py"
+    path.write_text(path.read_text() + "# edited\n")
+    with pytest.raises(HistoryMismatch, match="0001_create was edited after it was applied"):
+        runner.run(target, d)
+    path.unlink()
+    with pytest.raises(HistoryMismatch, match="missing"):
+        runner.run(target, d)
+
+
+def test_seven_runs_keep_five_verified_owner_only_backups(project):
+    target, d = project
+    for i in range(7):
+        module(d, f"000{i + 2}_n", f"up = ['CREATE TABLE n{i} (x)']\n")
+        runner.run(target, d, keep=5)
+    kept = automatic_backups(target.backups_dir, target.path)
+    assert len(kept) == 5
+    for path in kept:
+        verify(path)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    kept[0].write_bytes(kept[0].read_bytes()[:4096] + b"\x00garbage" * 100)
+    with pytest.raises(BackupError):
+        verify(kept[0])
+    (target.path.parent / "not-a-db.sqlite3").write_text("hello")
+    with pytest.raises(BackupError, match="not an SQLite database"):
+        verify(target.path.parent / "not-a-db.sqlite3")
+
+
+def test_dry_run_leaves_the_database_byte_for_byte_unchanged(project):
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_more", "up = [\"INSERT INTO t (v) VALUES ('c')\", 'DELETE FROM t WHERE id = 1']\n")
+    before = file_hash(target.path)
+    (rehearsal,) = runner.dry_run(target, d)
+    assert rehearsal.rows_before["t"] == 2 and rehearsal.rows_after["t"] == 2
+    assert file_hash(target.path) == before
+
+
+def test_destructive_migrations_need_confirmation(project):
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_drop", "destructive = ['drops table t']\nup = ['DROP TABLE t']\n")
+    with pytest.raises(NotConfirmed, match="0002_drop: drops table t"):
+        runner.run(target, d)
+    with pytest.raises(NotConfirmed):
+        runner.run(target, d, confirm=lambda text: False)
+    assert target.conn.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+    assert runner.run(target, d, confirm=lambda text: "drops table t" in text)
+
+
+def test_revert_runs_down_and_refuses_without_down(project):
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_col", "up = ['ALTER TABLE t ADD COLUMN w int']\ndown = ['ALTER TABLE t DROP COLUMN w']\n")
+    module(d, "0003_oneway", "up = ['CREATE TABLE z (x)']\n")
+    runner.run(target, d)
+    with pytest.raises(ConfigurationError, match="0003_oneway has no `down`"):
+        runner.revert(target, d)
+    (d / "0003_oneway.py").write_text("up = ['CREATE TABLE z (x)']\ndown = ['DROP TABLE z']\n")
+    # editing an applied module is refused, even to add a down
+    with pytest.raises(HistoryMismatch):
+        runner.revert(target, d)
+
+
+def test_revert_to_name(project):
+    target, d = project
+    module(d, "0002_col", "up = ['ALTER TABLE t ADD COLUMN w int']\ndown = ['ALTER TABLE t DROP COLUMN w']\n")
+    runner.run(target, d)
+    reverted = runner.revert(target, d, to="0001_create")
+    assert [m.name for m in reverted] == ["0002_col"]
+    assert [r[1] for r in target.conn.execute("PRAGMA table_info(t)")] == ["id", "v"]
+    assert runner.status(target.conn, d).pending[0].stem == "0002_col"
+
+
+def test_drift_is_reported(project):
+    target, d = project
+    runner.run(target, d)
+    assert runner.drift(target, d) == []
+    target.conn.execute("ALTER TABLE t ADD COLUMN hotfix int")
+    assert runner.drift(target, d) == ["t"]
