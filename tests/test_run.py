@@ -159,3 +159,26 @@ def test_drift_is_reported(project):
     assert runner.drift(target, d) == []
     target.conn.execute("ALTER TABLE t ADD COLUMN hotfix int")
     assert runner.drift(target, d) == ["t"]
+
+
+def test_signals_are_sent_around_the_run_and_each_migration(project):
+    from tablemigrate import signals
+
+    seen = []
+
+    def receiver(which, **kw):
+        seen.append((which, kw.get("name"), kw.get("direction"), kw.get("error")))
+
+    handlers = {}
+    for name in ("pre_run", "post_run", "pre_migration", "post_migration"):
+        sig = getattr(signals, name)
+        handlers[name] = (lambda n: lambda sender, **kw: receiver(n, **kw))(name)
+        sig.connect(handlers[name], weak=False)
+    try:
+        target, d = project
+        runner.run(target, d)
+    finally:
+        for name, h in handlers.items():
+            getattr(signals, name).disconnect(h)
+    assert [s[0] for s in seen] == ["pre_run", "pre_migration", "post_migration", "post_run"]
+    assert seen[2][1:] == ("0001_create", "up", None)
