@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -149,5 +148,3 @@ def history_checksum(migrations: list[Migration]) -> str:
     """One hash of the whole history (names and contents), used by the schema snapshot file."""
     return checksum("\n".join(f"{m.name} {m.checksum}" for m in migrations).encode())
 
-
-StepFunction = Callable[..., Any]

@@ -35,10 +35,6 @@ class Token:
     text: str
     pos: int = field(default=-1, compare=False)  # offset in the source text
 
-    @property
-    def is_word(self) -> bool:
-        return self.kind == "word"
-
     def keyword(self) -> str:
         """Lower-cased text of a bare word, '' for anything else."""
         return self.text.lower() if self.kind == "word" else ""
@@ -157,16 +153,6 @@ def split_top_level(tokens: list[Token], sep: str = ",") -> list[list[Token]]:
         else:
             parts[-1].append(tok)
     return [p for p in parts if p]
-
-
-def join_tokens(tokens: list[Token]) -> str:
-    """Readable SQL text from tokens (single spaces, none inside parentheses or before commas)."""
-    out = ""
-    for tok in tokens:
-        if out and not (out.endswith("(") or tok.text in (",", ")", ".") or out.endswith(".")):
-            out += " "
-        out += tok.text
-    return out
 
 
 def create_statement_parts(sql: str) -> tuple[list[Token], list[Token], list[Token], int]:
