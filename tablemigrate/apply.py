@@ -15,7 +15,7 @@ from collections.abc import Callable
 from . import sqltext
 from .errors import MigrationFailed
 from .loader import Migration, Step
-from .operations import Operation
+from .operations import Operation, RunPython
 from .sqltext import quote
 
 InTransaction = Callable[[sqlite3.Connection, Migration, str, float], None]
@@ -47,8 +47,10 @@ def foreign_key_violations(conn: sqlite3.Connection, table: str | None) -> list[
     return violations
 
 
-def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str) -> None:
+def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str, run_python: bool) -> None:
     for number, step in enumerate(migration.steps(direction), 1):
+        if isinstance(step, RunPython) and not run_python:
+            continue
         if isinstance(step, Operation):
             try:
                 step.apply(conn)
@@ -68,9 +70,11 @@ def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str) -
 
 def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: str = "up", *,
                     in_transaction: InTransaction | None = None,
-                    should_apply: Callable[[sqlite3.Connection], bool] | None = None) -> bool:
+                    should_apply: Callable[[sqlite3.Connection], bool] | None = None,
+                    run_python: bool = True) -> bool:
     """Apply one migration in its own transaction. Returns False when `should_apply` (called inside
-    the transaction, after the write lock is held) says it is no longer needed."""
+    the transaction, after the write lock is held) says it is no longer needed. `run_python=False`
+    skips Python steps (validation on an empty schema copy, where data functions cannot run)."""
     if conn.in_transaction:
         raise MigrationFailed("the connection is already inside a transaction; refusing to apply")
     if conn.isolation_level is not None:
@@ -85,7 +89,7 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
             if should_apply is not None and not should_apply(conn):
                 conn.execute("ROLLBACK")
                 return False
-            _run_steps(conn, migration, direction)
+            _run_steps(conn, migration, direction, run_python)
             violations = foreign_key_violations(conn, migration.table)
             if violations:
                 shown = ", ".join(f"{v[0]} row {v[1]} -> {v[2]}" for v in violations[:5])

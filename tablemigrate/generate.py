@@ -104,6 +104,11 @@ def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Que
                 literal = defaults.literal(ch.new.name, col.name)
                 if literal is None and col.default is not None:
                     literal = f"({col.default})"
+                if literal is None:
+                    literal = questioner.value(
+                        f"Column {ch.new.name}.{col.name} becomes NOT NULL with no default. Enter a one-off SQL "
+                        "literal for existing NULLs, or press Enter to keep them (the migration then fails "
+                        "if any row holds NULL)")
                 if literal is not None:
                     values[(ch.new.key, new_key)] = literal
     return values

@@ -42,8 +42,14 @@ class RebuildTable(Operation):
     def __repr__(self) -> str:
         return f"RebuildTable({self.table!r})"
 
-    def _temp_name(self) -> str:
-        return "new__" + self.table
+    def _temp_name(self, conn: sqlite3.Connection | None = None) -> str:
+        """`new__<table>`, or a numbered variant when a table of that name exists (never dropped)."""
+        name, n = "new__" + self.table, 0
+        while conn is not None and conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE lower(name) = lower(?)", (name,)).fetchone():
+            n += 1
+            name = f"new__{self.table}_{n}"
+        return name
 
     def _copy_sql(self, target: str) -> str:
         cols = ", ".join(quote(c) for c in self.copy)
@@ -62,7 +68,7 @@ class RebuildTable(Operation):
         ]
 
     def apply(self, conn: sqlite3.Connection) -> None:
-        table, tmp = self.table, self._temp_name()
+        table, tmp = self.table, self._temp_name(conn)
         rows = conn.execute(
             "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
             "AND type IN ('index', 'trigger', 'view')").fetchall()
@@ -73,7 +79,6 @@ class RebuildTable(Operation):
                       if tbl.lower() != table.lower() and k in ("view", "trigger") and sqltext.mentions(s, table)]
         sequence = _sequence_value(conn, table)
         before = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
-        conn.execute(f"DROP TABLE IF EXISTS {quote(tmp)}")
         conn.execute(sqltext.pretty_create_table(self.create, tmp))
         if self.copy:
             conn.execute(self._copy_sql(tmp))
@@ -113,11 +118,12 @@ class RunPython(Operation):
 def _sequence_value(conn: sqlite3.Connection, table: str) -> int | None:
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
         return None
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE lower(name) = lower(?)", (table,)).fetchone()
     return row[0] if row else None
 
 
 def _restore_sequence(conn: sqlite3.Connection, table: str, saved: int) -> None:
-    updated = conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (saved, table))
+    updated = conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE lower(name) = lower(?)",
+                           (saved, table))
     if updated.rowcount == 0:
         conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, saved))

@@ -105,7 +105,7 @@ def validate(target: Target, migrations: list[Migration], direction: str = "up")
         conn.execute("PRAGMA foreign_keys = ON")
         for m in migrations:
             try:
-                apply_migration(conn, m, direction)
+                apply_migration(conn, m, direction, run_python=False)
             except MigrationFailed as exc:
                 raise MigrationFailed(f"validation failed, nothing was changed: {exc}") from None
 

@@ -98,3 +98,18 @@ def test_multi_statement_strings_run_one_statement_at_a_time(conn):
                                            "BEGIN INSERT INTO audit VALUES ('a;'); END;"], None))
     conn.execute("INSERT INTO a VALUES (1)")
     assert conn.execute("SELECT count(*) FROM audit WHERE msg = 'a;'").fetchone()[0] == 1
+
+
+def test_rebuild_never_drops_a_user_table_named_like_its_temp_table(conn):
+    conn.execute("CREATE TABLE new__parent (x)")
+    conn.execute("INSERT INTO new__parent VALUES (42)")
+    apply_migration(conn, Migration("m8", [REBUILD], None, table="parent"))
+    assert conn.execute("SELECT x FROM new__parent").fetchall() == [(42,)]
+    assert [r[1] for r in conn.execute("PRAGMA table_info(parent)")] == ["id", "name", "note"]
+
+
+def test_rebuild_keeps_the_sequence_whatever_the_case_of_the_name(conn):
+    rebuild = RebuildTable("PARENT", REBUILD.create.replace('"parent"', '"PARENT"'), REBUILD.copy)
+    apply_migration(conn, Migration("m9", [rebuild], None, table="parent"))
+    conn.execute("INSERT INTO parent (name) VALUES ('next')")
+    assert conn.execute("SELECT max(id) FROM parent").fetchone()[0] == 6

@@ -169,3 +169,22 @@ def test_command_errors_are_one_line_with_exit_codes(tmp_path, settings):
     with pytest.raises(CommandError, match="tablemigrate works only with SQLite") as info:
         call_command("tablemigrate", "generate", "--database", "pg")
     assert info.value.returncode == 2
+
+
+def test_nullable_to_not_null_asks_for_a_value_for_existing_nulls(tmp_path, live):
+    d = tmp_path / "m"
+    applied = set()
+    generate(d, build_models(blog(body=("int", {"null": True}))))
+    apply_new(live, d, applied)
+    live.execute("INSERT INTO blog_author VALUES (1, 'a')")
+    live.execute("INSERT INTO blog_post VALUES (1, 1, 't', NULL)")
+    strict = build_models(blog(body=("int", {})))
+    kept = generate(d, strict, write=False).modules[0]  # --noinput: NULLs kept, the run would fail safely
+    assert kept.plan.up[0].copy["body"] == '"body"' and not kept.plan.destructive
+    answers = Answers(value="-1")
+    (module,) = generate(d, strict, questioner=answers).modules
+    assert "blog_post.body becomes NOT NULL" in answers.asked[0]
+    assert module.plan.up[0].copy["body"] == 'COALESCE("body", -1)'
+    assert module.plan.destructive == ["NULLs in blog_post.body become -1"]
+    apply_new(live, d, applied)
+    assert live.execute("SELECT body FROM blog_post").fetchall() == [(-1,)]

@@ -182,3 +182,11 @@ def test_signals_are_sent_around_the_run_and_each_migration(project):
             getattr(signals, name).disconnect(h)
     assert [s[0] for s in seen] == ["pre_run", "pre_migration", "post_migration", "post_run"]
     assert seen[2][1:] == ("0001_create", "up", None)
+
+
+def test_data_migration_that_reads_rows_is_not_run_during_validation(project):
+    target, d = project
+    module(d, "0002_data", "def up(db):\n    (n,) = db.execute('SELECT max(id) FROM t').fetchone()\n"
+           "    db.execute(\"UPDATE t SET v = 'last' WHERE id = ?\", (n + 0,))\n")
+    runner.run(target, d)
+    assert target.conn.execute("SELECT v FROM t ORDER BY id").fetchall() == [("a",), ("last",)]

@@ -165,6 +165,9 @@ class Command(BaseCommand):
             if options["sql"]:
                 for step in m.up:
                     for statement in statements_of(step):
+                        if statement.startswith("--"):
+                            self.stdout.write("      " + statement)
+                            continue
                         formatted = sqlparse.format(statement, keyword_case="upper", strip_whitespace=False)
                         self.stdout.write("      " + formatted.replace("\n", "\n      ").rstrip(";") + ";")
         if not st.applied and not st.pending:
