@@ -46,6 +46,16 @@ def live(tmp_path):
     conn.close()
 
 
+def seeded(tmp_path, live):
+    """The blog history generated and applied to `live`, with one author and one post."""
+    d, applied = tmp_path / "m", set()
+    generate(d, build_models(blog()))
+    apply_new(live, d, applied)
+    live.execute("INSERT INTO blog_author VALUES (1, 'a')")
+    live.execute("INSERT INTO blog_post VALUES (1, 1, 't')")
+    return d, applied
+
+
 def test_fk_targets_are_created_first_and_dropped_last(tmp_path):
     d = tmp_path / "m"
     names = [m.name for m in generate(d, build_models(blog())).modules]
@@ -65,12 +75,7 @@ def test_nullable_column_uses_native_add_column(tmp_path):
 
 
 def test_not_null_column_backfills_the_python_default(tmp_path, live):
-    d = tmp_path / "m"
-    applied = set()
-    generate(d, build_models(blog()))
-    apply_new(live, d, applied)
-    live.execute("INSERT INTO blog_author VALUES (1, 'a')")
-    live.execute("INSERT INTO blog_post VALUES (1, 1, 't')")
+    d, applied = seeded(tmp_path, live)
     (module,) = generate(d, build_models(blog(score=("int", {"has_default": True})))).modules
     assert isinstance(module.plan.up[0], RebuildTable) and module.plan.up[0].copy["score"] == "5"
     apply_new(live, d, applied)
@@ -107,12 +112,7 @@ def test_renames_are_asked_given_or_flagged_destructive(tmp_path):
 
 
 def test_table_rename_is_native_and_keeps_children_pointing_at_it(tmp_path, live):
-    d = tmp_path / "m"
-    applied = set()
-    generate(d, build_models(blog()))
-    apply_new(live, d, applied)
-    live.execute("INSERT INTO blog_author VALUES (1, 'a')")
-    live.execute("INSERT INTO blog_post VALUES (1, 1, 't')")
+    d, applied = seeded(tmp_path, live)
     renamed = blog()
     renamed.tables["Author"].db_table = "blog_writer"
     (module,) = generate(d, build_models(renamed), questioner=Answers([True])).modules
