@@ -116,10 +116,6 @@ def _rename_fk(fk: ForeignKey, own: dict[str, str], ctx: _Context, self_key: str
     )
 
 
-def _mentions_any(norm_sql: str, names: set[str]) -> bool:
-    return any(sqltext.mentions(norm_sql, n) for n in names)
-
-
 def _transition(old: Table, new: Table, renames: dict[str, str], values: dict[str, str],
                 ctx: _Context) -> _Transition:
     """Steps that turn table `old` into `new`. `renames`: old col -> new col (lower); `values`:

@@ -117,7 +117,7 @@ def _confirm_destructive(migrations: list[Migration], direction: str, allow: boo
     if not reasons or allow:
         return
     listing = "; ".join(f"{name}: {r}" for name, r in reasons)
-    if confirm is not None and confirm(f"These migrations can lose data:\n" + "\n".join(
+    if confirm is not None and confirm("These migrations can lose data:\n" + "\n".join(
             f"  - {name}: {r}" for name, r in reasons) + "\nType 'yes' to continue"):
         return
     raise NotConfirmed(f"refusing destructive migrations without --allow-destructive ({listing})")
