@@ -1,9 +1,11 @@
 """`run`, `revert`, `show` and dry-runs against the real database.
 
 Order of a run: read the history (cheap: nothing pending means return at once) -> load and check the
-pending modules -> refuse edited or missing applied modules -> confirm destructive ones -> validate them
-on a schema-only copy -> take the runner lock -> back up -> apply each in its own transaction (history
-re-checked inside it) -> on failure restore the backup -> prune old backups.
+pending modules -> refuse edited or missing applied modules -> validate them on a schema-only copy ->
+check the live rows (violations refuse, losses need confirmation) -> confirm (before the lock, so a
+human deciding never blocks another runner) -> take the runner lock -> back up -> apply each in its
+own transaction (history re-checked inside it) -> on failure restore the backup, unless other
+connections wrote since it was taken -> prune old backups.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import backup as backups
-from . import history, signals
+from . import datacheck, history, signals
 from .apply import apply_migration
 from .build import private_database, raw
 from .errors import ConfigurationError, MigrationFailed, TablemigrateError
@@ -35,6 +37,12 @@ class HistoryMismatch(TablemigrateError):
 
 
 class NotConfirmed(TablemigrateError):
+    exit_code = 1
+
+
+class DataCheckFailed(TablemigrateError):
+    """Rows in the database violate what a pending migration creates: applying would fail."""
+
     exit_code = 1
 
 
@@ -110,17 +118,50 @@ def validate(target: Target, migrations: list[Migration], direction: str = "up")
                 raise MigrationFailed(f"validation failed, nothing was changed: {exc}") from None
 
 
-def _confirm_destructive(migrations: list[Migration], direction: str, allow: bool,
-                         confirm: Callable[[str], bool] | None) -> None:
-    reasons = [(m.name, r) for m in migrations
+def preflight(target: Target, migrations: list[Migration], direction: str) -> list[str]:
+    """Everything that can refuse before the database is touched: validation on a schema copy and the
+    data checks on the live rows (violations raise). Returns what would need confirming: the modules'
+    destructive flags and the losses counted in the database."""
+    validate(target, migrations, direction)
+    findings = datacheck.check(target.conn, migrations, direction)
+    violations = [f for f in findings if f.kind == "violation"]
+    if violations:
+        raise DataCheckFailed("cannot apply, existing rows violate the new schema; nothing was changed: "
+                              + "; ".join(map(str, violations)))
+    reasons = [f"{m.name}: {r}" for m in migrations
                for r in (m.destructive if direction == "up" else m.down_destructive)]
-    if not reasons or allow:
-        return
-    listing = "; ".join(f"{name}: {r}" for name, r in reasons)
-    if confirm is not None and confirm("These migrations can lose data:\n" + "\n".join(
-            f"  - {name}: {r}" for name, r in reasons) + "\nType 'yes' to continue"):
-        return
-    raise NotConfirmed(f"refusing destructive migrations without --allow-destructive ({listing})")
+    return reasons + [f"{f} (found in the database)" for f in findings if f.kind == "loss"]
+
+
+def _refuse(reasons: list[str]) -> NotConfirmed:
+    return NotConfirmed("refusing destructive migrations without --allow-destructive; nothing was changed ("
+                        + "; ".join(reasons) + ")")
+
+
+def _guarded(target: Target, direction: str, select: Callable[[], list[Migration]],
+             allow: bool, confirm: Callable[[str], bool] | None, take_backup: bool, keep: int,
+             lock_timeout: float) -> list[Migration]:
+    """Select, check and apply under the runner lock. A human asked to confirm data loss answers with
+    the lock released (so other runners are never blocked on a prompt); then the lock is taken again
+    and the selection must be unchanged."""
+    with _locked(target, lock_timeout):
+        migrations = select()
+        if not migrations:
+            return []
+        reasons = preflight(target, migrations, direction)
+        if not reasons or allow or confirm is None:
+            if reasons and not allow:
+                raise _refuse(reasons)
+            return _apply_all(target, migrations, direction, take_backup, keep)
+    question = "These migrations can lose data:\n" + "\n".join(f"  - {r}" for r in reasons)
+    if not confirm(question + "\nType 'yes' to continue"):
+        raise _refuse(reasons)
+    with _locked(target, lock_timeout):
+        again = select()
+        if [m.name for m in again] != [m.name for m in migrations]:
+            raise ConfigurationError("the migrations to apply changed while waiting for confirmation; run again")
+        preflight(target, again, direction)
+        return _apply_all(target, again, direction, take_backup, keep)
 
 
 def _locked(target: Target, lock_timeout: float):
@@ -138,6 +179,10 @@ def _apply_all(target: Target, migrations: list[Migration], direction: str, take
         saved = target.backups_dir / backups.backup_name(target.path or Path(target.alias))
         backups.take_backup(conn, saved)
         logger.info("migration backup written to %s", saved)
+    # PRAGMA data_version changes only when *another* connection commits: it tells whether restoring
+    # the backup would also throw away writes made by the application during the run.
+    version = conn.execute("PRAGMA data_version").fetchone()[0]
+    history_before = _history_names(conn)
     signals.pre_run.send(sender=Migration, database=target.alias, direction=direction, migrations=names)
     error: BaseException | None = None
     done: list[Migration] = []
@@ -147,11 +192,7 @@ def _apply_all(target: Target, migrations: list[Migration], direction: str, take
                 done.append(m)
     except BaseException as exc:
         error = exc
-        if saved is not None:
-            backups.restore(conn, saved)
-            logger.error("migration failed; database restored from backup %s", saved)
-            raise MigrationFailed(f"{exc}; the database was restored from backup {saved}") from exc
-        raise
+        raise _recover(target, exc, history_before, saved, version) from exc
     finally:
         signals.post_run.send(sender=Migration, database=target.alias, direction=direction,
                               migrations=names, error=error)
@@ -159,6 +200,36 @@ def _apply_all(target: Target, migrations: list[Migration], direction: str, take
         for old in backups.prune(target.backups_dir, target.path, keep):
             logger.info("migration backup pruned: %s", old)
     return done
+
+
+def _history_names(conn: sqlite3.Connection) -> list[str]:
+    return [a.name for a in history.applied(conn)]
+
+
+def _recover(target: Target, exc: BaseException, history_before: list[str], saved: Path | None,
+             version: int) -> MigrationFailed:
+    """After a failed migration (already rolled back): put the database back as it was before the run
+    if that loses nothing, and say exactly what state it is in. Whether earlier migrations of the run
+    committed is read from the history table, which each migration writes in its own transaction."""
+    where = f" (backup: {saved})" if saved else ""
+    now = _history_names(target.conn)
+    if now == history_before:
+        logger.error("migration failed and was rolled back; the database is unchanged")
+        return MigrationFailed(f"{exc}; rolled back, the database is unchanged{where}")
+    earlier = ", ".join(sorted(set(now) ^ set(history_before)))
+    if saved is None:
+        return MigrationFailed(f"{exc}; rolled back, but {earlier} (applied earlier in this run, no backup "
+                               "taken) stay applied")
+    if target.conn.execute("PRAGMA data_version").fetchone()[0] != version:
+        logger.error("migration failed; backup %s NOT restored: other connections wrote since it was taken",
+                     saved)
+        return MigrationFailed(
+            f"{exc}; rolled back. {earlier} stay applied and the backup {saved} was NOT restored, because "
+            "other connections wrote to the database after it was taken and restoring would lose their "
+            "data; the history table matches the schema")
+    backups.restore(target.conn, saved)
+    logger.error("migration failed; database restored from backup %s", saved)
+    return MigrationFailed(f"{exc}; the database was restored from backup {saved}")
 
 
 def _apply_one(target: Target, m: Migration, direction: str) -> bool:
@@ -202,39 +273,39 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
     check_history(st)
     if not st.pending:
         return []  # the common case at container start: no module imported, no lock, no backup
-    with _locked(target, lock_timeout):
-        _st, pending = pending_migrations(target, directory)  # again: another runner may have finished
-        if not pending:
-            return []
-        _confirm_destructive(pending, "up", allow_destructive, confirm)
-        validate(target, pending)
-        return _apply_all(target, pending, "up", take_backup, keep)
+
+    def select() -> list[Migration]:  # under the lock: another runner may have applied some already
+        return pending_migrations(target, directory)[1]
+
+    return _guarded(target, "up", select, allow_destructive, confirm, take_backup, keep, lock_timeout)
+
+
+def _to_revert(target: Target, directory: Path, to: str | None) -> list[Migration]:
+    st = status(target.conn, directory)
+    check_history(st)
+    applied = [a.name for a in st.applied]
+    if not applied:
+        raise ConfigurationError("no applied migration to revert")
+    if to is None:
+        names = applied[-1:]
+    elif to not in applied:
+        raise ConfigurationError(f"--to {to}: not an applied migration")
+    else:
+        names = applied[applied.index(to) + 1:]
+    by_stem = {p.stem: p for p in st.files}
+    migrations = [load_migration(by_stem[n]) for n in reversed(names)]
+    for m in migrations:
+        if m.down is None:
+            raise ConfigurationError(f"migration {m.name} has no `down`: it cannot be reverted")
+    return migrations
 
 
 def revert(target: Target, directory: Path, *, to: str | None = None, allow_destructive: bool = False,
            confirm: Callable[[str], bool] | None = None, take_backup: bool = True, keep: int = 5,
            lock_timeout: float = 30) -> list[Migration]:
     """Revert the last applied migration, or every migration applied after `to`."""
-    with _locked(target, lock_timeout):
-        st = status(target.conn, directory)
-        check_history(st)
-        applied = [a.name for a in st.applied]
-        if not applied:
-            raise ConfigurationError("no applied migration to revert")
-        if to is None:
-            names = applied[-1:]
-        elif to not in applied:
-            raise ConfigurationError(f"--to {to}: not an applied migration")
-        else:
-            names = applied[applied.index(to) + 1:]
-        by_stem = {p.stem: p for p in st.files}
-        migrations = [load_migration(by_stem[n]) for n in reversed(names)]
-        for m in migrations:
-            if m.down is None:
-                raise ConfigurationError(f"migration {m.name} has no `down`: it cannot be reverted")
-        _confirm_destructive(migrations, "down", allow_destructive, confirm)
-        validate(target, migrations, "down")
-        return _apply_all(target, migrations, "down", take_backup, keep)
+    return _guarded(target, "down", lambda: _to_revert(target, directory, to), allow_destructive,
+                    confirm, take_backup, keep, lock_timeout)
 
 
 @dataclass

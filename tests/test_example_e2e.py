@@ -95,3 +95,24 @@ def test_bad_input_gets_one_line_and_an_exit_code(example):
     assert not (example / "example_project" / "db.sqlite3").exists() or rows(
         example / "example_project" / "db.sqlite3", "SELECT count(*) FROM sqlite_master") == [(0,)]
     assert manage(example, "run", "--bogus", check=False).returncode == 2
+
+
+def test_a_failed_run_logs_its_steps_and_prints_the_error_once(example):
+    manage(example, "run", "--noinput")
+    bad = example / "example_project" / "tablemigrations" / "99999999_999999_01_bad.py"
+    db = example / "example_project" / "db.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO users_user VALUES (1, 'ann', 'a@x', '', 1, '2024-01-01')")
+    conn.commit()
+    conn.close()
+    bad.write_text("up = ['CREATE TABLE extra (x)', 'UPDATE users_user SET display_name = 1', "
+                   "'INSERT INTO users_user SELECT * FROM users_user']\n")  # fails on the real row only
+    proc = manage(example, "run", "--noinput", check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert any(line.startswith("migration backup written to ") for line in lines), lines
+    assert [line for line in lines if "failed at step" in line] == [lines[-1]]
+    assert lines[-1].startswith("CommandError: migration 99999999_999999_01_bad (up) failed at step 3")
+    assert "\r" not in proc.stderr  # not a terminal: no progress display
+    assert rows(db, "SELECT count(*), display_name FROM users_user") == [(1, "")]
+    assert rows(db, "SELECT name FROM sqlite_master WHERE name = 'extra'") == []

@@ -190,3 +190,102 @@ def test_data_migration_that_reads_rows_is_not_run_during_validation(project):
            "    db.execute(\"UPDATE t SET v = 'last' WHERE id = ?\", (n + 0,))\n")
     runner.run(target, d)
     assert target.conn.execute("SELECT v FROM t ORDER BY id").fetchall() == [("a",), ("last",)]
+
+
+def test_rows_that_violate_a_migration_refuse_it_before_anything_changes(project):
+    from tablemigrate.runner import DataCheckFailed
+
+    target, d = project
+    runner.run(target, d)
+    target.conn.execute("INSERT INTO t (v) VALUES ('a')")  # a duplicate of row 1
+    module(d, "0002_unique", "up = ['CREATE UNIQUE INDEX t_v ON t (v)']\n")
+    before, backups = file_hash(target.path), automatic_backups(target.backups_dir, target.path)
+    with pytest.raises(DataCheckFailed, match=r"0002_unique: 1 duplicated value in t \(v\) under a new unique index"):
+        runner.run(target, d, allow_destructive=True)  # no flag can make the rows fit
+    assert file_hash(target.path) == before and automatic_backups(target.backups_dir, target.path) == backups
+    target.conn.execute("DELETE FROM t WHERE id = 3")
+    assert [m.name for m in runner.run(target, d)] == ["0002_unique"]
+
+
+def test_data_loss_found_in_rows_needs_confirmation_and_is_listed_with_counts(project):
+    target, d = project
+    module(d, "0002_col", "up = ['ALTER TABLE t ADD COLUMN w int', 'UPDATE t SET w = id']\n"
+           "down = ['ALTER TABLE t DROP COLUMN w']\n")  # down is not flagged: only the rows say it loses data
+    runner.run(target, d)
+    with pytest.raises(NotConfirmed, match=r"2 values in t.w would be dropped \(found in the database\)"):
+        runner.revert(target, d)
+    assert [m.name for m in runner.revert(target, d, allow_destructive=True)] == ["0002_col"]
+
+
+def test_the_runner_lock_is_not_held_while_a_human_decides(project):
+    from tablemigrate.lock import run_lock
+
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_drop", "destructive = ['drops table t']\nup = ['DROP TABLE t']\n")
+    free = []
+
+    def answer(text):
+        with run_lock(target.path, timeout=0):  # raises LockTimeout if the run still held it
+            free.append(True)
+        return True
+
+    assert [m.name for m in runner.run(target, d, confirm=answer)] == ["0002_drop"]
+    assert free == [True]
+
+
+def test_a_migration_appearing_while_a_human_decides_stops_the_run(project):
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_drop", "destructive = ['drops table t']\nup = ['DROP TABLE t']\n")
+
+    def answer(text):
+        module(d, "0003_more", "up = ['CREATE TABLE more (x)']\n")
+        return True
+
+    with pytest.raises(ConfigurationError, match="changed while waiting for confirmation"):
+        runner.run(target, d, confirm=answer)
+    assert target.conn.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+
+
+def test_first_migration_failing_needs_no_restore(project, monkeypatch):
+    from tablemigrate import backup
+
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_bad", "up = ['ALTER TABLE t ADD COLUMN w int', 'INSERT INTO t (id) VALUES (1)']\n")
+    monkeypatch.setattr(backup, "restore", lambda *a: pytest.fail("restored although nothing had committed"))
+    before = dump(target)
+    with pytest.raises(MigrationFailed, match="rolled back, the database is unchanged \\(backup: "):
+        runner.run(target, d)
+    assert dump(target) == before
+
+
+def test_restore_never_discards_rows_other_connections_wrote_during_the_run(project):
+    import sqlite3
+
+    from tablemigrate import signals
+
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_ok", "up = ['CREATE TABLE u (x)']\ndown = ['DROP TABLE u']\n")
+    module(d, "0003_bad", "up = ['ALTER TABLE t ADD COLUMN w int', 'INSERT INTO t (id) VALUES (1)']\n")
+
+    def app_writes(sender, name, **kw):  # the application commits a row between two migrations
+        if name == "0003_bad":
+            other = sqlite3.connect(target.path)
+            other.execute("INSERT INTO t (v) VALUES ('from the app')")
+            other.commit()
+            other.close()
+
+    signals.pre_migration.connect(app_writes, weak=False)
+    try:
+        with pytest.raises(MigrationFailed, match="0002_ok stay applied and the backup .* was NOT restored"):
+            runner.run(target, d)
+    finally:
+        signals.pre_migration.disconnect(app_writes)
+    assert target.conn.execute("SELECT v FROM t WHERE v = 'from the app'").fetchall() == [("from the app",)]
+    assert [a.name for a in runner.status(target.conn, d).applied] == ["0001_create", "0002_ok"]
+    assert runner.drift(target, d) == []  # the history agrees with the schema
+    (d / "0003_bad.py").unlink()
+    assert runner.run(target, d) == []

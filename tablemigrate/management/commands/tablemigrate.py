@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tablemigrate import conf
+from tablemigrate import conf, progress
 from tablemigrate.apply import statements_of
 from tablemigrate.diff import Renames
 from tablemigrate.errors import TablemigrateError
@@ -17,8 +20,9 @@ from tablemigrate.generate import GenerateResult, Questioner
 
 EXIT_CODES = """exit codes:
   0  success (for generate --check: models and history agree)
-  1  failure: a migration failed and the database was rolled back/restored, or generate --check
-     found model changes without migrations, or a destructive migration was not confirmed
+  1  failure: a migration failed and the database was rolled back/restored, existing rows
+     violate a pending migration, generate --check found model changes without migrations, or
+     a destructive migration was not confirmed
   2  usage or configuration error: unknown option, non-SQLite database, malformed migration
      module, missing directory or file; nothing was changed
   3  another run holds the lock, or the database stayed locked past the busy timeout
@@ -51,6 +55,40 @@ class InteractiveQuestioner(Questioner):
                 return answer.strip()
             except sqlite3.Error as exc:
                 self.command.stderr.write(f"Not a valid SQL literal ({exc}); try again or press Enter to stop.")
+
+
+class _LogLines(logging.StreamHandler):
+    """`tablemigrate` log lines on stderr when the project configured no logging for them. Errors are
+    left to the command, which prints each failure once as its last line."""
+
+    def __init__(self, stream, level: int):
+        super().__init__(stream)
+        self.setLevel(level)
+        self.setFormatter(logging.Formatter("%(message)s"))
+        self.addFilter(lambda record: record.levelno < logging.ERROR)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        progress.current().clear()
+        super().emit(record)
+
+
+@contextlib.contextmanager
+def _reporting(command: BaseCommand, options: dict[str, Any]) -> Iterator[None]:
+    """Log lines (unless logging is configured) and, on a terminal with prompts allowed, progress."""
+    logger = logging.getLogger("tablemigrate")
+    handler, previous = None, logger.level
+    if options["verbosity"] > 0 and not logger.hasHandlers():
+        handler = _LogLines(command.stderr._out, logging.DEBUG if options["verbosity"] > 2 else logging.INFO)
+        logger.addHandler(handler)
+        logger.setLevel(min(handler.level, logger.getEffectiveLevel()))
+    shown = progress.Progress(command.stderr._out, options["interactive"] and command.stderr.isatty())
+    try:
+        with progress.reporting(shown):
+            yield
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+            logger.setLevel(previous)
 
 
 class Command(BaseCommand):
@@ -95,7 +133,8 @@ class Command(BaseCommand):
             p.add_argument("--no-backup", dest="backup", action="store_false",
                            help="skip the backup (a failure then only rolls back the failing migration)")
 
-        r = add("run", "Apply pending migrations: validate, lock, back up, one transaction per migration, "
+        r = add("run", "Apply pending migrations: validate, check the existing rows (violations refuse, "
+                       "data loss needs confirmation), lock, back up, one transaction per migration, "
                        "restore the backup on failure, keep the newest backups.")
         add_apply_options(r)
         r.add_argument("--dry-run", action="store_true",
@@ -107,7 +146,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            getattr(self, "handle_" + options["action"])(options)
+            if options["action"] in ("run", "revert"):
+                with _reporting(self, options):
+                    getattr(self, "handle_" + options["action"])(options)
+            else:
+                getattr(self, "handle_" + options["action"])(options)
         except TablemigrateError as exc:
             raise CommandError(str(exc), returncode=exc.exit_code) from None
 

@@ -1,0 +1,117 @@
+"""Data-dependent checks: counted on the real rows, never changing them."""
+
+import sqlite3
+
+import pytest
+
+from tablemigrate.datacheck import check
+from tablemigrate.loader import Migration
+from tablemigrate.operations import RebuildTable
+
+
+@pytest.fixture
+def db():
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE t (id integer PRIMARY KEY, code text, v text, n text)")
+    conn.executemany("INSERT INTO t (code, v, n) VALUES (?, ?, ?)",
+                     [("a", None, "007"), ("a", "x", "12"), ("b", None, "abc"), ("c", "y", None)])
+    yield conn
+    conn.close()
+
+
+def found(conn, *steps, direction="up"):
+    before = list(conn.iterdump())
+    findings = check(conn, [Migration("m1", list(steps), None)], direction)
+    assert list(conn.iterdump()) == before  # read-only
+    return [(f.kind, f.message) for f in findings]
+
+
+def rebuild(create, copy):
+    return RebuildTable("t", create, copy)
+
+
+ALL = {"id": '"id"', "code": '"code"', "v": '"v"', "n": '"n"'}
+
+
+def test_not_null_over_nulls_is_a_violation_with_the_count(db):
+    out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, v text NOT NULL, n text)", ALL))
+    assert out == [("violation", "2 rows of t would hold NULL in v, which becomes NOT NULL")]
+
+
+def test_coalesce_fill_is_a_counted_change_not_a_violation(db):
+    copy = dict(ALL, v="COALESCE(\"v\", '')")
+    out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, v text NOT NULL, n text)", copy))
+    assert out == [("loss", "2 values of t.v would change to COALESCE(\"v\", '')")]
+
+
+def test_unique_over_duplicates_is_a_violation(db):
+    out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text UNIQUE, v text, n text)", ALL))
+    assert out == [("violation", '1 duplicated value in t (code) under UNIQUE')]
+
+
+def test_check_constraint_failing_rows(db):
+    out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text CHECK (code != 'b'), v text, "
+                            "n text)", ALL))
+    assert out == [("violation", "1 row of t would fail CHECK (code != 'b')")]
+
+
+def test_column_not_copied_counts_lost_values(db):
+    copy = {k: e for k, e in ALL.items() if k != "v"}
+    out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, n text)", copy))
+    assert out == [("loss", "2 values in t.v would be dropped (column not copied)")]
+
+
+def test_narrowing_type_counts_values_that_read_back_differently(db):
+    out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, v text, n integer)", ALL))
+    # '007' becomes 7; '12' becomes 12 (reads back the same); 'abc' stays text.
+    assert out == [("loss", "1 value in t.n would be converted to integer and read back differently "
+                            "(for example '007' becomes 7)")]
+    assert db.execute("SELECT name FROM temp.sqlite_master").fetchall() == []
+
+
+def test_strict_table_rejecting_values_is_a_violation(db):
+    out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, v text, n integer) STRICT", ALL))
+    assert ("violation", "1 value in t.n cannot be stored as integer in a STRICT table") in out
+
+
+def test_new_not_null_column_without_value(db):
+    out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, v text, n text, "
+                            "w int NOT NULL)", ALL))
+    assert out == [("violation", "t has 4 rows and the new NOT NULL column w gets no value")]
+
+
+def test_plain_sql_drops_and_unique_index(db):
+    assert found(db, 'ALTER TABLE "t" DROP COLUMN "v"') == [("loss", "2 values in t.v would be dropped")]
+    assert found(db, 'DROP TABLE "t"') == [("loss", "dropping t deletes 4 rows")]
+    assert found(db, 'CREATE UNIQUE INDEX u ON t (code DESC)') == [
+        ("violation", "1 duplicated value in t (code) under a new unique index")]
+    assert found(db, "CREATE UNIQUE INDEX u ON t (code) WHERE code != 'a'") == []
+
+
+def test_renames_earlier_in_the_migration_are_followed(db):
+    out = found(db, 'ALTER TABLE "t" RENAME TO "t2"', 'ALTER TABLE "t2" RENAME COLUMN "v" TO "w"',
+                'ALTER TABLE "t2" DROP COLUMN "w"')
+    assert out == [("loss", "2 values in t2.w would be dropped")]
+    copy = {"id": '"id"', "code": '"code"', "w": '"w"', "n": '"n"'}
+    out = found(db, 'ALTER TABLE "t" RENAME COLUMN "v" TO "w"',
+                rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, w text NOT NULL, n text)", copy))
+    assert out == [("violation", "2 rows of t would hold NULL in w, which becomes NOT NULL")]
+
+
+def test_hand_written_rebuild_drop_is_not_a_loss(db):
+    assert found(db, "CREATE TABLE t_new (id integer PRIMARY KEY, code text)",
+                 "INSERT INTO t_new SELECT id, code FROM t", "DROP TABLE t") == []
+
+
+def test_objects_made_by_earlier_pending_migrations_are_skipped(db):
+    assert found(db, "CREATE TABLE later (x)", 'ALTER TABLE "later" DROP COLUMN "x"',
+                 'DROP TABLE "nosuch"') == []
+
+
+def test_empty_table_and_down_direction(db):
+    db.execute("DELETE FROM t")
+    assert found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text UNIQUE, v text NOT NULL, "
+                             "n text)", ALL)) == []
+    db.execute("INSERT INTO t (code) VALUES ('z')")
+    m = Migration("m1", [], ['DROP TABLE "t"'])
+    assert [str(f) for f in check(db, [m], "down")] == ["m1: dropping t deletes 1 row"]
