@@ -21,7 +21,8 @@ from .errors import ConfigurationError, GenerateError, MigrationFailed
 from .introspect import introspect
 from .loader import SNAPSHOT_NAME, Migration, history_checksum, load_migrations, load_source
 from .plan import PlannedMigration, column_sources, needed_values, plan_changes
-from .schema import Table
+from .fingerprint import models_fingerprint
+from .schema import Schema, Table
 from .writer import module_names, render_module, render_snapshot
 
 
@@ -135,22 +136,39 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
             changes = diff_schemas(a, b, renames)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        fingerprint = models_fingerprint(model_list)
         if not changes:
-            result = GenerateResult([], render_snapshot(a, history_checksum(existing)), directory)
+            result = GenerateResult([], render_snapshot(a, history_checksum(existing), fingerprint), directory)
         else:
             values = _values(changes, FieldDefaults(b_db, model_list), questioner)
-            plans = plan_changes(changes, values)
-            names = module_names(plans, now, [m.name for m in existing])
-            modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
-            new = [load_source(m.text.encode(), m.name) for m in modules]
-            snapshot = _verify(a_conn, a, b, new, existing)
-            result = GenerateResult(modules, snapshot, directory)
+            result = _modules(directory, plan_changes(changes, values), label, now, existing, a_conn, a, b,
+                              fingerprint)
     if write:
         _write(result)
     return result
 
 
-def _verify(conn, a, b, new: list[Migration], existing: list[Migration]) -> str:
+def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline",
+                     now: datetime | None = None) -> GenerateResult:
+    """Modules that create `live`'s tables from nothing, verified to reproduce it exactly (for adopting
+    a database that has no tablemigrate history)."""
+    now = now or datetime.now(timezone.utc)
+    with private_database() as a_db:
+        a_conn = raw(a_db)
+        a = introspect(a_conn)
+        plans = plan_changes(diff_schemas(a, live, Renames()), {})
+        return _modules(directory, plans, label, now, [], a_conn, a, live, None)
+
+
+def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime,
+             existing: list[Migration], a_conn, a: Schema, b: Schema, fingerprint: str | None) -> GenerateResult:
+    names = module_names(plans, now, [m.name for m in existing])
+    modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
+    new = [load_source(m.text.encode(), m.name) for m in modules]
+    return GenerateResult(modules, _verify(a_conn, a, b, new, existing, fingerprint), directory)
+
+
+def _verify(conn, a, b, new: list[Migration], existing: list[Migration], fingerprint: str | None) -> str:
     try:
         for m in new:
             apply_migration(conn, m, "up")
@@ -158,7 +176,7 @@ def _verify(conn, a, b, new: list[Migration], existing: list[Migration]) -> str:
         if after.tables != b.tables:
             raise GenerateError("internal error: the generated migrations do not reproduce the models' "
                                 f"schema (tables: {_describe_mismatch(after.tables, b.tables)}); nothing written")
-        snapshot = render_snapshot(after, history_checksum(existing + new))
+        snapshot = render_snapshot(after, history_checksum(existing + new), fingerprint)
         for m in reversed(new):
             apply_migration(conn, m, "down")
         back = introspect(conn)

@@ -124,7 +124,7 @@ class RebuildTable(Operation):
             conn.execute(sql)
         if sequence is not None:
             _restore_sequence(conn, table, sequence)
-        logger.info("rebuilt table %s: %d rows copied (%.0f ms)", table, before,
+        logger.debug("rebuilt table %s: %d rows copied (%.0f ms)", table, before,
                     (time.perf_counter() - started) * 1000)
 
 

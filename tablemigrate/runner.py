@@ -115,6 +115,10 @@ def validate(target: Target, migrations: list[Migration], direction: str = "up")
             try:
                 apply_migration(conn, m, direction, run_python=False)
             except MigrationFailed as exc:
+                if "already exists" in str(exc) and not history.applied(target.conn):
+                    raise ConfigurationError(
+                        f"the database already has tables that tablemigrate did not create ({exc}); adopt "
+                        "it with `manage.py tablemigrate baseline` (nothing was changed)") from None
                 raise MigrationFailed(f"validation failed, nothing was changed: {exc}") from None
 
 

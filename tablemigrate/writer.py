@@ -88,9 +88,11 @@ def module_names(plans: list[PlannedMigration], when: datetime, existing: list[s
     return [f"{stamp}_{i:0{width}d}_{p.verb}_{slug(p.table)}" for i, p in enumerate(plans, first)]
 
 
-def render_snapshot(schema: Schema, history_checksum: str) -> str:
+def render_snapshot(schema: Schema, history_checksum: str, models: str | None = None) -> str:
+    """`models`: the fingerprint of the models the history matches (None when unknown, e.g. baseline)."""
+    models_line = f"-- models: {models}\n" if models else ""
     return (SNAPSHOT_HEADER
-            + f"-- history: {history_checksum}\n-- schema: {schema.fingerprint()}\n\n"
+            + f"-- history: {history_checksum}\n-- schema: {schema.fingerprint()}\n{models_line}\n"
             + schema.dump())
 
 
@@ -104,7 +106,7 @@ def read_snapshot_header(directory: Path) -> dict[str, str]:
                 if not line.startswith("-- "):
                     break
                 key, sep, value = line[3:].partition(": ")
-                if sep and key in ("history", "schema"):
+                if sep and key in ("history", "schema", "models"):
                     out[key] = value.strip()
     except OSError:
         return {}

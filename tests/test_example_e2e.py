@@ -116,3 +116,115 @@ def test_a_failed_run_logs_its_steps_and_prints_the_error_once(example):
     assert "\r" not in proc.stderr  # not a terminal: no progress display
     assert rows(db, "SELECT count(*), display_name FROM users_user") == [(1, "")]
     assert rows(db, "SELECT name FROM sqlite_master WHERE name = 'extra'") == []
+
+
+def test_baseline_adopts_a_database_made_by_djangos_migrate(example):
+    (example / "legacy_settings.py").write_text(
+        "from example_project.settings import *  # noqa\nMIGRATION_MODULES = {}\n")
+    legacy = dict(_env(example), DJANGO_SETTINGS_MODULE="legacy_settings")
+
+    def django(*args):
+        proc = subprocess.run([sys.executable, "manage.py", *args], cwd=example, env=legacy,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    django("makemigrations", "users", "posts", "chats")
+    django("migrate")
+    db = example / "example_project" / "db.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.executescript("""
+        INSERT INTO users_user (id, username, email, display_name, is_active, created_at)
+            VALUES (1, 'ann', 'a@x', '', 1, '2024-01-01');
+        INSERT INTO posts_tag (id, name) VALUES (1, 'news');
+        INSERT INTO posts_post (id, author_id, title, body, published, created_at)
+            VALUES (1, 1, 'Hello', 'body', 1, '2024-01-01');
+        INSERT INTO posts_post_tags (id, post_id, tag_id) VALUES (1, 1, 1);
+    """)
+    conn.close()
+    fight = manage(example, "run", "--noinput", check=False)  # the example's create modules vs Django's tables
+    assert fight.returncode == 2 and "adopt it with `manage.py tablemigrate baseline`" in fight.stderr
+    shutil.rmtree(example / "example_project" / "tablemigrations")
+    out = manage(example, "baseline", "--noinput").stdout
+    assert out.count("Created ") == 7 and "Recorded 7 migrations as applied" in out
+    assert manage(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
+    assert manage(example, "baseline", "--noinput", check=False).returncode == 2  # only once
+    models = example / "example_project" / "posts" / "models.py"
+    models.write_text(models.read_text().replace(
+        "    body = models.TextField()\n", "    body = models.TextField()\n    views = models.IntegerField(default=0)\n"))
+    manage(example, "generate", "AddViews", "--noinput")
+    manage(example, "run", "--noinput")
+    assert rows(db, "SELECT id, title, body, views FROM posts_post") == [(1, "Hello", "body", 0)]
+    assert rows(db, "SELECT id, post_id, tag_id FROM posts_post_tags") == [(1, 1, 1)]
+    assert rows(db, "SELECT username FROM users_user") == [("ann",)]
+    assert manage(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
+    assert "Drift" not in manage(example, "show").stdout
+
+
+def test_snapshot_restore_through_manage_py_leaves_no_wal_behind(example):
+    manage(example, "run", "--noinput")
+    db = example / "example_project" / "db.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("INSERT INTO posts_tag (id, name) VALUES (1, 'news')")
+    conn.commit()
+    conn.close()
+    manage(example, "snapshot", "--name", "v1")
+    for bad in ("../../x", "a/b", "x;y"):
+        proc = manage(example, "snapshot", "--name", bad, check=False)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "invalid snapshot name" in proc.stderr
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM posts_tag")
+    conn.commit()
+    conn.close()
+    listing = manage(example, "snapshots").stdout
+    assert "v1" in listing and "20261125_060502_07_create_posts_post_tags" in listing
+    out = manage(example, "restore", "--name", "v1").stdout
+    assert "previous state was saved to" in out
+    assert rows(db, "SELECT name FROM posts_tag") == [("news",)]
+    assert not Path(f"{db}-wal").exists() and not Path(f"{db}-shm").exists()
+    refused = manage(example, "restore", "--backup", "no-such-file.sqlite3", check=False)
+    assert refused.returncode == 2 and "refusing to restore" in refused.stderr
+    assert "posts_tag" in manage(example, "stats").stdout
+    assert manage(example, "inspect", "nosuch", check=False).returncode == 2
+
+
+def test_system_checks_warn_about_pending_migrations_model_changes_and_django_migrations(example):
+    def check(env_extra=None):
+        env = dict(_env(example), **(env_extra or {}))
+        return subprocess.run([sys.executable, "manage.py", "check"], cwd=example, env=env,
+                              capture_output=True, text=True, timeout=60).stderr
+
+    manage(example, "run", "--noinput")
+    assert "tablemigrate.W" not in check()
+    (example / "example_project" / "tablemigrations" / "99999999_999999_01_more.py").write_text(
+        "up = ['CREATE TABLE more (x)']\ndown = ['DROP TABLE more']\n")
+    assert "tablemigrate.W001" in check()
+    models = example / "example_project" / "posts" / "models.py"
+    models.write_text(models.read_text().replace("    body = models.TextField()\n",
+                                                 "    body = models.TextField()\n    views = models.IntegerField(default=0)\n"))
+    assert "tablemigrate.W002" in check()
+    (example / "legacy_settings.py").write_text(
+        "from example_project.settings import *  # noqa\nMIGRATION_MODULES = {'posts': 'posts_migrations'}\n")
+    assert "tablemigrate.W003" in check({"DJANGO_SETTINGS_MODULE": "legacy_settings"})
+
+
+@pytest.mark.parametrize("history", ["0", "1"])
+def test_test_database_from_models_or_history_under_both_runners(example, history):
+    env = dict(_env(example), EXAMPLE_TEST_MIGRATIONS=history)
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, *args], cwd=example, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    assert "Ran 4 tests" in run("manage.py", "test", "example_project").stderr
+    env["EXAMPLE_TEST_DB"] = str(example / "test.sqlite3")
+    pytest_args = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "--ds=example_project.settings", "--reuse-db",
+                   "example_project/posts/tests.py")
+    assert "4 passed" in run(*pytest_args).stdout
+    if history == "1":
+        first = rows(example / "test.sqlite3", "SELECT name, applied_at FROM tablemigrate_history")
+        assert len(first) == 7
+    assert "4 passed" in run(*pytest_args).stdout  # the reused database: nothing re-applied, no rows leaked
+    if history == "1":
+        assert rows(example / "test.sqlite3", "SELECT name, applied_at FROM tablemigrate_history") == first

@@ -144,6 +144,22 @@ class Command(BaseCommand):
         add_apply_options(rv)
         rv.add_argument("--to", metavar="NAME", help="revert every migration applied after NAME")
 
+        snap = add("snapshot", "Save a named full copy of the database (online backup API, mode 0600, checked) "
+                               "beside the automatic backups.")
+        snap.add_argument("--name", required=True, help="letters, digits, '.', '_', '-' (no path separators)")
+        add("snapshots", "List named snapshots and automatic backups: name, time, size, last migration inside.")
+        rs = add("restore", "Restore a named snapshot or an automatic backup over the database, after a "
+                            "safety backup of the current state.")
+        which = rs.add_mutually_exclusive_group(required=True)
+        which.add_argument("--name", help="a snapshot made with `snapshot --name`")
+        which.add_argument("--backup", metavar="FILE", help="a backup file, or its name as `snapshots` lists it")
+        ins = add("inspect", "Print the live schema as the diff sees it (one table, or all).")
+        ins.add_argument("table", nargs="?", help="only this table")
+        add("stats", "Tables with row counts and sizes, database facts, pending and last applied migrations.")
+        bl = add("baseline", "Adopt a database without tablemigrate history (e.g. made by Django's `migrate`): "
+                             "write modules that create its current tables and record them as applied.")
+        bl.add_argument("--dry-run", action="store_true", help="print what would be written; change nothing")
+
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             if options["action"] in ("run", "revert"):
@@ -257,6 +273,85 @@ class Command(BaseCommand):
                                  lock_timeout=conf.busy_timeout())
         for m in reverted:
             self.stdout.write(self.style.SUCCESS(f"Reverted {m.name}"))
+
+    # snapshots, restore, inspect, stats, baseline ------------------------------------------------
+
+    def _file_target(self, options: dict[str, Any]):
+        target = self._target(options)
+        if target.path is None:
+            raise CommandError("an in-memory database has no snapshots or backups", returncode=2)
+        return target
+
+    def handle_snapshot(self, options: dict[str, Any]) -> None:
+        from tablemigrate import snapshots
+
+        snapshots.check_name(options["name"])  # before opening anything
+        target = self._file_target(options)
+        path = snapshots.take_snapshot(target.conn, target.backups_dir, options["name"])
+        self.stdout.write(self.style.SUCCESS(f"Snapshot {options['name']} written to {path}"))
+
+    def handle_snapshots(self, options: dict[str, Any]) -> None:
+        from tablemigrate import snapshots
+
+        target = self._file_target(options)
+        entries = snapshots.listing(target.backups_dir, target.path)
+        if not entries:
+            self.stdout.write(f"No snapshots or backups in {target.backups_dir}")
+        for e in entries:
+            self.stdout.write(f"{e.kind:8}  {e.name:40}  {e.created}  {e.size:>12,} B  "
+                              f"{e.last_migration or '(no migrations)'}")
+
+    def handle_restore(self, options: dict[str, Any]) -> None:
+        from django.db import connections
+
+        from tablemigrate import snapshots
+
+        if options["name"] is not None:
+            snapshots.check_name(options["name"])
+        target = self._file_target(options)
+        source = (snapshots.snapshot_path(target.backups_dir, options["name"]) if options["name"] is not None
+                  else snapshots.resolve_backup(target.backups_dir, options["backup"]))
+        safety = snapshots.restore(target.conn, target.path, source, target.backups_dir, conf.busy_timeout())
+        connections[target.alias].close()  # the last connection closing removes the -wal and -shm files
+        self.stdout.write(self.style.SUCCESS(f"Restored {source}; the previous state was saved to {safety}"))
+
+    def handle_inspect(self, options: dict[str, Any]) -> None:
+        from tablemigrate.introspect import introspect
+        from tablemigrate.report import describe
+
+        lines = describe(introspect(self._target(options).conn), options["table"])
+        if not lines and options["table"]:
+            raise CommandError(f"no table {options['table']!r} in the database", returncode=2)
+        self.stdout.write("\n".join(lines) if lines else "The database has no tables.")
+
+    def handle_stats(self, options: dict[str, Any]) -> None:
+        from tablemigrate.report import database_facts, table_stats
+        from tablemigrate.runner import status
+
+        target = self._target(options)
+        facts = database_facts(target.conn)
+        self.stdout.write(f"database  {target.path or ':memory:'}  {facts['size']:,} bytes, page size "
+                          f"{facts['page_size']}, {facts['free_pages']} free pages, journal {facts['journal_mode']}, "
+                          f"SQLite {facts['sqlite_version']}")
+        rows = table_stats(target.conn)
+        width = max((len(r.name) for r in rows), default=5)
+        for r in rows:
+            size = f"{r.bytes:>12,} B" if r.bytes is not None else "           ? B"
+            self.stdout.write(f"  {r.name.ljust(width)}  {r.rows:>10,} rows  {size}")
+        st = status(target.conn, conf.migrations_dir())
+        last = f"{st.applied[-1].name} at {st.applied[-1].applied_at}" if st.applied else "none"
+        self.stdout.write(f"migrations  {len(st.applied)} applied, {len(st.pending)} pending; last applied: {last}")
+
+    def handle_baseline(self, options: dict[str, Any]) -> None:
+        from tablemigrate.baseline import baseline
+
+        target = self._target(options)
+        result = baseline(target, conf.migrations_dir(), lock_timeout=conf.busy_timeout(),
+                          write=not options["dry_run"])
+        self._print_plans(result, sql=options["dry_run"], written=not options["dry_run"])
+        if not options["dry_run"]:
+            self.stdout.write(self.style.SUCCESS(
+                f"Recorded {len(result.modules)} migrations as applied; `generate` now works from this schema."))
 
     # generate -------------------------------------------------------------------------------
 

@@ -1,0 +1,57 @@
+"""A cheap fingerprint of what the models would put in the database, without building anything.
+
+`generate` records it in `schema.sql`; the system check compares it with the current models to warn,
+at `runserver`/`check` time, about model changes that have no generated migration. It is a hint: it
+hashes the fields' database facts (column, SQL type, NULL, unique, index, relation, db_default) and the
+models' table-level options, so a change that does not touch the schema (verbose_name, choices, a
+Python default) does not trip it, while `generate --check` stays the authoritative test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from functools import lru_cache
+
+from django.db import models
+
+
+@lru_cache(maxsize=1)
+def _sqlite():
+    """An SQLite wrapper that is never connected: `db_type()` needs only its type tables."""
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+    from django.db.utils import ConnectionHandler
+
+    settings = ConnectionHandler().configure_settings(
+        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}})["default"]
+    return DatabaseWrapper(settings, "__tablemigrate_fingerprint")
+
+
+def _field(f: models.Field, conn) -> tuple:
+    rel = f.remote_field
+    target = None
+    if rel is not None and not isinstance(rel.model, str):
+        target = (rel.model._meta.db_table, getattr(rel, "field_name", None), getattr(f, "db_constraint", None))
+    return (f.column, f.db_type(conn), f.null, f.unique, f.primary_key, f.db_index,
+            repr(getattr(f, "db_default", None)), getattr(f, "db_collation", None), target)
+
+
+def _model(model: type[models.Model], conn) -> tuple:
+    meta = model._meta
+    return (meta.db_table,
+            tuple(sorted(_field(f, conn) for f in meta.local_concrete_fields)),
+            tuple(sorted(tuple(u) for u in meta.unique_together)),
+            tuple(sorted(repr(i.deconstruct()) for i in meta.indexes)),
+            tuple(sorted(repr(c.deconstruct()) for c in meta.constraints)))
+
+
+def models_fingerprint(model_list: Iterable[type[models.Model]]) -> str:
+    conn = _sqlite()
+    seen: list[tuple] = []
+    for model in model_list:
+        seen.append(_model(model, conn))
+        for f in model._meta.local_many_to_many:
+            through = f.remote_field.through
+            if not isinstance(through, str) and through._meta.auto_created:
+                seen.append(_model(through, conn))
+    return hashlib.sha256(repr(sorted(seen)).encode()).hexdigest()

@@ -1,0 +1,125 @@
+"""Named snapshots, the listing of snapshots and automatic backups, and restore from either.
+
+Snapshots are full copies made with the online backup API (mode 0600, checked), kept in
+`<backups>/snapshots/<name>.sqlite3`, never pruned. A restore takes a safety backup of the current
+state first, copies through the backup API onto the live database (safe with WAL and with other open
+connections) and folds the WAL back into the file, all under the runner lock.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import backup as backups
+from .errors import ConfigurationError, TablemigrateError
+from .introspect import HISTORY_TABLE
+from .lock import run_lock
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class RestoreRefused(TablemigrateError):
+    """The file to restore is missing, not SQLite, or fails its integrity check: nothing changed."""
+
+    exit_code = 2
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise ConfigurationError(
+            f"invalid snapshot name {name!r}: use 1-100 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit (no path separators, no '..')")
+    return name
+
+
+def snapshot_dir(backups_dir: Path) -> Path:
+    return backups_dir / "snapshots"
+
+
+def snapshot_path(backups_dir: Path, name: str) -> Path:
+    return snapshot_dir(backups_dir) / f"{check_name(name)}.sqlite3"
+
+
+def take_snapshot(conn: sqlite3.Connection, backups_dir: Path, name: str) -> Path:
+    path = snapshot_path(backups_dir, name)
+    if path.exists():
+        raise ConfigurationError(f"snapshot {name!r} already exists ({path}); choose another name")
+    return backups.take_backup(conn, path)
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str  # "snapshot" | "backup"
+    name: str
+    path: Path
+    created: str
+    size: int
+    last_migration: str | None  # the newest migration recorded inside the file
+
+
+def last_migration(path: Path) -> str | None:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute(f'SELECT name FROM "{HISTORY_TABLE}" ORDER BY id DESC LIMIT 1').fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def _entry(kind: str, name: str, path: Path) -> Entry:
+    st = path.stat()
+    created = datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat(timespec="seconds")
+    return Entry(kind, name, path, created, st.st_size, last_migration(path))
+
+
+def listing(backups_dir: Path, db_path: Path) -> list[Entry]:
+    """Named snapshots (by name), then automatic backups of this database (oldest first)."""
+    snaps = sorted(snapshot_dir(backups_dir).glob("*.sqlite3")) if snapshot_dir(backups_dir).is_dir() else []
+    out = [_entry("snapshot", p.stem, p) for p in snaps]
+    out += [_entry("backup", p.name, p) for p in backups.automatic_backups(backups_dir, db_path)]
+    return out
+
+
+def resolve_backup(backups_dir: Path, given: str) -> Path:
+    """`--backup FILE`: a path, or the bare name of an automatic backup as `snapshots` lists it."""
+    path = Path(given)
+    if not path.exists() and path.name == given:
+        path = backups_dir / given
+    return path
+
+
+def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: Path,
+            lock_timeout: float) -> Path:
+    """Restore `source` over the live database; returns the safety backup of the state it replaced."""
+    try:
+        backups.verify(source)
+    except backups.BackupError as exc:
+        raise RestoreRefused(f"refusing to restore: {exc}; nothing was changed") from None
+    with run_lock(db_path, lock_timeout):
+        safety = backups.take_backup(conn, backups_dir / backups.backup_name(db_path))
+        wal = conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+        try:
+            backups.restore(conn, source)
+        except sqlite3.OperationalError as exc:
+            # A WAL database cannot take pages of another size through the backup API: switch to a
+            # rollback journal for the copy (needs no other connection open), then back to WAL.
+            if not wal or "readonly" not in str(exc):
+                raise
+            try:
+                conn.execute("PRAGMA journal_mode = DELETE")
+            except sqlite3.OperationalError:
+                raise ConfigurationError(
+                    f"{source} has a different page size than the live WAL database; close the other "
+                    "connections to it and retry (nothing was changed)") from None
+            backups.restore(conn, source)
+            conn.execute("PRAGMA journal_mode = WAL")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return safety

@@ -1,0 +1,39 @@
+"""The test database, built from the tablemigrate history when TABLEMIGRATE_TEST_MIGRATIONS is True.
+
+Django's test runner and pytest-django both create the test database with `migrate --run-syncdb`.
+This `pre_migrate` receiver runs first and applies the tablemigrate history to the *test* database;
+`--run-syncdb` then finds every table already there and creates nothing. With the setting off (the
+default) nothing happens here and the tables come straight from the models. A reused test database
+(`--keepdb`, `--reuse-db`) already has its history, so nothing is re-applied. The history table is not
+a model, so the flushes between transactional tests leave it alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+
+def enabled() -> bool:
+    return bool(getattr(settings, "TABLEMIGRATE_TEST_MIGRATIONS", False))
+
+
+def is_test_database(alias: str) -> bool:
+    wrapper = connections[alias]
+    return wrapper.vendor == "sqlite" and wrapper.settings_dict["NAME"] == wrapper.creation._get_test_db_name()
+
+
+def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    if not enabled() or not is_test_database(using):
+        return
+    from . import conf
+    from .runner import Target, run
+
+    wrapper = connections[using]
+    wrapper.ensure_connection()
+    path = None if wrapper.is_in_memory_db() else Path(wrapper.settings_dict["NAME"]).resolve()
+    target = Target(using, wrapper.connection, path)
+    run(target, conf.migrations_dir(), allow_destructive=True, take_backup=False, lock_timeout=conf.busy_timeout())
