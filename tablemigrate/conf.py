@@ -4,6 +4,10 @@ TABLEMIGRATE_MIGRATIONS_DIR  directory of migration modules (default: <BASE_DIR>
 TABLEMIGRATE_BACKUP_DIR      automatic backups (default: <directory of the database>/backups)
 TABLEMIGRATE_KEEP_BACKUPS    automatic backups kept after a run (default: 5)
 TABLEMIGRATE_BUSY_TIMEOUT    seconds to wait for SQLite's write lock (default: 30)
+TABLEMIGRATE_POST_MIGRATE    send Django's post_migrate after `run`/`revert` changed something, as
+                             `migrate` does (content types, permissions) (default: True)
+TABLEMIGRATE_TEST_MIGRATIONS build the test database by running the history instead of from the
+                             models (default: False; see tablemigrate.testing)
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ def keep_backups() -> int:
 
 def busy_timeout() -> float:
     return float(getattr(settings, "TABLEMIGRATE_BUSY_TIMEOUT", 30))
+
+
+def post_migrate() -> bool:
+    return bool(getattr(settings, "TABLEMIGRATE_POST_MIGRATE", True))
 
 
 def sqlite_alias(alias: str) -> str:

@@ -263,6 +263,18 @@ class Command(BaseCommand):
             self.stdout.write("No migrations to apply.")
         for m in applied:
             self.stdout.write(self.style.SUCCESS(f"Applied {m.name}"))
+        if applied and conf.post_migrate():
+            self._post_migrate(target.alias, options)
+
+    def _post_migrate(self, alias: str, options: dict[str, Any]) -> None:
+        """What Django's `migrate` does after applying: receivers create content types, permissions..."""
+        from django.core.management.sql import emit_post_migrate_signal
+
+        try:
+            emit_post_migrate_signal(max(options["verbosity"] - 1, 0), options["interactive"], alias)
+        except Exception as exc:
+            raise CommandError(f"the migrations were applied, but a post_migrate receiver failed: "
+                               f"{type(exc).__name__}: {exc}", returncode=1) from None
 
     def handle_revert(self, options: dict[str, Any]) -> None:
         from tablemigrate import runner
@@ -273,6 +285,8 @@ class Command(BaseCommand):
                                  lock_timeout=conf.busy_timeout())
         for m in reverted:
             self.stdout.write(self.style.SUCCESS(f"Reverted {m.name}"))
+        if reverted and conf.post_migrate():
+            self._post_migrate(conf.sqlite_alias(options["database"]), options)
 
     # snapshots, restore, inspect, stats, baseline ------------------------------------------------
 
