@@ -13,10 +13,16 @@ import time
 from collections.abc import Callable
 
 from . import sqltext
-from .errors import MigrationFailed
+from .errors import MigrationFailed, TablemigrateError
 from .loader import Migration, Step
 from .operations import Operation, RunPython
 from .sqltext import quote
+
+class DatabaseLocked(TablemigrateError):
+    """Another connection held SQLite's write lock past the busy timeout."""
+
+    exit_code = 3
+
 
 InTransaction = Callable[[sqlite3.Connection, Migration, str, float], None]
 
@@ -47,31 +53,41 @@ def foreign_key_violations(conn: sqlite3.Connection, table: str | None) -> list[
     return violations
 
 
-def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str, run_python: bool) -> None:
+OnStatement = Callable[[str, float], None]
+
+
+def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str, run_python: bool,
+               on_statement: OnStatement | None) -> None:
     for number, step in enumerate(migration.steps(direction), 1):
         if isinstance(step, RunPython) and not run_python:
             continue
         if isinstance(step, Operation):
+            started = time.perf_counter()
             try:
                 step.apply(conn)
             except Exception as exc:
                 raise MigrationFailed(
                     f"migration {migration.name} ({direction}) failed at step {number} "
                     f"{step!r}: {type(exc).__name__}: {exc}") from exc
+            if on_statement is not None:
+                on_statement(repr(step), time.perf_counter() - started)
             continue
         for sql in sqltext.split_statements(step):
+            started = time.perf_counter()
             try:
                 conn.execute(sql)
             except sqlite3.Error as exc:
                 raise MigrationFailed(
                     f"migration {migration.name} ({direction}) failed at step {number} "
                     f"[{_short(sql)}]: {exc}") from exc
+            if on_statement is not None:
+                on_statement(_short(sql), time.perf_counter() - started)
 
 
 def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: str = "up", *,
                     in_transaction: InTransaction | None = None,
                     should_apply: Callable[[sqlite3.Connection], bool] | None = None,
-                    run_python: bool = True) -> bool:
+                    run_python: bool = True, on_statement: OnStatement | None = None) -> bool:
     """Apply one migration in its own transaction. Returns False when `should_apply` (called inside
     the transaction, after the write lock is held) says it is no longer needed. `run_python=False`
     skips Python steps (validation on an empty schema copy, where data functions cannot run)."""
@@ -84,12 +100,18 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
     conn.execute("PRAGMA legacy_alter_table = OFF")
     started = time.perf_counter()
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise DatabaseLocked(f"migration {migration.name}: the database stayed locked by another "
+                                     f"connection past the busy timeout ({exc}); nothing was changed") from None
+            raise
         try:
             if should_apply is not None and not should_apply(conn):
                 conn.execute("ROLLBACK")
                 return False
-            _run_steps(conn, migration, direction, run_python)
+            _run_steps(conn, migration, direction, run_python, on_statement)
             violations = foreign_key_violations(conn, migration.table)
             if violations:
                 shown = ", ".join(f"{v[0]} row {v[1]} -> {v[2]}" for v in violations[:5])

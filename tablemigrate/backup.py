@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +56,9 @@ def take_backup(conn: sqlite3.Connection, dest: Path) -> Path:
         target = sqlite3.connect(tmp)
         try:
             _copy(conn, target, f"backing up to {dest.name}")
+            # A copy of a WAL database is in WAL mode too; a self-contained file needs no -wal/-shm
+            # beside it (and a read-only check would leave them behind). Restores keep the live mode.
+            target.execute("PRAGMA journal_mode = DELETE")
         finally:
             target.close()
         verify(tmp)
@@ -66,10 +70,11 @@ def take_backup(conn: sqlite3.Connection, dest: Path) -> Path:
     return dest
 
 
-def restore(conn: sqlite3.Connection, source: Path) -> None:
+def restore(conn: sqlite3.Connection, source: Path, *, verified: bool = False) -> None:
     """Copy `source` over the live database behind `conn`, through the backup API (safe with WAL and
-    with other open connections, unlike replacing the file)."""
-    verify(source)
+    with other open connections, unlike replacing the file). `verified`: the caller just checked it."""
+    if not verified:
+        verify(source)
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
         _copy(src, conn, f"restoring {source.name}")
@@ -92,10 +97,12 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection, what: str) -> 
 
 
 def automatic_backups(directory: Path, db_path: Path) -> list[Path]:
-    """Automatic backups of this database, oldest first."""
+    """Automatic backups of this database, oldest first: exactly `<stem>-<timestamp>.sqlite3`, so the
+    backups of `db-archive.sqlite3` are never taken for those of `db.sqlite3`."""
     if not directory.is_dir():
         return []
-    return sorted(directory.glob(f"{db_path.stem}-*.sqlite3"))
+    pattern = re.compile(re.escape(db_path.stem) + r"-\d{8}T\d{6}_\d{6}Z\.sqlite3")
+    return sorted(p for p in directory.iterdir() if pattern.fullmatch(p.name))
 
 
 def prune(directory: Path, db_path: Path, keep: int) -> list[Path]:

@@ -62,7 +62,7 @@ def build_from_models(wrapper: DatabaseWrapper, model_list: Iterable[type[models
 def replay_history(wrapper: DatabaseWrapper, migrations: Iterable[Migration]) -> None:
     conn = raw(wrapper)
     for migration in migrations:
-        apply_migration(conn, migration, "up")
+        apply_migration(conn, migration, "up", run_python=False)  # schema only: no rows to work on
 
 
 class FieldDefaults:

@@ -30,6 +30,15 @@ def migrations_dir() -> Path:
     return Path(base) / "tablemigrations"
 
 
+def existing_migrations_dir() -> Path:
+    """The migrations directory, which `run`, `show`, `revert` and `stats` need to exist."""
+    directory = migrations_dir()
+    if not directory.is_dir():
+        raise ConfigurationError(f"migrations directory {directory} does not exist; create the first migrations "
+                                 "with `manage.py tablemigrate generate` (or set TABLEMIGRATE_MIGRATIONS_DIR)")
+    return directory
+
+
 def backup_dir() -> Path | None:
     configured = getattr(settings, "TABLEMIGRATE_BACKUP_DIR", None)
     return Path(configured) if configured else None

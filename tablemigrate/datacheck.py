@@ -79,9 +79,10 @@ _STRICT_TYPES = {"INT": ("integer",), "INTEGER": ("integer",), "REAL": ("real", 
 
 
 class _Checker:
-    def __init__(self, conn: sqlite3.Connection, migration: Migration):
+    def __init__(self, conn: sqlite3.Connection, migration: Migration, changed: set[str]):
         self.conn = conn
         self.migration = migration
+        self.changed = changed  # tables whose rows earlier pending steps change: not checked (see check())
         self.findings: list[Finding] = []
         self.copied_from: set[str] = set()  # tables an INSERT ... SELECT read earlier in this migration
         # Renames done by earlier statements of this migration, which the live database has not seen:
@@ -119,7 +120,7 @@ class _Checker:
     def rebuild(self, step: RebuildTable) -> None:
         conn, table = self.conn, step.table
         src = self.source(table)
-        if src is None:
+        if src is None or self._rows_changed(table):
             return
         rows = _count(conn, f"SELECT count(*) FROM {src.sql}")
         if rows == 0:
@@ -137,7 +138,7 @@ class _Checker:
                     if n:
                         self.add("violation", f"{_rows(n)} of {table} would hold NULL in {col.name}, "
                                               "which becomes NOT NULL")
-            elif col.notnull and col.default is None:
+            elif col.notnull and col.default is None and target.primary_key != (key,):  # a rowid key fills itself
                 self.add("violation", f"{table} has {_rows(rows)} and the new NOT NULL column {col.name} "
                                       "gets no value")
         self._unique_groups(table, new_rows, copy, target)
@@ -171,9 +172,12 @@ class _Checker:
         if target.primary_key:
             groups.append((tuple(quote(k) for k in target.primary_key), "PRIMARY KEY"))
         for columns, what in groups:
-            if not all(sqltext.unquote(c).lower() in copy for c in columns):
+            keys = [sqltext.unquote(c).lower() for c in columns]
+            if not all(k in copy and k in target.columns for k in keys):
                 continue
-            self._duplicates(f"({new_rows})", columns, None, f"{table} ({', '.join(columns)}) under {what}")
+            # Compared the way the new table compares: its column's collation, not the old one's.
+            collated = [f"{quote(k)} COLLATE {target.columns[k].collation or 'BINARY'}" for k in keys]
+            self._duplicates(f"({new_rows})", collated, None, f"{table} ({', '.join(columns)}) under {what}")
 
     def _duplicates(self, source: str, columns: tuple[str, ...] | list[str], where: str | None,
                     what: str) -> None:
@@ -218,17 +222,19 @@ class _Checker:
 
     # plain SQL ---------------------------------------------------------------------------------
 
+    def _rows_changed(self, table: str) -> bool:
+        return "*" in self.changed or table.lower() in self.changed or \
+            self.table_origin.get(table.lower(), table).lower() in self.changed
+
     def statement(self, sql: str) -> None:
         tokens = sqltext.tokenize(sql)
         words = [t.keyword() for t in tokens[:6]]
-        if words[:1] == ["insert"]:
-            self.copied_from.update(
-                sqltext.unquote(tokens[i + 1].text).lower() for i, t in enumerate(tokens[:-1])
-                if t.keyword() == "from")
+        if words[:1] in (["insert"], ["replace"], ["update"], ["delete"], ["with"]):
+            self._data_statement(tokens)
         elif words[:2] == ["drop", "table"]:
             table = sqltext.unquote(tokens[4 if words[2:4] == ["if", "exists"] else 2].text)
             src = self.source(table)
-            if src is None or table.lower() in self.copied_from:
+            if src is None or table.lower() in self.copied_from or self._rows_changed(table):
                 return
             n = _count(self.conn, f"SELECT count(*) FROM {src.sql}")
             if n:
@@ -237,6 +243,22 @@ class _Checker:
             self._alter(tokens)
         elif words[:2] == ["create", "unique"]:
             self._unique_index(tokens)
+
+    def _data_statement(self, tokens: list[sqltext.Token]) -> None:
+        """INSERT/UPDATE/DELETE written by hand: the rows they touch are no longer the live rows."""
+        words = [t.keyword() for t in tokens]
+        if words[0] == "with":  # a CTE: which table it writes is not worth guessing
+            self.changed.add("*")
+            return
+        if words[0] == "insert" or words[0] == "replace":
+            self.copied_from.update(sqltext.unquote(tokens[i + 1].text).lower()
+                                    for i, w in enumerate(words[:-1]) if w == "from")
+            at = words.index("into") + 1
+        elif words[0] == "delete":
+            at = words.index("from") + 1
+        else:
+            at = 1 + (2 if words[1] == "or" else 0)
+        self.changed.add(sqltext.unquote(tokens[at].text).lower())
 
     def _alter(self, tokens: list[sqltext.Token]) -> None:
         table = sqltext.unquote(tokens[2].text)
@@ -248,7 +270,7 @@ class _Checker:
             self.rename_column(table, args[0], args[1])
         elif verb == "drop":
             src = self.source(table)
-            if src is None:
+            if src is None or self._rows_changed(table):
                 return
             n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(args[0])} IS NOT NULL")
             if n:
@@ -266,7 +288,7 @@ class _Checker:
         rest = tokens[close + 1:]
         where = " ".join(t.text for t in rest[1:]) if rest and rest[0].keyword() == "where" else None
         src = self.source(table)
-        if src is None:
+        if src is None or self._rows_changed(table):
             return
         self._duplicates(src.sql, columns, where, f"{table} ({', '.join(columns)}) under a new unique index")
 
@@ -274,8 +296,12 @@ class _Checker:
 def check(conn: sqlite3.Connection, migrations: list[Migration], direction: str = "up") -> list[Finding]:
     """Findings for `migrations` (applied in order, `direction`) against the rows `conn` holds now."""
     findings: list[Finding] = []
+    # Tables whose rows an earlier pending step changes (hand-written INSERT/UPDATE/DELETE; a Python step
+    # changes anything): their live rows say nothing about what a later step will meet, so they are not
+    # checked; the constraints still stop a migration at apply time, and the database is restored.
+    changed: set[str] = set()
     for m in migrations:
-        checker = _Checker(conn, m)
+        checker = _Checker(conn, m, changed)
         for step in m.steps(direction):
             try:
                 if isinstance(step, RebuildTable):
@@ -283,6 +309,8 @@ def check(conn: sqlite3.Connection, migrations: list[Migration], direction: str 
                 elif isinstance(step, str):
                     for sql in sqltext.split_statements(step):
                         checker.statement(sql)
+                else:
+                    changed.add("*")
             except sqlite3.OperationalError as exc:  # an object an earlier pending migration creates
                 logger.debug("data check skipped a step of %s: %s", m.name, exc)
             except (StopIteration, IndexError, ValueError):  # SQL shaped unlike what we recognise

@@ -199,6 +199,21 @@ def introspect_table(conn: sqlite3.Connection, name: str, sql: str,
     )
 
 
+_SHADOW_SUFFIXES = ("content", "docsize", "config", "data", "idx", "segments", "segdir", "stat", "node",
+                    "parent", "rowid")
+
+
+def shadow_tables(conn: sqlite3.Connection) -> set[str]:
+    """Lower-case names of the tables virtual tables (FTS, R*Tree) keep their data in: created and
+    dropped with their virtual table, never by a migration of their own."""
+    try:
+        return {r[1].lower() for r in conn.execute("PRAGMA main.table_list") if r[2] == "shadow"}
+    except sqlite3.OperationalError:  # SQLite before 3.37: by the modules' naming convention
+        virtual = [r[0].lower() for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL%'")]
+        return {f"{v}_{suffix}" for v in virtual for suffix in _SHADOW_SUFFIXES}
+
+
 def introspect(conn: sqlite3.Connection) -> Schema:
     """The whole schema of the main database of `conn` (internal and virtual tables left out)."""
     rows = conn.execute(
@@ -210,9 +225,10 @@ def introspect(conn: sqlite3.Connection) -> Schema:
     tables: dict[str, Table] = {}
     triggers: dict[str, Trigger] = {}
     views: dict[str, View] = {}
+    shadows = shadow_tables(conn)
     for kind, name, tbl, sql in rows:
-        if kind == "table" and not is_internal(name) and not sql.lstrip()[:20].upper().startswith(
-                "CREATE VIRTUAL"):
+        if kind == "table" and not is_internal(name) and name.lower() not in shadows and not \
+                sql.lstrip()[:20].upper().startswith("CREATE VIRTUAL"):
             tables[name.lower()] = introspect_table(conn, name, sql, index_rows.get(name.lower(), []))
         elif kind == "trigger" and not is_internal(tbl):
             triggers[name.lower()] = Trigger(name, tbl.lower(), sqltext.normalize(sql), sql)

@@ -71,15 +71,21 @@ class RebuildTable(Operation):
         if not shown.enabled or total <= PROGRESS_CHUNK or names & {"rowid", "_rowid_", "oid"}:
             conn.execute(self._copy_sql(tmp))
             return
+        t = quote(self.table)
         try:
-            low, high = conn.execute(f"SELECT min(rowid), max(rowid) FROM {quote(self.table)}").fetchone()
+            start = conn.execute(f"SELECT min(rowid) FROM {t}").fetchone()[0]
         except sqlite3.OperationalError:  # WITHOUT ROWID
             conn.execute(self._copy_sql(tmp))
             return
+        # Chunks follow the rows (keyset), not the id range, so sparse rowids cost nothing extra.
+        upper = f"SELECT max(rowid) FROM (SELECT rowid FROM {t} WHERE rowid >= ? ORDER BY rowid LIMIT {int(PROGRESS_CHUNK)})"
+        following = f"SELECT min(rowid) FROM {t} WHERE rowid > ?"
+        sql = self._copy_sql(tmp, " WHERE rowid >= ? AND rowid <= ?")
         copied = 0
-        sql = self._copy_sql(tmp, " WHERE rowid BETWEEN ? AND ?")
-        for start in range(low, high + 1, PROGRESS_CHUNK):
-            copied += conn.execute(sql, (start, start + PROGRESS_CHUNK - 1)).rowcount
+        while start is not None:
+            high = conn.execute(upper, (start,)).fetchone()[0]
+            copied += conn.execute(sql, (start, high)).rowcount
+            start = conn.execute(following, (high,)).fetchone()[0]
             shown.show(f"rebuilding {self.table}: {copied:,}/{total:,} rows copied")
         shown.clear()
 

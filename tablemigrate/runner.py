@@ -19,13 +19,14 @@ from pathlib import Path
 
 from . import backup as backups
 from . import datacheck, history, signals
-from .apply import apply_migration
+from .apply import DatabaseLocked, apply_migration
 from .build import private_database, raw
 from .errors import ConfigurationError, MigrationFailed, TablemigrateError
-from .introspect import introspect, is_internal
+from .introspect import introspect, is_internal, shadow_tables
 from .loader import Migration, checksum, load_migration, migration_files
 from .lock import run_lock
 from .sqltext import quote
+from .writer import read_snapshot_header
 
 logger = logging.getLogger("tablemigrate")
 
@@ -103,13 +104,20 @@ def validate(target: Target, migrations: list[Migration], direction: str = "up")
     """Apply the migrations to an in-memory copy of the live *schema*: syntax and reference errors
     surface here, before anything touches the real database."""
     rows = target.conn.execute(
-        "SELECT type, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
         "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END").fetchall()
+    shadows = shadow_tables(target.conn)  # a virtual table creates its own shadow tables
     with private_database() as copy:
         conn = raw(copy)
         conn.execute("PRAGMA foreign_keys = OFF")
-        for _kind, sql in rows:
-            conn.execute(sql)
+        for _kind, name, table, sql in rows:
+            if name.lower() in shadows or table.lower() in shadows:
+                continue
+            try:
+                conn.execute(sql)
+            except sqlite3.Error as exc:
+                raise MigrationFailed(f"validation could not copy the schema ({name}: {exc}); nothing was "
+                                      "changed") from None
         conn.execute("PRAGMA foreign_keys = ON")
         for m in migrations:
             try:
@@ -178,16 +186,18 @@ def _apply_all(target: Target, migrations: list[Migration], direction: str, take
     conn = target.conn
     history.ensure(conn)
     names = [m.name for m in migrations]
+    # PRAGMA data_version changes only when *another* connection commits: it tells whether restoring
+    # the backup would also throw away writes made by the application during the run. Read before
+    # the backup starts, so a commit that lands while the backup is being copied counts too.
+    version = conn.execute("PRAGMA data_version").fetchone()[0]
+    history_before = _history_names(conn)
     saved = None
     if take_backup:
         saved = target.backups_dir / backups.backup_name(target.path or Path(target.alias))
         backups.take_backup(conn, saved)
         logger.info("migration backup written to %s", saved)
-    # PRAGMA data_version changes only when *another* connection commits: it tells whether restoring
-    # the backup would also throw away writes made by the application during the run.
-    version = conn.execute("PRAGMA data_version").fetchone()[0]
-    history_before = _history_names(conn)
     signals.pre_run.send(sender=Migration, database=target.alias, direction=direction, migrations=names)
+    started = time.perf_counter()
     error: BaseException | None = None
     done: list[Migration] = []
     try:
@@ -199,10 +209,10 @@ def _apply_all(target: Target, migrations: list[Migration], direction: str, take
         raise _recover(target, exc, history_before, saved, version) from exc
     finally:
         signals.post_run.send(sender=Migration, database=target.alias, direction=direction,
-                              migrations=names, error=error)
-    if take_backup and target.path is not None:
-        for old in backups.prune(target.backups_dir, target.path, keep):
-            logger.info("migration backup pruned: %s", old)
+                              migrations=names, error=error, duration=time.perf_counter() - started)
+        if take_backup and target.path is not None:  # after failures too: a crash-looping start
+            for old in backups.prune(target.backups_dir, target.path, keep):  # must not fill the disk
+                logger.info("migration backup pruned: %s", old)
     return done
 
 
@@ -217,6 +227,8 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
     committed is read from the history table, which each migration writes in its own transaction."""
     where = f" (backup: {saved})" if saved else ""
     now = _history_names(target.conn)
+    if isinstance(exc, DatabaseLocked) and now == history_before:
+        return exc
     if now == history_before:
         logger.error("migration failed and was rolled back; the database is unchanged")
         return MigrationFailed(f"{exc}; rolled back, the database is unchanged{where}")
@@ -224,6 +236,11 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
     if saved is None:
         return MigrationFailed(f"{exc}; rolled back, but {earlier} (applied earlier in this run, no backup "
                                "taken) stay applied")
+    try:  # check the backup first: the check takes time, and a write landing meanwhile must count
+        backups.verify(saved)
+    except backups.BackupError as bad:
+        return MigrationFailed(f"{exc}; rolled back, but the backup cannot be restored ({bad}): {earlier} "
+                               "(applied earlier in this run) stay applied; the history table matches the schema")
     if target.conn.execute("PRAGMA data_version").fetchone()[0] != version:
         logger.error("migration failed; backup %s NOT restored: other connections wrote since it was taken",
                      saved)
@@ -231,7 +248,11 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
             f"{exc}; rolled back. {earlier} stay applied and the backup {saved} was NOT restored, because "
             "other connections wrote to the database after it was taken and restoring would lose their "
             "data; the history table matches the schema")
-    backups.restore(target.conn, saved)
+    try:
+        backups.restore(target.conn, saved, verified=True)
+    except (sqlite3.Error, backups.BackupError) as bad:
+        return MigrationFailed(f"{exc}; rolled back, but restoring the backup {saved} failed ({bad}): {earlier} "
+                               "(applied earlier in this run) stay applied; the history table matches the schema")
     logger.error("migration failed; database restored from backup %s", saved)
     return MigrationFailed(f"{exc}; the database was restored from backup {saved}")
 
@@ -318,6 +339,7 @@ class Rehearsal:
     seconds: float
     rows_before: dict[str, int]
     rows_after: dict[str, int]
+    statements: list[tuple[str, float]] = field(default_factory=list)  # (statement or operation, seconds)
 
 
 def _row_counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -336,9 +358,11 @@ def dry_run(target: Target, directory: Path) -> list[Rehearsal]:
         history.ensure(conn)
         for m in pending:
             before = _row_counts(conn)
+            statements: list[tuple[str, float]] = []
             started = time.perf_counter()
-            apply_migration(conn, m, "up", in_transaction=history.record)
-            out.append(Rehearsal(m.name, time.perf_counter() - started, before, _row_counts(conn)))
+            apply_migration(conn, m, "up", in_transaction=history.record,
+                            on_statement=lambda sql, seconds: statements.append((sql, seconds)))
+            out.append(Rehearsal(m.name, time.perf_counter() - started, before, _row_counts(conn), statements))
     return out
 
 
@@ -346,11 +370,16 @@ def drift(target: Target, directory: Path) -> list[str]:
     """Tables whose live structure differs from what replaying the applied migrations produces."""
     st = status(target.conn, directory)
     check_history(st)
+    live_schema = introspect(target.conn)
+    header = read_snapshot_header(directory)
+    applied_hash = checksum("\n".join(f"{a.name} {a.checksum}" for a in st.applied).encode())
+    if not st.pending and header.get("history") == applied_hash and header.get("schema") == live_schema.fingerprint():
+        return []  # the snapshot describes exactly this history, and the live schema matches it
     by_stem = {p.stem: p for p in st.files}
     with private_database() as replay:
         conn = raw(replay)
-        for a in st.applied:
-            apply_migration(conn, load_migration(by_stem[a.name]), "up")
+        for a in st.applied:  # schema only: data steps have no rows to work on here
+            apply_migration(conn, load_migration(by_stem[a.name]), "up", run_python=False)
         expected = introspect(conn).tables
-    live = introspect(target.conn).tables
+    live = live_schema.tables
     return sorted(k for k in set(expected) | set(live) if expected.get(k) != live.get(k))

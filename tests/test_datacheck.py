@@ -6,7 +6,7 @@ import pytest
 
 from tablemigrate.datacheck import check
 from tablemigrate.loader import Migration
-from tablemigrate.operations import RebuildTable
+from tablemigrate.operations import RebuildTable, RunPython
 
 
 @pytest.fixture
@@ -115,3 +115,35 @@ def test_empty_table_and_down_direction(db):
     db.execute("INSERT INTO t (code) VALUES ('z')")
     m = Migration("m1", [], ['DROP TABLE "t"'])
     assert [str(f) for f in check(db, [m], "down")] == ["m1: dropping t deletes 1 row"]
+
+
+NOT_NULL_V = "CREATE TABLE t (id integer PRIMARY KEY, code text, v text NOT NULL, n text)"
+
+
+def test_rows_fixed_by_earlier_steps_are_not_judged_by_the_live_rows(db):
+    # the same migration fixes the NULLs first
+    assert found(db, "UPDATE t SET v = 'z' WHERE v IS NULL", rebuild(NOT_NULL_V, ALL)) == []
+    # an earlier pending migration does (or a Python step might)
+    fix = Migration("m0", ["DELETE FROM t WHERE v IS NULL"], None)
+    assert check(db, [fix, Migration("m1", [rebuild(NOT_NULL_V, ALL)], None)]) == []
+    python = Migration("m0", [RunPython(lambda conn: None)], None)
+    assert check(db, [python, Migration("m1", ['DROP TABLE "t"'], None)]) == []
+    # an unrelated table's change does not hide t's problem
+    other = Migration("m0", ["CREATE TABLE o (x)", "INSERT INTO o VALUES (1)"], None)
+    assert [f.kind for f in check(db, [other, Migration("m1", [rebuild(NOT_NULL_V, ALL)], None)])] == ["violation"]
+
+
+def test_unique_is_judged_with_the_new_columns_collation(db):
+    db.execute("CREATE TABLE c (id integer PRIMARY KEY, name text COLLATE NOCASE)")
+    db.execute("INSERT INTO c (name) VALUES ('Ann'), ('ann')")
+    binary = RebuildTable("c", "CREATE TABLE c (id integer PRIMARY KEY, name text UNIQUE)", {"id": '"id"', "name": '"name"'})
+    assert found(db, binary) == []
+    nocase = RebuildTable("c", "CREATE TABLE c (id integer PRIMARY KEY, name text COLLATE NOCASE UNIQUE)",
+                          {"id": '"id"', "name": '"name"'})
+    assert [k for k, _m in found(db, nocase)] == ["violation"]
+
+
+def test_a_rowid_key_that_is_not_copied_fills_itself(db):
+    copy = {k: e for k, e in ALL.items() if k != "id"}
+    out = found(db, rebuild("CREATE TABLE t (id integer NOT NULL PRIMARY KEY, code text, v text, n text)", copy))
+    assert out == [("loss", "4 values in t.id would be dropped (column not copied)")]  # renumbered, not refused

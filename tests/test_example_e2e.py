@@ -228,3 +228,24 @@ def test_test_database_from_models_or_history_under_both_runners(example, histor
     assert "4 passed" in run(*pytest_args).stdout  # the reused database: nothing re-applied, no rows leaked
     if history == "1":
         assert rows(example / "test.sqlite3", "SELECT name, applied_at FROM tablemigrate_history") == first
+
+
+def test_more_bad_input_one_line_each(example):
+    db = example / "example_project" / "db.sqlite3"
+    proc = manage(example, "show", check=False)  # no database yet: not created by a read-only command
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and not db.exists()
+    manage(example, "run", "--noinput")
+    bad = example / "example_project" / "tablemigrations" / "99999999_999999_01_bad.py"
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO users_user (id, username, email, display_name, is_active, created_at) "
+                 "VALUES (1, 'ann', 'a@x', '', 1, '2024')")
+    conn.commit()
+    conn.close()
+    bad.write_text("up = ['CREATE TABLE extra (x)', 'INSERT INTO users_user SELECT * FROM users_user']\n")
+    quiet = manage(example, "run", "--noinput", "-v", "0", check=False)
+    assert quiet.returncode == 1 and quiet.stderr.count("UNIQUE constraint failed") == 1
+    assert quiet.stderr.strip().count("\n") == 0
+    env_dir = dict(_env(example), EXAMPLE_MIGRATIONS_DIR=str(example / "nowhere"))
+    missing = subprocess.run([sys.executable, "manage.py", "tablemigrate", "run", "--noinput"], cwd=example,
+                             env=env_dir, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "migrations directory" in missing.stderr

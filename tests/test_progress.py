@@ -20,7 +20,9 @@ def filled(path=":memory:", rows=95):
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("CREATE TABLE t (id integer PRIMARY KEY, v text)")
     conn.execute("CREATE INDEX t_v ON t (v)")
+    conn.execute("BEGIN")
     conn.executemany("INSERT INTO t (v) VALUES (?)", [(f"v{i}",) for i in range(rows)])
+    conn.execute("COMMIT")
     conn.execute("DELETE FROM t WHERE id % 7 = 0")  # gaps in the rowids
     return conn
 
@@ -67,3 +69,17 @@ def test_the_command_shows_progress_only_on_a_terminal_with_prompts_allowed():
     assert not enabled(io.StringIO(), True)  # not a terminal
     assert not progress.current().enabled  # nothing left installed
     assert isinstance(Command(stderr=io.StringIO()).stderr, OutputWrapper)
+
+
+def test_chunked_copy_with_sparse_rowids_is_quick_and_complete(monkeypatch):
+    monkeypatch.setattr(operations, "PROGRESS_CHUNK", 2)
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE t (id integer PRIMARY KEY, v text)")
+    conn.executemany("INSERT INTO t VALUES (?, ?)", [(-(2 ** 63), "min"), (-5, "a"), (10 ** 12, "b"),
+                                                    (2 * 10 ** 12, "c"), (2 ** 63 - 1, "max")])
+    with progress.reporting(progress.Progress(Terminal(), enabled=True, interval=0)):
+        conn.execute("BEGIN")
+        RebuildTable("t", "CREATE TABLE t (id integer PRIMARY KEY, v text NOT NULL)",
+                     {"id": '"id"', "v": '"v"'}).apply(conn)
+        conn.execute("COMMIT")
+    assert [r[1] for r in conn.execute("SELECT * FROM t ORDER BY id")] == ["min", "a", "b", "c", "max"]

@@ -59,11 +59,14 @@ def test_third_statement_failing_restores_everything(project):
 def test_python_migration_raising_after_writes_restores(project):
     target, d = project
     runner.run(target, d)
-    module(d, "0002_data", "def up(db):\n    db.execute(\"UPDATE t SET v = 'x'\")\n    raise ValueError('bad data')\n")
+    module(d, "0002_ok", "up = ['CREATE TABLE u (x)']\n")
+    module(d, "0003_data", "def up(db):\n    db.execute(\"UPDATE t SET v = 'x'\")\n    raise ValueError('bad data')\n")
     before = dump(target)
-    with pytest.raises(MigrationFailed, match="bad data"):
+    with pytest.raises(MigrationFailed, match=r"migration 0003_data \(up\) failed at step 1 RunPython\('up'\): "
+                                              r"ValueError: bad data; the database was restored from backup"):
         runner.run(target, d)
-    assert dump(target) == before
+    assert dump(target) == before  # the rows 0003 wrote and the table 0002 created are gone
+    assert len(automatic_backups(target.backups_dir, target.path)) == 2
 
 
 def test_validation_catches_sql_errors_before_anything_runs(project):
@@ -289,3 +292,132 @@ def test_restore_never_discards_rows_other_connections_wrote_during_the_run(proj
     assert runner.drift(target, d) == []  # the history agrees with the schema
     (d / "0003_bad.py").unlink()
     assert runner.run(target, d) == []
+
+
+def test_a_commit_landing_while_the_backup_is_copied_is_never_restored_away(project, monkeypatch):
+    import sqlite3
+
+    from tablemigrate import backup
+
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_ok", "up = ['CREATE TABLE u (x)']\ndown = ['DROP TABLE u']\n")
+    module(d, "0003_bad", "up = ['ALTER TABLE t ADD COLUMN w int', 'INSERT INTO t (id) VALUES (1)']\n")
+    real = backup.take_backup
+
+    def backup_during_which_the_app_writes(conn, dest):
+        other = sqlite3.connect(target.path)
+        other.execute("INSERT INTO t (v) VALUES ('during backup')")
+        other.commit()
+        other.close()
+        return real(conn, dest)
+
+    monkeypatch.setattr(backup, "take_backup", backup_during_which_the_app_writes)
+    with pytest.raises(MigrationFailed, match="was NOT restored"):
+        runner.run(target, d)
+    assert target.conn.execute("SELECT count(*) FROM t WHERE v = 'during backup'").fetchone() == (1,)
+
+
+def test_pruning_keeps_other_databases_backups(project):
+    target, d = project
+    target.backups_dir.mkdir(parents=True)
+    theirs = [target.backups_dir / f"app-archive-2020010{i}T000000_000000Z.sqlite3" for i in range(1, 8)]
+    for path in theirs:
+        path.write_bytes(b"")
+    for i in range(7):
+        module(d, f"000{i + 2}_n", f"up = ['CREATE TABLE n{i} (x)']\n")
+        runner.run(target, d, keep=5)
+    assert all(p.exists() for p in theirs)
+    assert len(automatic_backups(target.backups_dir, target.path)) == 5
+
+
+def test_failed_runs_prune_too(project):
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_bad", "up = ['INSERT INTO t (id) VALUES (1)']\n")
+    for _ in range(4):
+        with pytest.raises(MigrationFailed):
+            runner.run(target, d, keep=2)
+    assert len(automatic_backups(target.backups_dir, target.path)) == 2
+
+
+def test_a_backup_that_fails_its_check_is_never_used(project, monkeypatch):
+    from tablemigrate import backup
+
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_ok", "up = ['CREATE TABLE u (x)']\n")
+    module(d, "0003_bad", "up = ['INSERT INTO t (id) VALUES (1)']\n")
+    real_take = backup.take_backup
+
+    def take_then_corrupt(conn, dest):  # the disk damages the backup after it was written
+        path = real_take(conn, dest)
+        path.write_bytes(path.read_bytes()[:4096] + b"\x13" * 4096)
+        return path
+
+    monkeypatch.setattr(backup, "take_backup", take_then_corrupt)
+    with pytest.raises(MigrationFailed, match="0003_bad .* the backup cannot be restored .* 0002_ok .* stay applied"):
+        runner.run(target, d)
+    assert [a.name for a in runner.status(target.conn, d).applied] == ["0001_create", "0002_ok"]
+    assert target.conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
+
+
+def test_a_backup_failing_its_check_when_taken_stops_the_run_before_anything(project, monkeypatch):
+    from tablemigrate import backup
+
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_ok", "up = ['CREATE TABLE u (x)']\n")
+    monkeypatch.setattr(backup, "verify", lambda path: (_ for _ in ()).throw(BackupError(f"{path}: damaged")))
+    with pytest.raises(BackupError, match="damaged"):
+        runner.run(target, d)
+    assert runner.status(target.conn, d).pending[0].stem == "0002_ok"
+
+
+def test_a_database_locked_past_the_busy_timeout_exits_3_unchanged(project):
+    import sqlite3
+
+    from tablemigrate.apply import DatabaseLocked
+
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_ok", "up = ['CREATE TABLE u (x)']\n")
+    target.conn.execute("PRAGMA busy_timeout = 100")
+    app = sqlite3.connect(target.path, isolation_level=None)
+    app.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseLocked, match="locked by another connection") as info:
+            runner.run(target, d, take_backup=False)
+        assert info.value.exit_code == 3
+    finally:
+        app.execute("ROLLBACK")
+        app.close()
+    assert runner.status(target.conn, d).pending[0].stem == "0002_ok"
+
+
+def test_virtual_tables_and_their_shadow_tables_do_not_break_validation_or_the_diff(project):
+    from tablemigrate.introspect import introspect
+
+    target, d = project
+    module(d, "0002_fts", "up = [\"CREATE VIRTUAL TABLE search USING fts5(body)\"]\n")
+    runner.run(target, d)
+    module(d, "0003_more", "up = ['CREATE TABLE more (x)']\n")
+    assert [m.name for m in runner.run(target, d)] == ["0003_more"]
+    assert sorted(introspect(target.conn).tables) == ["more", "t"]
+
+
+def test_drift_and_replays_skip_data_steps(project):
+    target, d = project
+    module(d, "0002_data", "def up(db):\n    (n,) = db.execute('SELECT max(id) FROM t').fetchone()\n"
+           "    db.execute('UPDATE t SET v = ? WHERE id = ?', ('last', n + 0))\n")
+    runner.run(target, d)
+    assert runner.drift(target, d) == []  # replaying 0002 on an empty schema would fail on None + 0
+
+
+def test_dry_run_reports_each_statement_and_every_tables_rows(project):
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_more", "up = [\"INSERT INTO t (v) VALUES ('c')\", 'CREATE TABLE u (x)']\n")
+    (r,) = runner.dry_run(target, d)
+    assert [sql for sql, _s in r.statements] == ["INSERT INTO t (v) VALUES ('c')", "CREATE TABLE u (x)"]
+    assert (r.rows_before, r.rows_after) == ({"t": 2}, {"t": 3, "u": 0})

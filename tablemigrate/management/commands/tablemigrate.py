@@ -77,8 +77,9 @@ def _reporting(command: BaseCommand, options: dict[str, Any]) -> Iterator[None]:
     """Log lines (unless logging is configured) and, on a terminal with prompts allowed, progress."""
     logger = logging.getLogger("tablemigrate")
     handler, previous = None, logger.level
-    if options["verbosity"] > 0 and not logger.hasHandlers():
-        handler = _LogLines(command.stderr._out, logging.DEBUG if options["verbosity"] > 2 else logging.INFO)
+    if not logger.hasHandlers():  # at -v 0 too: else Python's last-resort handler prints errors twice
+        level = {0: logging.CRITICAL + 1, 3: logging.DEBUG}.get(options["verbosity"], logging.INFO)
+        handler = _LogLines(command.stderr._out, level)
         logger.addHandler(handler)
         logger.setLevel(min(handler.level, logger.getEffectiveLevel()))
     shown = progress.Progress(command.stderr._out, options["interactive"] and command.stderr.isatty())
@@ -107,6 +108,8 @@ class Command(BaseCommand):
         common.add_argument("--database", default="default", help="database alias (default: 'default')")
         common.add_argument("--noinput", "--no-input", action="store_false", dest="interactive",
                             help="never prompt; refuse what would need an answer")
+        common.add_argument("-v", "--verbosity", type=int, choices=[0, 1, 2, 3], default=argparse.SUPPRESS,
+                            help="0: only errors; 1: log lines (default); 2-3: more")
         sub = parser.add_subparsers(dest="action", metavar="COMMAND", required=True)
 
         def add(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -179,6 +182,10 @@ class Command(BaseCommand):
 
         alias = conf.sqlite_alias(options["database"])
         wrapper = connections[alias]
+        name = str(wrapper.settings_dict["NAME"])
+        if options["action"] != "run" and not wrapper.is_in_memory_db() and not Path(name).is_file():
+            raise CommandError(f"database file {name} does not exist (`manage.py tablemigrate run` creates it)",
+                               returncode=2)
         try:
             wrapper.ensure_connection()
         except Exception as exc:
@@ -211,7 +218,7 @@ class Command(BaseCommand):
         from tablemigrate.runner import drift, status
 
         target = self._target(options)
-        directory = conf.migrations_dir()
+        directory = conf.existing_migrations_dir()
         st = status(target.conn, directory)
         for a in st.applied:
             flag = "  EDITED AFTER APPLY" if a.name in st.modified else (
@@ -244,17 +251,19 @@ class Command(BaseCommand):
         from tablemigrate import runner
 
         target = self._target(options)
-        directory = conf.migrations_dir()
+        directory = conf.existing_migrations_dir()
         if options["dry_run"]:
             rehearsals = runner.dry_run(target, directory)
             if not rehearsals:
                 self.stdout.write("No migrations to apply.")
             for r in rehearsals:
-                changed = {t: (r.rows_before.get(t), r.rows_after.get(t))
-                           for t in set(r.rows_before) | set(r.rows_after)
-                           if r.rows_before.get(t) != r.rows_after.get(t)}
-                rows = ", ".join(f"{t}: {a} -> {b}" for t, (a, b) in sorted(changed.items())) or "row counts unchanged"
-                self.stdout.write(f"would apply {r.migration} ({r.seconds * 1000:.0f} ms): {rows}")
+                self.stdout.write(self.style.MIGRATE_HEADING(f"would apply {r.migration} ({r.seconds * 1000:.1f} ms)"))
+                for sql, seconds in r.statements:
+                    self.stdout.write(f"  {seconds * 1000:8.1f} ms  {sql}")
+                for t in sorted(set(r.rows_before) | set(r.rows_after)):
+                    before, after = r.rows_before.get(t, "-"), r.rows_after.get(t, "-")
+                    mark = "" if before == after else "   (changed)"
+                    self.stdout.write(f"  rows {t}: {before} -> {after}{mark}")
             return
         applied = runner.run(target, directory, allow_destructive=options["allow_destructive"],
                              confirm=self._confirm(options), take_backup=options["backup"],
@@ -279,7 +288,7 @@ class Command(BaseCommand):
     def handle_revert(self, options: dict[str, Any]) -> None:
         from tablemigrate import runner
 
-        reverted = runner.revert(self._target(options), conf.migrations_dir(), to=options["to"],
+        reverted = runner.revert(self._target(options), conf.existing_migrations_dir(), to=options["to"],
                                  allow_destructive=options["allow_destructive"], confirm=self._confirm(options),
                                  take_backup=options["backup"], keep=conf.keep_backups(),
                                  lock_timeout=conf.busy_timeout())
@@ -352,7 +361,7 @@ class Command(BaseCommand):
         for r in rows:
             size = f"{r.bytes:>12,} B" if r.bytes is not None else "           ? B"
             self.stdout.write(f"  {r.name.ljust(width)}  {r.rows:>10,} rows  {size}")
-        st = status(target.conn, conf.migrations_dir())
+        st = status(target.conn, conf.existing_migrations_dir())
         last = f"{st.applied[-1].name} at {st.applied[-1].applied_at}" if st.applied else "none"
         self.stdout.write(f"migrations  {len(st.applied)} applied, {len(st.pending)} pending; last applied: {last}")
 
