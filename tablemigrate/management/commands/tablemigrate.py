@@ -25,7 +25,8 @@ EXIT_CODES = """exit codes:
      a destructive migration was not confirmed
   2  usage or configuration error: unknown option, non-SQLite database, malformed migration
      module, missing directory or file; nothing was changed
-  3  another run holds the lock, or the database stayed locked past the busy timeout
+  3  another run holds the lock, or another connection kept the database locked past the busy
+     timeout; nothing was changed
 """
 
 
