@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,30 +71,41 @@ def take_backup(conn: sqlite3.Connection, dest: Path) -> Path:
     return dest
 
 
-def restore(conn: sqlite3.Connection, source: Path, *, verified: bool = False) -> None:
+def restore(conn: sqlite3.Connection, source: Path, *, verified: bool = False, timeout: float | None = None) -> None:
     """Copy `source` over the live database behind `conn`, through the backup API (safe with WAL and
     with other open connections, unlike replacing the file). `verified`: the caller just checked it."""
     if not verified:
         verify(source)
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
     try:
-        _copy(src, conn, f"restoring {source.name}")
+        _copy(src, conn, f"restoring {source.name}", timeout)
     finally:
         src.close()
 
 
-def _copy(source: sqlite3.Connection, target: sqlite3.Connection, what: str) -> None:
-    """The backup API: one step (fastest) unless a progress display wants page counts."""
-    shown = progress.current()
-    if not shown.enabled:
-        source.backup(target)
-        return
+class CopyTimeout(TablemigrateError):
+    """The backup API waited for a lock past its deadline; the copy was abandoned, nothing changed."""
 
-    def report(_status: int, remaining: int, total: int) -> None:
+    exit_code = 3
+
+
+def _copy(source: sqlite3.Connection, target: sqlite3.Connection, what: str, timeout: float | None = None) -> None:
+    """The backup API: one step (fastest) unless a progress display wants page counts. Python retries
+    a busy step forever; with `timeout`, the progress callback (also called on busy steps) gives up."""
+    shown = progress.current()
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def report(status: int, remaining: int, total: int) -> None:
+        if deadline is not None and status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) \
+                and time.monotonic() > deadline:
+            raise CopyTimeout(f"{what}: the database stayed locked by another connection for {timeout:g}s; "
+                              "nothing was changed")
         shown.show(f"{what}: {total - remaining:,}/{total:,} pages")
 
-    source.backup(target, pages=4096, progress=report)
-    shown.clear()
+    try:
+        source.backup(target, pages=4096 if shown.enabled else -1, progress=report, sleep=0.05)
+    finally:
+        shown.clear()
 
 
 def automatic_backups(directory: Path, db_path: Path) -> list[Path]:

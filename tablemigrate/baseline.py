@@ -12,19 +12,30 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from django.db import models
+
 from . import history
 from .errors import ConfigurationError
-from .generate import GenerateResult, _write, baseline_modules
+from .fingerprint import models_fingerprint, with_m2m_tables
+from .generate import GenerateResult, _write, baseline_modules, models_schema
 from .introspect import introspect
 from .loader import SNAPSHOT_NAME, load_migration, migration_files
 from .lock import run_lock
 from .runner import Target
+from .schema import Schema
 
 logger = logging.getLogger("tablemigrate")
 
 
-def baseline(target: Target, directory: Path, *, label: str = "Baseline", now: datetime | None = None,
-             lock_timeout: float = 30, write: bool = True) -> GenerateResult:
+def model_tables(model_list: list[type[models.Model]]) -> set[str]:
+    """Lower-case names of the tables the models own (auto-created m2m tables included)."""
+    return {m._meta.db_table.lower() for m in with_m2m_tables(model_list)}
+
+
+def baseline(target: Target, directory: Path, model_list: list[type[models.Model]], *, label: str = "Baseline",
+             now: datetime | None = None, lock_timeout: float = 30, write: bool = True) -> tuple[GenerateResult, list[str]]:
+    """Returns the modules and the live tables left alone (no managed model owns them: tables of
+    unmanaged models, tables made by hand), which a later `generate` would otherwise want to drop."""
     conn = target.conn
     lock_path = target.path or Path(f"/tmp/tablemigrate-memory-{target.alias}")
     with run_lock(lock_path, lock_timeout):
@@ -34,12 +45,18 @@ def baseline(target: Target, directory: Path, *, label: str = "Baseline", now: d
         if migration_files(directory):
             raise ConfigurationError(f"{directory} already holds migration modules; baseline writes the first "
                                      "ones (run it with an empty migrations directory)")
-        live = introspect(conn)
+        everything = introspect(conn)
+        owned = model_tables(model_list)
+        left_alone = sorted(t.name for k, t in everything.tables.items() if k not in owned)
+        live = Schema({k: t for k, t in everything.tables.items() if k in owned})
         if not live.tables:
-            raise ConfigurationError("the database has no tables to adopt; use `generate` and `run` instead")
-        result = baseline_modules(directory, live, label=label, now=now)
+            raise ConfigurationError("the database has no tables of this project's models to adopt; use "
+                                     "`generate` and `run` instead")
+        # When the models already match the database, record their fingerprint (system check W002).
+        fingerprint = models_fingerprint(model_list) if models_schema(model_list).tables == live.tables else None
+        result = baseline_modules(directory, live, label=label, now=now, fingerprint=fingerprint)
         if not write:
-            return result
+            return result, left_alone
         _write(result)
         written = [directory / f"{m.name}.py" for m in result.modules] + [directory / SNAPSHOT_NAME]
         started = time.perf_counter()
@@ -60,4 +77,4 @@ def baseline(target: Target, directory: Path, *, label: str = "Baseline", now: d
             raise
         logger.info("baseline: %d migration modules written to %s and recorded as applied",
                     len(migrations), directory)
-        return result
+        return result, left_alone

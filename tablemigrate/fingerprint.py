@@ -45,13 +45,19 @@ def _model(model: type[models.Model], conn) -> tuple:
             tuple(sorted(repr(c.deconstruct()) for c in meta.constraints)))
 
 
-def models_fingerprint(model_list: Iterable[type[models.Model]]) -> str:
-    conn = _sqlite()
-    seen: list[tuple] = []
+def with_m2m_tables(model_list: Iterable[type[models.Model]]) -> list[type[models.Model]]:
+    """The models plus the auto-created through models of their many-to-many fields."""
+    out = []
     for model in model_list:
-        seen.append(_model(model, conn))
+        out.append(model)
         for f in model._meta.local_many_to_many:
             through = f.remote_field.through
             if not isinstance(through, str) and through._meta.auto_created:
-                seen.append(_model(through, conn))
-    return hashlib.sha256(repr(sorted(seen)).encode()).hexdigest()
+                out.append(through)
+    return out
+
+
+def models_fingerprint(model_list: Iterable[type[models.Model]]) -> str:
+    conn = _sqlite()
+    seen = sorted(_model(m, conn) for m in with_m2m_tables(model_list))
+    return hashlib.sha256(repr(seen).encode()).hexdigest()

@@ -148,16 +148,23 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
     return result
 
 
-def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline",
-                     now: datetime | None = None) -> GenerateResult:
+def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", now: datetime | None = None,
+                     fingerprint: str | None = None) -> GenerateResult:
     """Modules that create `live`'s tables from nothing, verified to reproduce it exactly (for adopting
-    a database that has no tablemigrate history)."""
+    a database that has no tablemigrate history). `fingerprint`: the models', when they match `live`."""
     now = now or datetime.now(timezone.utc)
     with private_database() as a_db:
         a_conn = raw(a_db)
         a = introspect(a_conn)
         plans = plan_changes(diff_schemas(a, live, Renames()), {})
-        return _modules(directory, plans, label, now, [], a_conn, a, live, None)
+        return _modules(directory, plans, label, now, [], a_conn, a, live, fingerprint)
+
+
+def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
+    """Database B on its own: the schema the models create."""
+    with private_database() as b_db:
+        build_from_models(b_db, model_list)
+        return introspect(raw(b_db))
 
 
 def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime,

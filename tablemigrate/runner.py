@@ -366,8 +366,10 @@ def dry_run(target: Target, directory: Path) -> list[Rehearsal]:
     return out
 
 
-def drift(target: Target, directory: Path) -> list[str]:
-    """Tables whose live structure differs from what replaying the applied migrations produces."""
+def drift(target: Target, directory: Path, owned: set[str] | None = None) -> list[str]:
+    """Tables whose live structure differs from what replaying the applied migrations produces.
+    `owned`: lower-case tables of managed models; a live table outside the history and outside it
+    (an unmanaged model's, one made by hand) is not drift."""
     st = status(target.conn, directory)
     check_history(st)
     live_schema = introspect(target.conn)
@@ -382,4 +384,5 @@ def drift(target: Target, directory: Path) -> list[str]:
             apply_migration(conn, load_migration(by_stem[a.name]), "up", run_python=False)
         expected = introspect(conn).tables
     live = live_schema.tables
-    return sorted(k for k in set(expected) | set(live) if expected.get(k) != live.get(k))
+    extra = {k for k in live if k not in expected and owned is not None and k not in owned}
+    return sorted(k for k in set(expected) | set(live) if expected.get(k) != live.get(k) and k not in extra)

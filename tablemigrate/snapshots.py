@@ -8,6 +8,7 @@ connections) and folds the WAL back into the file, all under the runner lock.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -95,18 +96,45 @@ def resolve_backup(backups_dir: Path, given: str) -> Path:
     return path
 
 
+def _quiet_moment(conn: sqlite3.Connection, timeout: float) -> int:
+    """Wait (up to `timeout`) until no other connection holds the write lock; return data_version."""
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        raise backups.CopyTimeout(f"another connection kept the database locked past {timeout:g}s ({exc}); "
+                                  "nothing was changed") from None
+    return conn.execute("PRAGMA data_version").fetchone()[0]
+
+
 def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: Path,
             lock_timeout: float) -> Path:
-    """Restore `source` over the live database; returns the safety backup of the state it replaced."""
+    """Restore `source` over the live database; returns the safety backup of the state it replaced.
+
+    The safety backup must hold everything the restore overwrites: it is taken again if another
+    connection committed meanwhile (PRAGMA data_version), and the copy starts right after a moment with
+    no writer. Stop the application for a restore: a write committed in the microseconds between that
+    moment and the copy taking the lock is not in the safety backup."""
     try:
+        if source.resolve() == db_path.resolve() or (source.exists() and db_path.exists()
+                                                      and os.path.samefile(source, db_path)):
+            raise RestoreRefused(f"refusing to restore: {source} is the live database itself")
         backups.verify(source)
     except backups.BackupError as exc:
         raise RestoreRefused(f"refusing to restore: {exc}; nothing was changed") from None
     with run_lock(db_path, lock_timeout):
-        safety = backups.take_backup(conn, backups_dir / backups.backup_name(db_path))
+        for _attempt in range(3):
+            version = _quiet_moment(conn, lock_timeout)
+            safety = backups.take_backup(conn, backups_dir / backups.backup_name(db_path))
+            if _quiet_moment(conn, lock_timeout) == version:
+                break
+        else:
+            raise backups.CopyTimeout("the database kept changing while its safety backup was taken; stop the "
+                                      "application and retry (nothing was changed)")
         wal = conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
         try:
-            backups.restore(conn, source)
+            backups.restore(conn, source, verified=True, timeout=lock_timeout)
         except sqlite3.OperationalError as exc:
             # A WAL database cannot take pages of another size through the backup API: switch to a
             # rollback journal for the copy (needs no other connection open), then back to WAL.
@@ -117,8 +145,8 @@ def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: 
             except sqlite3.OperationalError:
                 raise ConfigurationError(
                     f"{source} has a different page size than the live WAL database; close the other "
-                    "connections to it and retry (nothing was changed)") from None
-            backups.restore(conn, source)
+                    f"connections to it and retry (the database was not changed; safety backup: {safety})") from None
+            backups.restore(conn, source, verified=True, timeout=lock_timeout)
             conn.execute("PRAGMA journal_mode = WAL")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

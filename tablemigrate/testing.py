@@ -26,14 +26,35 @@ def is_test_database(alias: str) -> bool:
     return wrapper.vendor == "sqlite" and wrapper.settings_dict["NAME"] == wrapper.creation._get_test_db_name()
 
 
+def refuse_migrate(using: str) -> None:
+    """`migrate` on a real database of a project that gave its tables to tablemigrate: a clear line
+    instead of Django creating half of it (and then failing in a post_migrate receiver)."""
+    from django.core.management import CommandError
+
+    from .coexist import DjangoMigrationsDisabled
+
+    if connections[using].vendor == "sqlite" and isinstance(getattr(settings, "MIGRATION_MODULES", None),
+                                                            DjangoMigrationsDisabled):
+        raise CommandError(f"tablemigrate manages the schema of database {using!r}: run "
+                           "`manage.py tablemigrate run` instead of `migrate`")
+
+
 def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs: Any) -> None:
-    if not enabled() or not is_test_database(using):
+    if not is_test_database(using):
+        refuse_migrate(using)
         return
-    from . import conf
+    if not enabled():
+        return
+    from . import conf, history
     from .runner import Target, run
 
     wrapper = connections[using]
     wrapper.ensure_connection()
+    if not history.exists(wrapper.connection) and wrapper.introspection.table_names():
+        from django.core.management import CommandError
+
+        raise CommandError("the reused test database was built from the models, without the tablemigrate "
+                           "history; recreate it (pytest --create-db, or `manage.py test` without --keepdb)")
     path = None if wrapper.is_in_memory_db() else Path(wrapper.settings_dict["NAME"]).resolve()
     target = Target(using, wrapper.connection, path)
     run(target, conf.migrations_dir(), allow_destructive=True, take_backup=False, lock_timeout=conf.busy_timeout())

@@ -6,11 +6,9 @@ import sqlite3
 from pathlib import Path
 
 from tablemigrate.apply import apply_migration
-from tablemigrate.build import build_from_models, private_database, raw
 from tablemigrate.generate import Questioner
-from tablemigrate.introspect import introspect, is_internal
+from tablemigrate.introspect import is_internal
 from tablemigrate.loader import Migration, load_migrations
-from tablemigrate.schema import Schema
 from tablemigrate.sqltext import quote
 
 from .modelgen import ProjectSpec, value_for
@@ -21,12 +19,6 @@ class AutoValue(Questioner):
 
     def value(self, question: str) -> str | None:
         return "0"
-
-
-def models_schema(model_list) -> Schema:
-    with private_database() as db:
-        build_from_models(db, model_list)
-        return introspect(raw(db))
 
 
 def apply_new(conn: sqlite3.Connection, directory: Path, applied: set[str]) -> list[Migration]:

@@ -138,6 +138,8 @@ def test_baseline_adopts_a_database_made_by_djangos_migrate(example):
         INSERT INTO posts_post (id, author_id, title, body, published, created_at)
             VALUES (1, 1, 'Hello', 'body', 1, '2024-01-01');
         INSERT INTO posts_post_tags (id, post_id, tag_id) VALUES (1, 1, 1);
+        CREATE TABLE legacy_notes (id integer PRIMARY KEY, note text);  -- no model owns it
+        INSERT INTO legacy_notes VALUES (1, 'keep me');
     """)
     conn.close()
     fight = manage(example, "run", "--noinput", check=False)  # the example's create modules vs Django's tables
@@ -145,11 +147,15 @@ def test_baseline_adopts_a_database_made_by_djangos_migrate(example):
     shutil.rmtree(example / "example_project" / "tablemigrations")
     out = manage(example, "baseline", "--noinput").stdout
     assert out.count("Created ") == 7 and "Recorded 7 migrations as applied" in out
+    assert "Left alone (no managed model owns them): legacy_notes" in out
     assert manage(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
     assert manage(example, "baseline", "--noinput", check=False).returncode == 2  # only once
     models = example / "example_project" / "posts" / "models.py"
     models.write_text(models.read_text().replace(
         "    body = models.TextField()\n", "    body = models.TextField()\n    views = models.IntegerField(default=0)\n"))
+    check = subprocess.run([sys.executable, "manage.py", "check"], cwd=example, env=_env(example),
+                           capture_output=True, text=True, timeout=60)
+    assert "tablemigrate.W002" in check.stderr  # baseline recorded the models' fingerprint
     manage(example, "generate", "AddViews", "--noinput")
     manage(example, "run", "--noinput")
     assert rows(db, "SELECT id, title, body, views FROM posts_post") == [(1, "Hello", "body", 0)]
@@ -157,6 +163,11 @@ def test_baseline_adopts_a_database_made_by_djangos_migrate(example):
     assert rows(db, "SELECT username FROM users_user") == [("ann",)]
     assert manage(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
     assert "Drift" not in manage(example, "show").stdout
+    assert rows(db, "SELECT note FROM legacy_notes") == [("keep me",)]
+    refused = subprocess.run([sys.executable, "manage.py", "migrate"], cwd=example, env=_env(example),
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "instead of `migrate`" in refused.stderr
+    assert refused.stderr.strip().count("\n") == 0
 
 
 def test_snapshot_restore_through_manage_py_leaves_no_wal_behind(example):
@@ -184,6 +195,9 @@ def test_snapshot_restore_through_manage_py_leaves_no_wal_behind(example):
     refused = manage(example, "restore", "--backup", "no-such-file.sqlite3", check=False)
     assert refused.returncode == 2 and "refusing to restore" in refused.stderr
     assert "posts_tag" in manage(example, "stats").stdout
+    db.unlink()  # disaster recovery: the database file is gone
+    manage(example, "restore", "--name", "v1")
+    assert rows(db, "SELECT name FROM posts_tag") == [("news",)]
     assert manage(example, "inspect", "nosuch", check=False).returncode == 2
 
 
@@ -228,6 +242,11 @@ def test_test_database_from_models_or_history_under_both_runners(example, histor
     assert "4 passed" in run(*pytest_args).stdout  # the reused database: nothing re-applied, no rows leaked
     if history == "1":
         assert rows(example / "test.sqlite3", "SELECT name, applied_at FROM tablemigrate_history") == first
+    else:  # switching the history on over a test database that was built from the models
+        env["EXAMPLE_TEST_MIGRATIONS"] = "1"
+        proc = subprocess.run([sys.executable, *pytest_args], cwd=example, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode != 0 and "the reused test database was built from the models" in proc.stdout
 
 
 def test_more_bad_input_one_line_each(example):

@@ -13,12 +13,12 @@ from tablemigrate.build import private_database, raw
 from tablemigrate.apply import apply_migration
 from tablemigrate.diff import Renames
 from tablemigrate.errors import MigrationFailed
-from tablemigrate.generate import generate
+from tablemigrate.generate import generate, models_schema
 from tablemigrate.introspect import introspect
 from tablemigrate.loader import load_migrations
 from tablemigrate.plan import affinity
 
-from .helpers import AutoValue, apply_new, dump_rows, fill, models_schema
+from .helpers import AutoValue, apply_new, dump_rows, fill
 from .modelgen import ProjectSpec, build_models
 from .strategies import changes, projects
 

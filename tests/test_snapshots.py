@@ -101,3 +101,27 @@ def test_inspect_and_stats(project):
     assert describe(introspect(target.conn), "nosuch") == []
     (row,) = table_stats(target.conn)
     assert (row.name, row.rows) == ("t", 2) and (row.bytes is None or row.bytes >= 4096)
+
+
+def test_restore_waits_for_a_writer_only_up_to_the_timeout_and_changes_nothing(project):
+    from tablemigrate.backup import CopyTimeout
+
+    target, _d = project
+    snap = snapshots.take_snapshot(target.conn, target.backups_dir, "s")
+    app = sqlite3.connect(target.path, isolation_level=None)
+    app.execute("BEGIN IMMEDIATE")
+    app.execute("INSERT INTO t (v) VALUES ('held')")
+    try:
+        with pytest.raises(CopyTimeout, match="locked") as info:
+            snapshots.restore(target.conn, target.path, snap, target.backups_dir, lock_timeout=0.3)
+        assert info.value.exit_code == 3
+    finally:
+        app.execute("COMMIT")
+        app.close()
+    assert target.conn.execute("SELECT count(*) FROM t WHERE v = 'held'").fetchone() == (1,)
+
+
+def test_restore_refuses_the_live_database_itself(project):
+    target, _d = project
+    with pytest.raises(snapshots.RestoreRefused, match="is the live database itself"):
+        snapshots.restore(target.conn, target.path, target.path, target.backups_dir, lock_timeout=1)

@@ -184,7 +184,7 @@ class Command(BaseCommand):
         alias = conf.sqlite_alias(options["database"])
         wrapper = connections[alias]
         name = str(wrapper.settings_dict["NAME"])
-        if options["action"] != "run" and not wrapper.is_in_memory_db() and not Path(name).is_file():
+        if options["action"] not in ("run", "restore") and not wrapper.is_in_memory_db() and not Path(name).is_file():
             raise CommandError(f"database file {name} does not exist (`manage.py tablemigrate run` creates it)",
                                returncode=2)
         try:
@@ -243,7 +243,10 @@ class Command(BaseCommand):
             self.stdout.write(self.style.ERROR(
                 "The history does not match the migration files: `run` refuses until this is resolved."))
             return
-        drifted = drift(target, directory)
+        from tablemigrate.baseline import model_tables
+        from tablemigrate.build import managed_models
+
+        drifted = drift(target, directory, model_tables(managed_models(target.alias)))
         if drifted:
             self.stdout.write(self.style.WARNING(
                 "Drift: the live schema differs from the applied history in: " + ", ".join(drifted)))
@@ -361,18 +364,21 @@ class Command(BaseCommand):
         width = max((len(r.name) for r in rows), default=5)
         for r in rows:
             size = f"{r.bytes:>12,} B" if r.bytes is not None else "           ? B"
-            self.stdout.write(f"  {r.name.ljust(width)}  {r.rows:>10,} rows  {size}")
+            self.stdout.write(f"  {r.name.ljust(width)}  {r.rows:>10,} row{'' if r.rows == 1 else 's'}  {size}")
         st = status(target.conn, conf.existing_migrations_dir())
         last = f"{st.applied[-1].name} at {st.applied[-1].applied_at}" if st.applied else "none"
         self.stdout.write(f"migrations  {len(st.applied)} applied, {len(st.pending)} pending; last applied: {last}")
 
     def handle_baseline(self, options: dict[str, Any]) -> None:
         from tablemigrate.baseline import baseline
+        from tablemigrate.build import managed_models
 
         target = self._target(options)
-        result = baseline(target, conf.migrations_dir(), lock_timeout=conf.busy_timeout(),
-                          write=not options["dry_run"])
+        result, left_alone = baseline(target, conf.migrations_dir(), managed_models(target.alias),
+                                      lock_timeout=conf.busy_timeout(), write=not options["dry_run"])
         self._print_plans(result, sql=options["dry_run"], written=not options["dry_run"])
+        if left_alone:
+            self.stdout.write("Left alone (no managed model owns them): " + ", ".join(left_alone))
         if not options["dry_run"]:
             self.stdout.write(self.style.SUCCESS(
                 f"Recorded {len(result.modules)} migrations as applied; `generate` now works from this schema."))
