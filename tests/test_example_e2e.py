@@ -251,7 +251,9 @@ def test_test_database_from_models_or_history_under_both_runners(example, histor
 
 def test_more_bad_input_one_line_each(example):
     db = example / "example_project" / "db.sqlite3"
-    proc = manage(example, "show", check=False)  # no database yet: not created by a read-only command
+    proc = manage(example, "show")  # no database yet: everything pending, and no file created
+    assert "does not exist yet" in proc.stdout and "[ ] 20261125_060502_01" in proc.stdout and not db.exists()
+    proc = manage(example, "stats", check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and not db.exists()
     manage(example, "run", "--noinput")
     bad = example / "example_project" / "tablemigrations" / "99999999_999999_01_bad.py"

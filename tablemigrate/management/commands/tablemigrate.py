@@ -184,7 +184,11 @@ class Command(BaseCommand):
         alias = conf.sqlite_alias(options["database"])
         wrapper = connections[alias]
         name = str(wrapper.settings_dict["NAME"])
-        if options["action"] not in ("run", "restore") and not wrapper.is_in_memory_db() and not Path(name).is_file():
+        missing = not wrapper.is_in_memory_db() and not Path(name).is_file()
+        if missing and options["action"] == "show":  # safe any time: an empty stand-in, nothing created
+            self.stdout.write(f"(database file {name} does not exist yet: every migration is pending)")
+            return Target(alias, sqlite3.connect(":memory:", isolation_level=None), None)
+        if missing and options["action"] not in ("run", "restore"):
             raise CommandError(f"database file {name} does not exist (`manage.py tablemigrate run` creates it)",
                                returncode=2)
         try:
