@@ -43,10 +43,10 @@ def foreign_key_violations(conn: sqlite3.Connection, table: str | None) -> list[
     """`PRAGMA foreign_key_check` for `table` and the tables that reference it (all tables if None)."""
     if table is None:
         return conn.execute("PRAGMA foreign_key_check").fetchall()
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-    involved = [n for n in names if n.lower() == table.lower() or any(
-        fk[2].lower() == table.lower() for fk in conn.execute(f"PRAGMA foreign_key_list({quote(n)})"))]
+    involved = [r[0] for r in conn.execute(
+        "SELECT DISTINCT m.name FROM sqlite_master AS m LEFT JOIN pragma_foreign_key_list(m.name) AS f "
+        "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND (lower(m.name) = lower(?1) "
+        "OR lower(f.\"table\") = lower(?1))", (table,))]
     violations: list[tuple] = []
     for name in involved:
         violations.extend(conn.execute(f"PRAGMA foreign_key_check({quote(name)})").fetchall())

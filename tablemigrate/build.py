@@ -17,8 +17,6 @@ from django.db import connections, models, router
 from django.db.backends.sqlite3.base import DatabaseWrapper
 from django.db.utils import ConnectionHandler
 
-from .apply import apply_migration
-from .loader import Migration
 
 _counter = itertools.count()
 
@@ -59,27 +57,20 @@ def build_from_models(wrapper: DatabaseWrapper, model_list: Iterable[type[models
             editor.create_model(model)
 
 
-def replay_history(wrapper: DatabaseWrapper, migrations: Iterable[Migration]) -> None:
-    conn = raw(wrapper)
-    for migration in migrations:
-        apply_migration(conn, migration, "up", run_python=False)  # schema only: no rows to work on
-
-
 class FieldDefaults:
     """Backfill values for NOT NULL columns, from the models' Python-side defaults (Django's own
     `effective_default`: `default=`, '' for blank text fields, now() for auto_now)."""
 
     def __init__(self, wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]]):
+        from .fingerprint import with_m2m_tables
+
         self.wrapper = wrapper
-        self.fields: dict[tuple[str, str], models.Field] = {}
-        for model in model_list:
-            for m in [model] + [f.remote_field.through for f in model._meta.local_many_to_many
-                                if f.remote_field.through._meta.auto_created]:
-                for f in m._meta.local_concrete_fields:
-                    self.fields[(m._meta.db_table.lower(), f.column.lower())] = f
+        self.models = {m._meta.db_table.lower(): m for m in with_m2m_tables(model_list)}
 
     def literal(self, table: str, column: str) -> str | None:
-        fld = self.fields.get((table.lower(), column.lower()))
+        model = self.models.get(table.lower())
+        fld = next((f for f in model._meta.local_concrete_fields if f.column.lower() == column.lower()),
+                   None) if model is not None else None
         if fld is None:
             return None
         with self.wrapper.schema_editor(collect_sql=True, atomic=False) as editor:

@@ -7,23 +7,25 @@ stops `generate` with an error instead of reaching a production database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from django.db import models
 
 from .apply import apply_migration
-from .build import FieldDefaults, build_from_models, private_database, raw, replay_history
+from .build import FieldDefaults, build_from_models, private_database, raw
 from .diff import Renames, TableChange, diff_schemas, rename_candidates
 from .errors import ConfigurationError, GenerateError, MigrationFailed
-from .introspect import introspect
-from .loader import SNAPSHOT_NAME, Migration, history_checksum, load_migrations, load_source
+from .introspect import introspect, persistent_cache
+from .loader import SNAPSHOT_NAME, Migration, checksum, history_checksum, load_migrations, load_source, migration_files
 from .plan import PlannedMigration, column_sources, needed_values, plan_changes
 from .fingerprint import models_fingerprint
 from .schema import Schema, Table
-from .writer import module_names, render_module, render_snapshot
+from .sqltext import quote, split_statements
+from .writer import module_names, read_snapshot_header, render_module, render_snapshot
 
 
 class Questioner:
@@ -48,12 +50,16 @@ class GeneratedModule:
 @dataclass
 class GenerateResult:
     modules: list[GeneratedModule]
-    snapshot: str
     directory: Path
+    render_snapshot: Callable[[], str] = field(repr=False)  # rendered only when written
 
     @property
     def changed(self) -> bool:
         return bool(self.modules)
+
+    @property
+    def snapshot(self) -> str:
+        return self.render_snapshot()
 
 
 def _ask_renames(a, b, renames: Renames, questioner: Questioner) -> None:
@@ -122,30 +128,70 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
     renames = renames or Renames()
     now = now or datetime.now(timezone.utc)
     model_list = list(model_list)
-    existing = load_migrations(directory)
-    with private_database() as a_db, private_database() as b_db:
-        try:
-            replay_history(a_db, existing)
-        except MigrationFailed as exc:
-            raise GenerateError(f"replaying the migration history failed: {exc}") from exc
-        build_from_models(b_db, model_list)
+    with persistent_cache(directory), private_database() as a_db, private_database() as b_db:
         a_conn = raw(a_db)
-        a, b = introspect(a_conn), introspect(raw(b_db))
+        existing, a = _database_a(directory, a_conn)
+        build_from_models(b_db, model_list)
+        b = introspect(raw(b_db))
         _ask_renames(a, b, renames, questioner)
         try:
             changes = diff_schemas(a, b, renames)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        fingerprint = models_fingerprint(model_list)
+        def fingerprint() -> str:
+            return models_fingerprint(model_list)
+
         if not changes:
-            result = GenerateResult([], render_snapshot(a, history_checksum(existing), fingerprint), directory)
+            result = GenerateResult([], directory, lambda: render_snapshot(a, history_checksum(existing),
+                                                                          fingerprint()))
         else:
             values = _values(changes, FieldDefaults(b_db, model_list), questioner)
             result = _modules(directory, plan_changes(changes, values), label, now, existing, a_conn, a, b,
                               fingerprint)
-    if write:
-        _write(result)
+        if write:
+            _write(result)
     return result
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """A history entry known by name and checksum only (its module is not imported)."""
+
+    name: str
+    checksum: str
+
+
+def _database_a(directory: Path, conn: sqlite3.Connection) -> tuple[list, Schema]:
+    """Database A: from `schema.sql` when its header records exactly this history (names and file
+    checksums) and its schema fingerprint matches what the file's statements build; otherwise by
+    importing and replaying every module. Returns the history entries and A's schema."""
+    recorded = [_Recorded(p.stem, checksum(p.read_bytes())) for p in migration_files(directory)]
+    header = read_snapshot_header(directory)
+    if recorded and header.get("history") == history_checksum(recorded) and header.get("schema"):
+        try:
+            conn.execute("PRAGMA foreign_keys = OFF")
+            for statement in split_statements((directory / SNAPSHOT_NAME).read_text(encoding="utf-8")):
+                conn.execute(statement)
+            a = introspect(conn)
+            if a.fingerprint() == header["schema"]:
+                return recorded, a
+        except (OSError, sqlite3.Error, ValueError):
+            pass
+        _empty(conn)  # the snapshot does not describe the history: replay it instead
+    existing = load_migrations(directory)
+    try:
+        for m in existing:
+            apply_migration(conn, m, "up", run_python=False)
+    except MigrationFailed as exc:
+        raise GenerateError(f"replaying the migration history failed: {exc}") from exc
+    return existing, introspect(conn)
+
+
+def _empty(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA foreign_keys = OFF")
+    for kind, name in conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('view', 'trigger', "
+                                   "'table') AND name NOT LIKE 'sqlite_%' ORDER BY type = 'table'").fetchall():
+        conn.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
 
 
 def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", now: datetime | None = None,
@@ -157,7 +203,7 @@ def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", 
         a_conn = raw(a_db)
         a = introspect(a_conn)
         plans = plan_changes(diff_schemas(a, live, Renames()), {})
-        return _modules(directory, plans, label, now, [], a_conn, a, live, fingerprint)
+        return _modules(directory, plans, label, now, [], a_conn, a, live, lambda: fingerprint)
 
 
 def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
@@ -167,15 +213,18 @@ def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
         return introspect(raw(b_db))
 
 
-def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime,
-             existing: list[Migration], a_conn, a: Schema, b: Schema, fingerprint: str | None) -> GenerateResult:
+def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
+             a_conn, a: Schema, b: Schema, fingerprint: Callable[[], str | None]) -> GenerateResult:
     names = module_names(plans, now, [m.name for m in existing])
     modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
     new = [load_source(m.text.encode(), m.name) for m in modules]
-    return GenerateResult(modules, _verify(a_conn, a, b, new, existing, fingerprint), directory)
+    after = _verify(a_conn, a, b, new)
+    return GenerateResult(modules, directory,
+                          lambda: render_snapshot(after, history_checksum(existing + new), fingerprint()))
 
 
-def _verify(conn, a, b, new: list[Migration], existing: list[Migration], fingerprint: str | None) -> str:
+def _verify(conn, a: Schema, b: Schema, new: list[Migration]) -> Schema:
+    """Apply `new` to A: it must give B; then their downs must give A back. Returns B as built."""
     try:
         for m in new:
             apply_migration(conn, m, "up")
@@ -183,7 +232,6 @@ def _verify(conn, a, b, new: list[Migration], existing: list[Migration], fingerp
         if after.tables != b.tables:
             raise GenerateError("internal error: the generated migrations do not reproduce the models' "
                                 f"schema (tables: {_describe_mismatch(after.tables, b.tables)}); nothing written")
-        snapshot = render_snapshot(after, history_checksum(existing + new), fingerprint)
         for m in reversed(new):
             apply_migration(conn, m, "down")
         back = introspect(conn)
@@ -192,7 +240,7 @@ def _verify(conn, a, b, new: list[Migration], existing: list[Migration], fingerp
                                 f"schema (tables: {_describe_mismatch(back.tables, a.tables)}); nothing written")
     except MigrationFailed as exc:
         raise GenerateError(f"internal error: a generated migration failed on the empty schema: {exc}") from exc
-    return snapshot
+    return after
 
 
 def _write(result: GenerateResult) -> None:

@@ -144,7 +144,8 @@ def load_migrations(directory: Path) -> list[Migration]:
     return [load_migration(p) for p in migration_files(directory)]
 
 
-def history_checksum(migrations: list[Migration]) -> str:
-    """One hash of the whole history (names and contents), used by the schema snapshot file."""
+def history_checksum(migrations: list) -> str:
+    """One hash of the whole history (names and contents), used by the schema snapshot file. Takes
+    anything with `name` and `checksum` (loaded migrations, or entries known only by their files)."""
     return checksum("\n".join(f"{m.name} {m.checksum}" for m in migrations).encode())
 

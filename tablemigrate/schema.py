@@ -115,7 +115,7 @@ class Schema:
         out: list[str] = []
         for key in sorted(self.tables):
             table = self.tables[key]
-            out.append(sqltext.pretty_create_table(table.sql))
+            out.append(_cached(table, "_pretty", lambda t: sqltext.pretty_create_table(t.sql)))
             out.extend(table.indexes[k].raw for k in sorted(table.indexes))
         out.extend(self.triggers[k].raw for k in sorted(self.triggers))
         out.extend(self.views[k].raw for k in sorted(self.views))
@@ -126,7 +126,25 @@ class Schema:
 
     def fingerprint(self) -> str:
         """A hash of the structure (not the text): structurally equal schemas hash the same."""
-        return hashlib.sha256(repr(_structure(self)).encode()).hexdigest()
+        parts = ([("table", k, _digest(t)) for k, t in sorted(self.tables.items())]
+                 + [("trigger", k, repr(_structure(t))) for k, t in sorted(self.triggers.items())]
+                 + [("view", k, repr(_structure(v))) for k, v in sorted(self.views.items())])
+        return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _cached(table: Table, attribute: str, compute) -> str:
+    """A value derived from an immutable Table, computed once and kept on it (and in the pickled
+    introspection cache with it)."""
+    value = table.__dict__.get(attribute)
+    if value is None:
+        value = compute(table)
+        object.__setattr__(table, attribute, value)
+    return value
+
+
+def _digest(table: Table) -> str:
+    """The structure of one table."""
+    return _cached(table, "_digest", lambda t: hashlib.sha256(repr(_structure(t)).encode()).hexdigest())
 
 
 def _structure(value: object) -> object:

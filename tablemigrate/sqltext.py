@@ -7,6 +7,7 @@ comments, quoting style and identifier case never count as a difference.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -46,17 +47,24 @@ class Token:
 
 def tokenize(sql: str, *, keep_space: bool = False) -> list[Token]:
     """Split SQL into tokens. Unknown characters raise ValueError (never silently dropped)."""
+    return list(_tokenize(sql, keep_space))
+
+
+@functools.lru_cache(maxsize=8192)
+def _tokenize(sql: str, keep_space: bool) -> tuple[Token, ...]:
+    # The same CREATE texts are read many times by one `generate` (databases A and B, the proof).
     tokens: list[Token] = []
     pos = 0
-    while pos < len(sql):
-        m = _TOKEN_RE.match(sql, pos)
-        if m is None:
+    for m in _TOKEN_RE.finditer(sql):
+        if m.start() != pos:
             raise ValueError(f"cannot tokenize SQL at offset {pos}: {sql[pos:pos + 20]!r}")
         kind = m.lastgroup or "op"
-        if keep_space or kind not in ("ws", "comment"):
+        if keep_space or (kind != "ws" and kind != "comment"):
             tokens.append(Token(kind, m.group(), pos))
         pos = m.end()
-    return tokens
+    if pos != len(sql):
+        raise ValueError(f"cannot tokenize SQL at offset {pos}: {sql[pos:pos + 20]!r}")
+    return tuple(tokens)
 
 
 def unquote(text: str) -> str:
@@ -191,18 +199,18 @@ def pretty_create_table(sql: str, name: str | None = None) -> str:
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split text into complete statements (trigger bodies and ';' inside literals handled)."""
-    stripped = sql.strip()
-    if stripped.count(";") <= 1 and (";" not in stripped[:-1]):
-        return [stripped] if stripped.rstrip(";").strip() else []
+    """Split text into complete statements (trigger bodies and ';' inside literals and comments
+    handled: a piece ends at a ';' only where SQLite's own `complete_statement` says it does)."""
     statements: list[str] = []
-    current = ""
-    for tok in tokenize(sql, keep_space=True):
-        current += tok.text
-        if tok.text == ";" and sqlite3.complete_statement(current):
-            if current.strip().rstrip(";").strip():
-                statements.append(current.strip())
-            current = ""
-    if current.strip():
-        statements.append(current.strip())
+    start = pos = 0
+    while (end := sql.find(";", pos)) >= 0:
+        pos = end + 1
+        piece = sql[start:pos]
+        if sqlite3.complete_statement(piece):
+            if piece.strip().rstrip(";").strip():
+                statements.append(piece.strip())
+            start = pos
+    rest = sql[start:].strip()
+    if rest:
+        statements.append(rest)
     return statements

@@ -1,7 +1,7 @@
 -- tablemigrate schema snapshot: the schema that replaying every migration module in this
 -- directory produces. Rewritten by `manage.py tablemigrate generate`; do not edit by hand.
 -- history: 14b2ddb7084d8fa1260a4218d4f870b879258fe57e13be1193e91274298f9cec
--- schema: 5a641762bfbc4ce810f80a964b6d8b60af1312049e6c480905d1a8e1c7b637a9
+-- schema: 92716d6ffe4fb0076893e5357aa431587e2f81c2850d0a92e9629c35e06bc87e
 -- models: f850f0954f414bbc9c50465552d15d59defa8e05f4b9dfc4baf9bf5a4e79f1e4
 
 CREATE TABLE "chats_chat" (

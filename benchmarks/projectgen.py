@@ -1,0 +1,132 @@
+"""A deterministic generated Django project of N models, for the benchmarks.
+
+Models come in apps of 10. Each has a realistic mix of field types (char, text, integer, boolean,
+datetime, date, decimal, float, email, slug, UUID, JSON), a foreign-key chain to the previous model,
+a many-to-many on every fifth model, an index, a unique constraint and a check constraint. The same
+models are written twice: `mode="tablemigrate"` (Django's migrations disabled, tablemigrate owns the
+tables) and `mode="django"` (Django's own migrations), so both tools see identical models.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import django
+
+PER_APP = 10
+
+MANAGE = """#!/usr/bin/env python
+import os, sys
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchproj.settings")
+    from django.core.management import execute_from_command_line
+    execute_from_command_line(sys.argv)
+"""
+
+SETTINGS = """from pathlib import Path
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "bench"
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+INSTALLED_APPS = {apps!r}
+DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "db.sqlite3")}}}}
+TABLEMIGRATE_MIGRATIONS_DIR = BASE_DIR / "tablemigrations"
+{extra}
+"""
+
+
+def _check(expr: str, name: str) -> str:
+    keyword = "condition" if django.VERSION >= (5, 1) else "check"
+    return f"models.CheckConstraint({keyword}={expr}, name={name!r})"
+
+
+def model_source(n: int, index_in_app: int, app: int, extra_field: str = "") -> str:
+    name = f"Model{n}"
+    prev = f"Model{n - 1}" if index_in_app > 0 else None
+    lines = [
+        f"class {name}(models.Model):",
+        "    name = models.CharField(max_length=100)",
+        "    slug = models.SlugField(max_length=60)",
+        "    body = models.TextField(blank=True)",
+        "    count = models.IntegerField(default=0)",
+        "    active = models.BooleanField(default=True)",
+        "    created = models.DateTimeField(auto_now_add=True)",
+        "    day = models.DateField(null=True, blank=True)",
+        "    price = models.DecimalField(max_digits=10, decimal_places=2, default=0)",
+        "    ratio = models.FloatField(null=True)",
+        "    email = models.EmailField(blank=True)",
+        "    uid = models.UUIDField(null=True)",
+        "    data = models.JSONField(null=True)",
+    ]
+    if prev:
+        lines.append(f"    parent = models.ForeignKey({prev!r}, on_delete=models.CASCADE, related_name='children')")
+    if n % 5 == 4 and index_in_app >= 2:
+        lines.append(f"    links = models.ManyToManyField('Model{n - 2}', blank=True, related_name='linked')")
+    if extra_field:
+        lines.append(f"    {extra_field}")
+    lines += [
+        "",
+        "    class Meta:",
+        f"        indexes = [models.Index(fields=['slug'], name='m{n}_slug_idx')]",
+        "        constraints = [",
+        f"            models.UniqueConstraint(fields=['name', 'slug'], name='m{n}_name_slug'),",
+        f"            {_check('models.Q(count__gte=0)', f'm{n}_count_gte_0')},",
+        "        ]",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def app_source(app: int, models_count: int, changed: dict[int, str] | None = None) -> str:
+    changed = changed or {}
+    first = app * PER_APP
+    parts = ["from django.db import models", ""]
+    for i in range(models_count):
+        parts.append(model_source(first + i, i, app, changed.get(first + i, "")))
+    return "\n\n".join(parts)
+
+
+def write_project(root: Path, n_models: int, mode: str) -> Path:
+    """Write the project under `root` (replaced if it exists); returns root."""
+    if root.exists():
+        shutil.rmtree(root)
+    apps = (n_models + PER_APP - 1) // PER_APP
+    (root / "benchproj").mkdir(parents=True)
+    (root / "manage.py").write_text(MANAGE)
+    (root / "benchproj" / "__init__.py").write_text("")
+    labels = [f"app{a}" for a in range(apps)]
+    if mode == "tablemigrate":
+        extra = ("from tablemigrate.coexist import DjangoMigrationsDisabled\n"
+                 "MIGRATION_MODULES = DjangoMigrationsDisabled()")
+        installed = ["tablemigrate"] + labels
+    else:
+        extra = ""
+        installed = labels
+    (root / "benchproj" / "settings.py").write_text(SETTINGS.format(apps=installed, extra=extra))
+    for a in range(apps):
+        count = min(PER_APP, n_models - a * PER_APP)
+        app_dir = root / f"app{a}"
+        app_dir.mkdir()
+        (app_dir / "__init__.py").write_text("")
+        (app_dir / "models.py").write_text(app_source(a, count))
+        if mode == "django":
+            (app_dir / "migrations").mkdir()
+            (app_dir / "migrations" / "__init__.py").write_text("")
+    return root
+
+
+TYPICAL_CHANGE = "rating = models.IntegerField(default=3)"
+
+
+def apply_typical_change(root: Path, n_models: int) -> None:
+    """Add one field with a default to the middle model (what a developer does most often)."""
+    target = n_models // 2
+    app = target // PER_APP
+    count = min(PER_APP, n_models - app * PER_APP)
+    (root / f"app{app}" / "models.py").write_text(app_source(app, count, {target: TYPICAL_CHANGE}))
+
+
+if __name__ == "__main__":
+    write_project(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
