@@ -127,22 +127,31 @@ class _Checker:
             return
         target = _target_table(step.create, table)
         copy = {c.lower(): (c, e) for c, e in step.copy.items()}
+        live = self._live_table(table, src)
+        # Columns copied unchanged from a live column of the same name: what the live table already
+        # enforces on them (NOT NULL, UNIQUE, the key, a CHECK) needs no scan of a million rows.
+        same = {k for k, (_c, e) in copy.items() if live is not None and k in live.columns
+                and sqltext.normalize(e) == sqltext.normalize(quote(live.columns[k].name))}
         # New rows as the copy would produce them; columns left to their defaults are not evaluated.
         new_rows = "SELECT " + ", ".join(f"{e} AS {quote(c)}" for c, e in copy.values()) + f" FROM {src.sql}"
+        must_fill = [col for key, col in target.columns.items() if key in copy and col.notnull and not col.generated
+                     and not (key in same and live is not None and live.columns[key].notnull)]
+        if must_fill:  # one scan for every column that becomes NOT NULL
+            counts = conn.execute("SELECT " + ", ".join(f"total({quote(c.name)} IS NULL)" for c in must_fill)
+                                  + f" FROM ({new_rows})").fetchone()
+            for col, n in zip(must_fill, counts):
+                if n:
+                    self.add("violation", f"{_rows(int(n))} of {table} would hold NULL in {col.name}, "
+                                          "which becomes NOT NULL")
         for key, col in target.columns.items():
-            if col.generated:
-                continue
-            if key in copy:
-                if col.notnull:
-                    n = _count(conn, f"SELECT count(*) FROM ({new_rows}) WHERE {quote(col.name)} IS NULL")
-                    if n:
-                        self.add("violation", f"{_rows(n)} of {table} would hold NULL in {col.name}, "
-                                              "which becomes NOT NULL")
-            elif col.notnull and col.default is None and target.primary_key != (key,):  # a rowid key fills itself
+            if key not in copy and not col.generated and col.notnull and col.default is None \
+                    and target.primary_key != (key,):  # a rowid key fills itself
                 self.add("violation", f"{table} has {_rows(rows)} and the new NOT NULL column {col.name} "
                                       "gets no value")
-        self._unique_groups(table, new_rows, copy, target)
+        self._unique_groups(table, new_rows, copy, target, live, same)
         for check in target.checks:
+            if live is not None and check in live.checks and not (set(live.columns) - same):
+                continue  # the same CHECK over the same, unchanged columns
             try:
                 n = _count(conn, f"SELECT count(*) FROM ({new_rows}) WHERE NOT ({check.expr})")
             except sqlite3.OperationalError:  # the CHECK reads a column that takes its default
@@ -167,14 +176,30 @@ class _Checker:
             elif key in target.columns:
                 self._type_change(table, src, sname, stype, target.columns[key].type, target.strict)
 
-    def _unique_groups(self, table: str, new_rows: str, copy: dict, target: Table) -> None:
+    def _live_table(self, table: str, src: _Source) -> Table | None:
+        """The live table's structure, when the copy reads it under its own names (no renames)."""
+        if src.sql != quote(table):
+            return None
+        row = self.conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND lower(name) = lower(?)",
+                                (table,)).fetchone()
+        return introspect_table(self.conn, row[0], row[1], []) if row else None
+
+    def _unique_groups(self, table: str, new_rows: str, copy: dict, target: Table, live: Table | None,
+                       same: set[str]) -> None:
         groups = [(u.columns, "UNIQUE") for u in target.uniques]
         if target.primary_key:
             groups.append((tuple(quote(k) for k in target.primary_key), "PRIMARY KEY"))
+        enforced = set()
+        if live is not None:
+            enforced = {frozenset(sqltext.unquote(c).lower() for c in u.columns) for u in live.uniques}
+            enforced.add(frozenset(live.primary_key))
         for columns, what in groups:
             keys = [sqltext.unquote(c).lower() for c in columns]
             if not all(k in copy and k in target.columns for k in keys):
                 continue
+            if live is not None and frozenset(keys) in enforced and set(keys) <= same and all(
+                    live.columns[k].collation == target.columns[k].collation for k in keys):
+                continue  # the live table already guarantees it
             # Compared the way the new table compares: its column's collation, not the old one's.
             collated = [f"{quote(k)} COLLATE {target.columns[k].collation or 'BINARY'}" for k in keys]
             self._duplicates(f"({new_rows})", collated, None, f"{table} ({', '.join(columns)}) under {what}")

@@ -147,3 +147,20 @@ def test_a_rowid_key_that_is_not_copied_fills_itself(db):
     copy = {k: e for k, e in ALL.items() if k != "id"}
     out = found(db, rebuild("CREATE TABLE t (id integer NOT NULL PRIMARY KEY, code text, v text, n text)", copy))
     assert out == [("loss", "4 values in t.id would be dropped (column not copied)")]  # renumbered, not refused
+
+
+def test_what_the_live_table_already_enforces_is_not_scanned_again(db):
+    db.execute("CREATE TABLE e (id integer PRIMARY KEY, a text NOT NULL UNIQUE, b int CHECK (b > 0))")
+    db.execute("INSERT INTO e (a, b) VALUES ('x', 1), ('y', 2)")
+    statements = []
+    db.set_trace_callback(statements.append)
+    widen = RebuildTable("e", "CREATE TABLE e (id integer PRIMARY KEY, a varchar(40) NOT NULL UNIQUE, "
+                              "b int CHECK (b > 0))", {"id": '"id"', "a": '"a"', "b": '"b"'})
+    assert found(db, widen) == []
+    scans = [s for s in statements if "IS NULL" in s or "GROUP BY" in s or "WHERE NOT" in s]
+    assert scans == []
+    statements.clear()
+    tighten = RebuildTable("e", "CREATE TABLE e (id integer PRIMARY KEY, a text NOT NULL UNIQUE, "
+                                "b int NOT NULL CHECK (b > 1))", {"id": '"id"', "a": '"a"', "b": '"b"'})
+    assert [k for k, _m in found(db, tighten)] == ["violation"]  # b > 1 fails for one row
+    assert any("IS NULL" in s for s in statements) and any("WHERE NOT" in s for s in statements)
