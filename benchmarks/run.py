@@ -110,10 +110,12 @@ def bench_generate(results: Results, work: Path, sizes: list[int], reps: int) ->
         tm_dir, dj_dirs = tm / "tablemigrations", sorted(dj.glob("app*/migrations"))
         tm_before = set(tm_dir.iterdir())
         dj_before = {p for d in dj_dirs for p in d.iterdir()}
+        snapshot = (tm_dir / "schema.sql").read_bytes()
 
-        def reset_tm():
+        def reset_tm():  # back to the history before the change (generate rewrote schema.sql)
             for p in set(tm_dir.iterdir()) - tm_before:
                 p.unlink()
+            (tm_dir / "schema.sql").write_bytes(snapshot)
 
         def reset_dj():
             for d in dj_dirs:
@@ -126,9 +128,7 @@ def bench_generate(results: Results, work: Path, sizes: list[int], reps: int) ->
         results.add(f"generate after a typical change, {n} models", ours, "makemigrations", theirs, "< 1.0")
         reset_tm()
         reset_dj()
-        if n == 200:
-            # the change is undone: no model differs from the history
-            projectgen.write_project  # (documentation: the projects are regenerated below)
+        if n == 200:  # fresh projects: no model differs from the history
             tm, dj = projects(work, n)
             ours = median_of(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "--check", "--noinput"),
                                                  tm, env_for(tm)))

@@ -63,20 +63,18 @@ class RebuildTable(Operation):
         exprs = ", ".join(self.copy.values())
         return f"INSERT INTO {quote(target)} ({cols}) SELECT {exprs} FROM {quote(self.table)}{where}"
 
-    def _copy_rows(self, conn: sqlite3.Connection, tmp: str, total: int) -> None:
+    def _copy_rows(self, conn: sqlite3.Connection, tmp: str, total: int) -> int:
         """One INSERT ... SELECT; on a terminal, for a big rowid table, the same in rowid ranges so the
         display can count rows (same transaction, same rows: the caller checks the count)."""
         shown = progress.current()
         names = {r[1].lower() for r in conn.execute(f"PRAGMA table_xinfo({quote(self.table)})")}
         if not shown.enabled or total <= PROGRESS_CHUNK or names & {"rowid", "_rowid_", "oid"}:
-            conn.execute(self._copy_sql(tmp))
-            return
+            return conn.execute(self._copy_sql(tmp)).rowcount
         t = quote(self.table)
         try:
             start = conn.execute(f"SELECT min(rowid) FROM {t}").fetchone()[0]
         except sqlite3.OperationalError:  # WITHOUT ROWID
-            conn.execute(self._copy_sql(tmp))
-            return
+            return conn.execute(self._copy_sql(tmp)).rowcount
         # Chunks follow the rows (keyset), not the id range, so sparse rowids cost nothing extra.
         upper = f"SELECT max(rowid) FROM (SELECT rowid FROM {t} WHERE rowid >= ? ORDER BY rowid LIMIT {int(PROGRESS_CHUNK)})"
         following = f"SELECT min(rowid) FROM {t} WHERE rowid > ?"
@@ -88,6 +86,7 @@ class RebuildTable(Operation):
             start = conn.execute(following, (high,)).fetchone()[0]
             shown.show(f"rebuilding {self.table}: {copied:,}/{total:,} rows copied")
         shown.clear()
+        return copied
 
     def sql_preview(self) -> list[str]:
         tmp = self._temp_name()
@@ -114,9 +113,7 @@ class RebuildTable(Operation):
         before = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
         started = time.perf_counter()
         conn.execute(sqltext.pretty_create_table(self.create, tmp))
-        if self.copy:
-            self._copy_rows(conn, tmp, before)
-        after = conn.execute(f"SELECT count(*) FROM {quote(tmp)}").fetchone()[0]
+        after = self._copy_rows(conn, tmp, before) if self.copy else 0
         if after != before:
             raise sqlite3.IntegrityError(
                 f"rebuild of {table} copied {after} of {before} rows; nothing was changed")

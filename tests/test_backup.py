@@ -1,0 +1,60 @@
+"""Backups: the file-copy fast path (under the write lock) and the backup-API fallback give the same,
+complete, verified, owner-only copy."""
+
+import os
+import sqlite3
+import stat
+
+import pytest
+
+from tablemigrate import backup
+
+
+def rows(path):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT id, v FROM t ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=["delete", "wal"])
+def live(tmp_path, request):
+    conn = sqlite3.connect(tmp_path / "live.sqlite3", isolation_level=None)
+    conn.execute(f"PRAGMA journal_mode = {request.param}")
+    conn.execute("CREATE TABLE t (id integer PRIMARY KEY, v text)")
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO t (v) VALUES (?)", [(f"row {i}",) for i in range(2000)])
+    conn.execute("COMMIT")
+    yield conn, tmp_path
+    conn.close()
+
+
+def test_file_copy_is_complete_and_self_contained(live, monkeypatch):
+    conn, tmp_path = live
+    used = []
+    real = backup._copy
+    monkeypatch.setattr(backup, "_copy", lambda *a, **k: used.append(True) or real(*a, **k))
+    dest = backup.take_backup(conn, tmp_path / "b" / "copy.sqlite3")
+    assert used == []  # the fast path was taken
+    assert rows(dest) == rows(tmp_path / "live.sqlite3")
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
+    assert sqlite3.connect(dest).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert not conn.in_transaction  # the write lock was released
+
+
+def test_a_reader_pinning_the_wal_falls_back_to_the_backup_api(tmp_path, monkeypatch):
+    conn = sqlite3.connect(tmp_path / "live.sqlite3", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (id integer PRIMARY KEY, v text)")
+    reader = sqlite3.connect(tmp_path / "live.sqlite3", isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchone()  # holds a snapshot: the checkpoint cannot finish
+    conn.execute("INSERT INTO t (v) VALUES ('only in the WAL')")
+    used = []
+    real = backup._copy
+    monkeypatch.setattr(backup, "_copy", lambda *a, **k: used.append(True) or real(*a, **k))
+    dest = backup.take_backup(conn, tmp_path / "b" / "copy.sqlite3")
+    reader.execute("COMMIT")
+    assert used == [True]
+    assert rows(dest) == [(1, "only in the WAL")]
