@@ -87,12 +87,15 @@ def _copy_file(conn: sqlite3.Connection, dest: Path) -> bool:
     if not name or conn.in_transaction or progress.current().enabled or not os.path.getsize(name):
         return False
     wal = conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
-    if wal:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    version = conn.execute("PRAGMA data_version").fetchone()[0]
+    if wal:  # PASSIVE never waits for readers; it must have copied every frame into the file
+        _busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames != done:
+            return False  # a reader's snapshot kept some pages in the WAL only
     conn.execute("BEGIN IMMEDIATE")  # no writer can change the file while it is copied
     try:
-        if wal and os.path.exists(name + "-wal") and os.path.getsize(name + "-wal") > 0:
-            return False  # a reader kept the checkpoint from finishing: some pages live in the WAL
+        if wal and conn.execute("PRAGMA data_version").fetchone()[0] != version:
+            return False  # another connection committed (into the WAL) after the checkpoint
         with open(name, "rb") as src, open(dest, "wb") as out:
             shutil.copyfileobj(src, out, 1 << 20) if not hasattr(os, "sendfile") else _sendfile(src, out)
         return True
