@@ -24,7 +24,7 @@ from .loader import SNAPSHOT_NAME, Migration, checksum, history_checksum, load_m
 from .plan import PlannedMigration, column_sources, needed_values, plan_changes
 from .fingerprint import models_fingerprint
 from .schema import Schema, Table
-from .sqltext import quote, split_statements
+from .sqltext import quote
 from .writer import module_names, read_snapshot_header, render_module, render_snapshot
 
 
@@ -170,8 +170,8 @@ def _database_a(directory: Path, conn: sqlite3.Connection) -> tuple[list, Schema
     if recorded and header.get("history") == history_checksum(recorded) and header.get("schema"):
         try:
             conn.execute("PRAGMA foreign_keys = OFF")
-            for statement in split_statements((directory / SNAPSHOT_NAME).read_text(encoding="utf-8")):
-                conn.execute(statement)
+            # A private, empty database: executescript's implicit COMMIT has nothing to commit early.
+            conn.executescript((directory / SNAPSHOT_NAME).read_text(encoding="utf-8"))
             a = introspect(conn)
             if a.fingerprint() == header["schema"]:
                 return recorded, a

@@ -191,6 +191,7 @@ def persistent_cache(directory: Path) -> Iterator[None]:
     Safe because a table's structure is a pure function of its name, CREATE text and index texts for
     a given SQLite: the cache only skips re-parsing text seen before, it never decides anything."""
     path = _cache_file(directory)
+    loaded: set[tuple] = set()
     try:
         st = path.parent.stat()
         if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700:
@@ -198,11 +199,14 @@ def persistent_cache(directory: Path) -> Iterator[None]:
                 stamp, tables = pickle.load(fh)
             if stamp == _cache_stamp():
                 _TABLES.update(tables)
+                loaded = set(tables)
     except (OSError, pickle.PickleError, EOFError, ValueError, TypeError, AttributeError):
         pass
     _USED.clear()
     try:
         yield
+        if _USED == loaded:
+            return  # nothing new to remember
         try:
             path.parent.mkdir(mode=0o700, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
