@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import time
 import sqlite3
 from datetime import datetime, timezone

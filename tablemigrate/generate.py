@@ -7,6 +7,7 @@ stops `generate` with an error instead of reaching a production database.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,11 +20,11 @@ from .apply import apply_migration
 from .build import FieldDefaults, build_from_models, private_database, raw
 from .diff import Renames, TableChange, diff_schemas, rename_candidates
 from .errors import ConfigurationError, GenerateError, MigrationFailed
-from .introspect import introspect, persistent_cache
+from .introspect import cache_is_private, cache_path, introspect, persistent_cache
 from .loader import SNAPSHOT_NAME, Migration, checksum, history_checksum, load_migrations, load_source, migration_files
 from .plan import PlannedMigration, column_sources, needed_values, plan_changes
 from .fingerprint import models_fingerprint
-from .schema import Schema, Table
+from .schema import Schema, Table, same_tables
 from .sqltext import quote
 from .writer import module_names, read_snapshot_header, render_module, render_snapshot
 
@@ -168,12 +169,20 @@ def _database_a(directory: Path, conn: sqlite3.Connection) -> tuple[list, Schema
     recorded = [_Recorded(p.stem, checksum(p.read_bytes())) for p in migration_files(directory)]
     header = read_snapshot_header(directory)
     if recorded and header.get("history") == history_checksum(recorded) and header.get("schema"):
+        built = cache_path(directory, f"-A-{header['schema'][:32]}.sqlite3")
         try:
             conn.execute("PRAGMA foreign_keys = OFF")
-            # A private, empty database: executescript's implicit COMMIT has nothing to commit early.
-            conn.executescript((directory / SNAPSHOT_NAME).read_text(encoding="utf-8"))
+            if cache_is_private(built) and built.is_file():  # pages copied: nothing to parse
+                cached = sqlite3.connect(f"file:{built}?mode=ro", uri=True)
+                try:
+                    cached.backup(conn)
+                finally:
+                    cached.close()
+            else:  # a private, empty database: executescript's implicit COMMIT ends nothing early
+                conn.executescript((directory / SNAPSHOT_NAME).read_text(encoding="utf-8"))
+                _keep(conn, built)
             a = introspect(conn)
-            if a.fingerprint() == header["schema"]:
+            if a.fingerprint() == header["schema"]:  # whatever built it, it must be the recorded schema
                 return recorded, a
         except (OSError, sqlite3.Error, ValueError):
             pass
@@ -185,6 +194,26 @@ def _database_a(directory: Path, conn: sqlite3.Connection) -> tuple[list, Schema
     except MigrationFailed as exc:
         raise GenerateError(f"replaying the migration history failed: {exc}") from exc
     return existing, introspect(conn)
+
+
+def _keep(conn: sqlite3.Connection, path: Path) -> None:
+    """Save database A for the next run (replacing this project's older ones); best effort."""
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        if not cache_is_private(path):
+            return
+        for old in path.parent.glob(path.name.split("-A-")[0] + "-A-*.sqlite3"):
+            old.unlink(missing_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        os.close(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+        target = sqlite3.connect(tmp)
+        try:
+            conn.backup(target)
+        finally:
+            target.close()
+        os.replace(tmp, path)
+    except (OSError, sqlite3.Error):
+        pass
 
 
 def _empty(conn: sqlite3.Connection) -> None:
@@ -229,13 +258,13 @@ def _verify(conn, a: Schema, b: Schema, new: list[Migration]) -> Schema:
         for m in new:
             apply_migration(conn, m, "up")
         after = introspect(conn)
-        if after.tables != b.tables:
+        if not same_tables(after.tables, b.tables):
             raise GenerateError("internal error: the generated migrations do not reproduce the models' "
                                 f"schema (tables: {_describe_mismatch(after.tables, b.tables)}); nothing written")
         for m in reversed(new):
             apply_migration(conn, m, "down")
         back = introspect(conn)
-        if back.tables != a.tables:
+        if not same_tables(back.tables, a.tables):
             raise GenerateError("internal error: the generated `down` steps do not restore the previous "
                                 f"schema (tables: {_describe_mismatch(back.tables, a.tables)}); nothing written")
     except MigrationFailed as exc:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import sqltext
+from . import schema, sqltext
 from .schema import Check, Column, ForeignKey, Index, Schema, Table, Trigger, Unique, View
 from .sqltext import Token
 
@@ -172,9 +172,23 @@ _USED: set[tuple] = set()
 _CACHE_FORMAT = 1
 
 
-def _cache_file(directory: Path) -> Path:
+def cache_path(directory: Path, suffix: str) -> Path:
+    """A file of this project's private cache: `$TMPDIR/tablemigrate-cache-<uid>/<project><suffix>`."""
     digest = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:20]
-    return Path(tempfile.gettempdir()) / f"tablemigrate-cache-{os.getuid()}" / f"{digest}.pickle"
+    return Path(tempfile.gettempdir()) / f"tablemigrate-cache-{os.getuid()}" / f"{digest}{suffix}"
+
+
+def cache_is_private(path: Path) -> bool:
+    """True when `path`'s directory is this user's own, mode 0700 (nobody else could have written it)."""
+    try:
+        st = path.parent.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
+
+
+def _cache_file(directory: Path) -> Path:
+    return cache_path(directory, ".pickle")
 
 
 def _cache_stamp() -> tuple:
@@ -193,8 +207,7 @@ def persistent_cache(directory: Path) -> Iterator[None]:
     path = _cache_file(directory)
     loaded: set[tuple] = set()
     try:
-        st = path.parent.stat()
-        if st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700:
+        if cache_is_private(path):
             with path.open("rb") as fh:
                 stamp, tables = pickle.load(fh)
             if stamp == _cache_stamp():
@@ -203,9 +216,10 @@ def persistent_cache(directory: Path) -> Iterator[None]:
     except (OSError, pickle.PickleError, EOFError, ValueError, TypeError, AttributeError):
         pass
     _USED.clear()
+    derived = schema.computed
     try:
         yield
-        if _USED == loaded:
+        if _USED == loaded and schema.computed == derived:
             return  # nothing new to remember
         try:
             path.parent.mkdir(mode=0o700, exist_ok=True)

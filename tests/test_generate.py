@@ -188,3 +188,36 @@ def test_nullable_to_not_null_asks_for_a_value_for_existing_nulls(tmp_path, live
     assert module.plan.destructive == ["NULLs in blog_post.body become -1"]
     apply_new(live, d, applied)
     assert live.execute("SELECT body FROM blog_post").fetchall() == [(-1,)]
+
+
+def test_database_a_comes_from_the_snapshot_or_its_cached_copy_and_never_from_a_wrong_one(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from tablemigrate import generate as gen
+    from tablemigrate.introspect import cache_path
+
+    d = tmp_path / "m"
+    generate(d, build_models(blog()))
+    replays = []
+    real_load = gen.load_migrations
+    monkeypatch.setattr(gen, "load_migrations", lambda directory: replays.append(1) or real_load(directory))
+    changed = build_models(blog(body=("text", {"null": True})))
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    first = generate(d, changed, write=False, now=now)  # the snapshot matches: no module imported
+    assert replays == [] and [m.plan.summary for m in first.modules] == [["add column body"]]
+    cached = list(cache_path(d, "").parent.glob(cache_path(d, "").name + "-A-*.sqlite3"))
+    assert len(cached) == 1 and stat.S_IMODE(os.stat(cached[0]).st_mode) == 0o600
+    # the cached copy is tampered with: its fingerprint no longer matches, so the history is replayed
+    conn = sqlite3.connect(cached[0])
+    conn.execute("CREATE TABLE intruder (x)")
+    conn.commit()
+    conn.close()
+    second = generate(d, changed, write=False, now=now)
+    assert replays == [1] and [m.text for m in second.modules] == [m.text for m in first.modules]
+    # so is the snapshot itself: same
+    (d / "schema.sql").write_text((d / "schema.sql").read_text().replace('"title"', '"titel"'))
+    assert [m.text for m in generate(d, changed, write=False, now=now).modules] == [m.text for m in first.modules]
+    assert replays == [1, 1]
