@@ -10,8 +10,8 @@ import contextlib
 import os
 import re
 import shutil
-import time
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
