@@ -62,6 +62,19 @@ def median_of(reps: int, one: Callable[[], tuple[float, int]], setup: Callable[[
     return statistics.median(times), max(peaks)
 
 
+def paired(reps: int, ours: Callable[[], tuple[float, int]], theirs: Callable[[], tuple[float, int]],
+           setup_ours: Callable[[], None] | None = None, setup_theirs: Callable[[], None] | None = None):
+    """Both sides alternately (ours, theirs, ours, ...), after flushing dirty pages, so background
+    writeback and caches hit both alike. Returns (ours median, peak), (theirs median, peak)."""
+    os.sync()
+    a, b = [], []
+    for _ in range(reps):
+        a.append(median_of(1, ours, setup_ours))
+        b.append(median_of(1, theirs, setup_theirs))
+    return ((statistics.median(t for t, _ in a), max(m for _, m in a)),
+            (statistics.median(t for t, _ in b), max(m for _, m in b)))
+
+
 def env_for(project: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
     env["PYTHONPATH"] = f"{project}{os.pathsep}{ROOT}"
@@ -122,18 +135,17 @@ def bench_generate(results: Results, work: Path, sizes: list[int], reps: int) ->
                 for p in set(d.iterdir()) - dj_before:
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
 
-        ours = median_of(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "Change", "--noinput"), tm,
-                                             env_for(tm)), reset_tm)
-        theirs = median_of(reps, lambda: timed(manage(dj, "makemigrations"), dj, env_for(dj)), reset_dj)
+        ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "Change", "--noinput"), tm,
+                                                  env_for(tm)),
+                              lambda: timed(manage(dj, "makemigrations"), dj, env_for(dj)), reset_tm, reset_dj)
         results.add(f"generate after a typical change, {n} models", ours, "makemigrations", theirs, "< 1.0")
         reset_tm()
         reset_dj()
         if n == 200:  # fresh projects: no model differs from the history
             tm, dj = projects(work, n)
-            ours = median_of(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "--check", "--noinput"),
-                                                 tm, env_for(tm)))
-            theirs = median_of(reps, lambda: timed(manage(dj, "makemigrations", "--check", "--dry-run"), dj,
-                                                   env_for(dj)))
+            ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "--check", "--noinput"),
+                                                      tm, env_for(tm)),
+                                  lambda: timed(manage(dj, "makemigrations", "--check", "--dry-run"), dj, env_for(dj)))
             results.add("generate --check, no change, 200 models", ours, "makemigrations --check --dry-run",
                         theirs, "< 1.0")
             bench_run(results, tm, dj, reps)
@@ -149,12 +161,12 @@ def bench_run(results: Results, tm: Path, dj: Path, reps: int) -> None:
         for p in dj.glob("db.sqlite3*"):
             p.unlink()
 
-    ours = median_of(reps, lambda: timed(manage(tm, "tablemigrate", "run", "--noinput"), tm, env_for(tm)), fresh_tm)
-    theirs = median_of(reps, lambda: timed(manage(dj, "migrate"), dj, env_for(dj)), fresh_dj)
+    ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "run", "--noinput"), tm, env_for(tm)),
+                          lambda: timed(manage(dj, "migrate"), dj, env_for(dj)), fresh_tm, fresh_dj)
     results.add("run the initial history on an empty DB, 200 models", ours, "migrate (Django's initial migrations)",
                 theirs, "< 1.0")
-    ours = median_of(reps, lambda: timed(manage(tm, "tablemigrate", "run", "--noinput"), tm, env_for(tm)))
-    theirs = median_of(reps, lambda: timed(manage(tm, "check"), tm, env_for(tm)))
+    ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "run", "--noinput"), tm, env_for(tm)),
+                          lambda: timed(manage(tm, "check"), tm, env_for(tm)))
     results.add("run with nothing pending, 200 models", ours, "manage.py check", theirs, "<= 1.2")
 
 
@@ -254,12 +266,12 @@ def bench_rebuild(results: Results, work: Path, rows: int, small: int, reps: int
     dj = rebuild_project(work, "rebuild_dj", "django", rows)
     script = rebuild_sql(tm / "db.sqlite3")
     run_tm = lambda: timed(manage(tm, "tablemigrate", "run", "--noinput", "--no-backup"), tm, env_for(tm))  # noqa: E731
-    ours = median_of(reps, run_tm, lambda: restore_pristine(tm))
-    cli = median_of(reps, lambda: timed(["sqlite3", str(tm / "db.sqlite3")], tm, stdin=script),
-                    lambda: restore_pristine(tm))
-    theirs = median_of(reps, lambda: timed(manage(dj, "migrate"), dj, env_for(dj)), lambda: restore_pristine(dj))
+    ours, cli = paired(reps, run_tm, lambda: timed(["sqlite3", str(tm / "db.sqlite3")], tm, stdin=script),
+                       lambda: restore_pristine(tm), lambda: restore_pristine(tm))
+    ours2, theirs = paired(reps, run_tm, lambda: timed(manage(dj, "migrate"), dj, env_for(dj)),
+                           lambda: restore_pristine(tm), lambda: restore_pristine(dj))
     results.add(f"rebuild of a {rows:,}-row table (run --no-backup)", ours, "sqlite3 CLI, same SQL", cli, "<= 1.2")
-    results.add(f"rebuild of a {rows:,}-row table (run --no-backup)", ours, "Django migrate, same AlterField", theirs,
+    results.add(f"rebuild of a {rows:,}-row table (run --no-backup)", ours2, "Django migrate, same AlterField", theirs,
                 "< 1.0")
     tm_small = rebuild_project(work, "rebuild_small", "tablemigrate", small)
     small_run = median_of(reps, lambda: timed(manage(tm_small, "tablemigrate", "run", "--noinput", "--no-backup"),
@@ -295,10 +307,10 @@ def bench_backup(results: Results, work: Path, megabytes: int, reps: int) -> Non
         out.mkdir()
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    ours = median_of(reps, lambda: timed([PYTHON, "-c", code, str(db), str(out / "b.sqlite3")], work, env), clean)
     copy = ("import os, shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2]); "
             "fd = os.open(sys.argv[2], os.O_RDONLY); os.fsync(fd); os.close(fd)")
-    theirs = median_of(reps, lambda: timed([PYTHON, "-c", copy, str(db), str(out / "c.sqlite3")], work), clean)
+    ours, theirs = paired(reps, lambda: timed([PYTHON, "-c", code, str(db), str(out / "b.sqlite3")], work, env),
+                          lambda: timed([PYTHON, "-c", copy, str(db), str(out / "c.sqlite3")], work), clean, clean)
     results.add(f"backup of a {size / 2**30:.2f} GB database (verified, 0600)", ours, "cp + fsync", theirs, "<= 2.0",
                 "tablemigrate take_backup")
 
