@@ -75,7 +75,10 @@ def take_backup(conn: sqlite3.Connection, dest: Path) -> Path:
     except (OSError, sqlite3.Error) as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise BackupError(f"cannot write backup {dest}: {exc}") from None
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+            raise CopyTimeout(f"cannot back up: another connection kept the database locked past the busy "
+                              f"timeout ({exc}); nothing was changed") from None
+        raise BackupError(f"cannot write backup {dest}: {exc}; nothing was changed") from None
     return dest
 
 
@@ -169,8 +172,13 @@ def automatic_backups(directory: Path, db_path: Path) -> list[Path]:
 
 
 def prune(directory: Path, db_path: Path, keep: int) -> list[Path]:
+    """Keep the newest `keep` automatic backups; also remove half-written ones a killed run left
+    (`.partial`: never trusted, and the caller holds the runner lock, so none is being written)."""
     backups = automatic_backups(directory, db_path)
     removed = backups[:-keep] if keep > 0 else backups
+    if directory.is_dir():
+        pattern = re.compile(re.escape(db_path.stem) + r"-\d{8}T\d{6}_\d{6}Z\.sqlite3\.partial")
+        removed += [p for p in directory.iterdir() if pattern.fullmatch(p.name)]
     for path in removed:
-        path.unlink()
+        path.unlink(missing_ok=True)
     return removed

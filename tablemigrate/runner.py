@@ -186,10 +186,7 @@ def _apply_all(target: Target, migrations: list[Migration], direction: str, take
     conn = target.conn
     history.ensure(conn)
     names = [m.name for m in migrations]
-    # PRAGMA data_version changes only when *another* connection commits: it tells whether restoring
-    # the backup would also throw away writes made by the application during the run. Read before
-    # the backup starts, so a commit that lands while the backup is being copied counts too.
-    version = conn.execute("PRAGMA data_version").fetchone()[0]
+    writers = _OtherWriters(conn)  # from before the backup: a commit during the copy counts too
     history_before = _history_names(conn)
     saved = None
     if take_backup:
@@ -202,11 +199,11 @@ def _apply_all(target: Target, migrations: list[Migration], direction: str, take
     done: list[Migration] = []
     try:
         for m in migrations:
-            if _apply_one(target, m, direction):
+            if _apply_one(target, m, direction, writers):
                 done.append(m)
     except BaseException as exc:
         error = exc
-        raise _recover(target, exc, history_before, saved, version) from exc
+        raise _recover(target, exc, history_before, saved, writers) from exc
     finally:
         signals.post_run.send(sender=Migration, database=target.alias, direction=direction,
                               migrations=names, error=error, duration=time.perf_counter() - started)
@@ -216,12 +213,32 @@ def _apply_all(target: Target, migrations: list[Migration], direction: str, take
     return done
 
 
+class _OtherWriters:
+    """Whether another connection committed since the run began, from `PRAGMA data_version` (which our
+    own commits leave alone). It is compared at the start of each migration, under SQLite's write lock,
+    because SQLite also bumps it when a failed transaction of ours (disk full, I/O error) resets the
+    page cache: read after a failure, it would accuse the application of our own rollback."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.version = self._read(conn)
+        self.seen = False
+
+    @staticmethod
+    def _read(conn: sqlite3.Connection) -> int:
+        return conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def check(self, conn: sqlite3.Connection) -> None:
+        version = self._read(conn)
+        self.seen = self.seen or version != self.version
+        self.version = version
+
+
 def _history_names(conn: sqlite3.Connection) -> list[str]:
     return [a.name for a in history.applied(conn)]
 
 
 def _recover(target: Target, exc: BaseException, history_before: list[str], saved: Path | None,
-             version: int) -> MigrationFailed:
+             writers: _OtherWriters) -> MigrationFailed:
     """After a failed migration (already rolled back): put the database back as it was before the run
     if that loses nothing, and say exactly what state it is in. Whether earlier migrations of the run
     committed is read from the history table, which each migration writes in its own transaction."""
@@ -236,12 +253,14 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
     if saved is None:
         return MigrationFailed(f"{exc}; rolled back, but {earlier} (applied earlier in this run, no backup "
                                "taken) stay applied")
+    after_rollback = _OtherWriters(target.conn)  # commits from here on, while the backup is checked
     try:  # check the backup first: the check takes time, and a write landing meanwhile must count
         backups.verify(saved)
     except backups.BackupError as bad:
         return MigrationFailed(f"{exc}; rolled back, but the backup cannot be restored ({bad}): {earlier} "
                                "(applied earlier in this run) stay applied; the history table matches the schema")
-    if target.conn.execute("PRAGMA data_version").fetchone()[0] != version:
+    after_rollback.check(target.conn)
+    if writers.seen or after_rollback.seen:
         logger.error("migration failed; backup %s NOT restored: other connections wrote since it was taken",
                      saved)
         return MigrationFailed(
@@ -257,12 +276,13 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
     return MigrationFailed(f"{exc}; the database was restored from backup {saved}")
 
 
-def _apply_one(target: Target, m: Migration, direction: str) -> bool:
+def _apply_one(target: Target, m: Migration, direction: str, writers: _OtherWriters) -> bool:
     signals.pre_migration.send(sender=Migration, database=target.alias, name=m.name, direction=direction)
     started = time.perf_counter()
     error: BaseException | None = None
 
-    def still_needed(conn: sqlite3.Connection) -> bool:  # re-checked under the write lock
+    def still_needed(conn: sqlite3.Connection) -> bool:  # under the write lock
+        writers.check(conn)
         return history.is_applied(conn, m.name) == (direction == "down")
 
     try:

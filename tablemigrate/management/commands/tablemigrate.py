@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,6 +200,15 @@ class Command(BaseCommand):
         if wrapper.in_atomic_block:
             raise CommandError("tablemigrate cannot run inside a transaction (atomic block)", returncode=2)
         conn = wrapper.connection
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()  # reads the header: is it SQLite at all?
+        except sqlite3.DatabaseError as exc:
+            raise CommandError(f"{name} is not a usable SQLite database ({exc})", returncode=2) from None
+        writes = options["action"] in ("run", "revert", "restore", "baseline") and not options.get("dry_run")
+        if writes and not wrapper.is_in_memory_db() and not (
+                os.access(name, os.W_OK) and os.access(os.path.dirname(os.path.abspath(name)), os.W_OK)):
+            raise CommandError(f"database file {name} (or its directory, where SQLite keeps its journal) is "
+                               "read-only; nothing was changed", returncode=2)
         conn.execute(f"PRAGMA busy_timeout = {int(conf.busy_timeout() * 1000)}")
         path = None if wrapper.is_in_memory_db() else Path(wrapper.settings_dict["NAME"]).resolve()
         return Target(alias, conn, path, conf.backup_dir())
