@@ -32,4 +32,5 @@ TABLEMIGRATE_TEST_MIGRATIONS = os.environ.get("EXAMPLE_TEST_MIGRATIONS") == "1"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
+TABLEMIGRATE_BUSY_TIMEOUT = float(os.environ.get("EXAMPLE_BUSY_TIMEOUT", "30"))
 TABLEMIGRATE_MIGRATIONS_DIR = os.environ.get("EXAMPLE_MIGRATIONS_DIR", str(BASE_DIR / "tablemigrations"))
