@@ -49,10 +49,11 @@ class FieldSpec:
     target: str | None = None  # fk: target table key
     on_delete: str = "CASCADE"
     max_length: int = 30
+    db_column: str | None = None  # any text: SQL keywords, quotes, spaces, unicode
 
     @property
     def column(self) -> str:
-        return f"{self.name}_id" if self.kind == "fk" else self.name
+        return self.db_column or (f"{self.name}_id" if self.kind == "fk" else self.name)
 
 
 @dataclass
@@ -88,6 +89,8 @@ def _check(name: str, fname: str) -> models.CheckConstraint:
 
 def _make_field(f: FieldSpec, classes: dict[str, type]) -> models.Field:
     kw: dict = {"null": f.null}
+    if f.db_column:
+        kw["db_column"] = f.db_column
     if f.has_default and f.kind != "fk":
         kw["default"] = DEFAULTS[f.kind]
     if f.unique:
@@ -146,6 +149,12 @@ def value_for(f: FieldSpec, row: int) -> object:
     k = f.kind
     if f.null and row % 3 == 2:
         return None
+    if row == 1 and k in ("char", "text"):
+        return "ünï 漢字 🙂 '\";--" if k == "text" else f"ü{row}🙂"
+    if row == 4 and k in ("char", "text"):
+        return ""  # empty, not NULL
+    if row == 1 and k == "binary":
+        return bytes(range(256)) * 800  # a 200 KB blob
     return {
         "char": f"v{row}-é'\"x", "text": f"long text {row}\n;--", "email": f"u{row}@ex.com",
         "int": row * 3 + 1, "bigint": 2**40 + row, "smallint": row, "posint": row, "bool": row % 2,

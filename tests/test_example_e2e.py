@@ -74,10 +74,11 @@ def test_change_a_model_generate_show_run_revert(example):
     assert rows(db, "SELECT id, title, body FROM posts_post") == [(1, "Hello", "body")]
 
 
-def test_four_runners_at_once_apply_each_migration_exactly_once(example):
+@pytest.mark.parametrize("runners", [4, 8])
+def test_runners_started_at_once_apply_each_migration_exactly_once(example, runners):
     procs = [subprocess.Popen([sys.executable, "manage.py", "tablemigrate", "run", "--noinput"], cwd=example,
                               env=_env(example), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
+             for _ in range(runners)]
     results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
     assert all(rc == 0 for rc, _, _ in results), results
     db = example / "example_project" / "db.sqlite3"
