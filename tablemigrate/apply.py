@@ -87,7 +87,8 @@ def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str, r
 def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: str = "up", *,
                     in_transaction: InTransaction | None = None,
                     should_apply: Callable[[sqlite3.Connection], bool] | None = None,
-                    run_python: bool = True, on_statement: OnStatement | None = None) -> bool:
+                    run_python: bool = True, on_statement: OnStatement | None = None,
+                    after_rollback: Callable[[sqlite3.Connection], None] | None = None) -> bool:
     """Apply one migration in its own transaction. Returns False when `should_apply` (called inside
     the transaction, after the write lock is held) says it is no longer needed. `run_python=False`
     skips Python steps (validation on an empty schema copy, where data functions cannot run)."""
@@ -124,6 +125,8 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if after_rollback is not None:  # at once: nothing else of ours runs in between
+                after_rollback(conn)
             raise
     finally:
         conn.execute(f"PRAGMA foreign_keys = {int(fk_before)}")

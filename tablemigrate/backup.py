@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import sqlite3
 import time
 from datetime import datetime, timezone
@@ -93,28 +92,39 @@ def _copy_file(conn: sqlite3.Connection, dest: Path) -> bool:
     wal = conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
     version = conn.execute("PRAGMA data_version").fetchone()[0]
     if wal:  # PASSIVE never waits for readers; it must have copied every frame into the file
-        _busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if frames != done:
-            return False  # a reader's snapshot kept some pages in the WAL only
+        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if busy or frames < 0 or frames != done:  # (1, -1, -1): another checkpointer is at work
+            return False  # some committed pages may still live only in the WAL
     conn.execute("BEGIN IMMEDIATE")  # no writer can change the file while it is copied
     try:
         if wal and conn.execute("PRAGMA data_version").fetchone()[0] != version:
             return False  # another connection committed (into the WAL) after the checkpoint
-        with open(name, "rb") as src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20) if not hasattr(os, "sendfile") else _sendfile(src, out)
+        source = _held_fd(name)
+        with open(dest, "wb") as out:
+            size, offset = os.fstat(source).st_size, 0
+            while offset < size:
+                sent = os.sendfile(out.fileno(), source, offset, size - offset)
+                if sent == 0:
+                    raise OSError(f"{name}: short read while copying")
+                offset += sent
         return True
     finally:
         conn.execute("ROLLBACK")
 
 
-def _sendfile(src, out) -> None:
-    size = os.fstat(src.fileno()).st_size
-    offset = 0
-    while offset < size:
-        sent = os.sendfile(out.fileno(), src.fileno(), offset, size - offset)
-        if sent == 0:
-            break
-        offset += sent
+_HELD: dict[tuple[int, int], int] = {}
+
+
+def _held_fd(name: str) -> int:
+    """A read-only descriptor on the database file that this process never closes. Closing *any*
+    descriptor of a file drops every POSIX lock the process holds on it, SQLite's own included (the
+    "close() cancels locks" trap: another process could then checkpoint and delete the WAL under our
+    connection). So, like SQLite's own list of unused descriptors, it is kept open, one per inode."""
+    st = os.stat(name)
+    key = (st.st_dev, st.st_ino)
+    if key not in _HELD:
+        _HELD[key] = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+    return _HELD[key]
 
 
 def _fsync(path: Path) -> None:

@@ -150,8 +150,11 @@ class _Checker:
                                       "gets no value")
         self._unique_groups(table, new_rows, copy, target, live, same)
         for check in target.checks:
-            if live is not None and check in live.checks and not (set(live.columns) - same):
-                continue  # the same CHECK over the same, unchanged columns
+            if live is not None and check in live.checks and not (set(live.columns) - same) and all(
+                    live.columns[k].collation == target.columns[k].collation
+                    and affinity(live.columns[k].type) == affinity(target.columns[k].type)
+                    for k in same if k in target.columns):
+                continue  # the same CHECK over the same columns, compared and stored the same way
             try:
                 n = _count(conn, f"SELECT count(*) FROM ({new_rows}) WHERE NOT ({check.expr})")
             except sqlite3.OperationalError:  # the CHECK reads a column that takes its default

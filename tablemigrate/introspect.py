@@ -154,7 +154,7 @@ def parse_create_table(sql: str) -> _ParsedCreate:
 
 def _foreign_keys(conn: sqlite3.Connection, qname: str, parsed: _ParsedCreate) -> frozenset[ForeignKey]:
     groups: dict[int, list[tuple]] = {}
-    for row in conn.execute(f"PRAGMA foreign_key_list({qname})"):
+    for row in conn.execute(f"PRAGMA main.foreign_key_list({qname})"):
         groups.setdefault(row[0], []).append(row)
     fks = set()
     for rows in groups.values():
@@ -169,7 +169,7 @@ def _foreign_keys(conn: sqlite3.Connection, qname: str, parsed: _ParsedCreate) -
 
 _TABLES: dict[tuple, Table] = {}
 _USED: set[tuple] = set()
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # bump whenever Table or the parser changes
 
 
 def cache_path(directory: Path, suffix: str) -> Path:
@@ -255,7 +255,7 @@ def _introspect_table(conn: sqlite3.Connection, name: str, sql: str,
     qname = sqltext.quote(name)
     columns: dict[str, Column] = {}
     pk: list[tuple[int, str]] = []
-    for _cid, cname, ctype, notnull, dflt, cpk, hidden in conn.execute(f"PRAGMA table_xinfo({qname})"):
+    for _cid, cname, ctype, notnull, dflt, cpk, hidden in conn.execute(f"PRAGMA main.table_xinfo({qname})"):
         key = cname.lower()
         columns[key] = Column(
             name=cname,

@@ -232,6 +232,10 @@ class _OtherWriters:
         self.seen = self.seen or version != self.version
         self.version = version
 
+    def rolled_back(self, conn: sqlite3.Connection) -> None:
+        """Right after our failed migration's ROLLBACK: its own bump is not another writer's commit."""
+        self.version = self._read(conn)
+
 
 def _history_names(conn: sqlite3.Connection) -> list[str]:
     return [a.name for a in history.applied(conn)]
@@ -253,14 +257,13 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
     if saved is None:
         return MigrationFailed(f"{exc}; rolled back, but {earlier} (applied earlier in this run, no backup "
                                "taken) stay applied")
-    after_rollback = _OtherWriters(target.conn)  # commits from here on, while the backup is checked
     try:  # check the backup first: the check takes time, and a write landing meanwhile must count
         backups.verify(saved)
     except backups.BackupError as bad:
         return MigrationFailed(f"{exc}; rolled back, but the backup cannot be restored ({bad}): {earlier} "
                                "(applied earlier in this run) stay applied; the history table matches the schema")
-    after_rollback.check(target.conn)
-    if writers.seen or after_rollback.seen:
+    writers.check(target.conn)  # commits since the rollback, including while the backup was checked
+    if writers.seen:
         logger.error("migration failed; backup %s NOT restored: other connections wrote since it was taken",
                      saved)
         return MigrationFailed(
@@ -287,7 +290,7 @@ def _apply_one(target: Target, m: Migration, direction: str, writers: _OtherWrit
 
     try:
         done = apply_migration(target.conn, m, direction, in_transaction=history.record,
-                               should_apply=still_needed)
+                               should_apply=still_needed, after_rollback=writers.rolled_back)
         verb = "applied" if direction == "up" else "reverted"
         if done:
             logger.info("migration %s %s (%.0f ms)", m.name, verb, (time.perf_counter() - started) * 1000)

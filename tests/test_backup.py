@@ -58,3 +58,51 @@ def test_a_reader_pinning_the_wal_falls_back_to_the_backup_api(tmp_path, monkeyp
     reader.execute("COMMIT")
     assert used == [True]
     assert rows(dest) == [(1, "only in the WAL")]
+
+
+def test_the_copy_keeps_this_process_sqlite_locks(tmp_path):
+    """Closing any descriptor of the database file would drop SQLite's POSIX locks: another process
+    could then believe it is the last connection and delete the WAL under ours (and lose commits)."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "live.sqlite3"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (id integer PRIMARY KEY, v text)")
+    conn.execute("INSERT INTO t (v) VALUES ('ours')")
+    backup.take_backup(conn, tmp_path / "b" / "copy.sqlite3")
+    subprocess.run([sys.executable, "-c", "import sqlite3, sys\n"
+                    "c = sqlite3.connect(sys.argv[1]); c.execute('SELECT count(*) FROM t').fetchall(); c.close()",
+                    str(db)], check=True)
+    assert os.path.exists(f"{db}-wal")  # the other process saw our connection and left the WAL alone
+    conn.execute("INSERT INTO t (v) VALUES ('after')")
+    other = sqlite3.connect(db)
+    assert [v for (v,) in other.execute("SELECT v FROM t ORDER BY id")] == ["ours", "after"]
+    other.close()
+
+
+def test_a_busy_checkpointer_means_the_backup_api(tmp_path, monkeypatch):
+    conn = sqlite3.connect(tmp_path / "live.sqlite3", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (id integer PRIMARY KEY, v text)")
+    conn.execute("INSERT INTO t (v) VALUES ('committed in the WAL')")
+    real_execute = conn.execute
+
+    class Busy:  # what PRAGMA wal_checkpoint(PASSIVE) returns while another checkpoint runs
+        def __init__(self, c):
+            self.c = c
+
+        def execute(self, sql, *a):
+            if "wal_checkpoint" in sql:
+                return real_execute("SELECT 1, -1, -1")
+            return real_execute(sql, *a)
+
+        def __getattr__(self, name):
+            return getattr(self.c, name)
+
+    used = []
+    real = backup._copy
+    monkeypatch.setattr(backup, "_copy", lambda *a, **k: used.append(True) or real(conn, *a[1:], **k))
+    dest = backup.take_backup(Busy(conn), tmp_path / "b" / "copy.sqlite3")
+    assert used == [True] and rows(dest) == [(1, "committed in the WAL")]

@@ -164,3 +164,11 @@ def test_what_the_live_table_already_enforces_is_not_scanned_again(db):
                                 "b int NOT NULL CHECK (b > 1))", {"id": '"id"', "a": '"a"', "b": '"b"'})
     assert [k for k, _m in found(db, tighten)] == ["violation"]  # b > 1 fails for one row
     assert any("IS NULL" in s for s in statements) and any("WHERE NOT" in s for s in statements)
+
+
+def test_a_check_is_scanned_again_when_its_column_compares_differently(db):
+    db.execute("CREATE TABLE k (id integer PRIMARY KEY, name text COLLATE NOCASE CHECK (name = 'A'))")
+    db.execute("INSERT INTO k (name) VALUES ('a')")  # passes under NOCASE
+    binary = RebuildTable("k", "CREATE TABLE k (id integer PRIMARY KEY, name text CHECK (name = 'A'))",
+                          {"id": '"id"', "name": '"name"'})
+    assert [k for k, _m in found(db, binary)] == ["violation"]

@@ -421,3 +421,31 @@ def test_dry_run_reports_each_statement_and_every_tables_rows(project):
     (r,) = runner.dry_run(target, d)
     assert [sql for sql, _s in r.statements] == ["INSERT INTO t (v) VALUES ('c')", "CREATE TABLE u (x)"]
     assert (r.rows_before, r.rows_after) == ({"t": 2}, {"t": 3, "u": 0})
+
+
+def test_a_commit_right_after_the_failed_migration_is_never_restored_away(project):
+    """The application commits in the moment after the failing migration rolled back (here: from a
+    post_migration receiver), before the decision to restore."""
+    import sqlite3
+
+    from tablemigrate import signals
+
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_ok", "up = ['CREATE TABLE u (x)']\n")
+    module(d, "0003_bad", "up = ['INSERT INTO t (id) VALUES (1)']\n")
+
+    def app_writes(sender, name, error=None, **kw):
+        if name == "0003_bad" and error is not None:
+            other = sqlite3.connect(target.path)
+            other.execute("INSERT INTO t (v) VALUES ('customer order')")
+            other.commit()
+            other.close()
+
+    signals.post_migration.connect(app_writes, weak=False)
+    try:
+        with pytest.raises(MigrationFailed, match="was NOT restored"):
+            runner.run(target, d)
+    finally:
+        signals.post_migration.disconnect(app_writes)
+    assert target.conn.execute("SELECT count(*) FROM t WHERE v = 'customer order'").fetchone() == (1,)
