@@ -78,6 +78,11 @@ _STRICT_TYPES = {"INT": ("integer",), "INTEGER": ("integer",), "REAL": ("real", 
                  "TEXT": ("text",), "BLOB": ("blob",)}
 
 
+def _collation(table: Table, key: str) -> str:
+    column = table.columns.get(key)
+    return quote(column.collation) if column is not None and column.collation else "BINARY"
+
+
 class _Checker:
     def __init__(self, conn: sqlite3.Connection, migration: Migration, changed: set[str]):
         self.conn = conn
@@ -133,7 +138,9 @@ class _Checker:
         same = {k for k, (_c, e) in copy.items() if live is not None and k in live.columns
                 and sqltext.normalize(e) == sqltext.normalize(quote(live.columns[k].name))}
         # New rows as the copy would produce them; columns left to their defaults are not evaluated.
-        new_rows = "SELECT " + ", ".join(f"{e} AS {quote(c)}" for c, e in copy.values()) + f" FROM {src.sql}"
+        # New rows compare the way the new table will: each value under its new column's collation.
+        new_rows = "SELECT " + ", ".join(
+            f"({e}) COLLATE {_collation(target, k)} AS {quote(c)}" for k, (c, e) in copy.items()) + f" FROM {src.sql}"
         must_fill = [col for key, col in target.columns.items() if key in copy and col.notnull and not col.generated
                      and not (key in same and live is not None and live.columns[key].notnull)]
         if must_fill:  # one scan for every column that becomes NOT NULL
