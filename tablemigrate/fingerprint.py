@@ -32,8 +32,22 @@ def _field(f: models.Field, conn) -> tuple:
     target = None
     if rel is not None and not isinstance(rel.model, str):
         target = (rel.model._meta.db_table, getattr(rel, "field_name", None), getattr(f, "db_constraint", None))
+    db_default = getattr(f, "db_default", None)
+    if db_default is models.NOT_PROVIDED:  # Django 5.0+ spelling of "none" (4.2 has no db_default)
+        db_default = None
     return (f.column, f.db_type(conn), f.null, f.unique, f.primary_key, f.db_index,
-            repr(getattr(f, "db_default", None)), getattr(f, "db_collation", None), target)
+            repr(db_default), getattr(f, "db_collation", None), target)
+
+
+def _option(option) -> tuple:
+    """An index or constraint by what reaches the database, the same under every supported Django
+    (their `deconstruct()` output gains keywords from version to version)."""
+    state = option.__dict__  # not getattr: CheckConstraint.check warns on Django 5.1+
+    condition = state.get("condition") or state.get("check")
+    return (type(option).__name__, option.name, tuple(getattr(option, "fields", ()) or ()),
+            str(condition) if condition is not None else None,
+            tuple(str(e) for e in getattr(option, "expressions", ()) or ()),
+            tuple(getattr(option, "include", ()) or ()), str(getattr(option, "deferrable", None)))
 
 
 def _model(model: type[models.Model], conn) -> tuple:
@@ -41,8 +55,8 @@ def _model(model: type[models.Model], conn) -> tuple:
     return (meta.db_table,
             tuple(sorted(_field(f, conn) for f in meta.local_concrete_fields)),
             tuple(sorted(tuple(u) for u in meta.unique_together)),
-            tuple(sorted(repr(i.deconstruct()) for i in meta.indexes)),
-            tuple(sorted(repr(c.deconstruct()) for c in meta.constraints)))
+            tuple(sorted(_option(i) for i in meta.indexes)),
+            tuple(sorted(_option(c) for c in meta.constraints)))
 
 
 def with_m2m_tables(model_list: Iterable[type[models.Model]]) -> list[type[models.Model]]:

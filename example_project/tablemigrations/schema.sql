@@ -2,7 +2,7 @@
 -- directory produces. Rewritten by `manage.py tablemigrate generate`; do not edit by hand.
 -- history: 14b2ddb7084d8fa1260a4218d4f870b879258fe57e13be1193e91274298f9cec
 -- schema: 92716d6ffe4fb0076893e5357aa431587e2f81c2850d0a92e9629c35e06bc87e
--- models: f850f0954f414bbc9c50465552d15d59defa8e05f4b9dfc4baf9bf5a4e79f1e4
+-- models: 56eaa060831239203ef3482e4afeb0a1101c50f588756e7753a9f9cebed9f2bc
 
 CREATE TABLE "chats_chat" (
     "id" integer NOT NULL PRIMARY KEY AUTOINCREMENT,
