@@ -11,6 +11,7 @@ import os
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -151,6 +152,68 @@ class CopyTimeout(TablemigrateError):
     """The backup API waited for a lock past its deadline; the copy was abandoned, nothing changed."""
 
     exit_code = 3
+
+
+class NeedsPageRestore(Exception):
+    """The logical restore does not handle virtual tables (their shadow tables): copy pages instead."""
+
+
+_ALIAS = "tablemigrate_backup"
+
+
+def restore_in_transaction(conn: sqlite3.Connection, source: Path,
+                           may_restore: Callable[[sqlite3.Connection], bool]) -> bool:
+    """Restore `source` over the live database as one write transaction: drop every object, recreate
+    it from the backup, copy every row. The write lock is held from `may_restore` (the last check that
+    no other connection wrote) until COMMIT, so nothing can commit in between and be lost. Returns
+    False, changing nothing, when `may_restore` says no. Any error rolls everything back."""
+    from .sqltext import quote
+
+    conn.execute(f"ATTACH DATABASE ? AS {_ALIAS}", (str(source),))
+    fk = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    try:
+        if conn.execute(f"SELECT 1 FROM main.sqlite_master WHERE sql LIKE 'CREATE VIRTUAL%' UNION ALL "
+                        f"SELECT 1 FROM {_ALIAS}.sqlite_master WHERE sql LIKE 'CREATE VIRTUAL%'").fetchone():
+            raise NeedsPageRestore
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not may_restore(conn):
+                conn.execute("ROLLBACK")
+                return False
+            live = conn.execute("SELECT type, name FROM main.sqlite_master WHERE name NOT LIKE 'sqlite_%' AND "
+                                "type IN ('view', 'trigger', 'table') ORDER BY type != 'view', type != 'trigger'")
+            for kind, name in live.fetchall():
+                conn.execute(f"DROP {kind.upper()} IF EXISTS main.{quote(name)}")
+            objects = conn.execute(f"SELECT type, name, sql FROM {_ALIAS}.sqlite_master WHERE sql IS NOT NULL "
+                                   "AND name NOT LIKE 'sqlite_%'").fetchall()
+            tables = [name for kind, name, _sql in objects if kind == "table"]
+            for kind, _name, sql in objects:
+                if kind == "table":
+                    conn.execute(sql)
+            for name in tables:  # rows before indexes (faster) and before triggers (which must not fire)
+                columns = ", ".join(quote(r[1]) for r in conn.execute(
+                    f"PRAGMA {_ALIAS}.table_xinfo({quote(name)})") if r[6] in (0, 1))
+                conn.execute(f"INSERT INTO main.{quote(name)} ({columns}) SELECT {columns} "
+                             f"FROM {_ALIAS}.{quote(name)}")
+            if conn.execute(f"SELECT 1 FROM {_ALIAS}.sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+                conn.execute("DELETE FROM main.sqlite_sequence")
+                conn.execute(f"INSERT INTO main.sqlite_sequence SELECT * FROM {_ALIAS}.sqlite_sequence")
+            for wanted in ("index", "trigger", "view"):
+                for kind, _name, sql in objects:
+                    if kind == wanted:
+                        conn.execute(sql)
+            version = conn.execute(f"PRAGMA {_ALIAS}.user_version").fetchone()[0]
+            conn.execute(f"PRAGMA main.user_version = {int(version)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return True
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {int(fk)}")
+        conn.execute(f"DETACH DATABASE {_ALIAS}")
 
 
 def _copy(source: sqlite3.Connection, target: sqlite3.Connection, what: str, timeout: float | None = None) -> None:

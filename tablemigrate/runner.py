@@ -262,19 +262,27 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
     except backups.BackupError as bad:
         return MigrationFailed(f"{exc}; rolled back, but the backup cannot be restored ({bad}): {earlier} "
                                "(applied earlier in this run) stay applied; the history table matches the schema")
-    writers.check(target.conn)  # commits since the rollback, including while the backup was checked
-    if writers.seen:
+    def nobody_else_wrote(conn: sqlite3.Connection) -> bool:  # asked under the write lock
+        writers.check(conn)  # commits since our rollback, including while the backup was checked
+        return not writers.seen
+
+    try:
+        try:  # one write transaction from the last check to the end of the restore: no window
+            restored = backups.restore_in_transaction(target.conn, saved, nobody_else_wrote)
+        except backups.NeedsPageRestore:  # virtual tables: the page copy, right after the check
+            restored = nobody_else_wrote(target.conn)
+            if restored:
+                backups.restore(target.conn, saved, verified=True)
+    except (sqlite3.Error, backups.BackupError) as bad:
+        return MigrationFailed(f"{exc}; rolled back, but restoring the backup {saved} failed ({bad}): {earlier} "
+                               "(applied earlier in this run) stay applied; the history table matches the schema")
+    if not restored:
         logger.error("migration failed; backup %s NOT restored: other connections wrote since it was taken",
                      saved)
         return MigrationFailed(
             f"{exc}; rolled back. {earlier} stay applied and the backup {saved} was NOT restored, because "
             "other connections wrote to the database after it was taken and restoring would lose their "
             "data; the history table matches the schema")
-    try:
-        backups.restore(target.conn, saved, verified=True)
-    except (sqlite3.Error, backups.BackupError) as bad:
-        return MigrationFailed(f"{exc}; rolled back, but restoring the backup {saved} failed ({bad}): {earlier} "
-                               "(applied earlier in this run) stay applied; the history table matches the schema")
     logger.error("migration failed; database restored from backup %s", saved)
     return MigrationFailed(f"{exc}; the database was restored from backup {saved}")
 
