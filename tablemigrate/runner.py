@@ -262,6 +262,7 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
     except backups.BackupError as bad:
         return MigrationFailed(f"{exc}; rolled back, but the backup cannot be restored ({bad}): {earlier} "
                                "(applied earlier in this run) stay applied; the history table matches the schema")
+
     def nobody_else_wrote(conn: sqlite3.Connection) -> bool:  # asked under the write lock
         writers.check(conn)  # commits since our rollback, including while the backup was checked
         return not writers.seen
