@@ -19,11 +19,12 @@ from django.utils.module_loading import module_has_submodule
 
 from . import conf
 from .errors import TablemigrateError
-from .introspect import HISTORY_TABLE
 
 
 def _applied(db_path: str) -> set[str] | None:
     """Names in the history table, read-only; None when the database file does not exist yet."""
+    from .introspect import HISTORY_TABLE  # here, not at import: every Django process imports this module
+
     if not Path(db_path).is_file():
         return None
     try:

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import sqlite3
 import stat
 
 import pytest
@@ -25,6 +26,14 @@ def project(tmp_path):
            "\"INSERT INTO t (v) VALUES ('a'), ('b')\"]\ndown = ['DROP TABLE t']\n")
     with private_database(str(tmp_path / "app.sqlite3")) as db:
         yield Target("default", raw(db), tmp_path / "app.sqlite3"), migrations
+
+
+def app_commits(path, value):
+    """The application, on its own connection, commits one row."""
+    other = sqlite3.connect(path)
+    other.execute("INSERT INTO t (v) VALUES (?)", (value,))
+    other.commit()
+    other.close()
 
 
 def dump(target):
@@ -265,8 +274,6 @@ def test_first_migration_failing_needs_no_restore(project, monkeypatch):
 
 
 def test_restore_never_discards_rows_other_connections_wrote_during_the_run(project):
-    import sqlite3
-
     from tablemigrate import signals
 
     target, d = project
@@ -276,10 +283,7 @@ def test_restore_never_discards_rows_other_connections_wrote_during_the_run(proj
 
     def app_writes(sender, name, **kw):  # the application commits a row between two migrations
         if name == "0003_bad":
-            other = sqlite3.connect(target.path)
-            other.execute("INSERT INTO t (v) VALUES ('from the app')")
-            other.commit()
-            other.close()
+            app_commits(target.path, 'from the app')
 
     signals.pre_migration.connect(app_writes, weak=False)
     try:
@@ -295,7 +299,6 @@ def test_restore_never_discards_rows_other_connections_wrote_during_the_run(proj
 
 
 def test_a_commit_landing_while_the_backup_is_copied_is_never_restored_away(project, monkeypatch):
-    import sqlite3
 
     from tablemigrate import backup
 
@@ -306,10 +309,7 @@ def test_a_commit_landing_while_the_backup_is_copied_is_never_restored_away(proj
     real = backup.take_backup
 
     def backup_during_which_the_app_writes(conn, dest):
-        other = sqlite3.connect(target.path)
-        other.execute("INSERT INTO t (v) VALUES ('during backup')")
-        other.commit()
-        other.close()
+        app_commits(target.path, 'during backup')
         return real(conn, dest)
 
     monkeypatch.setattr(backup, "take_backup", backup_during_which_the_app_writes)
@@ -426,8 +426,6 @@ def test_dry_run_reports_each_statement_and_every_tables_rows(project):
 def test_a_commit_right_after_the_failed_migration_is_never_restored_away(project):
     """The application commits in the moment after the failing migration rolled back (here: from a
     post_migration receiver), before the decision to restore."""
-    import sqlite3
-
     from tablemigrate import signals
 
     target, d = project
@@ -437,10 +435,7 @@ def test_a_commit_right_after_the_failed_migration_is_never_restored_away(projec
 
     def app_writes(sender, name, error=None, **kw):
         if name == "0003_bad" and error is not None:
-            other = sqlite3.connect(target.path)
-            other.execute("INSERT INTO t (v) VALUES ('customer order')")
-            other.commit()
-            other.close()
+            app_commits(target.path, 'customer order')
 
     signals.post_migration.connect(app_writes, weak=False)
     try:
