@@ -306,4 +306,28 @@ def plan_changes(changes: list[TableChange], values: Values) -> list[PlannedMigr
     ordered = ([c for c in alters if c.renamed] + [by_create[t.key] for t in creates]
                + [c for c in alters if not c.renamed] + [by_drop[t.key] for t in drops])
     plans = [plan_change(c, values, ctx, inverse_ctx) for c in ordered]
+    _name_parents_as_they_are_then(ordered, plans)
     return [p for p in plans if p.up or p.down]
+
+
+def _name_parents_as_they_are_then(ordered: list[TableChange], plans: list[PlannedMigration]) -> None:
+    """A foreign key written by a migration must name its parent table as it is *when that migration
+    runs*: in `up`, a parent renamed by a later migration still has its old name; in `down` (run in
+    reverse), a parent renamed by an earlier migration still has its new name. SQLite's own RENAME
+    then rewrites the reference when the parent's rename runs or is undone."""
+    renamed = [(i, c.old, c.new) for i, c in enumerate(ordered) if c.renamed and c.old and c.new]
+    for i, plan in enumerate(plans):
+        up = {new.key: old.name for j, old, new in renamed if j > i}
+        down = {old.key: new.name for j, old, new in renamed if j < i}
+        plan.up = [_rename_parents(step, up) for step in plan.up]
+        plan.down = [_rename_parents(step, down) for step in plan.down]
+
+
+def _rename_parents(step: Step, mapping: dict[str, str]) -> Step:
+    if not mapping:
+        return step
+    if isinstance(step, RebuildTable):
+        return RebuildTable(step.table, sqltext.rename_references(step.create, mapping), step.copy)
+    if isinstance(step, str):
+        return sqltext.rename_references(step, mapping)
+    return step

@@ -125,6 +125,25 @@ def rename_identifiers(norm_sql: str, mapping: dict[str, str]) -> str:
     return " ".join(out)
 
 
+def rename_references(sql: str, mapping: dict[str, str]) -> str:
+    """`sql` with the table named after each REFERENCES renamed (keys lower-case), every other
+    character kept as written."""
+    if not mapping:
+        return sql
+    out: list[str] = []
+    after_references = False
+    for tok in tokenize(sql, keep_space=True):
+        if after_references and tok.kind in ("ident", "word"):
+            new = mapping.get(unquote(tok.text).lower())
+            out.append(quote(new) if new is not None else tok.text)
+            after_references = False
+            continue
+        if tok.kind not in ("ws", "comment"):
+            after_references = tok.keyword() == "references"
+        out.append(tok.text)
+    return "".join(out)
+
+
 def mentions(sql: str, name: str) -> bool:
     """True when `sql` contains identifier `name` (any quoting, any case) outside string literals."""
     target = name.lower()

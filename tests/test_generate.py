@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from tablemigrate.apply import apply_migration
 from tablemigrate.build import managed_models
 from tablemigrate.diff import Renames
 from tablemigrate.errors import GenerateError
@@ -221,3 +222,22 @@ def test_database_a_comes_from_the_snapshot_or_its_cached_copy_and_never_from_a_
     (d / "schema.sql").write_text((d / "schema.sql").read_text().replace('"title"', '"titel"'))
     assert [m.text for m in generate(d, changed, write=False, now=now).modules] == [m.text for m in first.modules]
     assert replays == [1, 1]
+
+
+def test_a_child_changed_in_the_same_batch_as_its_parents_rename_reverts_with_rows(tmp_path, live):
+    """Up renames the parent, then rebuilds the child; down rebuilds the child first, while the parent
+    still has its new name, so the child's FK must name it as it is then (found by the round trip)."""
+    d, applied = seeded(tmp_path, live)
+    spec = blog()
+    spec.tables["Author"].db_table = "blog_writer"
+    spec.tables["Post"].field("title").null = True  # a rebuild of the child
+    renames = Renames()
+    renames.add_table("blog_author", "blog_writer")
+    generate(d, build_models(spec), renames=renames)
+    new = apply_new(live, d, applied)
+    assert live.execute("SELECT author_id, title FROM blog_post").fetchall() == [(1, "t")]
+    for m in reversed(new):
+        apply_migration(live, m, "down")  # raised "would leave 1 foreign key violation(s)" before
+    assert live.execute("SELECT id, author_id, title FROM blog_post").fetchall() == [(1, 1, "t")]
+    assert live.execute("SELECT name FROM sqlite_master WHERE name = 'blog_author'").fetchall() == [("blog_author",)]
+    assert live.execute("PRAGMA foreign_key_check").fetchall() == []
