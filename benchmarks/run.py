@@ -28,6 +28,7 @@ import django
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import projectgen  # noqa: E402
+from tablemigrate.apply import SORTER_THREADS  # noqa: E402
 
 PYTHON = sys.executable
 ROOT = HERE.parent
@@ -250,13 +251,12 @@ def rebuild_sql(db: Path) -> str:
     sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'app0_item'").fetchone()[0]
     indexes = [r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'app0_item' "
                                           "AND sql IS NOT NULL")]
-    cols = [r[1] for r in conn.execute("PRAGMA table_info(app0_item)")]
     conn.close()
     new = sql.replace('"code" varchar(20)', '"code" varchar(40)').replace('"app0_item"', '"new__app0_item"', 1)
-    collist = ", ".join(f'"{c}"' for c in cols)
     return "\n".join([
-        "PRAGMA foreign_keys = OFF;", "BEGIN IMMEDIATE;", new + ";",
-        f'INSERT INTO "new__app0_item" ({collist}) SELECT {collist} FROM "app0_item";',
+        # what tablemigrate runs: sorter threads, and the whole-row copy (same columns in the same order)
+        "PRAGMA foreign_keys = OFF;", f"PRAGMA threads = {SORTER_THREADS};", "BEGIN IMMEDIATE;", new + ";",
+        'INSERT INTO "new__app0_item" SELECT * FROM "app0_item";',
         'DROP TABLE "app0_item";', 'ALTER TABLE "new__app0_item" RENAME TO "app0_item";',
         *[i + ";" for i in indexes], "PRAGMA foreign_key_check(app0_item);", "COMMIT;"])
 

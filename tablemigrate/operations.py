@@ -58,10 +58,31 @@ class RebuildTable(Operation):
             name = f"new__{self.table}_{n}"
         return name
 
-    def _copy_sql(self, target: str, where: str = "") -> str:
+    def _copy_sql(self, target: str, where: str = "", whole_rows: bool = False) -> str:
+        if whole_rows:
+            return f"INSERT INTO {quote(target)} SELECT * FROM {quote(self.table)}"
         cols = ", ".join(quote(c) for c in self.copy)
         exprs = ", ".join(self.copy.values())
         return f"INSERT INTO {quote(target)} ({cols}) SELECT {exprs} FROM {quote(self.table)}{where}"
+
+    def _copies_whole_rows(self, conn: sqlite3.Connection | None, target: str | None) -> bool:
+        """Whether the copy is every column, unchanged, into a table with the same columns in the same
+        order, so `INSERT INTO new SELECT * FROM old` means the same rows as the explicit column list.
+        That form lets SQLite use its transfer optimisation (the one VACUUM uses): it copies each record
+        as stored instead of decoding and re-encoding it when the two definitions are compatible, and
+        falls back to an ordinary insert when they are not. Tables with generated columns keep the list.
+
+        Without a connection (the preview), only the migration's side is known."""
+        names = list(self.copy)
+        if any(expr != quote(name) for name, expr in self.copy.items()):
+            return False
+        if conn is None:
+            return True
+        for table in (self.table, target):
+            columns = conn.execute(f"PRAGMA table_xinfo({quote(table)})").fetchall()
+            if [c[1] for c in columns] != names or any(c[6] for c in columns):
+                return False
+        return True
 
     def _copy_rows(self, conn: sqlite3.Connection, tmp: str, total: int) -> int:
         """One INSERT ... SELECT; on a terminal, for a big rowid table, the same in rowid ranges so the
@@ -69,7 +90,7 @@ class RebuildTable(Operation):
         shown = progress.current()
         names = {r[1].lower() for r in conn.execute(f"PRAGMA table_xinfo({quote(self.table)})")}
         if not shown.enabled or total <= PROGRESS_CHUNK or names & {"rowid", "_rowid_", "oid"}:
-            return conn.execute(self._copy_sql(tmp)).rowcount
+            return conn.execute(self._copy_sql(tmp, whole_rows=self._copies_whole_rows(conn, tmp))).rowcount
         t = quote(self.table)
         try:
             start = conn.execute(f"SELECT min(rowid) FROM {t}").fetchone()[0]
@@ -92,12 +113,18 @@ class RebuildTable(Operation):
         tmp = self._temp_name()
         return [
             sqltext.pretty_create_table(self.create, tmp),
-            self._copy_sql(tmp),
+            *self._copy_preview(tmp),
             f"DROP TABLE {quote(self.table)}",
             f"ALTER TABLE {quote(tmp)} RENAME TO {quote(self.table)}",
             f"-- then: recreate the indexes, triggers and views of {quote(self.table)} found at run time, "
             "restore its sqlite_sequence value and check foreign keys",
         ]
+
+    def _copy_preview(self, tmp: str) -> list[str]:
+        if not self._copies_whole_rows(None, None):
+            return [self._copy_sql(tmp)]
+        return [f"-- when {quote(self.table)} has exactly these columns in this order (else the column list):",
+                self._copy_sql(tmp, whole_rows=True)]
 
     def apply(self, conn: sqlite3.Connection) -> None:
         table, tmp = self.table, self._temp_name(conn)

@@ -113,3 +113,46 @@ def test_rebuild_keeps_the_sequence_whatever_the_case_of_the_name(conn):
     apply_migration(conn, Migration("m9", [rebuild], None, table="parent"))
     conn.execute("INSERT INTO parent (name) VALUES ('next')")
     assert conn.execute("SELECT max(id) FROM parent").fetchone()[0] == 6
+
+
+def _copies_run(conn, rebuild, name):
+    seen = []
+    conn.set_trace_callback(seen.append)
+    apply_migration(conn, Migration(name, [rebuild], None, table=rebuild.table))
+    conn.set_trace_callback(None)
+    return [s for s in seen if s.startswith("INSERT INTO")]
+
+
+def test_whole_row_copy_uses_sqlites_transfer_and_keeps_every_value(conn):
+    conn.execute("CREATE TABLE item (id integer PRIMARY KEY, code varchar(20) NOT NULL, n integer, b blob)")
+    rows = [(1, "a", 7, b"\x00\x01"), (5, "007", None, None), (9, "x" * 50, 3, b"")]
+    conn.executemany("INSERT INTO item VALUES (?, ?, ?, ?)", rows)
+    widen = RebuildTable("item", 'CREATE TABLE "item" ("id" integer PRIMARY KEY, "code" varchar(40) NOT NULL, '
+                                 '"n" integer, "b" blob)', {c: f'"{c}"' for c in ("id", "code", "n", "b")})
+    conn.execute(widen.create.replace('"item"', "probe"))  # SQLite copies stored records: no decoding
+    assert "RowData" in {r[1] for r in conn.execute('EXPLAIN INSERT INTO probe SELECT * FROM "item"')}
+    conn.execute("DROP TABLE probe")
+    copies = _copies_run(conn, widen, "w")
+    assert copies == ['INSERT INTO "new__item" SELECT * FROM "item"']
+    assert conn.execute("SELECT * FROM item ORDER BY id").fetchall() == rows
+    assert "varchar(40)" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'item'").fetchone()[0]
+
+
+def test_copy_names_the_columns_when_the_order_or_the_values_differ(conn):
+    conn.execute("CREATE TABLE item (id integer PRIMARY KEY, a text, b text)")
+    conn.execute("INSERT INTO item VALUES (1, 'A', 'B')")
+    reorder = RebuildTable("item", 'CREATE TABLE "item" ("id" integer PRIMARY KEY, "b" text, "a" text)',
+                           {"id": '"id"', "b": '"b"', "a": '"a"'})
+    assert _copies_run(conn, reorder, "r") == ['INSERT INTO "new__item" ("id", "b", "a") SELECT "id", "b", "a" '
+                                               'FROM "item"']
+    assert conn.execute("SELECT id, a, b FROM item").fetchall() == [(1, "A", "B")]
+    upper = RebuildTable("item", reorder.create, {"id": '"id"', "b": 'upper("b")', "a": '"a"'})
+    assert "SELECT *" not in _copies_run(conn, upper, "u")[0]
+
+
+def test_sorter_threads_are_on_while_a_migration_runs_and_restored_after(conn):
+    seen = []
+    during = RunPython(lambda db: seen.append(db.execute("PRAGMA threads").fetchone()[0]))
+    apply_migration(conn, Migration("t", [during], None))
+    assert seen[0] >= 1
+    assert conn.execute("PRAGMA threads").fetchone()[0] == 0
