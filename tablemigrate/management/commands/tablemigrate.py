@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import sqlite3
@@ -29,6 +30,23 @@ EXIT_CODES = """exit codes:
   3  another run holds the lock, or another connection kept the database locked past the busy
      timeout; nothing was changed
 """
+
+
+@contextlib.contextmanager
+def _long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the garbage collector off the objects that exist when the command starts (settings, apps,
+    models, modules: they live as long as the process) while it runs. A full collection walks every one
+    of them; at 50 models that pass alone took 15 ms of a 60 ms `generate`. Nothing is frozen when the
+    host process already froze objects itself (a pre-forking server, say), and everything is unfrozen
+    afterwards, so `call_command` in a long-lived process leaves the collector as it was."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class InteractiveQuestioner(Questioner):
@@ -99,6 +117,16 @@ class Command(BaseCommand):
             "snapshot/restore. Run `manage.py tablemigrate COMMAND --help` for each command.")
     requires_system_checks: list[str] = []
 
+    def run_from_argv(self, argv: list[str]) -> None:
+        """`manage.py tablemigrate ...`: the command is the whole process. Django's `run_from_argv` ends
+        by closing the database connections; then every remaining object is frozen, so the interpreter's
+        collections at exit do not walk the tens of thousands of objects Django set up (about 45 ms for
+        a 50-model project). `call_command` in a long-lived process never comes through here."""
+        try:
+            super().run_from_argv(argv)
+        finally:
+            gc.freeze()
+
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -167,11 +195,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            if options["action"] in ("run", "revert"):
-                with _reporting(self, options):
+            with _long_lived_objects_frozen():
+                if options["action"] in ("run", "revert"):
+                    with _reporting(self, options):
+                        getattr(self, "handle_" + options["action"])(options)
+                else:
                     getattr(self, "handle_" + options["action"])(options)
-            else:
-                getattr(self, "handle_" + options["action"])(options)
         except TablemigrateError as exc:
             raise CommandError(str(exc), returncode=exc.exit_code) from None
 
