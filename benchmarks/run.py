@@ -280,8 +280,10 @@ def bench_rebuild(results: Results, work: Path, rows: int, small: int, reps: int
     results.add(f"rebuild of a {rows:,}-row table (run --no-backup)", ours2, "Django migrate, same AlterField", theirs,
                 "< 1.0")
     tm_small = rebuild_project(work, "rebuild_small", "tablemigrate", small)
-    small_run = median_of(reps, lambda: timed(manage(tm_small, "tablemigrate", "run", "--noinput", "--no-backup"),
-                                              tm_small, env_for(tm_small)), lambda: restore_pristine(tm_small))
+    run_small = lambda: timed(manage(tm_small, "tablemigrate", "run", "--noinput", "--no-backup"),  # noqa: E731
+                              tm_small, env_for(tm_small))
+    median_of(1, run_small, lambda: restore_pristine(tm_small))  # untimed: writes the bytecode cache, as paired()
+    small_run = median_of(reps, run_small, lambda: restore_pristine(tm_small))
     ratio = ours[1] / small_run[1]
     results.rows.append((f"peak memory of that rebuild, {rows:,} vs {small:,} rows", "", ours[1] / 1024 / 1024 * 1024,
                          ours[1], f"{small:,} rows", small_run[1] / 1024 / 1024 * 1024, small_run[1],
