@@ -79,12 +79,22 @@ def model_source(n: int, index_in_app: int, app: int, extra_field: str = "") -> 
     return "\n".join(lines)
 
 
-def app_source(app: int, models_count: int, changed: dict[int, str] | None = None) -> str:
-    changed = changed or {}
+def app_source(app: int, models_count: int, changed: dict[int, str] | None = None,
+               edits: dict[int, list[tuple[str, str]]] | None = None, appended: str = "") -> str:
+    """An app's models.py. `changed`: an extra field line per model number; `edits`: (old, new) text
+    replacements per model number (each must match); `appended`: source added after the models."""
+    changed, edits = changed or {}, edits or {}
     first = app * PER_APP
     parts = ["from django.db import models", ""]
     for i in range(models_count):
-        parts.append(model_source(first + i, i, app, changed.get(first + i, "")))
+        source = model_source(first + i, i, app, changed.get(first + i, ""))
+        for old, new in edits.get(first + i, []):
+            if old not in source:
+                raise ValueError(f"Model{first + i}: {old!r} not found")
+            source = source.replace(old, new, 1)
+        parts.append(source)
+    if appended:
+        parts.append(appended)
     return "\n\n".join(parts)
 
 
@@ -117,6 +127,15 @@ def write_project(root: Path, n_models: int, mode: str) -> Path:
     return root
 
 
+def _rewrite_models(root: Path, app: int, text: str) -> None:
+    """Replace an app's models.py and drop its bytecode cache: Python validates a cached module by the
+    source's mtime in whole seconds and its size, so an edit of the same length within the second the
+    cache was written (max_length 100 -> 150) would otherwise be invisible."""
+    app_dir = root / f"app{app}"
+    shutil.rmtree(app_dir / "__pycache__", ignore_errors=True)
+    (app_dir / "models.py").write_text(text)
+
+
 TYPICAL_CHANGE = "rating = models.IntegerField(default=3)"
 
 
@@ -125,7 +144,47 @@ def apply_typical_change(root: Path, n_models: int) -> None:
     target = n_models // 2
     app = target // PER_APP
     count = min(PER_APP, n_models - app * PER_APP)
-    (root / f"app{app}" / "models.py").write_text(app_source(app, count, {target: TYPICAL_CHANGE}))
+    _rewrite_models(root, app, app_source(app, count, {target: TYPICAL_CHANGE}))
+
+
+#: A sprint's worth of changes, each on its own model (the model at position k/7 of the project):
+#: what `apply_change_set` does, in order.
+CHANGE_SET = (
+    "add a field with a default (rating = IntegerField(default=3))",
+    "widen a CharField (name: max_length 100 -> 150)",
+    "make a field nullable (body: TextField(blank=True, null=True))",
+    "remove a field (email)",
+    "add an index (count)",
+    "add a model with a foreign key to an existing one (Note)",
+)
+
+
+def apply_change_set(root: Path, n_models: int) -> None:
+    """Apply every change of CHANGE_SET, each to a different model, in as many apps as they fall in.
+    Needs at least 7 models. Neither tool is asked a question: no rename, no NOT NULL without default."""
+    if n_models < 7:
+        raise ValueError("the change set needs at least 7 models")
+    targets = [n_models * k // 7 for k in range(1, 7)]
+    changed = {targets[0]: TYPICAL_CHANGE}
+    edits = {
+        targets[1]: [("name = models.CharField(max_length=100)", "name = models.CharField(max_length=150)")],
+        targets[2]: [("body = models.TextField(blank=True)", "body = models.TextField(blank=True, null=True)")],
+        targets[3]: [("    email = models.EmailField(blank=True)\n", "")],
+        targets[4]: [(f"indexes = [models.Index(fields=['slug'], name='m{targets[4]}_slug_idx')]",
+                      f"indexes = [models.Index(fields=['slug'], name='m{targets[4]}_slug_idx'), "
+                      f"models.Index(fields=['count'], name='m{targets[4]}_count_idx')]")],
+    }
+    parent = targets[5]
+    note = (f"class Note{parent}(models.Model):\n"
+            f"    about = models.ForeignKey('Model{parent}', on_delete=models.CASCADE)\n"
+            "    text = models.TextField()\n"
+            "    created = models.DateTimeField(auto_now_add=True)\n")
+    for app in sorted({t // PER_APP for t in targets}):
+        count = min(PER_APP, n_models - app * PER_APP)
+        mine = {t for t in targets if t // PER_APP == app}
+        _rewrite_models(root, app, app_source(
+            app, count, {t: c for t, c in changed.items() if t in mine},
+            {t: e for t, e in edits.items() if t in mine}, note if parent in mine else ""))
 
 
 if __name__ == "__main__":
