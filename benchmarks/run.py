@@ -1,8 +1,8 @@
 """tablemigrate benchmarks: whole-process medians and ratios against the tools a user would otherwise use.
 
-    python benchmarks/run.py                 # everything (a few minutes; writes about 1.2 GB to a temp dir)
-    python benchmarks/run.py --quick         # smaller sizes, 5 repetitions: a smoke run
-    python benchmarks/run.py --only generate,run
+    python benchmarks/run.py                 # everything (about 12 minutes; up to about 3 GB in a temp dir)
+    python benchmarks/run.py --quick         # smaller sizes: a smoke run whose ratios mean little
+    python benchmarks/run.py --only generate,backup
 
 Every measurement is a separate process timed from outside (wall clock; peak RSS from wait4), repeated
 (default 5), reported as the median. Not part of the test suite: timings never gate a build.
@@ -122,9 +122,22 @@ def projects(work: Path, n: int) -> tuple[Path, Path]:
     return tm, dj
 
 
-def _generate_after_change(results: Results, tm: Path, dj: Path, what: str, reps: int) -> None:
+def cold_cache(work: Path, project: Path) -> tuple[dict, Callable[[], None]]:
+    """An environment whose TMPDIR is an empty directory before every run, so tablemigrate's per-user
+    cache (introspection, database A) starts empty, as in a fresh CI container; and the emptying."""
+    tmp = work / "cold-tmp"
+
+    def empty() -> None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+
+    return dict(env_for(project), TMPDIR=str(tmp)), empty
+
+
+def _generate_after_change(results: Results, tm: Path, dj: Path, what: str, reps: int,
+                           cold_in: Path | None = None) -> None:
     """`generate` vs `makemigrations` on projects whose models were just changed, each repetition
-    starting from the history before the change."""
+    starting from the history before the change (`cold_in`: with tablemigrate's cache emptied each time)."""
     tm_dir, dj_dirs = tm / "tablemigrations", sorted(dj.glob("app*/migrations"))
     tm_before = set(tm_dir.iterdir())
     dj_before = {p for d in dj_dirs for p in d.iterdir()}
@@ -140,10 +153,10 @@ def _generate_after_change(results: Results, tm: Path, dj: Path, what: str, reps
             for p in set(d.iterdir()) - dj_before:
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
 
-    ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "Change", "--noinput"), tm,
-                                              env_for(tm)),
+    env, empty = cold_cache(cold_in, tm) if cold_in else (env_for(tm), lambda: None)
+    ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "Change", "--noinput"), tm, env),
                           lambda: timed(manage(dj, "makemigrations", "--noinput"), dj, env_for(dj)),
-                          reset_tm, reset_dj)
+                          lambda: (reset_tm(), empty()), reset_dj)
     results.add(what, ours, "makemigrations", theirs, "< 1.0")
     reset_tm()
     reset_dj()
@@ -162,7 +175,19 @@ def bench_generate(results: Results, work: Path, sizes: list[int], reps: int) ->
                                   lambda: timed(manage(dj, "makemigrations", "--check", "--dry-run"), dj, env_for(dj)))
             results.add(f"generate --check, no change, {n} models", ours, "makemigrations --check --dry-run",
                         theirs, "< 1.0")
+            env, empty = cold_cache(work, tm)
+            ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "--check", "--noinput"),
+                                                      tm, env),
+                                  lambda: timed(manage(dj, "makemigrations", "--check", "--dry-run"), dj, env_for(dj)),
+                                  empty)
+            results.add(f"generate --check, no change, {n} models, cold cache (a fresh CI container)", ours,
+                        "makemigrations --check --dry-run", theirs, "< 1.0")
             bench_run(results, tm, dj, n, reps)
+            projectgen.apply_typical_change(tm, n)
+            projectgen.apply_typical_change(dj, n)
+            _generate_after_change(results, tm, dj, f"generate after a typical change, {n} models, cold cache",
+                                   reps, cold_in=work)
+            tm, dj = projects(work, n)
             projectgen.apply_change_set(tm, n)
             projectgen.apply_change_set(dj, n)
             _generate_after_change(results, tm, dj, f"generate after a change set ({len(projectgen.CHANGE_SET)} "
@@ -184,7 +209,7 @@ def bench_run(results: Results, tm: Path, dj: Path, n: int, reps: int) -> None:
     results.add(f"run the initial history on an empty DB, {n} models", ours, "migrate (Django's initial migrations)",
                 theirs, "< 1.0")
     ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "run", "--noinput"), tm, env_for(tm)),
-                          lambda: timed(manage(tm, "check"), tm, env_for(tm)))
+                          lambda: timed(manage(dj, "check"), dj, env_for(dj)))  # Django alone: no checks of ours
     results.add(f"run with nothing pending, {n} models", ours, "manage.py check", theirs, "<= 1.2")
 
 
@@ -279,21 +304,39 @@ def rebuild_sql(db: Path) -> str:
         *[i + ";" for i in indexes], "PRAGMA foreign_key_check(app0_item);", "COMMIT;"])
 
 
+def widened(project: Path, rows: int, one: Callable[[], tuple[float, int]]) -> Callable[[], tuple[float, int]]:
+    """`one`, then (untimed) proof that it did the rebuild: the column is varchar(40), every row is there."""
+    def run() -> tuple[float, int]:
+        measured = one()
+        conn = sqlite3.connect(project / "db.sqlite3")
+        try:
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'app0_item'").fetchone()[0]
+            count = conn.execute("SELECT count(*) FROM app0_item").fetchone()[0]
+        finally:
+            conn.close()
+        if '"code" varchar(40)' not in sql or count != rows:
+            raise RuntimeError(f"{project.name}: the rebuild did not happen ({count} rows): {sql}")
+        return measured
+    return run
+
+
 def bench_rebuild(results: Results, work: Path, rows: int, small: int, reps: int) -> None:
     tm = rebuild_project(work, "rebuild_tm", "tablemigrate", rows)
     dj = rebuild_project(work, "rebuild_dj", "django", rows)
     script = rebuild_sql(tm / "db.sqlite3")
-    run_tm = lambda: timed(manage(tm, "tablemigrate", "run", "--noinput", "--no-backup"), tm, env_for(tm))  # noqa: E731
-    ours, cli = paired(reps, run_tm, lambda: timed(["sqlite3", str(tm / "db.sqlite3")], tm, stdin=script),
+    run_tm = widened(tm, rows, lambda: timed(manage(tm, "tablemigrate", "run", "--noinput", "--no-backup"), tm,
+                                             env_for(tm)))
+    ours, cli = paired(reps, run_tm, widened(tm, rows, lambda: timed(["sqlite3", str(tm / "db.sqlite3")], tm,
+                                                                     stdin=script)),
                        lambda: restore_pristine(tm), lambda: restore_pristine(tm))
-    ours2, theirs = paired(reps, run_tm, lambda: timed(manage(dj, "migrate"), dj, env_for(dj)),
+    ours2, theirs = paired(reps, run_tm, widened(dj, rows, lambda: timed(manage(dj, "migrate"), dj, env_for(dj))),
                            lambda: restore_pristine(tm), lambda: restore_pristine(dj))
     results.add(f"rebuild of a {rows:,}-row table (run --no-backup)", ours, "sqlite3 CLI, same SQL", cli, "<= 1.2")
     results.add(f"rebuild of a {rows:,}-row table (run --no-backup)", ours2, "Django migrate, same AlterField", theirs,
                 "< 1.0")
     tm_small = rebuild_project(work, "rebuild_small", "tablemigrate", small)
-    run_small = lambda: timed(manage(tm_small, "tablemigrate", "run", "--noinput", "--no-backup"),  # noqa: E731
-                              tm_small, env_for(tm_small))
+    run_small = widened(tm_small, small, lambda: timed(manage(tm_small, "tablemigrate", "run", "--noinput",
+                                                              "--no-backup"), tm_small, env_for(tm_small)))
     median_of(1, run_small, lambda: restore_pristine(tm_small))  # untimed: writes the bytecode cache, as paired()
     small_run = median_of(reps, run_small, lambda: restore_pristine(tm_small))
     ratio = ours[1] / small_run[1]
@@ -326,23 +369,29 @@ def bench_backup(results: Results, work: Path, megabytes: int, reps: int) -> Non
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
 
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(env_for(ROOT), PYTHONPATH=str(ROOT))
     copy = ("import os, shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2]); "
             "fd = os.open(sys.argv[2], os.O_RDONLY); os.fsync(fd); os.close(fd)")
     ours, theirs = paired(reps, lambda: timed([PYTHON, "-c", code, str(db), str(out / "b.sqlite3")], work, env),
                           lambda: timed([PYTHON, "-c", copy, str(db), str(out / "c.sqlite3")], work), clean, clean)
-    results.add(f"backup of a {size / 2**30:.2f} GB database (verified, 0600)", ours, "cp + fsync", theirs, "<= 2.0",
+    results.add(f"backup of a {size / 2**30:.2f} GB database (verified, 0600)", ours, "copy (shutil.copyfile, as cp) + fsync", theirs, "<= 2.0",
                 "tablemigrate take_backup")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--only", default="generate,rebuild,backup")
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions per side (default 5; the median "
+                                                                  "is reported)")
+    parser.add_argument("--only", default="generate,rebuild,backup",
+                        help="comma-separated sections: generate (generate, --check, run), rebuild, backup")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     only = set(args.only.split(","))
+    if not only <= {"generate", "rebuild", "backup"}:
+        parser.error(f"unknown section(s) in --only: {', '.join(sorted(only - {'generate', 'rebuild', 'backup'}))}")
+    if shutil.which("sqlite3") is None and "rebuild" in only:
+        parser.error("the rebuild section needs the sqlite3 command-line shell (Debian/Ubuntu: apt install sqlite3)")
     work = Path(tempfile.mkdtemp(prefix="tablemigrate-bench-"))
     results = Results()
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "

@@ -130,10 +130,16 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
     now = now or datetime.now(timezone.utc)
     model_list = list(model_list)
     with persistent_cache(directory), private_database() as a_db, private_database() as b_db:
-        a_conn = raw(a_db)
-        existing, a = _database_a(directory, a_conn)
         build_from_models(b_db, model_list)
         b = introspect(raw(b_db))
+        recorded = _recorded(directory)
+        if not write and not (renames.tables or renames.columns) and _snapshot_describes(directory, recorded, b):
+            # `--check`/`--dry-run` with nothing to do: database A is never built (a fresh CI checkout
+            # would otherwise parse every table twice). Nothing is written; a refresh takes the full path.
+            return GenerateResult([], directory, lambda: render_snapshot(b, history_checksum(recorded),
+                                                                          models_fingerprint(model_list)))
+        a_conn = raw(a_db)
+        existing, a = _database_a(directory, a_conn, recorded)
         _ask_renames(a, b, renames, questioner)
         try:
             changes = diff_schemas(a, b, renames)
@@ -162,11 +168,25 @@ class _Recorded:
     checksum: str
 
 
-def _database_a(directory: Path, conn: sqlite3.Connection) -> tuple[list, Schema]:
+def _recorded(directory: Path) -> list[_Recorded]:
+    return [_Recorded(p.stem, checksum(p.read_bytes())) for p in migration_files(directory)]
+
+
+def _snapshot_describes(directory: Path, recorded: list[_Recorded], b: Schema) -> bool:
+    """Whether `schema.sql`'s header records exactly this history (names and file checksums) and, as
+    the history's schema, the structure `b` has: then the history and the models agree. The header's
+    schema fingerprint was taken from database A after the generated modules had been applied and
+    verified; a header from another history, or a schema that differs in anything the diff compares
+    (triggers and views included), does not match, and the full comparison runs."""
+    header = read_snapshot_header(directory)
+    return bool(recorded) and header.get("history") == history_checksum(recorded) \
+        and header.get("schema") == b.fingerprint()
+
+
+def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recorded]) -> tuple[list, Schema]:
     """Database A: from `schema.sql` when its header records exactly this history (names and file
     checksums) and its schema fingerprint matches what the file's statements build; otherwise by
     importing and replaying every module. Returns the history entries and A's schema."""
-    recorded = [_Recorded(p.stem, checksum(p.read_bytes())) for p in migration_files(directory)]
     header = read_snapshot_header(directory)
     if recorded and header.get("history") == history_checksum(recorded) and header.get("schema"):
         built = cache_path(directory, f"-A-{header['schema'][:32]}.sqlite3")

@@ -9,7 +9,7 @@ from django.test import override_settings
 from tablemigrate.apply import apply_migration
 from tablemigrate.build import managed_models
 from tablemigrate.diff import Renames
-from tablemigrate.errors import GenerateError
+from tablemigrate.errors import ConfigurationError, GenerateError
 from tablemigrate.generate import Questioner, generate
 from tablemigrate.loader import load_migrations
 from tablemigrate.operations import RebuildTable
@@ -241,3 +241,23 @@ def test_a_child_changed_in_the_same_batch_as_its_parents_rename_reverts_with_ro
     assert live.execute("SELECT id, author_id, title FROM blog_post").fetchall() == [(1, 1, "t")]
     assert live.execute("SELECT name FROM sqlite_master WHERE name = 'blog_author'").fetchall() == [("blog_author",)]
     assert live.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_check_with_nothing_to_do_never_builds_database_a(tmp_path, monkeypatch):
+    from tablemigrate import generate as gen
+
+    d = tmp_path / "m"
+    models = build_models(blog())
+    generate(d, models)
+    real = gen._database_a
+    built = []
+    monkeypatch.setattr(gen, "_database_a", lambda *a: built.append(1) or real(*a))
+    assert not generate(d, models, write=False).changed and built == []  # the snapshot header says it all
+    changed = build_models(blog(body=("text", {"null": True})))
+    assert [m.plan.summary for m in generate(d, changed, write=False).modules] == [["add column body"]]
+    assert built == [1]  # a model change: the full comparison
+    with pytest.raises(ConfigurationError, match="rename blog_post -> nosuch"):  # a rename asked for is checked
+        generate(d, models, write=False, renames=Renames.parse(["blog_post:nosuch"]))
+    (d / sorted(p.name for p in d.glob("*.py"))[0]).write_text("up = []\n")  # the history is not the snapshot's
+    generate(d, models, write=False)
+    assert len(built) == 3
