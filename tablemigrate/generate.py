@@ -133,13 +133,16 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
         build_from_models(b_db, model_list)
         b = introspect(raw(b_db))
         recorded = _recorded(directory)
-        if not write and not (renames.tables or renames.columns) and _snapshot_describes(directory, recorded, b):
+        snapshot_schema = _snapshot_schema(directory, recorded)
+        if not write and not (renames.tables or renames.columns) and snapshot_schema == b.fingerprint():
             # `--check`/`--dry-run` with nothing to do: database A is never built (a fresh CI checkout
             # would otherwise parse every table twice). Nothing is written; a refresh takes the full path.
+            # The header's fingerprint was taken from A after the modules that produced it had been
+            # applied and verified; another schema (triggers and views included) does not match.
             return GenerateResult([], directory, lambda: render_snapshot(b, history_checksum(recorded),
                                                                           models_fingerprint(model_list)))
         a_conn = raw(a_db)
-        existing, a = _database_a(directory, a_conn, recorded)
+        existing, a = _database_a(directory, a_conn, recorded, snapshot_schema)
         _ask_renames(a, b, renames, questioner)
         try:
             changes = diff_schemas(a, b, renames)
@@ -172,24 +175,22 @@ def _recorded(directory: Path) -> list[_Recorded]:
     return [_Recorded(p.stem, checksum(p.read_bytes())) for p in migration_files(directory)]
 
 
-def _snapshot_describes(directory: Path, recorded: list[_Recorded], b: Schema) -> bool:
-    """Whether `schema.sql`'s header records exactly this history (names and file checksums) and, as
-    the history's schema, the structure `b` has: then the history and the models agree. The header's
-    schema fingerprint was taken from database A after the generated modules had been applied and
-    verified; a header from another history, or a schema that differs in anything the diff compares
-    (triggers and views included), does not match, and the full comparison runs."""
+def _snapshot_schema(directory: Path, recorded: list[_Recorded]) -> str | None:
+    """The schema fingerprint `schema.sql`'s header records, when the header records exactly this
+    history (names and file checksums); None otherwise."""
     header = read_snapshot_header(directory)
-    return bool(recorded) and header.get("history") == history_checksum(recorded) \
-        and header.get("schema") == b.fingerprint()
+    if recorded and header.get("history") == history_checksum(recorded):
+        return header.get("schema") or None
+    return None
 
 
-def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recorded]) -> tuple[list, Schema]:
-    """Database A: from `schema.sql` when its header records exactly this history (names and file
-    checksums) and its schema fingerprint matches what the file's statements build; otherwise by
-    importing and replaying every module. Returns the history entries and A's schema."""
-    header = read_snapshot_header(directory)
-    if recorded and header.get("history") == history_checksum(recorded) and header.get("schema"):
-        built = cache_path(directory, f"-A-{header['schema'][:32]}.sqlite3")
+def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recorded],
+                snapshot_schema: str | None) -> tuple[list, Schema]:
+    """Database A: from `schema.sql` when its header records exactly this history (`snapshot_schema`
+    set) and that fingerprint matches what the file's statements build; otherwise by importing and
+    replaying every module. Returns the history entries and A's schema."""
+    if snapshot_schema:
+        built = cache_path(directory, f"-A-{snapshot_schema[:32]}.sqlite3")
         try:
             conn.execute("PRAGMA foreign_keys = OFF")
             if cache_is_private(built) and built.is_file():  # pages copied: nothing to parse
@@ -202,7 +203,7 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
                 conn.executescript((directory / SNAPSHOT_NAME).read_text(encoding="utf-8"))
                 _keep(conn, built)
             a = introspect(conn)
-            if a.fingerprint() == header["schema"]:  # whatever built it, it must be the recorded schema
+            if a.fingerprint() == snapshot_schema:  # whatever built it, it must be the recorded schema
                 return recorded, a
         except (OSError, sqlite3.Error, ValueError):
             pass
