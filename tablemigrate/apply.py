@@ -51,7 +51,7 @@ def foreign_key_violations(conn: sqlite3.Connection, table: str | None) -> list[
         return conn.execute("PRAGMA foreign_key_check").fetchall()
     involved = [r[0] for r in conn.execute(
         "SELECT DISTINCT m.name FROM sqlite_master AS m LEFT JOIN pragma_foreign_key_list(m.name) AS f "
-        "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND (lower(m.name) = lower(?1) "
+        f"WHERE m.type = 'table' AND {sqltext.user_objects('m.name')} AND (lower(m.name) = lower(?1) "
         "OR lower(f.\"table\") = lower(?1))", (table,))]
     violations: list[tuple] = []
     for name in involved:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import progress
 from .errors import TablemigrateError
+from .sqltext import quote, readonly_uri, user_objects
 
 
 class BackupError(TablemigrateError):
@@ -31,7 +32,7 @@ def verify(path: Path) -> None:
         with open(path, "rb") as fh:
             if fh.read(16) != b"SQLite format 3\x00":
                 raise BackupError(f"{path}: not an SQLite database")
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(path), uri=True)
         try:
             result = conn.execute("PRAGMA quick_check").fetchall()
         finally:
@@ -141,7 +142,7 @@ def restore(conn: sqlite3.Connection, source: Path, *, verified: bool = False, t
     with other open connections, unlike replacing the file). `verified`: the caller just checked it."""
     if not verified:
         verify(source)
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    src = sqlite3.connect(readonly_uri(source), uri=True)
     try:
         _copy(src, conn, f"restoring {source.name}", timeout)
     finally:
@@ -167,8 +168,6 @@ def restore_in_transaction(conn: sqlite3.Connection, source: Path,
     it from the backup, copy every row. The write lock is held from `may_restore` (the last check that
     no other connection wrote) until COMMIT, so nothing can commit in between and be lost. Returns
     False, changing nothing, when `may_restore` says no. Any error rolls everything back."""
-    from .sqltext import quote
-
     conn.execute(f"ATTACH DATABASE ? AS {_ALIAS}", (str(source),))
     fk = conn.execute("PRAGMA foreign_keys").fetchone()[0]
     try:
@@ -181,12 +180,12 @@ def restore_in_transaction(conn: sqlite3.Connection, source: Path,
             if not may_restore(conn):
                 conn.execute("ROLLBACK")
                 return False
-            live = conn.execute("SELECT type, name FROM main.sqlite_master WHERE name NOT LIKE 'sqlite_%' AND "
+            live = conn.execute(f"SELECT type, name FROM main.sqlite_master WHERE {user_objects()} AND "
                                 "type IN ('view', 'trigger', 'table') ORDER BY type != 'view', type != 'trigger'")
             for kind, name in live.fetchall():
                 conn.execute(f"DROP {kind.upper()} IF EXISTS main.{quote(name)}")
             objects = conn.execute(f"SELECT type, name, sql FROM {_ALIAS}.sqlite_master WHERE sql IS NOT NULL "
-                                   "AND name NOT LIKE 'sqlite_%'").fetchall()
+                                   f"AND {user_objects()}").fetchall()
             tables = [name for kind, name, _sql in objects if kind == "table"]
             for kind, _name, sql in objects:
                 if kind == "table":

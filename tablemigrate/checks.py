@@ -19,6 +19,7 @@ from django.utils.module_loading import module_has_submodule
 
 from . import conf
 from .errors import TablemigrateError
+from .sqltext import readonly_uri
 
 
 def _applied(db_path: str) -> set[str] | None:
@@ -28,7 +29,7 @@ def _applied(db_path: str) -> set[str] | None:
     if not Path(db_path).is_file():
         return None
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(db_path), uri=True)
         try:
             return {r[0] for r in conn.execute(f'SELECT name FROM "{HISTORY_TABLE}"')}
         finally:

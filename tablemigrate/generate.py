@@ -25,7 +25,7 @@ from .loader import SNAPSHOT_NAME, Migration, checksum, history_checksum, load_m
 from .plan import PlannedMigration, column_sources, needed_values, plan_changes
 from .fingerprint import models_fingerprint
 from .schema import Schema, Table, same_tables
-from .sqltext import quote
+from .sqltext import quote, readonly_uri, user_objects
 from .writer import module_names, read_snapshot_header, render_module, render_snapshot
 
 
@@ -194,7 +194,7 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
         try:
             conn.execute("PRAGMA foreign_keys = OFF")
             if cache_is_private(built) and built.is_file():  # pages copied: nothing to parse
-                cached = sqlite3.connect(f"file:{built}?mode=ro", uri=True)
+                cached = sqlite3.connect(readonly_uri(built), uri=True)
                 try:
                     cached.backup(conn)
                 finally:
@@ -240,7 +240,7 @@ def _keep(conn: sqlite3.Connection, path: Path) -> None:
 def _empty(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = OFF")
     for kind, name in conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('view', 'trigger', "
-                                   "'table') AND name NOT LIKE 'sqlite_%' ORDER BY type = 'table'").fetchall():
+                                   f"'table') AND {user_objects()} ORDER BY type = 'table'").fetchall():
         conn.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
 
 

@@ -25,7 +25,7 @@ from .errors import ConfigurationError, MigrationFailed, TablemigrateError
 from .introspect import introspect, is_internal, shadow_tables
 from .loader import Migration, checksum, load_migration, migration_files
 from .lock import run_lock
-from .sqltext import quote
+from .sqltext import quote, user_objects
 from .writer import read_snapshot_header
 
 logger = logging.getLogger("tablemigrate")
@@ -104,7 +104,7 @@ def validate(target: Target, migrations: list[Migration], direction: str = "up")
     """Apply the migrations to an in-memory copy of the live *schema*: syntax and reference errors
     surface here, before anything touches the real database."""
     rows = target.conn.execute(
-        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+        f"SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL AND {user_objects()} "
         "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END").fetchall()
     shadows = shadow_tables(target.conn)  # a virtual table creates its own shadow tables
     with private_database() as copy:

@@ -19,6 +19,7 @@ from . import backup as backups
 from .errors import ConfigurationError, TablemigrateError
 from .introspect import HISTORY_TABLE
 from .lock import run_lock
+from .sqltext import readonly_uri
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -64,7 +65,7 @@ class Entry:
 
 def last_migration(path: Path) -> str | None:
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(path), uri=True)
         try:
             row = conn.execute(f'SELECT name FROM "{HISTORY_TABLE}" ORDER BY id DESC LIMIT 1').fetchone()
         finally:

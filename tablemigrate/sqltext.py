@@ -8,9 +8,11 @@ comments, quoting style and identifier case never count as a difference.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 
 _TOKEN_RE = re.compile(
     r"""
@@ -65,6 +67,19 @@ def _tokenize(sql: str, keep_space: bool) -> tuple[Token, ...]:
     if pos != len(sql):
         raise ValueError(f"cannot tokenize SQL at offset {pos}: {sql[pos:pos + 20]!r}")
     return tuple(tokens)
+
+
+def user_objects(column: str = "name") -> str:
+    """SQL condition: `column` names a user object, not one of SQLite's own. SQLite reserves exactly the
+    prefix `sqlite_` (any case); `LIKE 'sqlite_%'` would also match `SQLiteCache` or `sqliteuniq_email`,
+    because `_` is LIKE's single-character wildcard."""
+    return f"lower(substr({column}, 1, 7)) <> 'sqlite_'"
+
+
+def readonly_uri(path: object) -> str:
+    """An SQLite URI opening the file at `path` read-only. The path is percent-encoded (`#`, `?`, `%` and
+    spaces in a directory name would otherwise end the path or start the query: a different file)."""
+    return Path(os.path.abspath(os.fspath(path))).as_uri() + "?mode=ro"
 
 
 def unquote(text: str) -> str:
