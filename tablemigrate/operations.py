@@ -4,6 +4,11 @@
 dependents (indexes, triggers, views and other tables' triggers that mention it, the AUTOINCREMENT
 high-water mark) from the live database at run time, so objects made by hand survive too.
 The applier has already turned foreign keys off and opened the transaction.
+
+A rebuild never turns a missing name into data: its copy expressions run with every double-quoted
+name in backticks (which SQLite never reads as a string), after a check that the live table has every
+column they name; and it compares the database's schema objects before and after, so a rebuild that
+would lose one fails and rolls back.
 """
 
 from __future__ import annotations
@@ -62,8 +67,27 @@ class RebuildTable(Operation):
         if whole_rows:
             return f"INSERT INTO {quote(target)} SELECT * FROM {quote(self.table)}"
         cols = ", ".join(quote(c) for c in self.copy)
-        exprs = ", ".join(self.copy.values())
-        return f"INSERT INTO {quote(target)} ({cols}) SELECT {exprs} FROM {quote(self.table)}{where}"
+        return f"INSERT INTO {quote(target)} ({cols}) SELECT {self._select_list()} FROM {quote(self.table)}{where}"
+
+    def _select_list(self) -> str:
+        """The copy expressions as they run: a name that is not there is an error, never a string
+        (`"note"` naming a column the table no longer has would otherwise copy the text 'note')."""
+        return ", ".join(sqltext.without_string_fallback(e) for e in self.copy.values())
+
+    def check_sources(self, conn: sqlite3.Connection) -> None:
+        """Before a single row is copied: SQLite must resolve every name the copy expressions use
+        against the live table. Raises MissingSource naming the columns it lacks."""
+        if not self.copy:
+            return
+        try:
+            conn.execute(f"SELECT {self._select_list()} FROM {quote(self.table)} LIMIT 0").fetchall()
+        except sqlite3.OperationalError as exc:
+            live = {r[1].lower() for r in conn.execute(f"PRAGMA table_xinfo({quote(self.table)})")}
+            missing = sorted({n for e in self.copy.values() for n in sqltext.identifiers(e)
+                              if n.lower() not in live and n.lower() != self.table.lower()})
+            what = ", ".join(missing) if missing else str(exc)
+            raise MissingSource(f"the copy into {self.table} reads {what}, which {self.table} does not have "
+                                f"when this migration runs ({exc}); regenerate the migration") from None
 
     def _copies_whole_rows(self, conn: sqlite3.Connection | None, target: str | None) -> bool:
         """Whether the copy is every column, unchanged, into a table with the same columns in the same
@@ -128,14 +152,9 @@ class RebuildTable(Operation):
 
     def apply(self, conn: sqlite3.Connection) -> None:
         table, tmp = self.table, self._temp_name(conn)
-        rows = conn.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
-            "AND type IN ('index', 'trigger', 'view')").fetchall()
-        own = [(k, s) for k, _n, tbl, s in rows if tbl.lower() == table.lower() and k in ("index", "trigger")]
-        # Views, and triggers on other tables, that mention the table: SQLite re-validates them when the
-        # rebuilt table is renamed into place, so they are dropped first and recreated afterwards.
-        dependents = [(k, n, s) for k, n, tbl, s in rows
-                      if tbl.lower() != table.lower() and k in ("view", "trigger") and sqltext.mentions(s, table)]
+        self.check_sources(conn)
+        before_objects = _schema_objects(conn)
+        own, dependents = _dependents(conn, table)
         sequence = _sequence_value(conn, table)
         before = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
         started = time.perf_counter()
@@ -144,18 +163,65 @@ class RebuildTable(Operation):
         if after != before:
             raise sqlite3.IntegrityError(
                 f"rebuild of {table} copied {after} of {before} rows; nothing was changed")
-        for kind, name, _sql in dependents:
+        for kind, name, _sql in reversed(dependents):  # triggers before the views they hang on
             conn.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
         conn.execute(f"DROP TABLE {quote(table)}")
         conn.execute(f"ALTER TABLE {quote(tmp)} RENAME TO {quote(table)}")
-        for _kind, sql in own:
-            conn.execute(sql)
-        for _kind, _name, sql in dependents:
+        for _kind, _name, sql in own + dependents:
             conn.execute(sql)
         if sequence is not None:
             _restore_sequence(conn, table, sequence)
+        lost = before_objects - _schema_objects(conn)
+        if lost:
+            raise sqlite3.IntegrityError(
+                f"rebuild of {table} would lose " + ", ".join(f"{k} {n}" for k, n in sorted(lost))
+                + "; nothing was changed")
         logger.debug("rebuilt table %s: %d rows copied (%.0f ms)", table, before,
                     (time.perf_counter() - started) * 1000)
+
+
+class MissingSource(sqlite3.OperationalError):
+    """A rebuild's copy expressions name a column the live table does not have."""
+
+
+def _schema_objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+    """(type, lower name) of every user object: what a rebuild must leave exactly as it found it."""
+    return {(k, n.lower()) for k, n in conn.execute(
+        f"SELECT type, name FROM sqlite_master WHERE {sqltext.user_objects()}")}
+
+
+Dependent = tuple[str, str, str]  # (type, name, sql)
+
+
+def _dependents(conn: sqlite3.Connection, table: str) -> tuple[list[Dependent], list[Dependent]]:
+    """The objects a rebuild of `table` must carry over, read from the live database at run time (so
+    objects made by hand survive too), each list in creation order:
+    - its own indexes and triggers, which DROP TABLE removes with it;
+    - every view and trigger that depends on it, transitively: views and triggers that mention the
+      table, views and triggers that mention such a view, and INSTEAD OF triggers on such a view.
+      SQLite re-validates them when the rebuilt table is renamed into place, and dropping a view
+      silently drops its triggers, so all of them are dropped first and recreated afterwards.
+    Views come before triggers in `dependents` (an INSTEAD OF trigger needs its view)."""
+    rows = conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+        f"AND type IN ('index', 'trigger', 'view') AND {sqltext.user_objects()} ORDER BY rowid").fetchall()
+    key = table.lower()
+    own = [(k, n, s) for k, n, tbl, s in rows if tbl.lower() == key and k in ("index", "trigger")]
+    names, found = {key}, set()
+    grew = True
+    while grew:
+        grew = False
+        for kind, name, tbl, sql in rows:
+            if kind == "index" or (kind, name) in found or tbl.lower() == key:
+                continue
+            if tbl.lower() in names or any(sqltext.mentions(sql, n) for n in names):
+                found.add((kind, name))
+                grew = grew or kind == "view"
+                if kind == "view":
+                    names.add(name.lower())
+    dependents = [(k, n, s) for kind in ("view", "trigger") for k, n, _t, s in rows
+                  if k == kind and (k, n) in found]
+    return own, dependents
 
 
 class RunPython(Operation):

@@ -97,6 +97,26 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def without_string_fallback(sql: str) -> str:
+    """`sql` with every double-quoted identifier written in backticks instead. SQLite reads a
+    double-quoted name that matches no column as a string literal (the "double-quoted string literal"
+    misfeature of lang_keywords.html); a backtick-quoted name is always an identifier, so the same
+    statement meeting a missing column fails with "no such column" instead of storing the name as text.
+    Only the quoting style changes: names, case and everything else are kept."""
+    out = []
+    for tok in tokenize(sql, keep_space=True):
+        if tok.kind == "ident" and tok.text.startswith('"'):
+            out.append("`" + unquote(tok.text).replace("`", "``") + "`")
+        else:
+            out.append(tok.text)
+    return "".join(out)
+
+
+def identifiers(sql: str) -> list[str]:
+    """Every quoted identifier in `sql`, unquoted (bare words are keywords as often as names)."""
+    return [unquote(t.text) for t in tokenize(sql) if t.kind == "ident"]
+
+
 def literal(value: object) -> str:
     """Render a Python value as an SQLite literal."""
     if value is None:

@@ -144,7 +144,8 @@ def test_copy_names_the_columns_when_the_order_or_the_values_differ(conn):
     conn.execute("INSERT INTO item VALUES (1, 'A', 'B')")
     reorder = RebuildTable("item", 'CREATE TABLE "item" ("id" integer PRIMARY KEY, "b" text, "a" text)',
                            {"id": '"id"', "b": '"b"', "a": '"a"'})
-    assert _copies_run(conn, reorder, "r") == ['INSERT INTO "new__item" ("id", "b", "a") SELECT "id", "b", "a" '
+    # Double-quoted names run in backticks: a name that is not there is an error, never a string.
+    assert _copies_run(conn, reorder, "r") == ['INSERT INTO "new__item" ("id", "b", "a") SELECT `id`, `b`, `a` '
                                                'FROM "item"']
     assert conn.execute("SELECT id, a, b FROM item").fetchall() == [(1, "A", "B")]
     upper = RebuildTable("item", reorder.create, {"id": '"id"', "b": 'upper("b")', "a": '"a"'})

@@ -79,3 +79,100 @@ def test_backup_and_restore_in_a_directory_whose_name_breaks_naive_uris(tmp_path
     assert live.execute("SELECT v FROM t").fetchall() == [("kept",)]
     # Nothing was created beside the directory (a naive URI cut at '#' or '?' opens another path).
     assert sorted(p.name for p in tmp_path.iterdir()) == [directory]
+
+
+# A rebuild carries every dependent object, transitively -------------------------------------------
+
+ITEM = 'CREATE TABLE item (id integer PRIMARY KEY, name varchar(10) NOT NULL)'
+WIDEN = ("from tablemigrate.operations import RebuildTable\n"
+         "up = [RebuildTable('item', 'CREATE TABLE \"item\" (\"id\" integer PRIMARY KEY, \"name\" varchar(20) NOT NULL)', "
+         "{'id': '\"id\"', 'name': '\"name\"'})]\n")
+
+
+def test_rebuild_keeps_instead_of_triggers_and_views_on_views(project):
+    target, d = project
+    module(d, "0001_create", "up = " + repr([
+        ITEM, "INSERT INTO item (name) VALUES ('a')",
+        "CREATE VIEW item_v AS SELECT id, name FROM item",
+        "CREATE VIEW item_vv AS SELECT name FROM item_v",  # a view on a view: not mentioning item
+        "CREATE TRIGGER item_v_ins INSTEAD OF INSERT ON item_v BEGIN INSERT INTO item (name) VALUES (new.name); END",
+        "CREATE TRIGGER item_vv_ins INSTEAD OF INSERT ON item_vv BEGIN INSERT INTO item_v (name) VALUES (new.name); END",
+    ]) + "\n")
+    runner.run(target, d)
+    before = objects(target.conn)
+    module(d, "0002_widen", WIDEN)
+    runner.run(target, d)
+    after = objects(target.conn)
+    assert [o for o in after if o[1] != "item"] == [o for o in before if o[1] != "item"]
+    target.conn.execute("INSERT INTO item_vv (name) VALUES ('through two views')")  # the triggers work
+    assert target.conn.execute("SELECT name FROM item ORDER BY id").fetchall() == [("a",), ("through two views",)]
+
+
+def test_a_rebuild_that_would_lose_a_schema_object_rolls_back(project, monkeypatch):
+    from tablemigrate import operations
+
+    target, d = project
+    module(d, "0001_create", "up = " + repr([
+        ITEM, "INSERT INTO item (name) VALUES ('a')", "CREATE VIEW item_v AS SELECT id, name FROM item",
+        "CREATE TRIGGER item_v_ins INSTEAD OF INSERT ON item_v BEGIN INSERT INTO item (name) VALUES (new.name); END",
+    ]) + "\n")
+    runner.run(target, d)
+    before = objects(target.conn)
+    real = operations._dependents
+    monkeypatch.setattr(operations, "_dependents",  # a carrier that forgets the trigger on the view
+                        lambda conn, table: (real(conn, table)[0], [x for x in real(conn, table)[1] if x[0] == "view"]))
+    module(d, "0002_widen", WIDEN)
+    with pytest.raises(MigrationFailed, match="would lose trigger item_v_ins"):
+        runner.run(target, d)
+    assert objects(target.conn) == before
+
+
+# A copy never turns a missing name into a string (issue 16) ---------------------------------------
+
+NOTE = 'CREATE TABLE app_item (id integer PRIMARY KEY, name text, note varchar(10))'
+WIDEN_NOTE = ("from tablemigrate.operations import RebuildTable\n"
+              "up = [RebuildTable('app_item', 'CREATE TABLE \"app_item\" (\"id\" integer PRIMARY KEY, \"name\" text, "
+              "\"note\" varchar(40))', {'id': '\"id\"', 'name': '\"name\"', 'note': '\"note\"'})]\n")
+DROP_NOTE = "up = ['ALTER TABLE app_item DROP COLUMN note']\n"
+
+
+def two_items(target, d):
+    module(d, "0001_create", "up = " + repr([NOTE, "INSERT INTO app_item (name) VALUES ('a'), ('b')"]) + "\n")
+    runner.run(target, d)
+
+
+def test_rebuild_after_an_earlier_pending_drop_of_its_column_is_refused(project):
+    target, d = project
+    two_items(target, d)
+    module(d, "0002_drop_note", DROP_NOTE)  # sorts before the rebuild, pending in the same run
+    module(d, "0003_widen_note", WIDEN_NOTE)
+    before = objects(target.conn), target.conn.execute("SELECT * FROM app_item").fetchall()
+    with pytest.raises(MigrationFailed, match=r"0003_widen_note.*reads note, which app_item does not have"):
+        runner.run(target, d)
+    assert (objects(target.conn), target.conn.execute("SELECT * FROM app_item").fetchall()) == before
+
+
+def test_rebuild_generated_before_a_merged_branch_dropped_its_column_is_refused(project):
+    target, d = project
+    two_items(target, d)
+    module(d, "0002_drop_note", DROP_NOTE)  # branch A, applied on staging
+    runner.run(target, d, allow_destructive=True)
+    module(d, "0001_widen_note", WIDEN_NOTE)  # branch B's module, merged afterwards
+    before = objects(target.conn), target.conn.execute("SELECT * FROM app_item").fetchall()
+    with pytest.raises(MigrationFailed, match=r"0001_widen_note.*reads note"):
+        runner.run(target, d)
+    assert (objects(target.conn), target.conn.execute("SELECT * FROM app_item").fetchall()) == before
+    assert [r[1] for r in target.conn.execute("PRAGMA table_info(app_item)")] == ["id", "name"]
+
+
+def test_rebuild_checks_its_sources_before_copying_a_row():
+    from tablemigrate.operations import MissingSource, RebuildTable
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE app_item (id integer PRIMARY KEY, name text)")
+    conn.execute("INSERT INTO app_item (name) VALUES ('a')")
+    step = RebuildTable("app_item", 'CREATE TABLE "app_item" ("id" integer PRIMARY KEY, "name" text, "note" text)',
+                        {"id": '"id"', "name": '"name"', "note": 'upper("note")'})
+    with pytest.raises(MissingSource, match="reads note"):
+        step.apply(conn)
+    assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("app_item",)]
