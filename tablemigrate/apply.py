@@ -60,10 +60,22 @@ def foreign_key_violations(conn: sqlite3.Connection, table: str | None) -> list[
 
 
 OnStatement = Callable[[str, float], None]
+#: Called after each plain-SQL statement (step number, statement index) and each operation (index None).
+Observer = Callable[[sqlite3.Connection, int, "int | None"], None]
+
+
+def _executable(sql: str, strict_names: bool) -> str:
+    if not strict_names:
+        return sql
+    try:
+        return sqltext.without_string_fallback(sql)
+    except ValueError:  # text the tokenizer does not know: SQLite will say what is wrong with it
+        return sql
 
 
 def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str, run_python: bool,
-               on_statement: OnStatement | None) -> None:
+               on_statement: OnStatement | None, strict_names: bool = False,
+               observer: Observer | None = None) -> None:
     for number, step in enumerate(migration.steps(direction), 1):
         if isinstance(step, RunPython) and not run_python:
             continue
@@ -77,27 +89,34 @@ def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str, r
                     f"{step!r}: {type(exc).__name__}: {exc}") from exc
             if on_statement is not None:
                 on_statement(repr(step), time.perf_counter() - started)
+            if observer is not None:
+                observer(conn, number, None)
             continue
-        for sql in sqltext.split_statements(step):
+        for index, sql in enumerate(sqltext.split_statements(step)):
             started = time.perf_counter()
             try:
-                conn.execute(sql)
+                conn.execute(_executable(sql, strict_names))
             except sqlite3.Error as exc:
                 raise MigrationFailed(
                     f"migration {migration.name} ({direction}) failed at step {number} "
                     f"[{_short(sql)}]: {exc}") from exc
             if on_statement is not None:
                 on_statement(_short(sql), time.perf_counter() - started)
+            if observer is not None:
+                observer(conn, number, index)
 
 
 def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: str = "up", *,
                     in_transaction: InTransaction | None = None,
                     should_apply: Callable[[sqlite3.Connection], bool] | None = None,
                     run_python: bool = True, on_statement: OnStatement | None = None,
-                    after_rollback: Callable[[sqlite3.Connection], None] | None = None) -> bool:
+                    after_rollback: Callable[[sqlite3.Connection], None] | None = None,
+                    strict_names: bool = False, observer: Observer | None = None) -> bool:
     """Apply one migration in its own transaction. Returns False when `should_apply` (called inside
     the transaction, after the write lock is held) says it is no longer needed. `run_python=False`
-    skips Python steps (validation on an empty schema copy, where data functions cannot run)."""
+    skips Python steps (validation on an empty schema copy, where data functions cannot run).
+    `strict_names` (the rehearsal on a schema copy): plain statements run with double-quoted names in
+    backticks, so one that matches nothing is an error instead of a string. `observer`: see Observer."""
     if conn.in_transaction:
         raise MigrationFailed("the connection is already inside a transaction; refusing to apply")
     if conn.isolation_level is not None:
@@ -122,7 +141,7 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
             if should_apply is not None and not should_apply(conn):
                 conn.execute("ROLLBACK")
                 return False
-            _run_steps(conn, migration, direction, run_python, on_statement)
+            _run_steps(conn, migration, direction, run_python, on_statement, strict_names, observer)
             violations = foreign_key_violations(conn, migration.table)
             if violations:
                 shown = ", ".join(f"{v[0]} row {v[1]} -> {v[2]}" for v in violations[:5])

@@ -26,6 +26,7 @@ from .introspect import introspect_table
 from .loader import Migration
 from .operations import RebuildTable
 from .plan import affinity
+from .rehearse import Effects, StatementKey, rehearse
 from .schema import Table
 from .sqltext import quote
 
@@ -89,7 +90,7 @@ class _Checker:
         self.migration = migration
         self.changed = changed  # tables whose rows earlier pending steps change: not checked (see check())
         self.findings: list[Finding] = []
-        self.copied_from: set[str] = set()  # tables an INSERT ... SELECT read earlier in this migration
+        self.read_from: set[str] = set()  # tables earlier statements of this migration read
         # Renames done by earlier statements of this migration, which the live database has not seen:
         self.table_origin: dict[str, str] = {}  # current name lower -> live name
         self.column_names: dict[str, dict[str, str]] = {}  # current table lower -> {live col lower: current}
@@ -131,7 +132,8 @@ class _Checker:
         if rows == 0:
             return
         target = _target_table(step.create, table)
-        copy = {c.lower(): (c, e) for c, e in step.copy.items()}
+        # Run as RebuildTable runs them: a double-quoted name that is not there is an error, not text.
+        copy = {c.lower(): (c, sqltext.without_string_fallback(e)) for c, e in step.copy.items()}
         live = self._live_table(table, src)
         # Columns copied unchanged from a live column of the same name: what the live table already
         # enforces on them (NOT NULL, UNIQUE, the key, a CHECK) needs no scan of a million rows.
@@ -168,23 +170,27 @@ class _Checker:
                 continue
             if n:
                 self.add("violation", f"{_rows(n)} of {table} would fail CHECK ({check.expr})")
-        live = src.columns
-        for key, (name, _type) in live.items():
-            if not any(sqltext.mentions(e, name) for _c, e in copy.values()):
-                n = _count(conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(name)} IS NOT NULL")
+        self._losses(table, src, copy, target, {c.lower(): e for c, e in step.copy.items()})
+
+    def _losses(self, table: str, src: _Source, copy: dict[str, tuple[str, str]], target: Table,
+                shown: dict[str, str]) -> None:
+        """Every live column must reach the new table unchanged; anything else is a possible loss,
+        counted: a same-named column whose expression is not the column itself (a constant, a fill, a
+        conversion: rows whose value would differ), and a column no expression copies as it is."""
+        verbatim = {sqltext.normalize(e): k for k, (_c, e) in copy.items()}
+        for key, (name, ctype) in src.columns.items():
+            exact = verbatim.get(sqltext.normalize(quote(name)))
+            if key in copy and exact != key:
+                expr = copy[key][1]
+                n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE ({expr}) IS NOT {quote(name)}")
+                if n:
+                    self.add("loss", f"{_rows(n, 'value')} of {table}.{name} would change to {shown[key]}")
+            elif exact is None:
+                n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(name)} IS NOT NULL")
                 if n:
                     self.add("loss", f"{_rows(n, 'value')} in {table}.{name} would be dropped (column not copied)")
-        for key, (_cname, expr) in copy.items():
-            sources = [v for v in live.values() if sqltext.mentions(expr, v[0])]
-            if len(sources) != 1:
-                continue
-            sname, stype = sources[0]
-            if sqltext.normalize(expr) != sqltext.normalize(quote(sname)):
-                n = _count(conn, f"SELECT count(*) FROM {src.sql} WHERE ({expr}) IS NOT {quote(sname)}")
-                if n:
-                    self.add("loss", f"{_rows(n, 'value')} of {table}.{sname} would change to {expr}")
-            elif key in target.columns:
-                self._type_change(table, src, sname, stype, target.columns[key].type, target.strict)
+            if exact is not None and exact in target.columns:
+                self._type_change(table, src, name, ctype, target.columns[exact].type, target.strict)
 
     def _live_table(self, table: str, src: _Source) -> Table | None:
         """The live table's structure, when the copy reads it under its own names (no renames)."""
@@ -261,55 +267,36 @@ class _Checker:
         return "*" in self.changed or table.lower() in self.changed or \
             self.table_origin.get(table.lower(), table).lower() in self.changed
 
-    def statement(self, sql: str) -> None:
-        tokens = sqltext.tokenize(sql)
-        words = [t.keyword() for t in tokens[:6]]
-        if words[:1] in (["insert"], ["replace"], ["update"], ["delete"], ["with"]):
-            self._data_statement(tokens)
-        elif words[:2] == ["drop", "table"]:
-            table = sqltext.unquote(tokens[4 if words[2:4] == ["if", "exists"] else 2].text)
-            src = self.source(table)
-            if src is None or table.lower() in self.copied_from or self._rows_changed(table):
-                return
-            n = _count(self.conn, f"SELECT count(*) FROM {src.sql}")
-            if n:
-                self.add("loss", f"dropping {table} deletes {_rows(n)}")
-        elif words[:2] == ["alter", "table"] and len(tokens) >= 6:
-            self._alter(tokens)
-        elif words[:2] == ["create", "unique"]:
-            self._unique_index(tokens)
-
-    def _data_statement(self, tokens: list[sqltext.Token]) -> None:
-        """INSERT/UPDATE/DELETE written by hand: the rows they touch are no longer the live rows."""
-        words = [t.keyword() for t in tokens]
-        if words[0] == "with":  # a CTE: which table it writes is not worth guessing
-            self.changed.add("*")
-            return
-        if words[0] == "insert" or words[0] == "replace":
-            self.copied_from.update(sqltext.unquote(tokens[i + 1].text).lower()
-                                    for i, w in enumerate(words[:-1]) if w == "from")
-            at = words.index("into") + 1
-        elif words[0] == "delete":
-            at = words.index("from") + 1
-        else:
-            at = 1 + (2 if words[1] == "or" else 0)
-        self.changed.add(sqltext.unquote(tokens[at].text).lower())
-
-    def _alter(self, tokens: list[sqltext.Token]) -> None:
-        table = sqltext.unquote(tokens[2].text)
-        verb = tokens[3].keyword()
-        args = [sqltext.unquote(t.text) for t in tokens[4:] if t.keyword() not in ("column", "to")]
-        if verb == "rename" and tokens[4].keyword() == "to":
-            self.rename_table(table, args[0])
-        elif verb == "rename":
-            self.rename_column(table, args[0], args[1])
-        elif verb == "drop":
+    def statement(self, sql: str, effects: Effects) -> None:
+        """A plain-SQL statement, by what SQLite reported it does on the schema copy (`effects`):
+        quoting, `main.` and the statement's shape are SQLite's business, not ours."""
+        for table in effects.dropped_tables:
             src = self.source(table)
             if src is None or self._rows_changed(table):
-                return
-            n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(args[0])} IS NOT NULL")
+                continue
+            n = _count(self.conn, f"SELECT count(*) FROM {src.sql}")
             if n:
-                self.add("loss", f"{_rows(n, 'value')} in {table}.{args[0]} would be dropped")
+                # Whether an earlier INSERT ... SELECT kept those rows (all of them? every column?) is
+                # known only by running it: a drop of rows is always a loss to confirm.
+                copied = (" (an earlier statement copies from it: confirm the copy keeps what you need)"
+                          if table.lower() in self.read_from else "")
+                self.add("loss", f"dropping {table} deletes {_rows(n)}{copied}")
+        for table, column in effects.dropped_columns:
+            src = self.source(table)
+            if src is None or self._rows_changed(table) or column.lower() not in src.columns:
+                continue
+            n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(column)} IS NOT NULL")
+            if n:
+                self.add("loss", f"{_rows(n, 'value')} in {table}.{column} would be dropped")
+        for old, new in effects.renamed_tables:
+            self.rename_table(old, new)
+        for table, old, new in effects.renamed_columns:
+            self.rename_column(table, old, new)
+        # Rows written by hand (INSERT/UPDATE/DELETE, triggers included) are no longer the live rows.
+        self.changed.update(t.lower() for t in effects.written)
+        self.read_from.update(t.lower() for t in effects.read)
+        if sqltext.tokenize(sql)[:2] and [t.keyword() for t in sqltext.tokenize(sql)[:2]] == ["create", "unique"]:
+            self._unique_index(sqltext.tokenize(sql))
 
     def _unique_index(self, tokens: list[sqltext.Token]) -> None:
         on = next(i for i, t in enumerate(tokens) if t.keyword() == "on")
@@ -328,8 +315,12 @@ class _Checker:
         self._duplicates(src.sql, columns, where, f"{table} ({', '.join(columns)}) under a new unique index")
 
 
-def check(conn: sqlite3.Connection, migrations: list[Migration], direction: str = "up") -> list[Finding]:
-    """Findings for `migrations` (applied in order, `direction`) against the rows `conn` holds now."""
+def check(conn: sqlite3.Connection, migrations: list[Migration], direction: str = "up",
+          effects: dict[StatementKey, Effects] | None = None) -> list[Finding]:
+    """Findings for `migrations` (applied in order, `direction`) against the rows `conn` holds now.
+    `effects`: what the rehearsal on the schema copy saw each statement do (rehearsed here if None)."""
+    if effects is None:
+        effects = rehearse(conn, migrations, direction)
     findings: list[Finding] = []
     # Tables whose rows an earlier pending step changes (hand-written INSERT/UPDATE/DELETE; a Python step
     # changes anything): their live rows say nothing about what a later step will meet, so they are not
@@ -337,13 +328,13 @@ def check(conn: sqlite3.Connection, migrations: list[Migration], direction: str 
     changed: set[str] = set()
     for m in migrations:
         checker = _Checker(conn, m, changed)
-        for step in m.steps(direction):
+        for number, step in enumerate(m.steps(direction), 1):
             try:
                 if isinstance(step, RebuildTable):
                     checker.rebuild(step)
                 elif isinstance(step, str):
-                    for sql in sqltext.split_statements(step):
-                        checker.statement(sql)
+                    for index, sql in enumerate(sqltext.split_statements(step)):
+                        checker.statement(sql, effects.get((m.name, number, index), Effects()))
                 else:
                     changed.add("*")
             except sqlite3.OperationalError as exc:  # an object an earlier pending migration creates

@@ -22,10 +22,11 @@ from . import datacheck, history, signals
 from .apply import DatabaseLocked, apply_migration
 from .build import private_database, raw
 from .errors import ConfigurationError, MigrationFailed, TablemigrateError
-from .introspect import introspect, is_internal, shadow_tables
+from .introspect import introspect, is_internal
 from .loader import Migration, checksum, load_migration, migration_files
 from .lock import run_lock
-from .sqltext import quote, user_objects
+from .sqltext import quote
+from .rehearse import Effects, SchemaCopyFailed, StatementKey, rehearse
 from .writer import read_snapshot_header
 
 logger = logging.getLogger("tablemigrate")
@@ -100,42 +101,27 @@ def check_history(st: Status) -> None:
         raise HistoryMismatch(f"applied migration {st.missing[0]} is missing from the migrations directory")
 
 
-def validate(target: Target, migrations: list[Migration], direction: str = "up") -> None:
-    """Apply the migrations to an in-memory copy of the live *schema*: syntax and reference errors
-    surface here, before anything touches the real database."""
-    rows = target.conn.execute(
-        f"SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL AND {user_objects()} "
-        "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END").fetchall()
-    shadows = shadow_tables(target.conn)  # a virtual table creates its own shadow tables
-    with private_database() as copy:
-        conn = raw(copy)
-        conn.execute("PRAGMA foreign_keys = OFF")
-        for _kind, name, table, sql in rows:
-            if name.lower() in shadows or table.lower() in shadows:
-                continue
-            try:
-                conn.execute(sql)
-            except sqlite3.Error as exc:
-                raise MigrationFailed(f"validation could not copy the schema ({name}: {exc}); nothing was "
-                                      "changed") from None
-        conn.execute("PRAGMA foreign_keys = ON")
-        for m in migrations:
-            try:
-                apply_migration(conn, m, direction, run_python=False)
-            except MigrationFailed as exc:
-                if "already exists" in str(exc) and not history.applied(target.conn):
-                    raise ConfigurationError(
-                        f"the database already has tables that tablemigrate did not create ({exc}); adopt "
-                        "it with `manage.py tablemigrate baseline` (nothing was changed)") from None
-                raise MigrationFailed(f"validation failed, nothing was changed: {exc}") from None
+def validate(target: Target, migrations: list[Migration], direction: str = "up") -> dict[StatementKey, Effects]:
+    """Rehearse the migrations on an empty copy of the live *schema* (tablemigrate.rehearse): errors
+    surface before anything touches the real database. Returns what each statement does."""
+    try:
+        return rehearse(target.conn, migrations, direction)
+    except MigrationFailed as exc:
+        if "already exists" in str(exc) and not history.applied(target.conn):
+            raise ConfigurationError(
+                f"the database already has tables that tablemigrate did not create ({exc}); adopt "
+                "it with `manage.py tablemigrate baseline` (nothing was changed)") from None
+        if isinstance(exc, SchemaCopyFailed):
+            raise
+        raise type(exc)(f"validation failed, nothing was changed: {exc}") from None
 
 
 def preflight(target: Target, migrations: list[Migration], direction: str) -> list[str]:
     """Everything that can refuse before the database is touched: validation on a schema copy and the
     data checks on the live rows (violations raise). Returns what would need confirming: the modules'
     destructive flags and the losses counted in the database."""
-    validate(target, migrations, direction)
-    findings = datacheck.check(target.conn, migrations, direction)
+    effects = validate(target, migrations, direction)
+    findings = datacheck.check(target.conn, migrations, direction, effects)
     violations = [f for f in findings if f.kind == "violation"]
     if violations:
         raise DataCheckFailed("cannot apply, existing rows violate the new schema; nothing was changed: "

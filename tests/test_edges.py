@@ -176,3 +176,55 @@ def test_rebuild_checks_its_sources_before_copying_a_row():
     with pytest.raises(MissingSource, match="reads note"):
         step.apply(conn)
     assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("app_item",)]
+
+
+def test_hand_written_double_quoted_string_is_refused_at_validation_with_module_and_step(project):
+    from tablemigrate.rehearse import DoubleQuotedString
+
+    target, d = project
+    two_items(target, d)
+    module(d, "0002_fill", "up = ['ALTER TABLE \"app_item\" ADD COLUMN \"status\" text', "
+                           "'UPDATE \"app_item\" SET \"status\" = \"active\"']\n")
+    before = target.conn.execute("SELECT * FROM app_item").fetchall()
+    with pytest.raises(DoubleQuotedString, match=r"0002_fill \(up\) failed at step 2 .*\"active\".*read it as a string"):
+        runner.run(target, d)
+    assert target.conn.execute("SELECT * FROM app_item").fetchall() == before
+
+
+# The data check learns what a statement drops from SQLite, not from its text ------------------------
+
+@pytest.mark.parametrize("sql, loss", [
+    ("DROP TABLE main.important", "dropping important deletes 2 rows"),
+    ('DROP TABLE "main"."important"', "dropping important deletes 2 rows"),
+    ('DROP TABLE IF EXISTS [important]', "dropping important deletes 2 rows"),
+    ("ALTER TABLE main.important DROP COLUMN v", "2 values in important.v would be dropped"),
+    ("INSERT INTO other SELECT v FROM important WHERE 0; DROP TABLE important",
+     "dropping important deletes 2 rows (an earlier statement copies from it: confirm the copy keeps what you need)"),
+])
+def test_hand_written_losses_need_confirmation_whatever_the_spelling(project, sql, loss):
+    from tablemigrate.runner import NotConfirmed
+
+    target, d = project
+    module(d, "0001_create", "up = ['CREATE TABLE important (id integer PRIMARY KEY, v text)', 'CREATE TABLE other (v)', "
+                             "\"INSERT INTO important (v) VALUES ('a'), ('b')\"]\n")
+    runner.run(target, d)
+    module(d, "0002_loss", f"up = [{sql!r}]\n")
+    with pytest.raises(NotConfirmed, match=loss.replace("(", r"\(").replace(")", r"\)")):
+        runner.run(target, d)  # as under `run --noinput`
+    assert target.conn.execute("SELECT v FROM important ORDER BY id").fetchall() == [("a",), ("b",)]
+
+
+def test_a_copy_that_overwrites_a_column_is_a_counted_loss():
+    from tablemigrate.datacheck import check
+    from tablemigrate.loader import Migration
+    from tablemigrate.operations import RebuildTable
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE t (id integer PRIMARY KEY, name text, v text, n int)")
+    conn.executemany("INSERT INTO t (name, v, n) VALUES (?, ?, ?)", [("a", "x", None), ("b", "y", None)])
+    create = 'CREATE TABLE "t" ("id" integer PRIMARY KEY, "name" text, "v" text, "n" int)'
+    # name is read (into v), but its own column gets a constant; n holds only NULLs and becomes 0
+    step = RebuildTable("t", create, {"id": '"id"', "name": "'x'", "v": '"name"', "n": "0"})
+    found = sorted(f.message for f in check(conn, [Migration("m", [step], None)]))
+    assert found == ["2 values of t.n would change to 0", "2 values of t.name would change to 'x'",
+                     "2 values of t.v would change to \"name\""]

@@ -1,0 +1,165 @@
+"""Rehearsal of pending migrations on a schema-only copy of the live database, before anything is
+touched. Two things come out of it:
+
+- **validation**: syntax and reference errors surface here, and so does any statement that works only
+  because SQLite reads a double-quoted name that matches nothing as a string literal (the statements
+  run with every double-quoted name in backticks, which SQLite never reads as text);
+- **what each statement does**, as SQLite itself reports it: the authorizer callback while the
+  statement runs (tables dropped, tables whose rows are written; quoting and `main.` already resolved)
+  and the copy's tables before and after it (columns dropped or renamed, tables renamed). The data
+  checks count those effects on the live rows instead of reading them from the SQL text.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+
+from .apply import apply_migration
+from .build import private_database, raw
+from .errors import MigrationFailed
+from .introspect import is_internal, shadow_tables
+from .loader import Migration
+from .sqltext import user_objects
+
+StatementKey = tuple[str, int, int]  # (migration name, step number from 1, statement index from 0)
+
+_WRITES = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
+_SCHEMA = {sqlite3.SQLITE_ALTER_TABLE, sqlite3.SQLITE_DROP_TABLE, sqlite3.SQLITE_CREATE_TABLE}
+
+
+@dataclass
+class Effects:
+    """What one plain-SQL statement does, named as the tables and columns are named when it runs."""
+
+    dropped_tables: list[str] = field(default_factory=list)
+    dropped_columns: list[tuple[str, str]] = field(default_factory=list)  # (table, column)
+    renamed_tables: list[tuple[str, str]] = field(default_factory=list)  # (old, new)
+    renamed_columns: list[tuple[str, str, str]] = field(default_factory=list)  # (table, old, new)
+    written: list[str] = field(default_factory=list)  # tables whose rows it inserts, updates or deletes
+    read: list[str] = field(default_factory=list)  # tables whose columns it reads
+
+
+Columns = dict[str, tuple[str, list[str]]]  # lower table name -> (name, column names in order)
+
+
+def _columns(conn: sqlite3.Connection) -> Columns:
+    out: Columns = {}
+    for table, column in conn.execute(
+            "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_xinfo(m.name) AS p "
+            f"WHERE m.type = 'table' AND {user_objects('m.name')} ORDER BY m.name, p.cid"):
+        out.setdefault(table.lower(), (table, []))[1].append(column)
+    return out
+
+
+class _Recorder:
+    """The copy's authorizer, and the observer the applier calls after each step's statements."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.actions: list[tuple[int, str | None, str | None, str | None]] = []
+        self.tables = _columns(conn)
+        self.effects: dict[StatementKey, Effects] = {}
+        self.migration = ""
+        conn.set_authorizer(self.authorize)
+
+    def authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None,
+                  _inner: str | None) -> int:
+        self.actions.append((action, arg1, arg2, db))
+        return sqlite3.SQLITE_OK
+
+    def observe(self, conn: sqlite3.Connection, number: int, index: int | None) -> None:
+        """After a statement (`index`) or an operation (`index` None) of step `number` ran."""
+        actions, self.actions = self.actions, []
+        schema_changed = any(a[0] in _SCHEMA for a in actions)
+        before, after = self.tables, (_columns(conn) if schema_changed or index is None else self.tables)
+        self.tables = after
+        if index is not None:
+            self.effects[(self.migration, number, index)] = _effects(actions, before, after)
+
+
+def _effects(actions: list[tuple[int, str | None, str | None, str | None]], before: Columns,
+             after: Columns) -> Effects:
+    out = Effects()
+    for action, arg1, arg2, db in actions:
+        if action == sqlite3.SQLITE_DROP_TABLE and db == "main" and arg1:
+            out.dropped_tables.append(arg1)
+        elif action == sqlite3.SQLITE_ALTER_TABLE and arg1 == "main" and arg2 and arg2.lower() in before:
+            _altered(out, before[arg2.lower()], before, after)
+    dropped = {t.lower() for t in out.dropped_tables}
+    for action, arg1, _arg2, db in actions:
+        if action in _WRITES and db == "main" and arg1 and not is_internal(arg1) \
+                and arg1.lower() not in dropped and arg1 not in out.written:
+            out.written.append(arg1)
+        elif action == sqlite3.SQLITE_READ and db == "main" and arg1 and not is_internal(arg1) \
+                and arg1 not in out.read:
+            out.read.append(arg1)
+    return out
+
+
+def _altered(out: Effects, old: tuple[str, list[str]], before: Columns, after: Columns) -> None:
+    name, old_columns = old
+    if name.lower() not in after:  # RENAME TO: the one table the copy did not have before
+        new = [after[k][0] for k in after if k not in before]
+        if len(new) == 1:
+            out.renamed_tables.append((name, new[0]))
+        return
+    new_columns = after[name.lower()][1]
+    kept = {c.lower() for c in new_columns}
+    if len(new_columns) < len(old_columns):
+        out.dropped_columns += [(name, c) for c in old_columns if c.lower() not in kept]
+    elif len(new_columns) == len(old_columns):  # RENAME COLUMN keeps the column's position
+        out.renamed_columns += [(name, a, b) for a, b in zip(old_columns, new_columns) if a.lower() != b.lower()]
+
+
+class SchemaCopyFailed(MigrationFailed):
+    """The live schema could not be copied for the rehearsal (nothing of the migrations ran)."""
+
+
+class DoubleQuotedString(MigrationFailed):
+    """A statement works only because SQLite reads a double-quoted name as a string."""
+
+
+def rehearse(conn: sqlite3.Connection, migrations: list[Migration], direction: str = "up"
+             ) -> dict[StatementKey, Effects]:
+    """Apply `migrations` to an empty copy of `conn`'s schema; raise MigrationFailed on the first
+    error. Returns the effects of every plain-SQL statement."""
+    rows = conn.execute(
+        f"SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL AND {user_objects()} "
+        "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, rowid"
+    ).fetchall()
+    shadows = shadow_tables(conn)  # a virtual table creates its own shadow tables
+    with private_database() as db:
+        copy = raw(db)
+        copy.execute("PRAGMA foreign_keys = OFF")
+        for _kind, name, table, sql in rows:
+            if name.lower() in shadows or table.lower() in shadows:
+                continue
+            try:
+                copy.execute(sql)
+            except sqlite3.Error as exc:
+                raise SchemaCopyFailed(f"validation could not copy the schema ({name}: {exc}); nothing was "
+                                       "changed") from None
+        copy.execute("PRAGMA foreign_keys = ON")
+        recorder = _Recorder(copy)
+        try:
+            for m in migrations:
+                recorder.migration = m.name
+                _rehearse_one(copy, m, direction, recorder)
+        finally:
+            copy.set_authorizer(None)
+        return recorder.effects
+
+
+def _rehearse_one(copy: sqlite3.Connection, m: Migration, direction: str, recorder: _Recorder) -> None:
+    tables = recorder.tables
+    try:
+        apply_migration(copy, m, direction, run_python=False, strict_names=True, observer=recorder.observe)
+        return
+    except MigrationFailed as exc:
+        strict_error = exc
+    recorder.tables, recorder.actions = tables, []  # rolled back: as before the migration
+    apply_migration(copy, m, direction, run_python=False, observer=recorder.observe)  # raises its own error
+    raise DoubleQuotedString(
+        f"{strict_error}: a double-quoted name in it matches no column or table, and SQLite would read it as "
+        "a string (write text in single quotes; if it names a column, that column is not there when this "
+        "migration runs)")
