@@ -228,3 +228,45 @@ def test_a_copy_that_overwrites_a_column_is_a_counted_loss():
     found = sorted(f.message for f in check(conn, [Migration("m", [step], None)]))
     assert found == ["2 values of t.n would change to 0", "2 values of t.name would change to 'x'",
                      "2 values of t.v would change to \"name\""]
+
+
+# Property: a copy map naming a column dropped earlier is always refused, never applied ------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+NAMES = st.text(st.sampled_from('abcxyz_ "\'`[]'), min_size=1, max_size=6).filter(
+    lambda n: n.strip() and n.lower() not in ("id", "rowid", "oid", "_rowid_"))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(columns=st.lists(NAMES, min_size=2, max_size=5, unique_by=str.lower), data=st.data())
+def test_property_copy_of_a_dropped_column_is_refused(columns, data):
+    import tempfile
+    from pathlib import Path
+
+    from tablemigrate.sqltext import quote
+
+    dropped = data.draw(st.lists(st.sampled_from(columns), min_size=1, max_size=len(columns) - 1, unique=True))
+    rows = data.draw(st.lists(st.tuples(*[st.one_of(st.none(), st.text(max_size=4), st.integers(-2**63, 2**63 - 1))
+                                          for _ in columns]), max_size=4))
+    same_run = data.draw(st.booleans())
+    definition = ", ".join(f"{quote(c)} text" for c in columns)
+    wider = ", ".join(f"{quote(c)} varchar(99)" for c in columns)
+    copy = {"id": quote("id"), **{c: quote(c) for c in columns}}
+    with tempfile.TemporaryDirectory() as tmp, private_database(str(Path(tmp) / "app.sqlite3")) as db:
+        target, d = Target("default", raw(db), Path(tmp) / "app.sqlite3"), Path(tmp) / "tablemigrations"
+        inserts = [f"INSERT INTO t VALUES ({i}, {', '.join('?' * len(columns))})" for i, _r in enumerate(rows)]
+        module(d, "0001_create", f"up = [{f'CREATE TABLE t (id integer PRIMARY KEY, {definition})'!r}]\n")
+        runner.run(target, d)
+        for sql, row in zip(inserts, rows):
+            target.conn.execute(sql, row)
+        module(d, "0002_drop", "up = " + repr([f"ALTER TABLE t DROP COLUMN {quote(c)}" for c in dropped]) + "\n")
+        if not same_run:
+            runner.run(target, d, allow_destructive=True)
+        module(d, "0003_rebuild", "from tablemigrate.operations import RebuildTable\n"
+               f"up = [RebuildTable('t', {f'CREATE TABLE t (id integer PRIMARY KEY, {wider})'!r}, {copy!r})]\n")
+        before = list(target.conn.iterdump())
+        with pytest.raises(MigrationFailed, match="0003_rebuild.*reads .*which t does not have"):
+            runner.run(target, d, allow_destructive=True)
+        assert list(target.conn.iterdump()) == before
