@@ -270,3 +270,13 @@ def test_property_copy_of_a_dropped_column_is_refused(columns, data):
         with pytest.raises(MigrationFailed, match="0003_rebuild.*reads .*which t does not have"):
             runner.run(target, d, allow_destructive=True)
         assert list(target.conn.iterdump()) == before
+
+
+def test_an_index_on_a_column_an_earlier_migration_dropped_is_refused_not_built_on_a_string(project):
+    target, d = project
+    two_items(target, d)
+    module(d, "0002_drop_note", DROP_NOTE)
+    module(d, "0003_index_note", "up = ['CREATE INDEX \"app_item_note\" ON \"app_item\" (\"note\")']\n")
+    with pytest.raises(MigrationFailed, match="0003_index_note.*no such column: note"):
+        runner.run(target, d, allow_destructive=True)  # SQLite alone indexes the constant 'note'
+    assert [r[1] for r in target.conn.execute("PRAGMA table_info(app_item)")] == ["id", "name", "note"]
