@@ -43,12 +43,32 @@ class Effects:
 Columns = dict[str, tuple[str, list[str]]]  # lower table name -> (name, column names in order)
 
 
+def _table_columns(conn: sqlite3.Connection, name: str) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM pragma_table_xinfo(?) ORDER BY cid", (name,))]
+
+
 def _columns(conn: sqlite3.Connection) -> Columns:
-    out: Columns = {}
-    for table, column in conn.execute(
-            "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_xinfo(m.name) AS p "
-            f"WHERE m.type = 'table' AND {user_objects('m.name')} ORDER BY m.name, p.cid"):
-        out.setdefault(table.lower(), (table, []))[1].append(column)
+    names = [r[0] for r in conn.execute(f"SELECT name FROM sqlite_master WHERE type = 'table' AND {user_objects()}")]
+    return {n.lower(): (n, _table_columns(conn, n)) for n in names}
+
+
+def _refreshed(conn: sqlite3.Connection, known: Columns, actions: list[tuple]) -> Columns:
+    """`known` after the schema actions just authorized: only the tables they name are read again (a
+    history of hundreds of CREATE TABLEs must not re-read every table after each one); an ALTER TABLE,
+    which may have renamed one, lists the tables again."""
+    out = dict(known)
+    for action, arg1, arg2, db in actions:
+        if action == sqlite3.SQLITE_CREATE_TABLE and db == "main" and arg1:
+            out[arg1.lower()] = (arg1, _table_columns(conn, arg1))
+        elif action == sqlite3.SQLITE_DROP_TABLE and db == "main" and arg1:
+            out.pop(arg1.lower(), None)
+        elif action == sqlite3.SQLITE_ALTER_TABLE and arg1 == "main" and arg2:
+            listed = {r[0].lower(): r[0] for r in conn.execute(
+                f"SELECT name FROM sqlite_master WHERE type = 'table' AND {user_objects()}")}
+            out = {k: v for k, v in out.items() if k in listed}
+            for key, name in listed.items():
+                if key not in out or key == arg2.lower():
+                    out[key] = (name, _table_columns(conn, name))
     return out
 
 
@@ -70,8 +90,8 @@ class _Recorder:
     def observe(self, conn: sqlite3.Connection, number: int, index: int | None) -> None:
         """After a statement (`index`) or an operation (`index` None) of step `number` ran."""
         actions, self.actions = self.actions, []
-        schema_changed = any(a[0] in _SCHEMA for a in actions)
-        before, after = self.tables, (_columns(conn) if schema_changed or index is None else self.tables)
+        before = self.tables
+        after = _refreshed(conn, before, actions) if any(a[0] in _SCHEMA for a in actions) else before
         self.tables = after
         if index is not None:
             self.effects[(self.migration, number, index)] = _effects(actions, before, after)

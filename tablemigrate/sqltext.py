@@ -97,19 +97,23 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# What can hold a double quote without being a double-quoted name: string literals, comments, the
+# other identifier quotes (group 1, kept); then a double-quoted name (group 2, its text).
+_DOUBLE_QUOTED = re.compile(r"""('(?:[^']|'')*'|--[^\n]*|/\*.*?(?:\*/|$)|`(?:[^`]|``)*`|\[[^\]]*\])|"((?:[^"]|"")*)["]""",
+                            re.DOTALL)
+
+
 def without_string_fallback(sql: str) -> str:
     """`sql` with every double-quoted identifier written in backticks instead. SQLite reads a
     double-quoted name that matches no column as a string literal (the "double-quoted string literal"
     misfeature of lang_keywords.html); a backtick-quoted name is always an identifier, so the same
     statement meeting a missing column fails with "no such column" instead of storing the name as text.
     Only the quoting style changes: names, case and everything else are kept."""
-    out = []
-    for tok in tokenize(sql, keep_space=True):
-        if tok.kind == "ident" and tok.text.startswith('"'):
-            out.append("`" + unquote(tok.text).replace("`", "``") + "`")
-        else:
-            out.append(tok.text)
-    return "".join(out)
+    if '"' not in sql:
+        return sql
+    return _DOUBLE_QUOTED.sub(
+        lambda m: m.group(1) if m.group(1) is not None
+        else "`" + m.group(2).replace('""', '"').replace("`", "``") + "`", sql)
 
 
 def identifiers(sql: str) -> list[str]:

@@ -39,3 +39,14 @@ def test_pretty_create_table_keeps_text_and_can_rename():
     assert pretty.splitlines()[0] == 'CREATE TABLE "new__t" ('
     assert '    "n" varchar(10) CHECK ("n" <> \'\')' in pretty
     assert pretty.endswith(") STRICT")
+
+
+def test_without_string_fallback_changes_only_double_quoted_names():
+    from tablemigrate.sqltext import without_string_fallback as strict
+
+    assert strict('SELECT "a", "we""ird", "b`q" FROM "t"') == 'SELECT `a`, `we"ird`, `b``q` FROM `t`'
+    # Double quotes inside strings, comments and other identifier quotes are not names.
+    kept = """SELECT 'say "hi"', [x"y], `p"q` -- "c"\n/* "d" */ FROM t"""
+    assert strict(kept) == kept
+    assert strict("SELECT 'it''s', \"v\"") == "SELECT 'it''s', `v`"
+    assert strict("no quotes at all") == "no quotes at all"
