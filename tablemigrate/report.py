@@ -6,8 +6,48 @@ import sqlite3
 from dataclasses import dataclass
 
 from .introspect import introspect, is_internal
-from .schema import Schema, Table
-from .sqltext import quote
+from .schema import Column, Schema, Table
+from .sqltext import quote, tokenize
+
+# Words that end a column's declared type inside its definition (the first constraint).
+_CONSTRAINT_WORDS = frozenset({"constraint", "primary", "not", "null", "unique", "check", "default", "collate",
+                               "references", "generated", "as"})
+
+
+def declared_type(col: Column) -> str:
+    """The column's type as its CREATE TABLE spells it (`varchar(200)`), for people. The schema keeps
+    the normalised form (`varchar ( 200 )`), which is what the diff compares."""
+    text = col.definition
+    try:
+        tokens = tokenize(text) if text else []
+    except ValueError:
+        tokens = []
+    type_tokens = []
+    for tok in tokens[1:]:  # tokens[0] is the column's name
+        if tok.keyword() in _CONSTRAINT_WORDS:
+            break
+        type_tokens.append(tok)
+    if not type_tokens:
+        return _compact(col.type)
+    last = type_tokens[-1]
+    return " ".join(text[type_tokens[0].pos:last.pos + len(last.text)].split())
+
+
+def _compact(normalised: str) -> str:
+    """`decimal ( 10 , 2 )` -> `decimal(10, 2)`: no space inside parentheses or before commas."""
+    return (normalised.replace(" ( ", "(").replace(" (", "(").replace("( ", "(").replace(" )", ")")
+            .replace(" , ", ", "))
+
+
+def aligned(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+    """A header and rows as columns whose widths come from the data; columns in `right` (numbers)
+    are right-aligned. The last column is not padded (no trailing spaces)."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "  ".join(out).rstrip()
+    return [line(header)] + [line(r) for r in rows]
 
 
 def describe_table(table: Table) -> list[str]:
@@ -17,7 +57,7 @@ def describe_table(table: Table) -> list[str]:
                                      ("AUTOINCREMENT", table.autoincrement)) if on)]
     width = max((len(c.name) for c in table.columns.values()), default=0)
     for col in table.columns.values():
-        facts = [col.type or "(no type)"]
+        facts = [declared_type(col) or "(no type)"]
         if col.pk:
             facts.append("PRIMARY KEY" if len(table.primary_key) == 1 else f"PRIMARY KEY part {col.pk}")
         if col.notnull:

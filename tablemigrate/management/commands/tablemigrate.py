@@ -7,9 +7,11 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import sqlite3
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,17 @@ EXIT_CODES = """exit codes:
      module, missing directory or file; nothing was changed
   3  another run holds the lock, or another connection kept the database locked past the busy
      timeout; nothing was changed
+  130  interrupted by SIGINT (Ctrl-C), 143  interrupted by SIGTERM (e.g. `docker stop`): the
+     command stopped cleanly (the migration under way rolled back, the run's backup restored,
+     partial files removed); its one line says what state the database is in
+  141  stdout was closed early (`show | head`): the output was cut, nothing else happened
 """
+
+#: Commands that write (the database, backups, snapshots or modules): SIGTERM stops them the way Ctrl-C does.
+WRITERS = frozenset({"run", "revert", "restore", "snapshot", "baseline", "generate"})
+
+#: 128 + the signal number, the shell's convention for "ended by a signal" (`$?` after a Ctrl-C is 130).
+EXIT_SIGPIPE = 128 + signal.SIGPIPE
 
 
 @contextlib.contextmanager
@@ -55,6 +67,78 @@ def _long_lived_objects_frozen(until_exit: bool) -> Iterator[None]:
             gc.unfreeze()
 
 
+class _Stop:
+    """Which signal stopped the command (None: none did)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else "KeyboardInterrupt"
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum if self.signum is not None else signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _signals_stop_cleanly(enabled: bool) -> Iterator[_Stop]:
+    """While a writing command runs, SIGTERM (what `docker stop` and Kubernetes send) does what Ctrl-C
+    does: it raises KeyboardInterrupt in the main thread, so the library's `except BaseException` paths
+    roll back, restore the run's backup and remove partial files, instead of the process dying in
+    between. Only the first signal interrupts: a second one (an impatient Ctrl-C, a repeated TERM)
+    would interrupt the rollback or the restore itself, so it is ignored until the command ends
+    (SIGKILL stays safe: SQLite's journal). Handlers a host process installed are left alone, and so is
+    everything outside the main thread (where Python cannot install handlers)."""
+    stop = _Stop()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.signum is None:
+            stop.signum = signum
+            raise KeyboardInterrupt
+
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    previous = {sig: signal.signal(sig, handler) for sig, default in defaults.items()
+                if signal.getsignal(sig) is default}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _interrupted_by(exc: BaseException) -> bool:
+    """A KeyboardInterrupt is the exception or what it was raised from (the library wraps it in
+    MigrationFailed after rolling back)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _sqlite_error(exc: sqlite3.DatabaseError, database: str) -> CommandError:
+    """One line for an SQLite error that reached the command, classified by SQLite's result code (the
+    exception class where Python < 3.11 has no code): a corrupt file, a lock held too long, or other."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if code is not None else None
+    corrupt = primary in (11, 26) if primary is not None else type(exc) is sqlite3.DatabaseError  # CORRUPT, NOTADB
+    if corrupt:
+        return CommandError(f"database {database} is corrupt or not an SQLite database ({exc}); restore a backup "
+                            "(`manage.py tablemigrate snapshots` lists them)", returncode=2)
+    if primary in (5, 6):  # BUSY, LOCKED
+        return CommandError(f"database {database} stayed locked by another connection past the busy timeout "
+                            f"({exc})", returncode=3)
+    return CommandError(f"SQLite error on database {database}: {exc}", returncode=2)
+
+
 class InteractiveQuestioner(Questioner):
     interactive = True
 
@@ -62,10 +146,7 @@ class InteractiveQuestioner(Questioner):
         self.command = command
 
     def _input(self, prompt: str) -> str | None:
-        try:
-            return input(prompt)
-        except EOFError:
-            return None
+        return _ask(prompt)
 
     def confirm(self, question: str) -> bool:
         answer = self._input(f"{question} [y/N] ")
@@ -83,6 +164,19 @@ class InteractiveQuestioner(Questioner):
                 self.command.stderr.write(f"Not a valid SQL literal ({exc}); try again or press Enter to stop.")
 
 
+def _ask(prompt: str) -> str | None:
+    """`input(prompt)`, None at end of input. When stdin is not a terminal nothing echoes the answer,
+    so the next output would continue the prompt's line: the answer is echoed, with its newline."""
+    try:
+        answer = input(prompt)
+    except EOFError:
+        answer = None
+    if not sys.stdin.isatty():
+        sys.stdout.write((answer or "") + "\n")
+        sys.stdout.flush()
+    return answer
+
+
 class _LogLines(logging.StreamHandler):
     """`tablemigrate` log lines on stderr when the project configured no logging for them. Errors are
     left to the command, which prints each failure once as its last line."""
@@ -92,6 +186,8 @@ class _LogLines(logging.StreamHandler):
         self.setLevel(level)
         self.setFormatter(logging.Formatter("%(message)s"))
         self.addFilter(lambda record: record.levelno < logging.ERROR)
+        # "migration X applied (N ms)": the command prints each applied migration on stdout itself.
+        self.addFilter(lambda record: not hasattr(record, "tablemigrate_migration"))
 
     def emit(self, record: logging.LogRecord) -> None:
         progress.current().clear()
@@ -108,7 +204,8 @@ def _reporting(command: BaseCommand, options: dict[str, Any]) -> Iterator[None]:
         handler = _LogLines(command.stderr._out, level)
         logger.addHandler(handler)
         logger.setLevel(min(handler.level, logger.getEffectiveLevel()))
-    shown = progress.Progress(command.stderr._out, options["interactive"] and command.stderr.isatty())
+    shown = progress.Progress(command.stderr._out, options["interactive"] and options["verbosity"] > 0
+                              and command.stderr.isatty())
     try:
         with progress.reporting(shown):
             yield
@@ -125,9 +222,24 @@ class Command(BaseCommand):
 
     def run_from_argv(self, argv: list[str]) -> None:
         """`manage.py tablemigrate ...` with the process's own arguments: the command is the whole
-        process, so what existed before it stays frozen to the end (see `_long_lived_objects_frozen`)."""
+        process, so what existed before it stays frozen to the end (see `_long_lived_objects_frozen`),
+        and the ways a process ends that are not errors of ours end it with one line or none."""
         self.whole_process = argv == sys.argv
-        super().run_from_argv(argv)
+        try:
+            try:
+                super().run_from_argv(argv)
+            finally:
+                sys.stdout.flush()  # a reader that went away shows up here, not at interpreter exit
+        except BrokenPipeError:
+            # `show | head`: the reader has what it wanted. Like `ls | head`, stop without a word, with
+            # the status of a process ended by SIGPIPE; stdout goes to /dev/null so that the
+            # interpreter's own flush at exit does not complain about the closed pipe either.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_SIGPIPE)
+        except KeyboardInterrupt:  # outside `handle` (which reports the database's state itself)
+            sys.stderr.write("tablemigrate: interrupted; nothing was started\n")
+            sys.exit(128 + signal.SIGINT)
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -196,19 +308,89 @@ class Command(BaseCommand):
         bl.add_argument("--dry-run", action="store_true", help="print what would be written; change nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        self.verbosity = options["verbosity"]
+        self._database = options["database"]
+        self._history_before: list[str] | None = None
+        with _signals_stop_cleanly(action in WRITERS) as stop:
+            try:
+                with _long_lived_objects_frozen(until_exit=getattr(self, "whole_process", False)):
+                    if action in ("run", "revert"):
+                        with _reporting(self, options):
+                            getattr(self, "handle_" + action)(options)
+                    else:
+                        getattr(self, "handle_" + action)(options)
+            except (KeyboardInterrupt, TablemigrateError, sqlite3.DatabaseError) as exc:
+                if stop.signum is not None or _interrupted_by(exc):
+                    self._stopped(stop, exc, options)
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise _sqlite_error(exc, self._database_name()) from None
+                raise CommandError(str(exc), returncode=exc.exit_code) from None
+
+    def _stopped(self, stop: _Stop, exc: BaseException, options: dict[str, Any]) -> None:
+        """A signal or Ctrl-C stopped the command. From the command line: one line saying what state
+        everything is in, and exit 130 (SIGINT) or 143 (SIGTERM). Called in-process (`call_command`),
+        the interrupt goes on to the caller as KeyboardInterrupt, with that line as its message."""
+        state = self._state_after_stop(exc, options)
+        line = f"interrupted by {stop.name}; {state}"
+        if not getattr(self, "whole_process", False):
+            raise KeyboardInterrupt(line) from exc
+        raise CommandError(line, returncode=stop.exit_code) from None
+
+    def _state_after_stop(self, exc: BaseException, options: dict[str, Any]) -> str:
+        if isinstance(exc, TablemigrateError):  # the library rolled back / restored and says how it left things
+            text = str(exc)
+            from tablemigrate import backup
+
+            describe = getattr(backup, "describe", None)  # its wording of the interrupt itself: said already
+            said = describe(KeyboardInterrupt()) if describe is not None else ""
+            return text.removeprefix(said).lstrip("; ") if said else text.lstrip("; ")
+        action = options["action"]
+        if action in ("run", "revert"):
+            return self._history_change()
+        if action == "snapshot":
+            return "no snapshot was written (a partial copy is removed)"
+        if action == "restore":
+            return ("the database is as it was, or fully restored: SQLite copies it in one transaction "
+                    "(`manage.py tablemigrate show` tells which)")
+        if action == "show" or action == "inspect" or action == "stats" or action == "snapshots":
+            return "nothing was changed"
+        return ("the migrations directory may hold some of the new modules but not all: review it (e.g. "
+                "`git status`) and run the command again")
+
+    def _history_change(self) -> str:
+        """What a stopped run/revert left applied, from the history table (each migration commits its
+        history row in its own transaction, so the table is the truth)."""
+        from tablemigrate.history import applied
+
+        if self._history_before is None:
+            return "nothing was changed"
         try:
-            with _long_lived_objects_frozen(until_exit=getattr(self, "whole_process", False)):
-                if options["action"] in ("run", "revert"):
-                    with _reporting(self, options):
-                        getattr(self, "handle_" + options["action"])(options)
-                else:
-                    getattr(self, "handle_" + options["action"])(options)
-        except TablemigrateError as exc:
-            raise CommandError(str(exc), returncode=exc.exit_code) from None
+            now = [a.name for a in applied(self._history_conn)]
+        except Exception:
+            return "the state could not be read back: check it with `manage.py tablemigrate show`"
+        changed = sorted(set(now) ^ set(self._history_before))
+        if not changed:
+            return "nothing was applied or reverted; the database is unchanged"
+        return (f"{', '.join(changed)} changed state before the interrupt and stay so; the history table "
+                "matches the schema")
+
+    def _database_name(self) -> str:
+        from django.conf import settings
+
+        return str(settings.DATABASES.get(self._database, {}).get("NAME", self._database))
+
+    def _say(self, text: str) -> None:
+        """A success or status line: silent at -v 0 (only errors are printed then)."""
+        if self.verbosity > 0:
+            self.stdout.write(text)
 
     # shared ---------------------------------------------------------------------------------
 
-    def _target(self, options: dict[str, Any]):
+    def _target(self, options: dict[str, Any], directory: Path | None = None):
+        """The database to work on. A file that does not exist is created only by a `run` that has
+        something to apply and whose modules pass validation (`directory`), and by `restore`: a
+        command with nothing to do, or one that fails first, leaves no empty database file behind."""
         from django.db import connections
 
         from tablemigrate.runner import Target
@@ -216,11 +398,25 @@ class Command(BaseCommand):
         alias = conf.sqlite_alias(options["database"])
         wrapper = connections[alias]
         name = str(wrapper.settings_dict["NAME"])
-        missing = not wrapper.is_in_memory_db() and not Path(name).is_file()
-        if missing and options["action"] == "show":  # safe any time: an empty stand-in, nothing created
+        action = options["action"]
+        missing = False
+        if not wrapper.is_in_memory_db():
+            path = Path(name)
+            if path.exists() and not path.is_file():
+                raise CommandError(f"database path {name} is not a file (a directory?); check "
+                                   f"DATABASES[{alias!r}]['NAME']", returncode=2)
+            missing = not path.exists()
+            if not missing and action not in ("run", "restore") and path.stat().st_size == 0:
+                raise CommandError(f"database file {name} is empty (0 bytes): there is no database to "
+                                   f"{action} yet (`manage.py tablemigrate run` creates it)", returncode=2)
+        if missing and action == "show":  # safe any time: an empty stand-in, nothing created
             self.stdout.write(f"(database file {name} does not exist yet: every migration is pending)")
             return Target(alias, sqlite3.connect(":memory:", isolation_level=None), None)
-        if missing and options["action"] not in ("run", "restore"):
+        if missing and action == "run":
+            stand_in = Target(alias, sqlite3.connect(":memory:", isolation_level=None), None)
+            if options.get("dry_run") or not self._first_run_needs_file(stand_in, directory):
+                return stand_in
+        elif missing and action != "restore":
             raise CommandError(f"database file {name} does not exist (`manage.py tablemigrate run` creates it)",
                                returncode=2)
         try:
@@ -235,7 +431,7 @@ class Command(BaseCommand):
             conn.execute("PRAGMA schema_version").fetchone()  # reads the header: is it SQLite at all?
         except sqlite3.DatabaseError as exc:
             raise CommandError(f"{name} is not a usable SQLite database ({exc})", returncode=2) from None
-        writes = options["action"] in ("run", "revert", "restore", "baseline") and not options.get("dry_run")
+        writes = action in ("run", "revert", "restore", "baseline") and not options.get("dry_run")
         if writes and not wrapper.is_in_memory_db() and not (
                 os.access(name, os.W_OK) and os.access(os.path.dirname(os.path.abspath(name)), os.W_OK)):
             raise CommandError(f"database file {name} (or its directory, where SQLite keeps its journal) is "
@@ -244,15 +440,26 @@ class Command(BaseCommand):
         path = None if wrapper.is_in_memory_db() else Path(wrapper.settings_dict["NAME"]).resolve()
         return Target(alias, conn, path, conf.backup_dir())
 
+    @staticmethod
+    def _first_run_needs_file(stand_in, directory: Path | None) -> bool:
+        """A first `run` (no database file yet): False when there is nothing to apply; otherwise the
+        modules are loaded and validated on an empty in-memory stand-in first, so that a malformed or
+        invalid module refuses before the file is created."""
+        from tablemigrate import runner
+
+        assert directory is not None
+        _status, pending = runner.pending_migrations(stand_in, directory)
+        if not pending:
+            return False
+        runner.validate(stand_in, pending)
+        return True
+
     def _confirm(self, options: dict[str, Any]):
         if not options["interactive"]:
             return None
 
         def ask(text: str) -> bool:
-            try:
-                return input(text + ": ").strip().lower() == "yes"
-            except EOFError:
-                return False
+            return (_ask(text + ": ") or "").strip().lower() == "yes"
         return ask
 
     # show / run / revert ----------------------------------------------------------------------
@@ -299,12 +506,12 @@ class Command(BaseCommand):
     def handle_run(self, options: dict[str, Any]) -> None:
         from tablemigrate import runner
 
-        target = self._target(options)
-        directory = conf.existing_migrations_dir()
+        directory = conf.existing_migrations_dir()  # before the database: a missing one is not created
+        target = self._target(options, directory)
         if options["dry_run"]:
             rehearsals = runner.dry_run(target, directory)
             if not rehearsals:
-                self.stdout.write("No migrations to apply.")
+                self._say("No migrations to apply.")
             for r in rehearsals:
                 self.stdout.write(self.style.MIGRATE_HEADING(f"would apply {r.migration} ({r.seconds * 1000:.1f} ms)"))
                 for sql, seconds in r.statements:
@@ -314,15 +521,42 @@ class Command(BaseCommand):
                     mark = "" if before == after else "   (changed)"
                     self.stdout.write(f"  rows {t}: {before} -> {after}{mark}")
             return
-        applied = runner.run(target, directory, allow_destructive=options["allow_destructive"],
-                             confirm=self._confirm(options), take_backup=options["backup"],
-                             keep=conf.keep_backups(), lock_timeout=conf.busy_timeout())
+        self._remember_history(target)
+        with self._timing() as took:
+            applied = runner.run(target, directory, allow_destructive=options["allow_destructive"],
+                                 confirm=self._confirm(options), take_backup=options["backup"],
+                                 keep=conf.keep_backups(), lock_timeout=conf.busy_timeout())
         if not applied:
-            self.stdout.write("No migrations to apply.")
+            self._say("No migrations to apply.")
         for m in applied:
-            self.stdout.write(self.style.SUCCESS(f"Applied {m.name}"))
+            self._say(self.style.SUCCESS(f"Applied {m.name}{took(m.name)}"))
         if applied and conf.post_migrate():
             self._post_migrate(target.alias, options)
+
+    def _remember_history(self, target) -> None:
+        """The applied migrations before a run/revert, to say what an interrupt left applied."""
+        from tablemigrate.history import applied
+
+        self._history_conn = target.conn
+        self._history_before = [a.name for a in applied(target.conn)]
+
+    @contextlib.contextmanager
+    def _timing(self) -> Iterator[Callable[[str], str]]:
+        """Each migration's duration, from the post_migration signal, for its one line on stdout (the
+        log record "migration X applied (N ms)" goes to the project's logging, not to our stderr)."""
+        from tablemigrate import signals
+
+        seconds: dict[str, float] = {}
+
+        def receiver(sender: object, name: str, duration: float, **kwargs: Any) -> None:
+            seconds[name] = duration
+
+        uid = f"tablemigrate-command-{id(self)}"
+        signals.post_migration.connect(receiver, weak=False, dispatch_uid=uid)
+        try:
+            yield lambda name: f" ({seconds[name] * 1000:.0f} ms)" if name in seconds else ""
+        finally:
+            signals.post_migration.disconnect(dispatch_uid=uid)
 
     def _post_migrate(self, alias: str, options: dict[str, Any]) -> None:
         """What Django's `migrate` does after applying: receivers create content types, permissions..."""
@@ -337,12 +571,16 @@ class Command(BaseCommand):
     def handle_revert(self, options: dict[str, Any]) -> None:
         from tablemigrate import runner
 
-        reverted = runner.revert(self._target(options), conf.existing_migrations_dir(), to=options["to"],
-                                 allow_destructive=options["allow_destructive"], confirm=self._confirm(options),
-                                 take_backup=options["backup"], keep=conf.keep_backups(),
-                                 lock_timeout=conf.busy_timeout())
+        directory = conf.existing_migrations_dir()
+        target = self._target(options)
+        self._remember_history(target)
+        with self._timing() as took:
+            reverted = runner.revert(target, directory, to=options["to"],
+                                     allow_destructive=options["allow_destructive"], confirm=self._confirm(options),
+                                     take_backup=options["backup"], keep=conf.keep_backups(),
+                                     lock_timeout=conf.busy_timeout())
         for m in reverted:
-            self.stdout.write(self.style.SUCCESS(f"Reverted {m.name}"))
+            self._say(self.style.SUCCESS(f"Reverted {m.name}{took(m.name)}"))
         if reverted and conf.post_migrate():
             self._post_migrate(conf.sqlite_alias(options["database"]), options)
 
@@ -360,32 +598,68 @@ class Command(BaseCommand):
         snapshots.check_name(options["name"])  # before opening anything
         target = self._file_target(options)
         path = snapshots.take_snapshot(target.conn, target.backups_dir, options["name"])
-        self.stdout.write(self.style.SUCCESS(f"Snapshot {options['name']} written to {path}"))
+        self._say(self.style.SUCCESS(f"Snapshot {options['name']} written to {path}"))
 
     def handle_snapshots(self, options: dict[str, Any]) -> None:
         from tablemigrate import snapshots
+        from tablemigrate.report import aligned
 
-        target = self._file_target(options)
-        entries = snapshots.listing(target.backups_dir, target.path)
+        db_path, backups_dir = self._paths(options)  # the listing needs no working database...
+        entries = snapshots.listing(backups_dir, db_path)
         if not entries:
-            self.stdout.write(f"No snapshots or backups in {target.backups_dir}")
-        for e in entries:
-            self.stdout.write(f"{e.kind:8}  {e.name:40}  {e.created}  {e.size:>12,} B  "
-                              f"{e.last_migration or '(no migrations)'}")
+            self.stdout.write(f"No snapshots or backups in {backups_dir}")
+        else:
+            rows = [[e.kind, e.name, e.created, f"{e.size:,} B", e.last_migration or "(no migrations)"]
+                    for e in entries]
+            for line in aligned(["kind", "name", "taken (UTC)", "size", "last migration inside"], rows,
+                                right={3}):
+                self.stdout.write(line)
+        # ...and is what a user reaches for when the database is damaged: list first, then say so.
+        target = self._file_target(options)
+        problem = target.conn.execute("PRAGMA quick_check").fetchone()[0]
+        if problem != "ok":
+            raise CommandError(f"database {target.path} is corrupt (quick_check: {problem}); restore a backup "
+                               "listed above with `manage.py tablemigrate restore --backup NAME`", returncode=2)
+
+    def _paths(self, options: dict[str, Any]) -> tuple[Path, Path]:
+        """The database file and its backups directory, without opening the database."""
+        from django.db import connections
+
+        wrapper = connections[conf.sqlite_alias(options["database"])]
+        if wrapper.is_in_memory_db():
+            raise CommandError("an in-memory database has no snapshots or backups", returncode=2)
+        db_path = Path(str(wrapper.settings_dict["NAME"])).resolve()
+        return db_path, conf.backup_dir() or db_path.parent / "backups"
 
     def handle_restore(self, options: dict[str, Any]) -> None:
         from django.db import connections
 
-        from tablemigrate import snapshots
+        from tablemigrate import backup, snapshots
 
         if options["name"] is not None:
             snapshots.check_name(options["name"])
+        db_path, backups_dir = self._paths(options)
+        if not db_path.exists():  # recovery of a lost file: refuse a bad source before creating it
+            source = self._restore_source(options, backups_dir)
+            if options["name"] is not None and not source.exists():  # this database's own snapshot
+                source = snapshots.snapshot_path(backups_dir, options["name"], db_path)
+            try:
+                backup.verify(source)
+            except backup.BackupError as exc:
+                raise snapshots.RestoreRefused(f"refusing to restore: {exc}; nothing was changed") from None
         target = self._file_target(options)
-        source = (snapshots.snapshot_path(target.backups_dir, options["name"]) if options["name"] is not None
-                  else snapshots.resolve_backup(target.backups_dir, options["backup"]))
+        source = self._restore_source(options, target.backups_dir)
         safety = snapshots.restore(target.conn, target.path, source, target.backups_dir, conf.busy_timeout())
         connections[target.alias].close()  # the last connection closing removes the -wal and -shm files
-        self.stdout.write(self.style.SUCCESS(f"Restored {source}; the previous state was saved to {safety}"))
+        self._say(self.style.SUCCESS(f"Restored {source}; the previous state was saved to {safety}"))
+
+    @staticmethod
+    def _restore_source(options: dict[str, Any], backups_dir: Path) -> Path:
+        from tablemigrate import snapshots
+
+        if options["name"] is not None:
+            return snapshots.snapshot_path(backups_dir, options["name"])
+        return snapshots.resolve_backup(backups_dir, options["backup"])
 
     def handle_inspect(self, options: dict[str, Any]) -> None:
         from tablemigrate.introspect import introspect
@@ -397,7 +671,7 @@ class Command(BaseCommand):
         self.stdout.write("\n".join(lines) if lines else "The database has no tables.")
 
     def handle_stats(self, options: dict[str, Any]) -> None:
-        from tablemigrate.report import database_facts, table_stats
+        from tablemigrate.report import aligned, database_facts, table_stats
         from tablemigrate.runner import status
 
         target = self._target(options)
@@ -405,11 +679,10 @@ class Command(BaseCommand):
         self.stdout.write(f"database  {target.path or ':memory:'}  {facts['size']:,} bytes, page size "
                           f"{facts['page_size']}, {facts['free_pages']} free pages, journal {facts['journal_mode']}, "
                           f"SQLite {facts['sqlite_version']}")
-        rows = table_stats(target.conn)
-        width = max((len(r.name) for r in rows), default=5)
-        for r in rows:
-            size = f"{r.bytes:>12,} B" if r.bytes is not None else "           ? B"
-            self.stdout.write(f"  {r.name.ljust(width)}  {r.rows:>10,} row{'' if r.rows == 1 else 's'}  {size}")
+        rows = [[r.name, f"{r.rows:,}", f"{r.bytes:,} B" if r.bytes is not None else "? B"]
+                for r in table_stats(target.conn)]
+        for line in aligned(["table", "rows", "size"], rows, right={1, 2}):
+            self.stdout.write("  " + line)
         st = status(target.conn, conf.existing_migrations_dir())
         last = f"{st.applied[-1].name} at {st.applied[-1].applied_at}" if st.applied else "none"
         self.stdout.write(f"migrations  {len(st.applied)} applied, {len(st.pending)} pending; last applied: {last}")
@@ -423,9 +696,9 @@ class Command(BaseCommand):
                                       lock_timeout=conf.busy_timeout(), write=not options["dry_run"])
         self._print_plans(result, sql=options["dry_run"], written=not options["dry_run"])
         if left_alone:
-            self.stdout.write("Left alone (no managed model owns them): " + ", ".join(left_alone))
+            self._say("Left alone (no managed model owns them): " + ", ".join(left_alone))
         if not options["dry_run"]:
-            self.stdout.write(self.style.SUCCESS(
+            self._say(self.style.SUCCESS(
                 f"Recorded {len(result.modules)} migrations as applied; `generate` now works from this schema."))
 
     # generate -------------------------------------------------------------------------------
@@ -444,16 +717,24 @@ class Command(BaseCommand):
         result = generate(conf.migrations_dir(), managed_models(alias), label=options["name"],
                           renames=renames, questioner=questioner, write=write)
         if not result.changed:
-            self.stdout.write("No changes detected")
+            if result.stale_snapshot and options["check"]:
+                raise CommandError(f"{result.stale_snapshot}: run `manage.py tablemigrate generate` to rewrite "
+                                   "it, and commit it with the modules", returncode=1)
+            stale = f"; {'rewrote' if write else 'generate would rewrite'} it because {result.stale_snapshot}"
+            self._say("No changes detected" + (stale if result.stale_snapshot else ""))
             return
         if options["check"]:
-            self._print_plans(result, sql=False, written=False)
+            if self.verbosity > 0:
+                self._print_plans(result, sql=False, written=False)
             raise CommandError(
                 f"the models differ from the migration history in {len(result.modules)} table(s): "
                 "run `manage.py tablemigrate generate`", returncode=1)
         self._print_plans(result, sql=options["dry_run"], written=write)
 
     def _print_plans(self, result: GenerateResult, sql: bool, written: bool) -> None:
+        """What was written (a success report: silent at -v 0) or would be (the output asked for)."""
+        if written and self.verbosity == 0:
+            return
         verb = "Created" if written else "Would create"
         for module in result.modules:
             path = result.directory / f"{module.name}.py"
