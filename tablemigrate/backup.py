@@ -1,12 +1,20 @@
 """Backups and restores through SQLite's online backup API (never a plain copy of a live WAL file).
 
-Backups are written with mode 0600 to a temporary name, checked with `PRAGMA quick_check`, then
-renamed into place, so a file under the final name is always a complete, verified database.
+Backups are written with mode 0600 to a temporary name, checked with `PRAGMA quick_check` (on the very
+file that was written), then renamed into place, so a file under the final name is always a complete,
+verified database. Directories made for them are 0700 and carry a `.gitignore` of `*`.
+
+Every backup belongs to one database: its name (automatic backups) or its directory (snapshots) holds
+`<stem>-<key>`, the key being a hash of the database file's resolved path (`database_key`), so two
+databases sharing a backup directory never list, prune or restore each other's files. A pin
+(`<stem>-<key>.pin`) names the backup taken before the first failed run; pruning never removes it
+until a run succeeds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import sqlite3
@@ -20,42 +28,134 @@ from .errors import TablemigrateError
 from .sqltext import quote, readonly_uri, user_objects
 
 
+# SQLite's primary result codes (https://sqlite.org/rescode.html), which never change. The sqlite3
+# module exports them as sqlite3.SQLITE_BUSY / SQLITE_LOCKED only from Python 3.11; 3.10 is supported.
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
+
+
 class BackupError(TablemigrateError):
     exit_code = 1
 
 
+def describe(exc: BaseException) -> str:
+    """An exception's reason for a message, never empty: `str(KeyboardInterrupt())` is '' (and so is
+    that of many exceptions raised without arguments), which printed as "CommandError: ; rolled back"."""
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM turned into it by the command
+        return "interrupted (KeyboardInterrupt)"
+    text = str(exc)
+    if isinstance(exc, (SystemExit, GeneratorExit)):
+        return f"interrupted ({type(exc).__name__}{': ' + text if text else ''})"
+    return text or type(exc).__name__
+
+
+# Identity of a database and of its backups ----------------------------------------------------------
+
+_STAMP = r"\d{8}T\d{6}_\d{6}Z"
+_KEY = r"[0-9a-f]{12}"
+_AUTOMATIC = re.compile(rf"(?P<tag>.+-(?P<key>{_KEY}))-{_STAMP}\.sqlite3")
+_TAG = re.compile(rf".+-(?P<key>{_KEY})")
+
+
+def database_key(db_path: Path) -> str:
+    """Which database a backup belongs to: a hash of the database file's resolved path. The file's stem
+    alone confused `app.db` with `app.sqlite3`, and two aliases sharing one backup directory."""
+    return hashlib.sha256(os.fsencode(os.path.realpath(db_path))).hexdigest()[:12]
+
+
+def database_tag(db_path: Path) -> str:
+    """`<stem>-<key>`: the stem for people reading a listing, the key to be unambiguous."""
+    return f"{db_path.stem}-{database_key(db_path)}"
+
+
+def origin_key(path: Path) -> str | None:
+    """The key of the database `path` was taken from, as recorded in its name (an automatic backup) or
+    its directory (a snapshot); None for a file tablemigrate did not write (or wrote before keys)."""
+    match = _AUTOMATIC.fullmatch(path.name)
+    if match:
+        return match["key"]
+    match = _TAG.fullmatch(path.parent.name)
+    if match and path.parent.parent.name == "snapshots" and path.suffix == ".sqlite3":
+        return match["key"]
+    return None
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` and its missing parents, each 0700 (`mkdir(mode=, parents=True)` gives the mode only
+    to the last one; the others got the umask's 0755). The top-most directory created gets a `.gitignore`
+    of `*`: backups are database copies (password hashes...) that a `git add -A` must not pick up."""
+    missing: list[Path] = []
+    while not os.path.lexists(path):
+        missing.append(path)
+        path = path.parent
+    for index, directory in enumerate(reversed(missing)):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:  # made meanwhile by another process: theirs to set up
+            continue
+        os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+        if index == 0:
+            fd = os.open(directory / ".gitignore", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            try:
+                os.write(fd, b"# tablemigrate backups: copies of the database. Never commit them.\n*\n")
+            finally:
+                os.close(fd)
+
+
 def verify(path: Path) -> None:
-    """Raise BackupError unless `path` is a readable SQLite database that passes quick_check."""
+    """Raise BackupError unless `path` is a readable SQLite database that passes quick_check. The check
+    proves it read `path` itself: the file SQLite opened (`PRAGMA database_list`) must be the inode
+    that `path` names (a mis-built URI once checked another, empty file and called it good)."""
     if not path.is_file():
         raise BackupError(f"{path}: no such file")
     try:
         with open(path, "rb") as fh:
             if fh.read(16) != b"SQLite format 3\x00":
                 raise BackupError(f"{path}: not an SQLite database")
-        conn = sqlite3.connect(readonly_uri(path), uri=True)
-        try:
-            result = conn.execute("PRAGMA quick_check").fetchall()
-        finally:
-            conn.close()
+            expected = os.fstat(fh.fileno())
+            conn = sqlite3.connect(readonly_uri(path), uri=True)
+            try:
+                opened = os.stat(conn.execute("PRAGMA database_list").fetchone()[2])
+                result = conn.execute("PRAGMA quick_check").fetchall()
+            finally:
+                conn.close()  # before `fh`: closing a descriptor drops the process's locks on the file
     except (sqlite3.Error, OSError) as exc:
-        raise BackupError(f"{path}: cannot be checked: {exc}") from None
+        raise BackupError(f"{path}: cannot be checked: {describe(exc)}") from None
+    if not _same_file(opened, expected):
+        raise BackupError(f"{path}: the check opened another file than {path}")
     if result != [("ok",)]:
         raise BackupError(f"{path}: failed its integrity check ({result[0][0]})")
 
 
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _still_written(tmp: Path, fd: int) -> None:
+    """`tmp` still names the file this backup created (held open through `fd`, so its inode cannot be
+    reused): with `verify` proving it checked the file `tmp` names, the check was of the file written."""
+    if not _same_file(os.stat(tmp), os.fstat(fd)):
+        raise BackupError(f"{tmp}: replaced by another file while the backup was written and checked")
+
+
 def backup_name(db_path: Path) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
-    return f"{db_path.stem}-{stamp}.sqlite3"
+    return f"{database_tag(db_path)}-{stamp}.sqlite3"
 
 
 def take_backup(conn: sqlite3.Connection, dest: Path) -> Path:
-    """Copy the database behind `conn` to `dest` (mode 0600), verified before it is trusted."""
+    """Copy the database behind `conn` to `dest` (mode 0600), verified before it is trusted. On any
+    exception, KeyboardInterrupt included, the half-written `<dest>.partial` is removed (a Ctrl-C once
+    left up to 164 MB behind); errors become BackupError/CopyTimeout, interrupts are re-raised as they are."""
+    tmp = dest.with_name(dest.name + ".partial")
+    fd = -1
     try:
-        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".partial")
+        private_dir(dest.parent)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        # Held open until the check: its inode is the identity of the file written (it cannot be reused
+        # while open), and the check must have read that inode.
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDONLY, 0o600)
         copied = _copy_file(conn, tmp)
         target = sqlite3.connect(tmp)
         try:
@@ -69,18 +169,30 @@ def take_backup(conn: sqlite3.Connection, dest: Path) -> Path:
             target.execute("PRAGMA journal_mode = DELETE")
         finally:
             target.close()
-        _fsync(tmp)
+        os.fsync(fd)
+        _still_written(tmp, fd)
         verify(tmp)
+        _still_written(tmp, fd)
         os.replace(tmp, dest)
         _fsync(dest.parent)  # the rename itself
     except (OSError, sqlite3.Error) as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        _discard(tmp)
         if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
             raise CopyTimeout(f"cannot back up: another connection kept the database locked past the busy "
                               f"timeout ({exc}); nothing was changed") from None
-        raise BackupError(f"cannot write backup {dest}: {exc}; nothing was changed") from None
+        raise BackupError(f"cannot write backup {dest}: {describe(exc)}; nothing was changed") from None
+    except BaseException:  # BackupError, CopyTimeout, KeyboardInterrupt, SystemExit: unchanged
+        _discard(tmp)
+        raise
+    finally:
+        if fd >= 0:  # after every SQLite connection to the file closed (closing drops POSIX locks)
+            os.close(fd)
     return dest
+
+
+def _discard(tmp: Path) -> None:
+    with contextlib.suppress(OSError):
+        tmp.unlink()
 
 
 def _copy_file(conn: sqlite3.Connection, dest: Path) -> bool:
@@ -198,10 +310,15 @@ def restore_in_transaction(conn: sqlite3.Connection, source: Path,
             if conn.execute(f"SELECT 1 FROM {_ALIAS}.sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
                 conn.execute("DELETE FROM main.sqlite_sequence")
                 conn.execute(f"INSERT INTO main.sqlite_sequence SELECT * FROM {_ALIAS}.sqlite_sequence")
-            for wanted in ("index", "trigger", "view"):
-                for kind, _name, sql in objects:
-                    if kind == wanted:
-                        conn.execute(sql)
+            # Dependency order: a trigger needs its table or view (an INSTEAD OF trigger made before
+            # its view failed the whole restore), a view the views it reads.
+            for kind, _name, sql in objects:
+                if kind == "index":
+                    conn.execute(sql)
+            _create_views(conn, [(name, sql) for kind, name, sql in objects if kind == "view"])
+            for kind, _name, sql in objects:
+                if kind == "trigger":
+                    conn.execute(sql)
             version = conn.execute(f"PRAGMA {_ALIAS}.user_version").fetchone()[0]
             conn.execute(f"PRAGMA main.user_version = {int(version)}")
             conn.execute("COMMIT")
@@ -215,6 +332,29 @@ def restore_in_transaction(conn: sqlite3.Connection, source: Path,
         conn.execute(f"DETACH DATABASE {_ALIAS}")
 
 
+def _create_views(conn: sqlite3.Connection, views: list[tuple[str, str]]) -> None:
+    """Create `views` so that each comes after the views it reads. SQLite itself says when that holds:
+    it accepts a view whose sources are missing (names resolve when the view is used), but compiling
+    `SELECT * FROM` the view fails until they exist. A view that does not compile yet is dropped and
+    retried after the others; what still does not compile when a round makes no progress was broken in
+    the backup as well, and is recreated exactly as it was."""
+    waiting = views
+    while waiting:
+        later = []
+        for name, sql in waiting:
+            conn.execute(sql)
+            try:
+                conn.execute(f"SELECT * FROM main.{quote(name)} LIMIT 0").fetchall()
+            except sqlite3.OperationalError:
+                conn.execute(f"DROP VIEW main.{quote(name)}")
+                later.append((name, sql))
+        if len(later) == len(waiting):
+            for _name, sql in later:
+                conn.execute(sql)
+            return
+        waiting = later
+
+
 def _copy(source: sqlite3.Connection, target: sqlite3.Connection, what: str, timeout: float | None = None) -> None:
     """The backup API: one step (fastest) unless a progress display wants page counts. Python retries
     a busy step forever; with `timeout`, the progress callback (also called on busy steps) gives up."""
@@ -222,7 +362,7 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection, what: str, tim
     deadline = None if timeout is None else time.monotonic() + timeout
 
     def report(status: int, remaining: int, total: int) -> None:
-        if deadline is not None and status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) \
+        if deadline is not None and status in (SQLITE_BUSY, SQLITE_LOCKED) \
                 and time.monotonic() > deadline:
             raise CopyTimeout(f"{what}: the database stayed locked by another connection for {timeout:g}s; "
                               "nothing was changed")
@@ -235,21 +375,77 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection, what: str, tim
 
 
 def automatic_backups(directory: Path, db_path: Path) -> list[Path]:
-    """Automatic backups of this database, oldest first: exactly `<stem>-<timestamp>.sqlite3`, so the
-    backups of `db-archive.sqlite3` are never taken for those of `db.sqlite3`."""
+    """Automatic backups of this database, oldest first: exactly `<stem>-<key>-<timestamp>.sqlite3`, so
+    the backups of `app.sqlite3` are never taken for those of `app.db` or `app-archive.sqlite3`."""
     if not directory.is_dir():
         return []
-    pattern = re.compile(re.escape(db_path.stem) + r"-\d{8}T\d{6}_\d{6}Z\.sqlite3")
+    pattern = re.compile(re.escape(database_tag(db_path)) + rf"-{_STAMP}\.sqlite3")
     return sorted(p for p in directory.iterdir() if pattern.fullmatch(p.name))
 
 
+# The pin: the backup that holds the database as it was before the first failed run --------------
+
+def pin_path(directory: Path, db_path: Path) -> Path:
+    return directory / f"{database_tag(db_path)}.pin"
+
+
+def pinned(directory: Path, db_path: Path) -> Path | None:
+    """The pinned backup of this database, if the pin names one of its automatic backups that still
+    exists (a pin naming anything else, or a deleted file, pins nothing: the next run pins afresh)."""
+    try:
+        name = pin_path(directory, db_path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = _AUTOMATIC.fullmatch(name)
+    if not match or match["tag"] != database_tag(db_path) or not (directory / name).is_file():
+        return None
+    return directory / name
+
+
+def pin(directory: Path, db_path: Path, backup: Path) -> None:
+    """Pin `backup` (one of this database's automatic backups in `directory`): written to a temporary
+    file (0600), synced and renamed, so the pin is always whole. A SIGKILLed run leaves it in place,
+    which is what it is for."""
+    path = pin_path(directory, db_path)
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            os.write(fd, backup.name.encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync(directory)
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def unpin(directory: Path, db_path: Path) -> None:
+    """A run succeeded: the pinned backup is an ordinary one again (pruned by age)."""
+    path = pin_path(directory, db_path)
+    if os.path.lexists(path):
+        path.unlink(missing_ok=True)
+        _fsync(directory)
+
+
 def prune(directory: Path, db_path: Path, keep: int) -> list[Path]:
-    """Keep the newest `keep` automatic backups; also remove half-written ones a killed run left
-    (`.partial`: never trusted, and the caller holds the runner lock, so none is being written)."""
+    """Keep the newest `keep` automatic backups, and always the pinned one: while a pin exists it takes
+    the place of the oldest of those `keep` (so a crash-looping start still keeps `keep` files; with
+    keep=1, the newest stays too, so 2). Also removes half-written ones a killed run left (`.partial`:
+    never trusted, and the caller holds the runner lock, so none is being written)."""
     backups = automatic_backups(directory, db_path)
-    removed = backups[:-keep] if keep > 0 else backups
+    kept = backups[-keep:] if keep > 0 else []
+    held = pinned(directory, db_path)
+    if held is not None and held not in kept:
+        kept = kept[1:] if len(kept) > 1 else kept
+        kept.append(held)
+    removed = [p for p in backups if p not in kept]
     if directory.is_dir():
-        pattern = re.compile(re.escape(db_path.stem) + r"-\d{8}T\d{6}_\d{6}Z\.sqlite3\.partial")
+        pattern = re.compile(re.escape(database_tag(db_path)) + rf"-{_STAMP}\.sqlite3\.partial")
         removed += [p for p in directory.iterdir() if pattern.fullmatch(p.name)]
     for path in removed:
         path.unlink(missing_ok=True)

@@ -6,6 +6,11 @@ check the live rows (violations refuse, losses need confirmation) -> confirm (be
 human deciding never blocks another runner) -> take the runner lock -> back up -> apply each in its
 own transaction (history re-checked inside it) -> on failure restore the backup, unless other
 connections wrote since it was taken -> prune old backups.
+
+A crash-looping deploy (a migration failing on every start while the application writes) must not
+prune away the state from before it: the first failed run's backup is pinned (`backup.pin`) until a
+run succeeds, and pruning keeps it. A failed run still prunes (each start takes a new full copy, which
+would otherwise fill the disk): the newest `keep` backups, one of which is the pinned one.
 """
 
 from __future__ import annotations
@@ -40,6 +45,11 @@ class HistoryMismatch(TablemigrateError):
 
 class NotConfirmed(TablemigrateError):
     exit_code = 1
+
+
+class MigrationInterrupted(MigrationFailed):
+    """A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) stopped a migration: it was rolled back,
+    and the database restored like after any failure. Chained (`__cause__`) to the interrupt."""
 
 
 class DataCheckFailed(TablemigrateError):
@@ -179,24 +189,49 @@ def _apply_all(target: Target, migrations: list[Migration], direction: str, take
         saved = target.backups_dir / backups.backup_name(target.path or Path(target.alias))
         backups.take_backup(conn, saved)
         logger.info("migration backup written to %s", saved)
+        _pin_unless_pinned(target, saved)
     signals.pre_run.send(sender=Migration, database=target.alias, direction=direction, migrations=names)
     started = time.perf_counter()
     error: BaseException | None = None
     done: list[Migration] = []
+    running = ""
     try:
         for m in migrations:
+            running = f"migration {m.name} ({direction})"
             if _apply_one(target, m, direction, writers):
                 done.append(m)
     except BaseException as exc:
         error = exc
-        raise _recover(target, exc, history_before, saved, writers) from exc
+        raise _with_kept_backup(target, _recover(target, exc, history_before, saved, writers, running)) from exc
     finally:
         signals.post_run.send(sender=Migration, database=target.alias, direction=direction,
                               migrations=names, error=error, duration=time.perf_counter() - started)
+        if error is None and target.path is not None:
+            backups.unpin(target.backups_dir, target.path)  # a run succeeded: pruning by age again
         if take_backup and target.path is not None:  # after failures too: a crash-looping start
             for old in backups.prune(target.backups_dir, target.path, keep):  # must not fill the disk
                 logger.info("migration backup pruned: %s", old)
     return done
+
+
+def _pin_unless_pinned(target: Target, saved: Path) -> None:
+    """Before applying: pin this run's backup unless an earlier, unfinished or failed run's is pinned.
+    Written before the first migration starts, so a run SIGKILLed while applying leaves it pinned."""
+    if target.path is not None and backups.pinned(target.backups_dir, target.path) is None:
+        backups.pin(target.backups_dir, target.path, saved)
+
+
+def _with_kept_backup(target: Target, failure: TablemigrateError) -> TablemigrateError:
+    """Say which backup a failed run leaves pinned, and why (it outlives keep-N pruning)."""
+    if target.path is None or not isinstance(failure, MigrationFailed):
+        return failure
+    held = backups.pinned(target.backups_dir, target.path)
+    if held is None:
+        return failure
+    note = (f"backup {held} is kept until a run succeeds: it holds the database as it was before the first "
+            "failed run")
+    logger.warning(note)
+    return type(failure)(f"{failure}; {note}")
 
 
 class _OtherWriters:
@@ -227,27 +262,36 @@ def _history_names(conn: sqlite3.Connection) -> list[str]:
     return [a.name for a in history.applied(conn)]
 
 
+def _reason(exc: BaseException, running: str) -> str:
+    """Never empty (`str(KeyboardInterrupt())` is ''); an interrupt says which migration it stopped."""
+    why = backups.describe(exc)
+    return f"{running} {why}" if running and not isinstance(exc, Exception) else why
+
+
 def _recover(target: Target, exc: BaseException, history_before: list[str], saved: Path | None,
-             writers: _OtherWriters) -> MigrationFailed:
-    """After a failed migration (already rolled back): put the database back as it was before the run
-    if that loses nothing, and say exactly what state it is in. Whether earlier migrations of the run
-    committed is read from the history table, which each migration writes in its own transaction."""
+             writers: _OtherWriters, running: str = "") -> TablemigrateError:
+    """After a failed or interrupted migration (already rolled back): put the database back as it was
+    before the run if that loses nothing, and say exactly what state it is in. Whether earlier
+    migrations of the run committed is read from the history table, which each migration writes in its
+    own transaction. `running`: the migration that was running, named when an interrupt stopped it."""
     where = f" (backup: {saved})" if saved else ""
     now = _history_names(target.conn)
     if isinstance(exc, DatabaseLocked) and now == history_before:
         return exc
+    why = _reason(exc, running)
+    failed = MigrationInterrupted if isinstance(exc, KeyboardInterrupt) else MigrationFailed
     if now == history_before:
         logger.error("migration failed and was rolled back; the database is unchanged")
-        return MigrationFailed(f"{exc}; rolled back, the database is unchanged{where}")
+        return failed(f"{why}; rolled back, the database is unchanged{where}")
     earlier = ", ".join(sorted(set(now) ^ set(history_before)))
     if saved is None:
-        return MigrationFailed(f"{exc}; rolled back, but {earlier} (applied earlier in this run, no backup "
-                               "taken) stay applied")
+        return failed(f"{why}; rolled back, but {earlier} (applied earlier in this run, no backup "
+                      "taken) stay applied")
     try:  # check the backup first: the check takes time, and a write landing meanwhile must count
         backups.verify(saved)
     except backups.BackupError as bad:
-        return MigrationFailed(f"{exc}; rolled back, but the backup cannot be restored ({bad}): {earlier} "
-                               "(applied earlier in this run) stay applied; the history table matches the schema")
+        return failed(f"{why}; rolled back, but the backup cannot be restored ({bad}): {earlier} "
+                      "(applied earlier in this run) stay applied; the history table matches the schema")
 
     def nobody_else_wrote(conn: sqlite3.Connection) -> bool:  # asked under the write lock
         writers.check(conn)  # commits since our rollback, including while the backup was checked
@@ -261,17 +305,17 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
             if restored:
                 backups.restore(target.conn, saved, verified=True)
     except (sqlite3.Error, backups.BackupError) as bad:
-        return MigrationFailed(f"{exc}; rolled back, but restoring the backup {saved} failed ({bad}): {earlier} "
-                               "(applied earlier in this run) stay applied; the history table matches the schema")
+        return failed(f"{why}; rolled back, but restoring the backup {saved} failed ({backups.describe(bad)}): "
+                      f"{earlier} (applied earlier in this run) stay applied; the history table matches the schema")
     if not restored:
         logger.error("migration failed; backup %s NOT restored: other connections wrote since it was taken",
                      saved)
-        return MigrationFailed(
-            f"{exc}; rolled back. {earlier} stay applied and the backup {saved} was NOT restored, because "
+        return failed(
+            f"{why}; rolled back. {earlier} stay applied and the backup {saved} was NOT restored, because "
             "other connections wrote to the database after it was taken and restoring would lose their "
             "data; the history table matches the schema")
     logger.error("migration failed; database restored from backup %s", saved)
-    return MigrationFailed(f"{exc}; the database was restored from backup {saved}")
+    return failed(f"{why}; the database was restored from backup {saved}")
 
 
 def _apply_one(target: Target, m: Migration, direction: str, writers: _OtherWriters) -> bool:
@@ -288,13 +332,14 @@ def _apply_one(target: Target, m: Migration, direction: str, writers: _OtherWrit
                                should_apply=still_needed, after_rollback=writers.rolled_back)
         verb = "applied" if direction == "up" else "reverted"
         if done:
-            logger.info("migration %s %s (%.0f ms)", m.name, verb, (time.perf_counter() - started) * 1000)
+            logger.info("migration %s %s (%.0f ms)", m.name, verb, (time.perf_counter() - started) * 1000,
+                        extra={"tablemigrate_migration": m.name})  # the command prints it on stdout
         else:
             logger.info("migration %s already %s by another runner", m.name, verb)
         return done
     except BaseException as exc:
         error = exc
-        logger.error("migration %s failed: %s", m.name, exc)
+        logger.error("migration %s failed: %s", m.name, backups.describe(exc))
         raise
     finally:
         signals.post_migration.send(sender=Migration, database=target.alias, name=m.name, direction=direction,

@@ -1,9 +1,11 @@
 """Named snapshots, the listing of snapshots and automatic backups, and restore from either.
 
 Snapshots are full copies made with the online backup API (mode 0600, checked), kept in
-`<backups>/snapshots/<name>.sqlite3`, never pruned. A restore takes a safety backup of the current
-state first, copies through the backup API onto the live database (safe with WAL and with other open
-connections) and folds the WAL back into the file, all under the runner lock.
+`<backups>/snapshots/<stem>-<key>/<name>.sqlite3` (one directory per database, see
+`backup.database_key`), never pruned. A restore refuses a file taken from another database unless the
+live one is empty or the caller says so; it takes a safety backup of the current state first, copies
+through the backup API onto the live database (safe with WAL and with other open connections) and
+folds the WAL back into the file, all under the runner lock.
 """
 
 from __future__ import annotations
@@ -38,16 +40,29 @@ def check_name(name: str) -> str:
     return name
 
 
-def snapshot_dir(backups_dir: Path) -> Path:
-    return backups_dir / "snapshots"
+def snapshot_dir(backups_dir: Path, db_path: Path | None = None) -> Path:
+    """Where the snapshots of the database at `db_path` live (without it: the shared directory that
+    holds one directory per database, and the snapshots of versions before per-database keys)."""
+    shared = backups_dir / "snapshots"
+    return shared if db_path is None else shared / backups.database_tag(db_path)
 
 
-def snapshot_path(backups_dir: Path, name: str) -> Path:
-    return snapshot_dir(backups_dir) / f"{check_name(name)}.sqlite3"
+def snapshot_path(backups_dir: Path, name: str, db_path: Path | None = None) -> Path:
+    """The snapshot `name` of the database at `db_path`. Without `db_path` the path is in the shared
+    directory; `restore` then takes it to mean this database's snapshot of that name."""
+    return snapshot_dir(backups_dir, db_path) / f"{check_name(name)}.sqlite3"
 
 
-def take_snapshot(conn: sqlite3.Connection, backups_dir: Path, name: str) -> Path:
-    path = snapshot_path(backups_dir, name)
+def database_path(conn: sqlite3.Connection) -> Path:
+    """The file behind `conn` (SQLite's own answer, `PRAGMA database_list`)."""
+    name = conn.execute("PRAGMA database_list").fetchone()[2]
+    if not name:
+        raise ConfigurationError("an in-memory or temporary database has no snapshots")
+    return Path(name)
+
+
+def take_snapshot(conn: sqlite3.Connection, backups_dir: Path, name: str, db_path: Path | None = None) -> Path:
+    path = snapshot_path(backups_dir, name, db_path or database_path(conn))
     if path.exists():
         raise ConfigurationError(f"snapshot {name!r} already exists ({path}); choose another name")
     return backups.take_backup(conn, path)
@@ -82,8 +97,10 @@ def _entry(kind: str, name: str, path: Path) -> Entry:
 
 
 def listing(backups_dir: Path, db_path: Path) -> list[Entry]:
-    """Named snapshots (by name), then automatic backups of this database (oldest first)."""
-    snaps = sorted(snapshot_dir(backups_dir).glob("*.sqlite3")) if snapshot_dir(backups_dir).is_dir() else []
+    """Named snapshots of this database (by name), then its automatic backups (oldest first). Files of
+    other databases sharing `backups_dir` are not listed."""
+    own = snapshot_dir(backups_dir, db_path)
+    snaps = sorted(own.glob("*.sqlite3")) if own.is_dir() else []
     out = [_entry("snapshot", p.stem, p) for p in snaps]
     out += [_entry("backup", p.name, p) for p in backups.automatic_backups(backups_dir, db_path)]
     return out
@@ -109,14 +126,48 @@ def _quiet_moment(conn: sqlite3.Connection, timeout: float) -> int:
     return conn.execute("PRAGMA data_version").fetchone()[0]
 
 
+def _is_empty(conn: sqlite3.Connection) -> bool:
+    """No table, index, view or trigger: nothing a restore could overwrite (a new, empty file)."""
+    return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+
+
+def check_origin(conn: sqlite3.Connection, db_path: Path, source: Path, allow_other_database: bool) -> None:
+    """Refuse to restore a file that was not taken from this database (or whose origin is unknown) over
+    a database that holds anything, unless `allow_other_database`: a backup of `app.db` restored over
+    `app.sqlite3` silently replaces one application's data with another's. Onto an empty database
+    (disaster recovery onto a new file) any verified file is accepted."""
+    origin = backups.origin_key(source)
+    if origin == backups.database_key(db_path) or allow_other_database or _is_empty(conn):
+        return
+    what = (f"{source} was taken from another database (key {origin}; {db_path} has key "
+            f"{backups.database_key(db_path)})" if origin is not None else
+            f"{source} does not record which database it was taken from (not written by tablemigrate, "
+            "or by a version before backups named their database)")
+    raise RestoreRefused(f"refusing to restore: {what}; nothing was changed. If it really is meant for "
+                         f"{db_path}, restore it with allow_other_database=True (`restore --from-other-database`)")
+
+
+def _own_snapshot(source: Path, backups_dir: Path, db_path: Path) -> Path:
+    """A path in the shared snapshots directory that does not exist (built without the database, as
+    `snapshot_path(dir, name)`) means this database's snapshot of that name."""
+    if not source.exists() and source.parent == snapshot_dir(backups_dir) and _NAME.fullmatch(source.stem):
+        own = snapshot_path(backups_dir, source.stem, db_path)
+        if own.exists():
+            return own
+    return source
+
+
 def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: Path,
-            lock_timeout: float) -> Path:
+            lock_timeout: float, *, allow_other_database: bool = False) -> Path:
     """Restore `source` over the live database; returns the safety backup of the state it replaced.
 
-    The safety backup must hold everything the restore overwrites: it is taken again if another
-    connection committed meanwhile (PRAGMA data_version), and the copy starts right after a moment with
-    no writer. Stop the application for a restore: a write committed in the microseconds between that
-    moment and the copy taking the lock is not in the safety backup."""
+    A file taken from another database is refused (RestoreRefused, nothing changed) unless the live
+    database is empty or `allow_other_database`. The safety backup must hold everything the restore
+    overwrites: it is taken again if another connection committed meanwhile (PRAGMA data_version), and
+    the copy starts right after a moment with no writer. Stop the application for a restore: a write
+    committed in the microseconds between that moment and the copy taking the lock is not in the
+    safety backup."""
+    source = _own_snapshot(source, backups_dir, db_path)
     try:
         if source.resolve() == db_path.resolve() or (source.exists() and db_path.exists()
                                                       and os.path.samefile(source, db_path)):
@@ -125,6 +176,7 @@ def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: 
     except backups.BackupError as exc:
         raise RestoreRefused(f"refusing to restore: {exc}; nothing was changed") from None
     with run_lock(db_path, lock_timeout):
+        check_origin(conn, db_path, source, allow_other_database)  # under the lock: no run adds tables
         for _attempt in range(3):
             version = _quiet_moment(conn, lock_timeout)
             safety = backups.take_backup(conn, backups_dir / backups.backup_name(db_path))
