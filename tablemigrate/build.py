@@ -11,11 +11,15 @@ import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from django.apps import apps as global_apps
 from django.db import connections, models, router
 from django.db.backends.sqlite3.base import DatabaseWrapper
 from django.db.utils import ConnectionHandler
+
+if TYPE_CHECKING:
+    from .plan import RuntimeValue
 
 
 _counter = itertools.count()
@@ -35,6 +39,15 @@ def private_database(name: str = ":memory:") -> Iterator[DatabaseWrapper]:
     finally:
         wrapper.close()
         del connections[alias]
+
+
+def unconnected_wrapper() -> DatabaseWrapper:
+    """A Django SQLite wrapper that is never connected, with the default settings of an SQLite
+    database: its operations convert values exactly as any SQLite connection of the project would
+    (time zone: UTC under USE_TZ, as a database without TIME_ZONE)."""
+    settings = ConnectionHandler().configure_settings(
+        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}})["default"]
+    return DatabaseWrapper(settings, "__tablemigrate_unconnected")
 
 
 def raw(wrapper: DatabaseWrapper) -> sqlite3.Connection:
@@ -61,9 +74,50 @@ def build_from_models(wrapper: DatabaseWrapper, model_list: Iterable[type[models
     raw(wrapper).executescript("BEGIN;\n" + "\n".join(editor.collected_sql) + "\nCOMMIT;")
 
 
+#: Field options that do not change the value Django computes and stores for a default; left out of the
+#: field a `FillColumn` carries so the module shows what matters.
+_IRRELEVANT_OPTIONS = ("verbose_name", "help_text", "db_index", "unique", "db_column", "db_comment",
+                       "db_tablespace", "choices", "validators", "editable", "error_messages", "primary_key",
+                       "unique_for_date", "unique_for_month", "unique_for_year", "db_collation",
+                       "db_default", "serialize")
+
+
+def computed_at_run_time(fld: models.Field) -> bool:
+    """Whether Django's `effective_default` for `fld` is computed anew each time (a callable default,
+    `auto_now`/`auto_now_add`): the value then belongs to the moment the migration runs, not to
+    `generate`. Follows the order of `BaseDatabaseSchemaEditor._effective_default`."""
+    if fld.has_default():
+        return callable(fld.default)
+    if getattr(fld, "generated", False):
+        return False
+    if not fld.null and fld.blank and fld.empty_strings_allowed:
+        return False
+    return bool(getattr(fld, "auto_now", False) or getattr(fld, "auto_now_add", False))
+
+
+def runtime_field(fld: models.Field) -> models.Field | None:
+    """An unbound copy of `fld` holding only what decides its effective default and its conversion,
+    when Django's migration serializer can write it into a module (None otherwise: a lambda default,
+    say, which Django's own migrations refuse too)."""
+    from django.db.migrations.writer import MigrationWriter
+
+    if fld.is_relation:  # the value names a row of another table: it needs that model, not a bare field
+        return None
+    _name, _path, args, kwargs = fld.deconstruct()
+    for option in _IRRELEVANT_OPTIONS:
+        kwargs.pop(option, None)
+    try:
+        copy = type(fld)(*args, **kwargs)
+        MigrationWriter.serialize(copy)
+    except (ValueError, TypeError):
+        return None
+    return copy
+
+
 class FieldDefaults:
-    """Backfill values for NOT NULL columns, from the models' Python-side defaults (Django's own
-    `effective_default`: `default=`, '' for blank text fields, now() for auto_now)."""
+    """Values for existing rows when a column is added or becomes NOT NULL, from the models'
+    Python-side defaults by Django's own `effective_default` (`default=`, '' for blank text fields, now
+    for auto_now/auto_now_add), as Django's AddField/AlterField compute them."""
 
     def __init__(self, wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]]):
         from .fingerprint import with_m2m_tables
@@ -71,12 +125,30 @@ class FieldDefaults:
         self.wrapper = wrapper
         self.models = {m._meta.db_table.lower(): m for m in with_m2m_tables(model_list)}
 
-    def literal(self, table: str, column: str) -> str | None:
+    def _field(self, table: str, column: str) -> models.Field | None:
         model = self.models.get(table.lower())
-        fld = next((f for f in model._meta.local_concrete_fields if f.column.lower() == column.lower()),
-                   None) if model is not None else None
+        if model is None:
+            return None
+        return next((f for f in model._meta.local_concrete_fields if f.column.lower() == column.lower()), None)
+
+    def literal(self, table: str, column: str) -> str | None:
+        """The value as an SQL literal computed now (None: Django gives existing rows no value)."""
+        fld = self._field(table, column)
         if fld is None:
             return None
-        with self.wrapper.schema_editor(collect_sql=True, atomic=False) as editor:
-            value = editor.effective_default(fld)
-            return None if value is None else editor.quote_value(value)
+        editor = self.wrapper.SchemaEditorClass(self.wrapper, collect_sql=True)
+        value = editor.effective_default(fld)
+        return None if value is None else editor.quote_value(value)
+
+    def value(self, table: str, column: str) -> str | RuntimeValue | None:
+        """`literal`, or for a value computed anew each time (callable default, auto_now) a
+        `RuntimeValue`: the migration computes it when it runs, as Django's migrate would. A field the
+        module cannot carry (a lambda default, a relation) keeps the value computed now."""
+        from .plan import RuntimeValue
+
+        literal = self.literal(table, column)
+        fld = self._field(table, column)
+        if literal is None or fld is None or not computed_at_run_time(fld):
+            return literal
+        carried = runtime_field(fld)
+        return literal if carried is None else RuntimeValue(carried, placeholder=literal)

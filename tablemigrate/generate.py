@@ -18,11 +18,12 @@ from django.db import models
 
 from .apply import apply_migration
 from .build import FieldDefaults, build_from_models, private_database, raw
-from .diff import Renames, TableChange, diff_schemas, rename_candidates
+from .diff import RenameCandidate, Renames, TableChange, diff_schemas, rename_candidates
 from .errors import ConfigurationError, GenerateError, MigrationFailed
 from .introspect import cache_is_private, cache_path, introspect, persistent_cache
 from .loader import SNAPSHOT_NAME, Migration, checksum, history_checksum, load_migrations, load_source, migration_files
-from .plan import PlannedMigration, column_sources, needed_values, plan_changes
+from .plan import (PlannedMigration, Values, added_nullable_columns, column_sources, needed_values,
+                   plan_changes)
 from .fingerprint import models_fingerprint
 from .schema import Schema, Table, same_tables
 from .sqltext import quote, readonly_uri, user_objects
@@ -53,6 +54,9 @@ class GenerateResult:
     modules: list[GeneratedModule]
     directory: Path
     render_snapshot: Callable[[], str] = field(repr=False)  # rendered only when written
+    #: With no changes: why `schema.sql` on disk does not describe the history and the models (None when
+    #: it does). `generate` rewrites it; `generate --check` fails on it.
+    stale_snapshot: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -90,26 +94,63 @@ def _describe_mismatch(got: dict[str, Table], want: dict[str, Table]) -> str:
     return ", ".join(keys[:10]) or "(indexes or constraints)"
 
 
-def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Questioner) -> dict:
-    values: dict[tuple[str, str], str] = {}
+def rename_option(cand: RenameCandidate) -> str:
+    """The `--rename` option that declares `cand`."""
+    if cand.kind == "table":
+        return f"--rename {cand.old}:{cand.new}"
+    return f"--rename {cand.table}.{cand.old}:{cand.new}"
+
+
+def _rename_hint(unasked: list[RenameCandidate], table: str, column: str) -> str:
+    """' If blog_post.body was renamed to content, pass --rename blog_post.body:content.' or ''."""
+    for cand in unasked:
+        if cand.kind == "column" and cand.table.lower() == table.lower() and cand.new.lower() == column.lower():
+            return f" If {cand.table}.{cand.old} was renamed to {cand.new}, pass `{rename_option(cand)}`."
+    return ""
+
+
+def _hint_renames(plans: list[PlannedMigration], unasked: list[RenameCandidate]) -> None:
+    """Drops and adds that look like renames nobody was asked about (--noinput): each one's plan says
+    which `--rename` keeps the values, among the reasons the command prints and `run` asks about."""
+    for cand in unasked:
+        for plan in plans:
+            if cand.kind == "column" and plan.kind == "alter" and plan.table.lower() == cand.table.lower():
+                plan.destructive.append(
+                    f"column {cand.table}.{cand.old} looks renamed to {cand.new} (same definition), but no "
+                    f"rename was declared: this drops its values; to keep them, generate with "
+                    f"`{rename_option(cand)}`")
+            elif cand.kind == "table" and plan.kind == "drop" and plan.table.lower() == cand.old.lower():
+                plan.destructive.append(
+                    f"table {cand.old} looks renamed to {cand.new} (same columns), but no rename was declared: "
+                    f"this drops its rows; to keep them, generate with `{rename_option(cand)}`")
+
+
+def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Questioner,
+            unasked: list[RenameCandidate]) -> Values:
+    values: Values = {}
     for table, column in needed_values(changes):
-        literal = defaults.literal(table, column)
-        if literal is None:
-            literal = questioner.value(
+        value = defaults.value(table, column)
+        if value is None:
+            value = questioner.value(
                 f"Column {table}.{column} is NOT NULL with no default, and existing rows need a value. "
                 "Enter a one-off SQL literal (e.g. 0 or 'unknown')")
-        if literal is None:
+        if value is None:
             raise GenerateError(
-                f"column {table}.{column} is NOT NULL with no default: existing rows need a value. "
-                "Give the field a default, make it nullable, or run generate interactively to enter one")
-        values[(table.lower(), column.lower())] = literal
+                f"column {table}.{column} is NOT NULL with no default: existing rows need a value."
+                f"{_rename_hint(unasked, table, column)} Otherwise give the field a default, make it "
+                "nullable, or run generate interactively to enter one")
+        values[(table.lower(), column.lower())] = value
+    for table, column in added_nullable_columns(changes):  # Django's AddField fills these too
+        value = defaults.value(table, column)
+        if value is not None:
+            values[(table.lower(), column.lower())] = value
     for ch in changes:  # nullable -> NOT NULL: existing NULLs take the model's default when it has one
         if ch.kind != "alter" or ch.old is None or ch.new is None:
             continue
         for new_key, old_key in column_sources(ch.old, ch.new, ch.column_renames).items():
             col = ch.new.columns[new_key]
             if col.notnull and not ch.old.columns[old_key].notnull and not col.generated:
-                literal = defaults.literal(ch.new.name, col.name)
+                literal = defaults.value(ch.new.name, col.name)
                 if literal is None and col.default is not None:
                     literal = f"({col.default})"
                 if literal is None:
@@ -133,31 +174,41 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
         build_from_models(b_db, model_list)
         b = introspect(raw(b_db))
         recorded = _recorded(directory)
-        snapshot_schema = _snapshot_schema(directory, recorded)
-        if not write and not (renames.tables or renames.columns) and snapshot_schema == b.fingerprint():
+        header = read_snapshot_header(directory)
+        snapshot_schema = _snapshot_schema(header, recorded)
+        fingerprints: list[str] = []
+
+        def fingerprint() -> str:  # computed once, and only when needed
+            if not fingerprints:
+                fingerprints.append(models_fingerprint(model_list))
+            return fingerprints[0]
+
+        if (not write and not (renames.tables or renames.columns) and snapshot_schema == b.fingerprint()
+                and header.get("models", fingerprint()) == fingerprint()):
             # `--check`/`--dry-run` with nothing to do: database A is never built (a fresh CI checkout
             # would otherwise parse every table twice). Nothing is written; a refresh takes the full path.
             # The header's fingerprint was taken from A after the modules that produced it had been
-            # applied and verified; another schema (triggers and views included) does not match.
+            # applied and verified; another schema (triggers and views included) does not match, nor
+            # does a header recording other models (W002 would warn) or another history.
             return GenerateResult([], directory, lambda: render_snapshot(b, history_checksum(recorded),
-                                                                          models_fingerprint(model_list)))
+                                                                          fingerprint()))
         a_conn = raw(a_db)
-        existing, a = _database_a(directory, a_conn, recorded, snapshot_schema)
+        existing, a, body_ok = _database_a(directory, a_conn, recorded, snapshot_schema)
         _ask_renames(a, b, renames, questioner)
         try:
             changes = diff_schemas(a, b, renames)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        def fingerprint() -> str:
-            return models_fingerprint(model_list)
-
         if not changes:
             result = GenerateResult([], directory, lambda: render_snapshot(a, history_checksum(existing),
-                                                                          fingerprint()))
+                                                                          fingerprint()),
+                                    _stale_snapshot(directory, header, existing, a, fingerprint, body_ok))
         else:
-            values = _values(changes, FieldDefaults(b_db, model_list), questioner)
-            result = _modules(directory, plan_changes(changes, values), label, now, existing, a_conn, a, b,
-                              fingerprint)
+            unasked = [] if questioner.interactive else rename_candidates(a, b, renames)
+            values = _values(changes, FieldDefaults(b_db, model_list), questioner, unasked)
+            plans = plan_changes(changes, values)
+            _hint_renames(plans, unasked)
+            result = _modules(directory, plans, label, now, existing, a_conn, a, b, fingerprint)
         if write:
             _write(result)
     return result
@@ -175,23 +226,43 @@ def _recorded(directory: Path) -> list[_Recorded]:
     return [_Recorded(p.stem, checksum(p.read_bytes())) for p in migration_files(directory)]
 
 
-def _snapshot_schema(directory: Path, recorded: list[_Recorded]) -> str | None:
+def _snapshot_schema(header: dict[str, str], recorded: list[_Recorded]) -> str | None:
     """The schema fingerprint `schema.sql`'s header records, when the header records exactly this
     history (names and file checksums); None otherwise."""
-    header = read_snapshot_header(directory)
     if recorded and header.get("history") == history_checksum(recorded):
         return header.get("schema") or None
     return None
 
 
+def _stale_snapshot(directory: Path, header: dict[str, str], existing: list, a: Schema,
+                    fingerprint: Callable[[], str], body_ok: bool | None) -> str | None:
+    """Why `schema.sql` does not describe the history (`existing`, whose schema is `a`) and the models,
+    or None when it does. A snapshot without a `models` line (written by `baseline`) records no models."""
+    if not (directory / SNAPSHOT_NAME).is_file():
+        return f"{SNAPSHOT_NAME} is missing" if existing else None
+    if header.get("history") != history_checksum(existing):
+        return (f"{SNAPSHOT_NAME} records another migration history than the modules in {directory} "
+                "(a module was added, edited or deleted after it was written)")
+    if header.get("schema") != a.fingerprint():
+        return f"{SNAPSHOT_NAME} records another schema than the migration history produces"
+    if body_ok is False:
+        return f"{SNAPSHOT_NAME}'s statements do not build the schema its header records (edited by hand?)"
+    if header.get("models", fingerprint()) != fingerprint():
+        return f"{SNAPSHOT_NAME} records other models than the current ones (system check tablemigrate.W002)"
+    return None
+
+
 def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recorded],
-                snapshot_schema: str | None) -> tuple[list, Schema]:
+                snapshot_schema: str | None) -> tuple[list, Schema, bool | None]:
     """Database A: from `schema.sql` when its header records exactly this history (`snapshot_schema`
     set) and that fingerprint matches what the file's statements build; otherwise by importing and
-    replaying every module. Returns the history entries and A's schema."""
+    replaying every module. Returns the history entries, A's schema, and whether the snapshot's
+    statements built the schema its header records (None: not tried, the header records another history)."""
     if snapshot_schema:
-        built = cache_path(directory, f"-A-{snapshot_schema[:32]}.sqlite3")
         try:
+            text = (directory / SNAPSHOT_NAME).read_bytes()
+            # Keyed by the file's bytes, so a cached A stands for exactly these statements.
+            built = cache_path(directory, f"-A-{checksum(text)[:32]}.sqlite3")
             conn.execute("PRAGMA foreign_keys = OFF")
             if cache_is_private(built) and built.is_file():  # pages copied: nothing to parse
                 cached = sqlite3.connect(readonly_uri(built), uri=True)
@@ -200,11 +271,11 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
                 finally:
                     cached.close()
             else:  # a private, empty database: executescript's implicit COMMIT ends nothing early
-                conn.executescript((directory / SNAPSHOT_NAME).read_text(encoding="utf-8"))
+                conn.executescript(text.decode("utf-8"))
                 _keep(conn, built)
             a = introspect(conn)
             if a.fingerprint() == snapshot_schema:  # whatever built it, it must be the recorded schema
-                return recorded, a
+                return recorded, a, True
         except (OSError, sqlite3.Error, ValueError):
             pass
         _empty(conn)  # the snapshot does not describe the history: replay it instead
@@ -214,7 +285,7 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
             apply_migration(conn, m, "up", run_python=False)
     except MigrationFailed as exc:
         raise GenerateError(f"replaying the migration history failed: {exc}") from exc
-    return existing, introspect(conn)
+    return existing, introspect(conn), (False if snapshot_schema else None)
 
 
 def _keep(conn: sqlite3.Connection, path: Path) -> None:

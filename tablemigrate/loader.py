@@ -47,10 +47,11 @@ def checksum(data: bytes) -> str:
 
 
 def migration_files(directory: Path) -> list[Path]:
-    """Migration modules in apply order. A missing directory means no history yet."""
+    """Migration modules in apply order: by name (the file stem, what the history table records), as
+    plain string comparison. A missing directory means no history yet."""
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.glob("*.py") if not p.name.startswith(("_", ".")))
+    return sorted((p for p in directory.glob("*.py") if not p.name.startswith(("_", "."))), key=lambda p: p.stem)
 
 
 def _steps(value: Any, where: str, attr: str) -> list[Step]:

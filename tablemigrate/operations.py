@@ -253,3 +253,61 @@ def _restore_sequence(conn: sqlite3.Connection, table: str, saved: int) -> None:
                            (saved, table))
     if updated.rowcount == 0:
         conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, saved))
+
+
+class FillColumn(Operation):
+    """Set `column` in every existing row of `table` (only where it IS NULL with `only_null`) to the value
+    Django's AddField/AlterField gives existing rows: `field`'s effective default, computed when the
+    migration runs (a callable default is called then, `auto_now`/`auto_now_add` take the time then) and
+    converted for SQLite by Django's own code for that field type. Evaluated once per application, as
+    Django's schema editor does. Nothing to undo: `down` drops or rebuilds the column anyway.
+
+    `field` is an unbound Django field (the module writes it as Django's migration serializer does, e.g.
+    `models.DateTimeField(auto_now_add=True, null=True)`); constants never need this operation."""
+
+    def __init__(self, table: str, column: str, field: Any, *, only_null: bool = False):
+        self.table = table
+        self.column = column
+        self.field = field
+        self.only_null = only_null
+
+    def __repr__(self) -> str:
+        return f"FillColumn({self.table!r}, {self.column!r})"
+
+    def _update_sql(self, value: str) -> str:
+        where = f" WHERE {quote(self.column)} IS NULL" if self.only_null else ""
+        return f"UPDATE {quote(self.table)} SET {quote(self.column)} = {value}{where}"
+
+    def describe(self) -> str:
+        """What the value is, in words (summaries and previews)."""
+        f = self.field
+        kind = type(f).__name__
+        if f.has_default():
+            target = f.default
+            name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+            return f"{kind} default {name}() called when the migration runs"
+        flag = "auto_now_add" if getattr(f, "auto_now_add", False) else "auto_now"
+        return f"{kind} {flag}: the time when the migration runs"
+
+    def sql_preview(self) -> list[str]:
+        return [f"-- {self.column}: {self.describe()}, stored as Django stores a {type(self.field).__name__}",
+                self._update_sql("?")]
+
+    def literal(self, conn: sqlite3.Connection) -> str:
+        """The value as an SQL literal, by Django's schema editor (`effective_default`, `quote_value`),
+        with the settings (time zone) of the Django connection that owns `conn` when there is one."""
+        from django.db import connections
+
+        wrapper = next((w for w in connections.all(initialized_only=True)
+                        if getattr(w, "connection", None) is conn and w.vendor == "sqlite"), None)
+        if wrapper is None:  # a plain sqlite3 connection: Django's defaults for an SQLite database
+            from .build import unconnected_wrapper
+
+            wrapper = unconnected_wrapper()
+        editor = wrapper.SchemaEditorClass(wrapper, collect_sql=True)
+        if self.field.name is None:
+            self.field.set_attributes_from_name(self.column)
+        return editor.quote_value(editor.effective_default(self.field))
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        conn.execute(self._update_sql(self.literal(conn)))

@@ -8,17 +8,32 @@ change; everything else becomes a `RebuildTable` (the 12-step procedure, in oper
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
+from typing import Any, Union
 
 from . import sqltext
 from .diff import TableChange
 from .loader import Step
-from .operations import RebuildTable
+from .operations import FillColumn, RebuildTable
 from .schema import Column, ForeignKey, Table, Unique
 from .sqltext import quote
 
-# (table lower, column lower) -> SQL literal for existing rows
-Values = dict[tuple[str, str], str]
+
+
+@dataclass(frozen=True)
+class RuntimeValue:
+    """A value for existing rows that Django computes anew each time (a callable default, auto_now):
+    the migration computes it when it runs (`FillColumn`). `placeholder` is the value computed at
+    generate time; it only fills a NOT NULL column while the table is rebuilt, and is replaced."""
+
+    field: Any  # an unbound Django field carrying the default
+    placeholder: str
+
+
+Value = Union[str, RuntimeValue]  # an SQL literal computed at generate time, or a RuntimeValue
+# (table lower, column lower) -> value for existing rows
+Values = dict[tuple[str, str], Value]
 
 
 @dataclass
@@ -79,6 +94,55 @@ def column_sources(frm: Table, to: Table, renames: dict[str, str]) -> dict[str, 
     return sources
 
 
+def display_type(declared: str) -> str:
+    """A normalised declared type as people write it: `varchar(100)`, `decimal(10, 2)`."""
+    text = re.sub(r"\s*\(\s*", "(", declared)
+    text = re.sub(r"\s*\)", ")", text)
+    return re.sub(r"\s*,\s*", ", ", text) or "(no type)"
+
+
+def describe_value(value: Value) -> str:
+    if isinstance(value, RuntimeValue):
+        return FillColumn("", "", value.field).describe()
+    return value
+
+
+def column_change(old: Column, new: Column) -> str:
+    """What changed in a column, in a few words (`varchar(100) → varchar(150), NOT NULL added`)."""
+    parts = []
+    if old.type != new.type:
+        parts.append(f"{display_type(old.type)} → {display_type(new.type)}")
+    if old.notnull != new.notnull:
+        parts.append("NOT NULL added" if new.notnull else "NOT NULL dropped")
+    if old.default != new.default:
+        parts.append(f"default {old.default or 'none'} → {new.default or 'none'}")
+    if old.collation != new.collation:
+        parts.append(f"collation {old.collation or 'none'} → {new.collation or 'none'}")
+    if bool(old.pk) != bool(new.pk) or (old.pk and old.pk != new.pk):
+        parts.append("primary key added" if new.pk and not old.pk else
+                     "primary key dropped" if old.pk and not new.pk else "primary key order changed")
+    if (old.generated, old.generated_kind) != (new.generated, new.generated_kind):
+        parts.append(f"generated {old.generated_kind or 'no'} ({old.generated or '-'}) → "
+                     f"{new.generated_kind or 'no'} ({new.generated or '-'})")
+    return ", ".join(parts) or "definition"
+
+
+def added_nullable_columns(changes: list[TableChange]) -> list[tuple[str, str]]:
+    """(table, column) of added nullable columns with no SQL default: Django's AddField still gives
+    existing rows the field's effective default when it has one (a BooleanField(null=True,
+    default=True) matches `filter(flag=True)` on old rows too)."""
+    out = []
+    for ch in changes:
+        if ch.kind != "alter":
+            continue
+        assert ch.old is not None and ch.new is not None
+        sources = column_sources(ch.old, ch.new, ch.column_renames)
+        for key, col in ch.new.columns.items():
+            if key not in sources and not col.notnull and col.default is None and not col.generated:
+                out.append((ch.new.name, col.name))
+    return out
+
+
 def needed_values(changes: list[TableChange]) -> list[tuple[str, str]]:
     """(table, column) of added NOT NULL columns with no SQL default: existing rows need a value."""
     out = []
@@ -116,10 +180,10 @@ def _rename_fk(fk: ForeignKey, own: dict[str, str], ctx: _Context, self_key: str
     )
 
 
-def _transition(old: Table, new: Table, renames: dict[str, str], values: dict[str, str],
+def _transition(old: Table, new: Table, renames: dict[str, str], values: dict[str, Value],
                 ctx: _Context) -> _Transition:
     """Steps that turn table `old` into `new`. `renames`: old col -> new col (lower); `values`:
-    new col (lower) -> literal for existing rows."""
+    new col (lower) -> value for existing rows (a literal, or a RuntimeValue computed at run time)."""
     t = new.name
     source = column_sources(old, new, renames)
     added = [k for k in new.columns if k not in source]
@@ -146,7 +210,8 @@ def _transition(old: Table, new: Table, renames: dict[str, str], values: dict[st
         destructive.append(f"drops column {t}.{old.columns[k].name} and the values in it")
         summary.append(f"drop column {old.columns[k].name}")
     for k in added:
-        summary.append(f"add column {new.columns[k].name}")
+        filled = f" (existing rows: {describe_value(values[k])})" if k in values else ""
+        summary.append(f"add column {new.columns[k].name}{filled}")
     for a, b in renamed_columns.items():
         summary.append(f"rename column {a} to {b}")
 
@@ -178,7 +243,7 @@ def _transition(old: Table, new: Table, renames: dict[str, str], values: dict[st
         null_default = c.default is None or c.default == "null"
         return (not c.pk and c.generated_kind != "stored" and _is_constant(c.default)
                 and not (c.notnull and null_default) and not (k in fk_cols and not null_default)
-                and k not in values)
+                and not isinstance(values.get(k), str))  # a constant goes into the rebuild's copy
 
     def can_drop(k: str) -> bool:
         c = old.columns[k]
@@ -192,7 +257,7 @@ def _transition(old: Table, new: Table, renames: dict[str, str], values: dict[st
               and all(can_drop(k) for k in dropped))
 
     for oc, nc in changed_columns:
-        summary.append(f"alter column {nc.name}")
+        summary.append(f"alter column {nc.name}: {column_change(oc, nc)}")
         if affinity(oc.type) != affinity(nc.type) and affinity(nc.type) in ("INTEGER", "REAL", "NUMERIC"):
             destructive.append(f"changes the type of {t}.{nc.name} from {oc.type or 'none'} to {nc.type}: "
                                "values that do not convert are stored as they are or lose precision")
@@ -202,6 +267,10 @@ def _transition(old: Table, new: Table, renames: dict[str, str], values: dict[st
     if old.key != new.key:
         steps.append(f"ALTER TABLE {quote(old.name)} RENAME TO {quote(new.name)}")
     steps += [f"ALTER TABLE {quote(t)} RENAME COLUMN {quote(a)} TO {quote(b)}" for a, b in renamed_columns.items()]
+    # Values computed when the migration runs: after the column exists (added columns), or before the
+    # rebuild makes it NOT NULL (existing NULLs), as Django's AddField / AlterField compute them then.
+    fill_after = [FillColumn(t, new.columns[k].name, v.field) for k, v in values.items()
+                  if isinstance(v, RuntimeValue) and k in added]
     if native:
         steps += [f"ALTER TABLE {quote(t)} DROP COLUMN {quote(old.columns[k].name)}" for k in dropped]
         steps += [f"ALTER TABLE {quote(t)} ADD COLUMN {new.columns[k].definition}" for k in added]
@@ -210,16 +279,23 @@ def _transition(old: Table, new: Table, renames: dict[str, str], values: dict[st
         for key, col in new.columns.items():
             if col.generated:
                 continue
+            value = values.get(key)
             if key in source:
                 expr = quote(col.name)
-                if col.notnull and not old.columns[source[key]].notnull and key in values:
-                    expr = f"COALESCE({expr}, {values[key]})"
-                    destructive.append(f"NULLs in {t}.{col.name} become {values[key]}")
+                if col.notnull and not old.columns[source[key]].notnull and value is not None:
+                    if isinstance(value, RuntimeValue):
+                        steps.append(FillColumn(t, col.name, value.field, only_null=True))
+                    else:
+                        expr = f"COALESCE({expr}, {value})"
+                    destructive.append(f"NULLs in {t}.{col.name} become {describe_value(value)}")
                 copy[col.name] = expr
-            elif key in values:
-                copy[col.name] = values[key]
+            elif isinstance(value, str):
+                copy[col.name] = value
+            elif isinstance(value, RuntimeValue) and col.notnull:
+                copy[col.name] = value.placeholder  # replaced by the FillColumn that follows
         steps.append(RebuildTable(t, sqltext.pretty_create_table(new.sql), copy))
         summary.append("rebuild table (SQLite cannot ALTER this change)")
+    steps += fill_after
     steps += [i.raw for i in create_indexes]
     summary += [f"add index {i.name}" for i in create_indexes]
     return _Transition(steps, destructive, summary)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from .errors import GenerateError
 from .loader import SNAPSHOT_NAME, Step
-from .operations import RebuildTable, RunPython
+from .operations import FillColumn, RebuildTable, RunPython
 from .plan import PlannedMigration
 from .schema import Schema
 
@@ -24,8 +25,19 @@ def py_string(text: str, indent: str = "") -> str:
     return repr(text)
 
 
+def _serialized(step: FillColumn) -> tuple[str, set[str]]:
+    """The field as Django's migration writer writes it, with the imports it needs."""
+    from django.db.migrations.writer import MigrationWriter
+
+    return MigrationWriter.serialize(step.field)
+
+
 def _render_step(step: Step, indent: str) -> str:
     inner = indent + "    "
+    if isinstance(step, FillColumn):
+        only_null = ", only_null=True" if step.only_null else ""
+        return (f"{indent}FillColumn({step.table!r}, {step.column!r}, {_serialized(step)[0]}{only_null}),"
+                f"  # {step.describe()}\n")
     if isinstance(step, RebuildTable):
         copy_lines = "".join(f"{inner}    {k!r}: {v!r},\n" for k, v in step.copy.items())
         return (f"{indent}RebuildTable(\n"
@@ -61,8 +73,7 @@ def render_module(plan: PlannedMigration, label: str, when: datetime) -> str:
            f"Label:       {label or '-'}\n"
            f"Destructive: {destructive}\n")
     doc = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    uses_rebuild = any(isinstance(s, RebuildTable) for s in plan.up + plan.down)
-    imports = "from tablemigrate.operations import RebuildTable\n\n" if uses_rebuild else ""
+    imports = _imports(plan.up + plan.down)
     return (f'"""{doc}"""\n\n{imports}'
             f"table = {plan.table!r}\n"
             f"label = {label!r}\n"
@@ -71,21 +82,50 @@ def render_module(plan: PlannedMigration, label: str, when: datetime) -> str:
             + "\n" + _render_list("up", plan.up) + "\n" + _render_list("down", plan.down))
 
 
+def _imports(steps: list[Step]) -> str:
+    operations = sorted({type(s).__name__ for s in steps if isinstance(s, (RebuildTable, FillColumn))})
+    lines: set[str] = set()
+    for step in steps:
+        if isinstance(step, FillColumn):
+            lines |= _serialized(step)[1]
+    if operations:
+        lines.add(f"from tablemigrate.operations import {', '.join(operations)}")
+    # Django's writer puts `import x` lines before `from x import y`; so do we, each group sorted.
+    ordered = sorted(lines, key=lambda line: (line.startswith("from "), line.split()[1]))
+    return "".join(line + "\n" for line in ordered) + ("\n" if ordered else "")
+
+
 def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "table"
 
 
+STAMP = "%Y%m%d_%H%M%S"
+
+
 def module_names(plans: list[PlannedMigration], when: datetime, existing: list[str]) -> list[str]:
-    """File stems that sort after every existing module, in plan order: TIMESTAMP_NN_VERB_TABLE."""
-    stamp = when.strftime("%Y%m%d_%H%M%S")
-    first = 1
-    stamped = [e for e in existing if re.match(r"\d{8}_\d{6}_\d+_", e)]
+    """File stems that sort after every existing module, in plan order: TIMESTAMP_NN_VERB_TABLE.
+
+    Names sort by their fixed-width 15-character timestamp first, so a batch always takes a timestamp
+    of its own, later than every existing one: when the clock has not moved past the newest existing
+    timestamp (two generates in one second, a clock behind the history), the newest plus one second.
+    Within a batch the counter has one width for the whole batch (at least 2 digits), so it sorts too.
+    A counter is never continued from another batch, whose width may differ (`_061` < `_06_`)."""
+    stamp = when.strftime(STAMP)
+    stamped = [e for e in existing if re.match(r"\d{8}_\d{6}_", e)]
     latest = max((e[:15] for e in stamped), default="")
-    if stamp <= latest:  # a second generate within the same second, or a clock behind the history
-        stamp = latest
-        first = 1 + max(int(e.split("_")[2]) for e in stamped if e.startswith(latest))
-    width = max(2, len(str(first + len(plans) - 1)))
-    return [f"{stamp}_{i:0{width}d}_{p.verb}_{slug(p.table)}" for i, p in enumerate(plans, first)]
+    if stamp <= latest:
+        try:
+            stamp = (datetime.strptime(latest, STAMP) + timedelta(seconds=1)).strftime(STAMP)
+        except (ValueError, OverflowError):  # a hand-made 20241399_000000_..., or the year 9999
+            stamp = ""
+    width = max(2, len(str(len(plans))))
+    names = [f"{stamp}_{i:0{width}d}_{p.verb}_{slug(p.table)}" for i, p in enumerate(plans, 1)]
+    last = max(existing, default="")
+    if names and (not stamp or names[0] <= last):
+        raise GenerateError(f"the existing migration module {last} sorts after any name generate can give, "
+                            "so new modules would run before it: rename it with a YYYYMMDD_HHMMSS_ prefix "
+                            "before it is applied anywhere, or move it out of the directory")
+    return names
 
 
 def render_snapshot(schema: Schema, history_checksum: str, models: str | None = None) -> str:
