@@ -615,11 +615,7 @@ class Command(BaseCommand):
                                 right={3}):
                 self.stdout.write(line)
         # ...and is what a user reaches for when the database is damaged: list first, then say so.
-        target = self._file_target(options)
-        problem = target.conn.execute("PRAGMA quick_check").fetchone()[0]
-        if problem != "ok":
-            raise CommandError(f"database {target.path} is corrupt (quick_check: {problem}); restore a backup "
-                               "listed above with `manage.py tablemigrate restore --backup NAME`", returncode=2)
+        self._quick_check(self._file_target(options))
 
     def _paths(self, options: dict[str, Any]) -> tuple[Path, Path]:
         """The database file and its backups directory, without opening the database."""
@@ -665,10 +661,25 @@ class Command(BaseCommand):
         from tablemigrate.introspect import introspect
         from tablemigrate.report import describe
 
-        lines = describe(introspect(self._target(options).conn), options["table"])
+        target = self._target(options)
+        lines = describe(introspect(target.conn), options["table"])
         if not lines and options["table"]:
             raise CommandError(f"no table {options['table']!r} in the database", returncode=2)
+        # The schema is read from the first page alone; a damaged table would go unnoticed, so the
+        # table shown (or, without one, the whole file) is checked before it is presented as the truth.
+        self._quick_check(target, options["table"])
         self.stdout.write("\n".join(lines) if lines else "The database has no tables.")
+
+    @staticmethod
+    def _quick_check(target, table: str | None = None) -> None:
+        """`PRAGMA quick_check` (of one table and its indexes when given): exit 2 when it finds damage."""
+        from tablemigrate.sqltext import quote
+
+        sql = f"PRAGMA quick_check({quote(table)})" if table else "PRAGMA quick_check"
+        problem = target.conn.execute(sql).fetchone()[0]
+        if problem != "ok":
+            raise CommandError(f"database {target.path or ':memory:'} is corrupt (quick_check: {problem}); restore "
+                               "a backup (`manage.py tablemigrate snapshots` lists them)", returncode=2)
 
     def handle_stats(self, options: dict[str, Any]) -> None:
         from tablemigrate.report import aligned, database_facts, table_stats
