@@ -419,6 +419,9 @@ def pin(directory: Path, db_path: Path, backup: Path) -> None:
             os.close(fd)
         os.replace(tmp, path)
         _fsync(directory)
+    except OSError as exc:
+        _discard(tmp)
+        raise BackupError(f"cannot write the pin {path}: {describe(exc)}; nothing was changed") from None
     except BaseException:
         _discard(tmp)
         raise

@@ -199,8 +199,10 @@ def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: 
                 raise ConfigurationError(
                     f"{source} has a different page size than the live WAL database; close the other "
                     f"connections to it and retry (the database was not changed; safety backup: {safety})") from None
-            backups.restore(conn, source, verified=True, timeout=lock_timeout)
-            conn.execute("PRAGMA journal_mode = WAL")
+            try:
+                backups.restore(conn, source, verified=True, timeout=lock_timeout)
+            finally:  # also after an error or an interrupt: the application expects its WAL mode
+                conn.execute("PRAGMA journal_mode = WAL")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return safety

@@ -126,6 +126,37 @@ def test_crash_loop_keeps_the_pre_deploy_backup_until_a_run_succeeds(project):
     assert len(after) == 5 and not pre[0].exists()  # pruning by age resumes
 
 
+def test_a_run_killed_while_applying_leaves_its_backup_pinned(project, tmp_path):
+    import signal
+    import sys
+    import time
+    from pathlib import Path
+
+    target, d = project
+    runner.run(target, d)
+    marker = tmp_path / "in-0003"
+    module(d, "0002_add", "up = ['CREATE TABLE u (x)']\n")
+    module(d, "0003_slow", "import pathlib, time\n\ndef up(db):\n"
+           f"    pathlib.Path({str(marker)!r}).touch()\n    time.sleep(60)\n")
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, str(root / "tests" / "reliability" / "runner_process.py"),
+                             str(target.path), str(d)], cwd=root, env=dict(os.environ, PYTHONPATH=str(root)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.exists(), proc.stderr.read() if proc.poll() is not None else "timed out"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    held = backups.pinned(target.backups_dir, target.path)  # 0002 committed, nothing was restored
+    assert held is not None and rows(held, "SELECT name FROM tablemigrate_history") == [("0001_create",)]
+    module(d, "0003_slow", "up = ['CREATE TABLE fast (x)']\n")
+    assert [m.name for m in runner.run(target, d)] == ["0003_slow"]
+    assert backups.pinned(target.backups_dir, target.path) is None
+
+
 def test_a_failed_run_pins_its_backup_and_the_pin_counts_within_keep(project):
     target, d = project
     runner.run(target, d)
