@@ -288,11 +288,9 @@ def test_inspect_prints_types_as_declared(edge):
 def test_stats_and_snapshots_are_aligned_columns_with_headers(edge):
     modules(edge.parent / "m", **{
         "0001_a": "up = ['CREATE TABLE a (x)', 'INSERT INTO a VALUES (1)']\n",
-        "0002_much_longer_name": "up = ['CREATE TABLE much_longer_name (x)', "
-                                 "'INSERT INTO much_longer_name SELECT value FROM generate_series(1, 12345)']\n"
-        if sqlite3.sqlite_version_info >= (3, 46) else
-        "up = ['CREATE TABLE much_longer_name (x)', 'WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
-        "FROM n WHERE i < 12345) INSERT INTO much_longer_name SELECT i FROM n']\n"})
+        "0002_much_longer_name": "up = ['CREATE TABLE much_longer_name (x)', 'WITH RECURSIVE n(i) AS (SELECT 1 "
+                                 "UNION ALL SELECT i + 1 FROM n WHERE i < 12345) INSERT INTO much_longer_name "
+                                 "SELECT i FROM n']\n"})
     tm("run", "--noinput", verbosity=0)
     tm("snapshot", "--name", "first-snapshot-with-a-long-name", verbosity=0)
     out, _ = tm("stats")
