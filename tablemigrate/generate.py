@@ -272,9 +272,10 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
                     cached.close()
             else:  # a private, empty database: executescript's implicit COMMIT ends nothing early
                 conn.executescript(text.decode("utf-8"))
-                _keep(conn, built)
             a = introspect(conn)
             if a.fingerprint() == snapshot_schema:  # whatever built it, it must be the recorded schema
+                if not built.is_file():
+                    _keep(conn, built)  # only a build that matched its header is kept
                 return recorded, a, True
         except (OSError, sqlite3.Error, ValueError):
             pass

@@ -24,7 +24,7 @@ from tablemigrate.build import private_database, raw
 from tablemigrate.errors import GenerateError
 from tablemigrate.generate import generate
 from tablemigrate.loader import load_migrations, migration_files
-from tablemigrate.operations import FillColumn
+from tablemigrate import operations
 from tablemigrate.plan import PlannedMigration
 from tablemigrate.writer import SNAPSHOT_NAME, module_names
 
@@ -147,7 +147,7 @@ def test_nulls_of_a_column_becoming_not_null_take_the_callable_default_at_run_ti
     new = post_model(stamp=models.DateTimeField(default=stamp_now))
     with mock.patch("django.utils.timezone.now", return_value=GENERATED_AT):
         (module,) = generate(d, [new], now=GENERATED_AT).modules
-    assert any(isinstance(s, FillColumn) and s.only_null for s in module.plan.up)
+    assert any(isinstance(s, operations.FillColumn) and s.only_null for s in module.plan.up)
     run_at(conn, d, applied, RUN_AT)
     rows = conn.execute("SELECT id, stamp FROM blog_post ORDER BY id").fetchall()
     assert rows == [(1, "2031-06-07 08:09:10.222222"), (2, "2020-01-01 00:00:00"),
@@ -190,7 +190,7 @@ def test_fill_column_previews_its_sql_and_is_undone_by_the_column_going_away(tmp
     d = tmp_path / "m"
     generate(d, [post_model()])
     (module,) = generate(d, [post_model(created_at=models.DateTimeField(auto_now_add=True, null=True))]).modules
-    fill = next(s for s in module.plan.up if isinstance(s, FillColumn))
+    fill = next(s for s in module.plan.up if isinstance(s, operations.FillColumn))
     assert fill.sql_preview()[-1] == 'UPDATE "blog_post" SET "created_at" = ?'
     assert module.plan.down == ['ALTER TABLE "blog_post" DROP COLUMN "created_at"']
 
@@ -219,8 +219,9 @@ def test_module_names_always_sort_in_creation_order(batches):
 
 
 def test_names_committed_by_older_versions_keep_sorting_before_new_ones(tmp_path):
-    # what the old counter wrote in one second: _01.._60, then a second generate continuing at _061
-    old = [f"20300101_000000_{i:02d}_create_t" for i in range(1, 61)] + ["20300101_000000_061_create_u"]
+    # what the old counter wrote in one second: _01.._99, then a second generate continuing at _100
+    old = [f"20300101_000000_{i:02d}_create_t" for i in range(1, 100)]
+    old += [f"20300101_000000_{i}_create_u" for i in range(100, 106)]
     new = module_names(plans(3), datetime.datetime(2030, 1, 1), old)
     assert all(n > o for n in new for o in old)
     for name in old + new:
@@ -330,3 +331,54 @@ def test_noinput_names_the_rename_option_when_a_rename_was_likely(tmp_path):
     moved.tables["Author"].db_table = "blog_writer"
     dropped = [m for m in generate(d, build_models(moved), write=False).modules if m.plan.kind == "drop"]
     assert any("--rename blog_author:blog_writer" in r for m in dropped for r in m.plan.destructive)
+
+
+# item 8 through the real command: show, run (validation, data checks, backup), a later --check -----------
+
+def test_the_example_project_fills_old_rows_through_show_and_run(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    shutil.copy(root / "manage.py", tmp_path)
+    shutil.copytree(root / "example_project", tmp_path / "example_project",
+                    ignore=shutil.ignore_patterns("*.sqlite3*", "backups", "__pycache__"))
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("EXAMPLE_", "DJANGO_SETTINGS"))}
+    env["PYTHONPATH"] = str(tmp_path)
+
+    def manage(*args: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, "manage.py", "tablemigrate", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+        return proc
+
+    manage("run", "--noinput")
+    db = tmp_path / "example_project" / "db.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.executescript("""
+        INSERT INTO users_user VALUES (1, 'ann', 'a@x', '', 1, '2024-01-01');
+        INSERT INTO posts_post VALUES (1, 1, 'Hello', 'body', 1, '2024-01-01');
+        INSERT INTO posts_post VALUES (2, 1, 'Again', 'body', 0, '2024-01-02');
+    """)
+    conn.close()
+    models_py = tmp_path / "example_project" / "posts" / "models.py"
+    models_py.write_text(models_py.read_text().replace(
+        "    body = models.TextField()\n",
+        "    body = models.TextField()\n    featured = models.BooleanField(null=True, default=True)\n"
+        "    seen_at = models.DateTimeField(auto_now_add=True, null=True)\n"))
+    out = manage("generate", "AddFlags", "--noinput").stdout
+    assert "add column featured (existing rows: 1)" in out and "add column seen_at (existing rows:" in out
+    assert "UPDATE \"posts_post\" SET \"seen_at\" = ?" in manage("show").stdout
+    before = datetime.datetime.now(UTC).replace(tzinfo=None)
+    manage("run", "--noinput")
+    after = datetime.datetime.now(UTC).replace(tzinfo=None)
+    conn = sqlite3.connect(db)
+    got = conn.execute("SELECT id, featured, seen_at FROM posts_post ORDER BY id").fetchall()
+    conn.close()
+    assert [(i, f) for i, f, _ in got] == [(1, 1), (2, 1)]
+    stamps = {s for _, _, s in got}
+    assert len(stamps) == 1  # computed once for the migration
+    stamp = datetime.datetime.fromisoformat(stamps.pop())
+    assert before <= stamp <= after  # when `run` ran (UTC, as Django stores it under USE_TZ)
+    assert manage("generate", "--check", "--noinput").stdout.strip() == "No changes detected"

@@ -731,7 +731,7 @@ class Command(BaseCommand):
             if result.stale_snapshot and options["check"]:
                 raise CommandError(f"{result.stale_snapshot}: run `manage.py tablemigrate generate` to rewrite "
                                    "it, and commit it with the modules", returncode=1)
-            stale = f"; {'rewrote' if write else 'generate would rewrite'} it because {result.stale_snapshot}"
+            stale = f"; {'rewrote' if write else 'generate would rewrite'} schema.sql: {result.stale_snapshot}"
             self._say("No changes detected" + (stale if result.stale_snapshot else ""))
             return
         if options["check"]:
