@@ -282,10 +282,12 @@ class FillColumn(Operation):
         """What the value is, in words (summaries and previews)."""
         f = self.field
         kind = type(f).__name__
-        if f.has_default():
+        if f.has_default() and callable(f.default):
             target = f.default
             name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
             return f"{kind} default {name}() called when the migration runs"
+        if f.has_default():
+            return f"{kind} default {f.default!r}"
         flag = "auto_now_add" if getattr(f, "auto_now_add", False) else "auto_now"
         return f"{kind} {flag}: the time when the migration runs"
 

@@ -20,7 +20,6 @@ from .schema import Column, ForeignKey, Table, Unique
 from .sqltext import quote
 
 
-
 @dataclass(frozen=True)
 class RuntimeValue:
     """A value for existing rows that Django computes anew each time (a callable default, auto_now):
