@@ -169,6 +169,17 @@ def test_a_callable_default_is_imported_by_path_and_called_once_per_run(tmp_path
     assert any("next_code() called when the migration runs" in line for line in module.plan.summary)
 
 
+def test_a_default_no_module_can_import_is_computed_at_generate_time(tmp_path):
+    """A lambda (Django's own migrations refuse to serialize one): the value generate computes."""
+    d = tmp_path / "m"
+    conn = live_with_rows(tmp_path / "live.sqlite3", d, post_model())
+    applied = {m.name for m in load_migrations(d)}
+    (module,) = generate(d, [post_model(rank=models.IntegerField(null=True, default=lambda: 7))]).modules
+    assert "FillColumn" not in module.text and "add column rank (existing rows: 7)" in module.plan.summary
+    apply_new(conn, d, applied)
+    assert conn.execute("SELECT DISTINCT rank FROM blog_post").fetchall() == [(7,)]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_field_kind_fills_existing_rows_as_djangos_add_field(kind, tmp_path):
     """Constant defaults of every kind the round trip uses, nullable and NOT NULL: same stored values."""
@@ -345,7 +356,7 @@ def test_the_example_project_fills_old_rows_through_show_and_run(tmp_path):
     shutil.copytree(root / "example_project", tmp_path / "example_project",
                     ignore=shutil.ignore_patterns("*.sqlite3*", "backups", "__pycache__"))
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("EXAMPLE_", "DJANGO_SETTINGS"))}
-    env["PYTHONPATH"] = str(tmp_path)
+    env["PYTHONPATH"] = f"{tmp_path}:{root}"  # this checkout's tablemigrate, whatever the venv installed
 
     def manage(*args: str) -> subprocess.CompletedProcess:
         proc = subprocess.run([sys.executable, "manage.py", "tablemigrate", *args], cwd=tmp_path, env=env,
