@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from . import sqltext
 from .introspect import introspect_table
 from .loader import Migration
-from .operations import RebuildTable
+from .operations import FillColumn, RebuildTable
 from .plan import affinity
 from .rehearse import Effects, StatementKey, rehearse
 from .schema import Table
@@ -192,6 +192,18 @@ class _Checker:
             if exact is not None and exact in target.columns:
                 self._type_change(table, src, name, ctype, target.columns[exact].type, target.strict)
 
+    def fill(self, step: FillColumn) -> None:
+        """A column set to its default in every row (or every NULL): values it holds now are replaced.
+        Only its own table's rows change; later steps are still checked against everything else."""
+        src = self.source(step.table)
+        key = step.column.lower()
+        if src is not None and not self._rows_changed(step.table) and key in src.columns and not step.only_null:
+            name = src.columns[key][0]
+            n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(name)} IS NOT NULL")
+            if n:
+                self.add("loss", f"{_rows(n, 'value')} in {step.table}.{name} would be replaced by {step.describe()}")
+        self.changed.add(step.table.lower())
+
     def _live_table(self, table: str, src: _Source) -> Table | None:
         """The live table's structure, when the copy reads it under its own names (no renames)."""
         if src.sql != quote(table):
@@ -332,6 +344,8 @@ def check(conn: sqlite3.Connection, migrations: list[Migration], direction: str 
             try:
                 if isinstance(step, RebuildTable):
                     checker.rebuild(step)
+                elif isinstance(step, FillColumn):
+                    checker.fill(step)
                 elif isinstance(step, str):
                     for index, sql in enumerate(sqltext.split_statements(step)):
                         checker.statement(sql, effects.get((m.name, number, index), Effects()))

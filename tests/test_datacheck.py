@@ -176,3 +176,18 @@ def test_a_check_is_scanned_again_when_its_column_compares_differently(db):
     binary = RebuildTable("k", "CREATE TABLE k (id integer PRIMARY KEY, name text CHECK (name = 'A'))",
                           {"id": '"id"', "name": '"name"'})
     assert [k for k, _m in found(db, binary)] == ["violation"]
+
+
+def test_a_fill_changes_only_its_own_table_and_counts_values_it_replaces(db):
+    from django.db import models
+
+    from tablemigrate.operations import FillColumn
+
+    db.execute("CREATE TABLE o (x)")
+    db.execute("INSERT INTO o VALUES (1)")
+    fill = FillColumn("t", "v", models.TextField(default="z"))
+    # the fill overwrites 2 values of t.v, and does not hide the loss in another table that follows it
+    out = found(db, fill, 'DROP TABLE "o"')
+    assert out == [("loss", "2 values in t.v would be replaced by TextField default 'z'"),
+                   ("loss", "dropping o deletes 1 row")]
+    assert found(db, FillColumn("t", "v", models.TextField(default="z"), only_null=True)) == []
