@@ -49,7 +49,7 @@ def test_objects_that_exist_before_the_command_are_frozen_while_it_runs_and_only
     post_migrate.connect(receiver, weak=False)
     try:
         with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=migrations):
-            assert gc.get_freeze_count() == 0
+            gc.unfreeze()  # a host that froze nothing (CPython 3.12 starts with 375 objects of its own frozen)
             call_command("tablemigrate", "run", "--noinput", "--no-backup", verbosity=0)
             assert seen[-1] > 0  # the collector skipped them during the run
             assert gc.get_freeze_count() == 0  # and the host process gets its collector back as it was
