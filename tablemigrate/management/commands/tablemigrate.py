@@ -75,14 +75,15 @@ def _long_lived_objects_frozen(until_exit: bool) -> Iterator[None]:
 
 
 class _Stop:
-    """Which signal stopped the command (None: none did)."""
+    """Which signal stopped the command. None: no handler of ours saw one; a KeyboardInterrupt then
+    came from Python's own SIGINT handler (the read-only commands keep it), so it counts as SIGINT."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
 
     @property
     def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum is not None else "KeyboardInterrupt"
+        return signal.Signals(self.signum if self.signum is not None else signal.SIGINT).name
 
     @property
     def exit_code(self) -> int:
