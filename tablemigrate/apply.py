@@ -51,8 +51,8 @@ def foreign_key_violations(conn: sqlite3.Connection, table: str | None) -> list[
         return conn.execute("PRAGMA foreign_key_check").fetchall()
     involved = [r[0] for r in conn.execute(
         "SELECT DISTINCT m.name FROM sqlite_master AS m LEFT JOIN pragma_foreign_key_list(m.name) AS f "
-        f"WHERE m.type = 'table' AND {sqltext.user_objects('m.name')} AND (lower(m.name) = lower(?1) "
-        "OR lower(f.\"table\") = lower(?1))", (table,))]
+        f"WHERE m.type = 'table' AND {sqltext.user_objects('m.name')} AND (lower(m.name) = lower(:t) "
+        "OR lower(f.\"table\") = lower(:t))", {"t": table})]
     violations: list[tuple] = []
     for name in involved:
         violations.extend(conn.execute(f"PRAGMA foreign_key_check({quote(name)})").fetchall())
