@@ -320,3 +320,14 @@ def test_prompts_without_a_terminal_end_their_line(edge, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "Type 'yes' to continue: yes\n" in out, out
     assert "\nReverted 0001_t" in out, out
+
+
+def test_restore_of_another_databases_file_needs_from_other_database(example, tmp_path):  # noqa: F811
+    db = example / "example_project" / "db.sqlite3"
+    manage(example, "run", "--noinput")
+    foreign = tmp_path / "copied-by-hand.sqlite3"
+    shutil.copy(db, foreign)  # no recorded origin: could be any database's
+    refused = manage(example, "restore", "--backup", str(foreign), "--noinput", check=False)
+    assert refused.returncode == 2 and "--from-other-database" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    manage(example, "restore", "--backup", str(foreign), "--from-other-database", "--noinput")

@@ -308,6 +308,9 @@ class Command(BaseCommand):
         which = rs.add_mutually_exclusive_group(required=True)
         which.add_argument("--name", help="a snapshot made with `snapshot --name`")
         which.add_argument("--backup", metavar="FILE", help="a backup file, or its name as `snapshots` lists it")
+        rs.add_argument("--from-other-database", action="store_true",
+                        help="restore a file taken from another database (or a hand-made copy) over a database "
+                             "that holds data; refused otherwise")
         ins = add("inspect", "Print the live schema as the diff sees it (one table, or all).")
         ins.add_argument("table", nargs="?", help="only this table")
         add("stats", "Tables with row counts and sizes, database facts, pending and last applied migrations.")
@@ -665,7 +668,8 @@ class Command(BaseCommand):
                 raise snapshots.RestoreRefused(f"refusing to restore: {exc}; nothing was changed") from None
         target = self._file_target(options)
         source = self._restore_source(options, target.backups_dir)
-        safety = snapshots.restore(target.conn, target.path, source, target.backups_dir, conf.busy_timeout())
+        safety = snapshots.restore(target.conn, target.path, source, target.backups_dir, conf.busy_timeout(),
+                                   allow_other_database=options["from_other_database"])
         connections[target.alias].close()  # the last connection closing removes the -wal and -shm files
         self._say(self.style.SUCCESS(f"Restored {source}; the previous state was saved to {safety}"))
 
