@@ -126,34 +126,30 @@ def column_change(old: Column, new: Column) -> str:
     return ", ".join(parts) or "definition"
 
 
+def _added_columns(changes: list[TableChange], notnull: bool) -> list[tuple[str, str]]:
+    """(table, column) of the columns the changes add, NOT NULL or nullable, with no SQL default."""
+    out = []
+    for ch in changes:
+        if ch.kind != "alter":
+            continue
+        assert ch.old is not None and ch.new is not None
+        sources = column_sources(ch.old, ch.new, ch.column_renames)
+        for key, col in ch.new.columns.items():
+            if key not in sources and col.notnull == notnull and col.default is None and not col.generated:
+                out.append((ch.new.name, col.name))
+    return out
+
+
 def added_nullable_columns(changes: list[TableChange]) -> list[tuple[str, str]]:
     """(table, column) of added nullable columns with no SQL default: Django's AddField still gives
     existing rows the field's effective default when it has one (a BooleanField(null=True,
     default=True) matches `filter(flag=True)` on old rows too)."""
-    out = []
-    for ch in changes:
-        if ch.kind != "alter":
-            continue
-        assert ch.old is not None and ch.new is not None
-        sources = column_sources(ch.old, ch.new, ch.column_renames)
-        for key, col in ch.new.columns.items():
-            if key not in sources and not col.notnull and col.default is None and not col.generated:
-                out.append((ch.new.name, col.name))
-    return out
+    return _added_columns(changes, notnull=False)
 
 
 def needed_values(changes: list[TableChange]) -> list[tuple[str, str]]:
     """(table, column) of added NOT NULL columns with no SQL default: existing rows need a value."""
-    out = []
-    for ch in changes:
-        if ch.kind != "alter":
-            continue
-        assert ch.old is not None and ch.new is not None
-        sources = column_sources(ch.old, ch.new, ch.column_renames)
-        for key, col in ch.new.columns.items():
-            if key not in sources and col.notnull and col.default is None and not col.generated:
-                out.append((ch.new.name, col.name))
-    return out
+    return _added_columns(changes, notnull=True)
 
 
 @dataclass

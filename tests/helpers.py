@@ -21,6 +21,12 @@ class AutoValue(Questioner):
         return "0"
 
 
+def module(directory: Path, name: str, text: str) -> None:
+    """Write migration module `name` into `directory` (created if needed)."""
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}.py").write_text(text)
+
+
 def apply_new(conn: sqlite3.Connection, directory: Path, applied: set[str]) -> list[Migration]:
     """Apply the modules in `directory` not in `applied`; return them (and record them as applied)."""
     new = [m for m in load_migrations(directory) if m.name not in applied]

@@ -14,11 +14,11 @@ import pytest
 
 from tablemigrate import backup as backups
 from tablemigrate import runner, signals, snapshots
-from tablemigrate.build import private_database, raw
 from tablemigrate.errors import MigrationFailed
 from tablemigrate.runner import Target
 
-from .test_run import dump, file_hash, module
+from .helpers import module
+from .test_run import dump, file_hash, project  # noqa: F401 (the fixture)
 
 
 def objects(conn):
@@ -34,13 +34,6 @@ def rows(path, sql):
         conn.close()
 
 
-@pytest.fixture
-def project(tmp_path):
-    migrations = tmp_path / "tablemigrations"
-    module(migrations, "0001_create", "table = 't'\nup = ['CREATE TABLE t (id integer PRIMARY KEY, v text)', "
-           "\"INSERT INTO t (v) VALUES ('a'), ('b')\"]\ndown = ['DROP TABLE t']\n")
-    with private_database(str(tmp_path / "app.sqlite3")) as db:
-        yield Target("default", raw(db), tmp_path / "app.sqlite3"), migrations
 
 
 # 1. The automatic restore recreates objects in dependency order -----------------------------------

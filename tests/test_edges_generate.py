@@ -30,6 +30,7 @@ from tablemigrate.writer import SNAPSHOT_NAME, module_names
 
 from .helpers import apply_new
 from .modelgen import DEFAULTS, KINDS, FieldSpec, ProjectSpec, TableSpec, build_models
+from .test_generate import blog
 
 UTC = datetime.timezone.utc
 GENERATED_AT = datetime.datetime(2030, 1, 2, 3, 4, 5, 111111, tzinfo=UTC)
@@ -246,15 +247,6 @@ def test_a_hand_named_module_that_sorts_after_every_stamp_is_reported():
 
 
 # item 10 ---------------------------------------------------------------------------------------------
-
-def blog(**extra_post_fields) -> ProjectSpec:
-    spec = ProjectSpec()
-    spec.tables["Author"] = TableSpec("Author", "blog_author", [FieldSpec("name", "char")])
-    post = TableSpec("Post", "blog_post", [FieldSpec("author", "fk", target="Author"), FieldSpec("title", "char")])
-    post.fields += [FieldSpec(name, kind, **kw) for name, (kind, kw) in extra_post_fields.items()]
-    spec.tables["Post"] = post
-    return spec
-
 
 def test_check_refuses_a_snapshot_left_by_a_deleted_module(tmp_path):
     """Change a model, generate, undo the change, delete the module: the models equal the history,

@@ -13,10 +13,9 @@ from tablemigrate.build import private_database, raw
 from tablemigrate.errors import ConfigurationError, MigrationFailed
 from tablemigrate.runner import HistoryMismatch, NotConfirmed, Target
 
+from .helpers import module
 
-def module(directory, name, text):
-    directory.mkdir(exist_ok=True)
-    (directory / f"{name}.py").write_text(text)
+
 
 
 @pytest.fixture
