@@ -300,7 +300,7 @@ def rebuild_sql(db: Path) -> str:
     return "\n".join([
         # what tablemigrate runs: sorter threads, and the whole-row copy (same columns in the same order)
         "PRAGMA foreign_keys = OFF;", f"PRAGMA threads = {SORTER_THREADS};", "BEGIN IMMEDIATE;", new + ";",
-        'INSERT INTO "new__app0_item" SELECT * FROM "app0_item";',
+        'INSERT OR ABORT INTO "new__app0_item" SELECT * FROM "app0_item";',
         'DROP TABLE "app0_item";', 'ALTER TABLE "new__app0_item" RENAME TO "app0_item";',
         *[i + ";" for i in indexes], "PRAGMA foreign_key_check(app0_item);", "COMMIT;"])
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import sqltext
-from .introspect import introspect_table
+from .introspect import introspect_table, shadow_tables
 from .loader import Migration
 from .operations import FillColumn, RebuildTable
 from .plan import affinity
@@ -84,16 +84,29 @@ def _collation(table: Table, key: str) -> str:
     return quote(column.collation) if column is not None and column.collation else "BINARY"
 
 
+@dataclass
+class _RunState:
+    """What earlier pending steps of the whole run did, which the live database has not seen yet."""
+
+    # Tables whose rows earlier steps write (hand-written INSERT/UPDATE/DELETE, a fill; "*": a Python
+    # step, which may write anything). Their live rows say nothing certain about what a later step meets.
+    changed: set[str] = field(default_factory=set)
+    read_from: set[str] = field(default_factory=set)  # tables earlier statements read
+    table_origin: dict[str, str] = field(default_factory=dict)  # current name lower -> live name
+    column_names: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> {live col: current}
+    shadows: set[str] = field(default_factory=set)  # virtual tables' shadow tables in the live database
+
+
 class _Checker:
-    def __init__(self, conn: sqlite3.Connection, migration: Migration, changed: set[str]):
+    def __init__(self, conn: sqlite3.Connection, migration: Migration, state: _RunState):
         self.conn = conn
         self.migration = migration
-        self.changed = changed  # tables whose rows earlier pending steps change: not checked (see check())
         self.findings: list[Finding] = []
-        self.read_from: set[str] = set()  # tables earlier statements of this migration read
-        # Renames done by earlier statements of this migration, which the live database has not seen:
-        self.table_origin: dict[str, str] = {}  # current name lower -> live name
-        self.column_names: dict[str, dict[str, str]] = {}  # current table lower -> {live col lower: current}
+        self.state = state
+        self.changed = state.changed
+        self.read_from = state.read_from
+        self.table_origin = state.table_origin
+        self.column_names = state.column_names
 
     def source(self, table: str) -> _Source | None:
         live_name = self.table_origin.get(table.lower(), table)
@@ -126,7 +139,7 @@ class _Checker:
     def rebuild(self, step: RebuildTable) -> None:
         conn, table = self.conn, step.table
         src = self.source(table)
-        if src is None or self._rows_changed(table):
+        if src is None:
             return
         rows = _count(conn, f"SELECT count(*) FROM {src.sql}")
         if rows == 0:
@@ -134,6 +147,13 @@ class _Checker:
         target = _target_table(step.create, table)
         # Run as RebuildTable runs them: a double-quoted name that is not there is an error, not text.
         copy = {c.lower(): (c, sqltext.without_string_fallback(e)) for c, e in step.copy.items()}
+        if not self._rows_changed(table):  # a violation refuses outright: only on rows known for sure
+            self._violations(table, src, rows, target, copy)
+        self._losses(table, src, copy, target, {c.lower(): e for c, e in step.copy.items()})
+
+    def _violations(self, table: str, src: _Source, rows: int, target: Table,
+                    copy: dict[str, tuple[str, str]]) -> None:
+        conn = self.conn
         live = self._live_table(table, src)
         # Columns copied unchanged from a live column of the same name: what the live table already
         # enforces on them (NOT NULL, UNIQUE, the key, a CHECK) needs no scan of a million rows.
@@ -170,7 +190,6 @@ class _Checker:
                 continue
             if n:
                 self.add("violation", f"{_rows(n)} of {table} would fail CHECK ({check.expr})")
-        self._losses(table, src, copy, target, {c.lower(): e for c, e in step.copy.items()})
 
     def _losses(self, table: str, src: _Source, copy: dict[str, tuple[str, str]], target: Table,
                 shown: dict[str, str]) -> None:
@@ -182,13 +201,18 @@ class _Checker:
             exact = verbatim.get(sqltext.normalize(quote(name)))
             if key in copy and exact != key:
                 expr = copy[key][1]
-                n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE ({expr}) IS NOT {quote(name)}")
+                # Exactly: not under the column's collation or affinity, which would take 'Alice' for
+                # lower('Alice') (NOCASE) or '007' for CAST('007' AS INTEGER).
+                n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE NOT ((({expr}) COLLATE BINARY) IS "
+                                      f"({quote(name)} COLLATE BINARY) AND typeof({expr}) = typeof({quote(name)}))")
                 if n:
-                    self.add("loss", f"{_rows(n, 'value')} of {table}.{name} would change to {shown[key]}")
+                    self.add("loss", f"{_rows(n, 'value')} of {table}.{name} would change to {shown[key]}"
+                                     + self._estimate(table))
             elif exact is None:
                 n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(name)} IS NOT NULL")
                 if n:
-                    self.add("loss", f"{_rows(n, 'value')} in {table}.{name} would be dropped (column not copied)")
+                    self.add("loss", f"{_rows(n, 'value')} in {table}.{name} would be dropped (column not copied)"
+                                     + self._estimate(table))
             if exact is not None and exact in target.columns:
                 self._type_change(table, src, name, ctype, target.columns[exact].type, target.strict)
 
@@ -197,11 +221,12 @@ class _Checker:
         Only its own table's rows change; later steps are still checked against everything else."""
         src = self.source(step.table)
         key = step.column.lower()
-        if src is not None and not self._rows_changed(step.table) and key in src.columns and not step.only_null:
+        if src is not None and key in src.columns and not step.only_null:
             name = src.columns[key][0]
             n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(name)} IS NOT NULL")
             if n:
-                self.add("loss", f"{_rows(n, 'value')} in {step.table}.{name} would be replaced by {step.describe()}")
+                self.add("loss", f"{_rows(n, 'value')} in {step.table}.{name} would be replaced by {step.describe()}"
+                                 + self._estimate(step.table))
         self.changed.add(step.table.lower())
 
     def _live_table(self, table: str, src: _Source) -> Table | None:
@@ -275,6 +300,11 @@ class _Checker:
 
     # plain SQL ---------------------------------------------------------------------------------
 
+    def _estimate(self, table: str) -> str:
+        """Losses are still counted on a table earlier steps write (never skipped: confirming them is
+        what keeps data); the count is then of the rows as they are now."""
+        return " (counted before earlier steps of this run change its rows)" if self._rows_changed(table) else ""
+
     def _rows_changed(self, table: str) -> bool:
         return "*" in self.changed or table.lower() in self.changed or \
             self.table_origin.get(table.lower(), table).lower() in self.changed
@@ -284,22 +314,23 @@ class _Checker:
         quoting, `main.` and the statement's shape are SQLite's business, not ours."""
         for table in effects.dropped_tables:
             src = self.source(table)
-            if src is None or self._rows_changed(table):
+            if src is None or table.lower() in self.state.shadows:  # shadows go with their virtual table
                 continue
             n = _count(self.conn, f"SELECT count(*) FROM {src.sql}")
-            if n:
+            if n or self._rows_changed(table):
                 # Whether an earlier INSERT ... SELECT kept those rows (all of them? every column?) is
                 # known only by running it: a drop of rows is always a loss to confirm.
                 copied = (" (an earlier statement copies from it: confirm the copy keeps what you need)"
                           if table.lower() in self.read_from else "")
-                self.add("loss", f"dropping {table} deletes {_rows(n)}{copied}")
+                rows = _rows(n) if n else "the rows earlier steps of this run write into it"
+                self.add("loss", f"dropping {table} deletes {rows}{copied}" + (self._estimate(table) if n else ""))
         for table, column in effects.dropped_columns:
             src = self.source(table)
-            if src is None or self._rows_changed(table) or column.lower() not in src.columns:
+            if src is None or column.lower() not in src.columns:
                 continue
             n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(column)} IS NOT NULL")
             if n:
-                self.add("loss", f"{_rows(n, 'value')} in {table}.{column} would be dropped")
+                self.add("loss", f"{_rows(n, 'value')} in {table}.{column} would be dropped" + self._estimate(table))
         for old, new in effects.renamed_tables:
             self.rename_table(old, new)
         for table, old, new in effects.renamed_columns:
@@ -334,12 +365,12 @@ def check(conn: sqlite3.Connection, migrations: list[Migration], direction: str 
     if effects is None:
         effects = rehearse(conn, migrations, direction)
     findings: list[Finding] = []
-    # Tables whose rows an earlier pending step changes (hand-written INSERT/UPDATE/DELETE; a Python step
-    # changes anything): their live rows say nothing about what a later step will meet, so they are not
-    # checked; the constraints still stop a migration at apply time, and the database is restored.
-    changed: set[str] = set()
+    # Tables whose rows an earlier pending step changes are not checked for violations (an UPDATE may
+    # fix the NULLs a NOT NULL rebuild meets; the constraints still stop the migration at apply time, and
+    # the database is restored), but their losses are always counted, on the rows as they are now.
+    state = _RunState(shadows=shadow_tables(conn))
     for m in migrations:
-        checker = _Checker(conn, m, changed)
+        checker = _Checker(conn, m, state)
         for number, step in enumerate(m.steps(direction), 1):
             try:
                 if isinstance(step, RebuildTable):
@@ -350,7 +381,7 @@ def check(conn: sqlite3.Connection, migrations: list[Migration], direction: str 
                     for index, sql in enumerate(sqltext.split_statements(step)):
                         checker.statement(sql, effects.get((m.name, number, index), Effects()))
                 else:
-                    changed.add("*")
+                    state.changed.add("*")
             except sqlite3.OperationalError as exc:  # an object an earlier pending migration creates
                 logger.debug("data check skipped a step of %s: %s", m.name, exc)
             except (StopIteration, IndexError, ValueError):  # SQL shaped unlike what we recognise

@@ -64,10 +64,13 @@ class RebuildTable(Operation):
         return name
 
     def _copy_sql(self, target: str, where: str = "", whole_rows: bool = False) -> str:
+        # OR ABORT overrides a conflict clause of the new table: `UNIQUE ON CONFLICT REPLACE` would delete
+        # colliding rows (and the row count would not show it), `NOT NULL ON CONFLICT REPLACE` rewrite NULLs.
         if whole_rows:
-            return f"INSERT INTO {quote(target)} SELECT * FROM {quote(self.table)}"
+            return f"INSERT OR ABORT INTO {quote(target)} SELECT * FROM {quote(self.table)}"
         cols = ", ".join(quote(c) for c in self.copy)
-        return f"INSERT INTO {quote(target)} ({cols}) SELECT {self._select_list()} FROM {quote(self.table)}{where}"
+        return (f"INSERT OR ABORT INTO {quote(target)} ({cols}) SELECT {self._select_list()} "
+                f"FROM {quote(self.table)}{where}")
 
     def _select_list(self) -> str:
         """The copy expressions as they run: a name that is not there is an error, never a string

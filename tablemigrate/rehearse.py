@@ -101,8 +101,8 @@ def _effects(actions: list[tuple[int, str | None, str | None, str | None]], befo
              after: Columns) -> Effects:
     out = Effects()
     for action, arg1, arg2, db in actions:
-        if action == sqlite3.SQLITE_DROP_TABLE and db == "main" and arg1:
-            out.dropped_tables.append(arg1)
+        if action in (sqlite3.SQLITE_DROP_TABLE, sqlite3.SQLITE_DROP_VTABLE) and db == "main" and arg1:
+            out.dropped_tables.append(arg1)  # a virtual table's shadow tables too: the checks skip those
         elif action == sqlite3.SQLITE_ALTER_TABLE and arg1 == "main" and arg2 and arg2.lower() in before:
             _altered(out, before[arg2.lower()], before, after)
     dropped = {t.lower() for t in out.dropped_tables}

@@ -121,7 +121,7 @@ def _copies_run(conn, rebuild, name):
     conn.set_trace_callback(seen.append)
     apply_migration(conn, Migration(name, [rebuild], None, table=rebuild.table))
     conn.set_trace_callback(None)
-    return [s for s in seen if s.startswith("INSERT INTO")]
+    return [s for s in seen if s.startswith("INSERT OR ABORT INTO")]
 
 
 def test_whole_row_copy_uses_sqlites_transfer_and_keeps_every_value(conn):
@@ -131,10 +131,10 @@ def test_whole_row_copy_uses_sqlites_transfer_and_keeps_every_value(conn):
     widen = RebuildTable("item", 'CREATE TABLE "item" ("id" integer PRIMARY KEY, "code" varchar(40) NOT NULL, '
                                  '"n" integer, "b" blob)', {c: f'"{c}"' for c in ("id", "code", "n", "b")})
     conn.execute(widen.create.replace('"item"', "probe"))  # SQLite copies stored records: no decoding
-    assert "RowData" in {r[1] for r in conn.execute('EXPLAIN INSERT INTO probe SELECT * FROM "item"')}
+    assert "RowData" in {r[1] for r in conn.execute('EXPLAIN INSERT OR ABORT INTO probe SELECT * FROM "item"')}
     conn.execute("DROP TABLE probe")
     copies = _copies_run(conn, widen, "w")
-    assert copies == ['INSERT INTO "new__item" SELECT * FROM "item"']
+    assert copies == ['INSERT OR ABORT INTO "new__item" SELECT * FROM "item"']
     assert conn.execute("SELECT * FROM item ORDER BY id").fetchall() == rows
     assert "varchar(40)" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'item'").fetchone()[0]
 
@@ -145,7 +145,7 @@ def test_copy_names_the_columns_when_the_order_or_the_values_differ(conn):
     reorder = RebuildTable("item", 'CREATE TABLE "item" ("id" integer PRIMARY KEY, "b" text, "a" text)',
                            {"id": '"id"', "b": '"b"', "a": '"a"'})
     # Double-quoted names run in backticks: a name that is not there is an error, never a string.
-    assert _copies_run(conn, reorder, "r") == ['INSERT INTO "new__item" ("id", "b", "a") SELECT `id`, `b`, `a` '
+    assert _copies_run(conn, reorder, "r") == ['INSERT OR ABORT INTO "new__item" ("id", "b", "a") SELECT `id`, `b`, `a` '
                                                'FROM "item"']
     assert conn.execute("SELECT id, a, b FROM item").fetchall() == [(1, "A", "B")]
     upper = RebuildTable("item", reorder.create, {"id": '"id"', "b": 'upper("b")', "a": '"a"'})

@@ -279,3 +279,72 @@ def test_an_index_on_a_column_an_earlier_migration_dropped_is_refused_not_built_
     with pytest.raises(MigrationFailed, match="0003_index_note.*no such column: note"):
         runner.run(target, d, allow_destructive=True)  # SQLite alone indexes the constant 'note'
     assert [r[1] for r in target.conn.execute("PRAGMA table_info(app_item)")] == ["id", "name", "note"]
+
+
+# Found by an independent review: earlier writes and renames never hide a later loss ---------------------
+
+IMPORTANT = ("up = ['CREATE TABLE important (id integer PRIMARY KEY, v text, name text COLLATE NOCASE)', "
+             "\"INSERT INTO important (v, name) VALUES ('a', 'Alice'), ('b', 'Bob')\"]\n")
+REBUILD = "from tablemigrate.operations import RebuildTable, RunPython\n"
+SAME = 'CREATE TABLE "important" ("id" integer PRIMARY KEY, "v" text, "name" text COLLATE NOCASE)'
+
+
+@pytest.mark.parametrize("modules, loss", [
+    (["up = ['UPDATE important SET v = v WHERE 0; DROP TABLE important']"], "dropping important deletes 2 rows"),
+    (["up = ['DELETE FROM important WHERE 0']", "up = ['DROP TABLE important']"], "dropping important deletes 2 rows"),
+    ([REBUILD + "up = [RunPython(lambda db: None), 'DROP TABLE important']"], "dropping important deletes 2 rows"),
+    ([REBUILD + "up = ['UPDATE important SET name = name', RebuildTable('important', "
+      "'CREATE TABLE \"important\" (\"id\" integer PRIMARY KEY, \"name\" text)', {'id': '\"id\"', 'name': '\"name\"'})]"],
+     "2 values in important.v would be dropped"),
+    (["up = ['ALTER TABLE important RENAME TO archived']", "up = ['DROP TABLE archived']"],
+     "dropping archived deletes 2 rows"),
+    (["up = ['ALTER TABLE important RENAME COLUMN v TO w']", "up = ['ALTER TABLE important DROP COLUMN w']"],
+     "2 values in important.w would be dropped"),
+    ([REBUILD + f"up = [RebuildTable('important', {SAME!r}, "
+      "{'id': '\"id\"', 'v': '\"v\"', 'name': 'lower(\"name\")'})]"],  # NOCASE must not hide Alice -> alice
+     "2 values of important.name would change to lower(\"name\")"),
+])
+def test_losses_after_earlier_writes_and_renames_still_need_confirmation(project, modules, loss):
+    from tablemigrate.runner import NotConfirmed
+
+    target, d = project
+    module(d, "0001_create", IMPORTANT)
+    runner.run(target, d)
+    for number, text in enumerate(modules, 2):
+        module(d, f"000{number}_step", text + "\n")
+    before = target.conn.execute("SELECT * FROM important").fetchall()
+    with pytest.raises(NotConfirmed, match=loss.replace("(", r"\(").replace(")", r"\)")):
+        runner.run(target, d)
+    assert target.conn.execute("SELECT * FROM important").fetchall() == before
+
+
+def test_a_rebuild_into_a_replace_conflict_clause_fails_instead_of_deleting_rows():
+    from tablemigrate.operations import RebuildTable
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE item (id integer PRIMARY KEY, email text, v text)")
+    conn.execute("INSERT INTO item VALUES (1, 'a@x', NULL), (2, 'a@x', 'b')")
+    copy = {"id": '"id"', "email": '"email"', "v": '"v"'}
+    for create in ('CREATE TABLE "item" ("id" integer PRIMARY KEY, "email" text UNIQUE ON CONFLICT REPLACE, "v" text)',
+                   'CREATE TABLE "item" ("id" integer PRIMARY KEY, "email" text, "v" text NOT NULL ON CONFLICT REPLACE '
+                   "DEFAULT 'x')"):
+        conn.execute("BEGIN")
+        with pytest.raises(sqlite3.IntegrityError):
+            RebuildTable("item", create, copy).apply(conn)
+        conn.execute("ROLLBACK")
+        assert conn.execute("SELECT * FROM item").fetchall() == [(1, "a@x", None), (2, "a@x", "b")]
+
+
+def test_dropping_a_virtual_table_is_judged_by_its_own_rows_not_its_shadow_tables(project):
+    from tablemigrate.runner import NotConfirmed
+
+    target, d = project
+    module(d, "0001_create", "up = ['CREATE VIRTUAL TABLE ft USING fts5(body)', 'CREATE VIRTUAL TABLE full USING fts5(body)', "
+                             "\"INSERT INTO full VALUES ('x')\"]\n")
+    runner.run(target, d)
+    module(d, "0002_drop_empty", "up = ['DROP TABLE ft']\n")
+    runner.run(target, d)  # nothing to lose: no confirmation
+    module(d, "0003_drop_full", "up = ['DROP TABLE full']\n")
+    with pytest.raises(NotConfirmed, match=r"dropping full deletes 1 row(?!s)") as refused:
+        runner.run(target, d)
+    assert "full_data" not in str(refused.value)

@@ -63,7 +63,7 @@ def test_change_a_model_generate_show_run_revert(example):
     assert "update_posts_post.py" in out and "add column summary" in out
     assert manage(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
     show = manage(example, "show").stdout
-    assert "[ ] " in show and "INSERT INTO \"new__posts_post\"" in show
+    assert "[ ] " in show and "INSERT OR ABORT INTO \"new__posts_post\"" in show
     assert "Applied" in manage(example, "run", "--noinput").stdout
     assert rows(db, "SELECT id, title, body, summary FROM posts_post") == [(1, "Hello", "body", "n/a")]
     assert rows(db, "SELECT count(*) FROM posts_post_tags") == [(1,)]
