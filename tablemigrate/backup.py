@@ -428,7 +428,9 @@ def pin(directory: Path, db_path: Path, backup: Path) -> None:
 
 
 def unpin(directory: Path, db_path: Path) -> None:
-    """A run succeeded: the pinned backup is an ordinary one again (pruned by age)."""
+    """The failing streak is over: a run succeeded, a run found nothing pending (the failing module was
+    removed, or a signal came after every migration had committed), or a restore chose a state. The
+    pinned backup is an ordinary one again (pruned by age); the next failing run pins its own."""
     path = pin_path(directory, db_path)
     if os.path.lexists(path):
         path.unlink(missing_ok=True)

@@ -360,6 +360,8 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
     st = status(target.conn, directory)
     check_history(st)
     if not st.pending:
+        if target.path is not None and take_backup:  # a failing deploy was resolved another way
+            backups.unpin(target.backups_dir, target.path)
         return []  # the common case at container start: no module imported, no lock, no backup
 
     def select() -> list[Migration]:  # under the lock: another runner may have applied some already

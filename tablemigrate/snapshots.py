@@ -205,4 +205,5 @@ def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: 
                 conn.execute("PRAGMA journal_mode = WAL")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    backups.unpin(backups_dir, db_path)  # the state is the one the user chose: a new streak pins afresh
     return safety

@@ -345,3 +345,26 @@ def test_restore_with_a_timeout_works_without_the_3_11_result_code_constants(pro
     # with a timeout, the backup API's progress callback compares each step's result code
     snapshots.restore(target.conn, target.path, snap, target.backups_dir, lock_timeout=1)
     assert target.conn.execute("SELECT v FROM t ORDER BY id").fetchall() == [("a",), ("b",)]
+
+
+def test_a_pin_left_by_a_streak_resolved_otherwise_does_not_cost_the_next_streak_its_backup(project):
+    """A failing deploy resolved by removing its modules (the next run finds nothing pending) ends the
+    streak: the next failing deploy pins, and keeps, the backup taken just before it."""
+    target, d = project
+    runner.run(target, d)
+    module(d, "0002_bad", "up = ['INSERT INTO t (id) VALUES (1)']\n")
+    for _restart in range(3):
+        with pytest.raises(MigrationFailed):
+            runner.run(target, d, keep=2)
+    assert backups.pinned(target.backups_dir, target.path) is not None
+    (d / "0002_bad.py").unlink()
+    assert runner.run(target, d, keep=2) == []  # nothing pending: the streak is over
+    assert backups.pinned(target.backups_dir, target.path) is None
+    target.conn.execute("INSERT INTO t (v) VALUES ('before the second deploy')")
+    before = target.conn.execute("SELECT id, v FROM t ORDER BY id").fetchall()
+    module(d, "0003_bad", "up = ['INSERT INTO t (id) VALUES (1)']\n")
+    for _restart in range(4):
+        with pytest.raises(MigrationFailed):
+            runner.run(target, d, keep=2)
+    kept = backups.pinned(target.backups_dir, target.path)
+    assert kept is not None and rows(kept, "SELECT id, v FROM t ORDER BY id") == before
