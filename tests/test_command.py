@@ -102,3 +102,31 @@ def test_a_command_line_process_keeps_what_existed_before_it_frozen_to_the_end(m
             assert gc.get_freeze_count() == 0  # and carrying on afterwards: nothing stays frozen
     finally:
         post_migrate.disconnect(receiver)
+
+
+class _ClosedPipe:
+    """A stdout whose reader went away (`run | head -0`)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        pass
+
+
+def test_run_and_revert_finish_their_work_before_a_closed_stdout_stops_them(migrations):
+    sent = []
+
+    def receiver(sender, using, **kwargs):
+        sent.append(using)
+
+    post_migrate.connect(receiver, weak=False)
+    try:
+        with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=migrations):
+            for action in (["run"], ["revert", "--allow-destructive"]):
+                sent.clear()
+                with pytest.raises(BrokenPipeError):
+                    call_command("tablemigrate", *action, "--noinput", "--no-backup", stdout=_ClosedPipe())
+                assert sent, action  # post_migrate ran before the first line was printed
+    finally:
+        post_migrate.disconnect(receiver)

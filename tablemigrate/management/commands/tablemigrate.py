@@ -36,7 +36,8 @@ EXIT_CODES = """exit codes:
   130  interrupted by SIGINT (Ctrl-C), or
   143  by SIGTERM (`docker stop`): the command stopped cleanly (the migration under way rolled back,
        the run's backup restored, partial files removed); its one line says what state things are in
-  141  stdout was closed early (`show | head`): the output was cut short, nothing else happened
+  141  stdout was closed early (`show | head`): the output was cut short; the command's work
+       (for run/revert: the migrations and post_migrate) was done before it printed
 """
 
 #: Commands that write (the database, backups, snapshots or modules): SIGTERM stops them the way Ctrl-C does.
@@ -549,12 +550,12 @@ class Command(BaseCommand):
             applied = runner.run(target, directory, allow_destructive=options["allow_destructive"],
                                  confirm=self._confirm(options), take_backup=options["backup"],
                                  keep=conf.keep_backups(), lock_timeout=conf.busy_timeout())
+        if applied and conf.post_migrate():  # the work first: a reader that went away only loses lines
+            self._post_migrate(target.alias, options)
         if not applied:
             self._say("No migrations to apply.")
         for m in applied:
             self._say(self.style.SUCCESS(f"Applied {m.name}{took(m.name)}"))
-        if applied and conf.post_migrate():
-            self._post_migrate(target.alias, options)
 
     def _remember_history(self, target) -> None:
         """The applied migrations before a run/revert, to say what an interrupt left applied."""
@@ -602,10 +603,10 @@ class Command(BaseCommand):
                                      allow_destructive=options["allow_destructive"], confirm=self._confirm(options),
                                      take_backup=options["backup"], keep=conf.keep_backups(),
                                      lock_timeout=conf.busy_timeout())
+        if reverted and conf.post_migrate():  # the work first: a reader that went away only loses lines
+            self._post_migrate(conf.sqlite_alias(options["database"]), options)
         for m in reverted:
             self._say(self.style.SUCCESS(f"Reverted {m.name}{took(m.name)}"))
-        if reverted and conf.post_migrate():
-            self._post_migrate(conf.sqlite_alias(options["database"]), options)
 
     # snapshots, restore, inspect, stats, baseline ------------------------------------------------
 
