@@ -101,9 +101,7 @@ def runtime_field(fld: models.Field) -> models.Field | None:
     say, which Django's own migrations refuse too)."""
     from django.db.migrations.writer import MigrationWriter
 
-    if fld.is_relation:  # the value names a row of another table: it needs that model, not a bare field
-        return None
-    _name, _path, args, kwargs = fld.deconstruct()
+    _name, _path, args, kwargs = fld.deconstruct()  # a relation names its model: resolved at run time
     for option in _IRRELEVANT_OPTIONS:
         kwargs.pop(option, None)
     try:
@@ -146,8 +144,15 @@ class FieldDefaults:
         module cannot carry (a lambda default, a relation) keeps the value computed now."""
         from .plan import RuntimeValue
 
-        literal = self.literal(table, column)
         fld = self._field(table, column)
+        if fld is not None and fld.is_relation and computed_at_run_time(fld):
+            # Never called here: it would read (or write: get_or_create) the developer's database, and
+            # a primary key from there means nothing in production. The placeholder only fills a NOT
+            # NULL column until the FillColumn that follows sets the value computed when it runs.
+            carried = runtime_field(fld)
+            if carried is not None:
+                return RuntimeValue(carried, placeholder="0")
+        literal = self.literal(table, column)
         if literal is None or fld is None or not computed_at_run_time(fld):
             return literal
         carried = runtime_field(fld)

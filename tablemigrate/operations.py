@@ -312,7 +312,14 @@ class FillColumn(Operation):
         editor = wrapper.SchemaEditorClass(wrapper, collect_sql=True)
         if self.field.name is None:
             self.field.set_attributes_from_name(self.column)
+        if self.field.is_relation and isinstance(self.field.remote_field.model, str):
+            from django.apps import apps  # the related model as the project defines it now
+
+            self.field.remote_field.model = apps.get_model(self.field.remote_field.model)
         return editor.quote_value(editor.effective_default(self.field))
 
     def apply(self, conn: sqlite3.Connection) -> None:
+        where = f" WHERE {quote(self.column)} IS NULL" if self.only_null else ""
+        if conn.execute(f"SELECT 1 FROM {quote(self.table)}{where} LIMIT 1").fetchone() is None:
+            return  # no row to fill (database A, a new table): the default is not computed at all
         conn.execute(self._update_sql(self.literal(conn)))

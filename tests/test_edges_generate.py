@@ -385,3 +385,45 @@ def test_the_example_project_fills_old_rows_through_show_and_run(tmp_path):
     stamp = datetime.datetime.fromisoformat(stamps.pop())
     assert before <= stamp <= after  # when `run` ran (UTC, as Django stores it under USE_TZ)
     assert manage("generate", "--check", "--noinput").stdout.strip() == "No changes detected"
+
+
+owner_calls: list[int] = []
+
+
+def default_owner_id() -> int:
+    """A relation's callable default (it could query the database, or get_or_create a row)."""
+    owner_calls.append(1)
+    return 7
+
+
+def test_a_relations_callable_default_is_called_when_the_migration_runs_never_by_generate(tmp_path):
+    """Found by an independent review: generate called it against the developer's database and wrote
+    that database's primary key into the module."""
+    registry = Apps()
+
+    def model(class_name, **fields):
+        meta = type("Meta", (), {"app_label": "sampleapp", "apps": registry,
+                                 "db_table": f"sampleapp_{class_name.lower()}"})
+        return type(class_name, (models.Model,), {"__module__": __name__, "Meta": meta, **fields})
+
+    author = model("Author", name=models.CharField(max_length=100))  # sampleapp.Author's own table
+    old = model("Book", title=models.CharField(max_length=200))
+    d = tmp_path / "m"
+    generate(d, [author, old], now=GENERATED_AT)
+    conn = sqlite3.connect(tmp_path / "live.sqlite3", isolation_level=None)
+    applied = {m.name for m in apply_new(conn, d, set())}
+    conn.execute("INSERT INTO sampleapp_author (id, name) VALUES (7, 'owner')")
+    conn.execute("INSERT INTO sampleapp_book (id, title) VALUES (1, 'a'), (2, 'b')")
+    for null in (True, False):  # the new models: Book gains an owner
+        registry = Apps()
+        author = model("Author", name=models.CharField(max_length=100))
+        new = model("Book", title=models.CharField(max_length=200),
+                    owner=models.ForeignKey(author, on_delete=models.CASCADE, null=null, default=default_owner_id))
+        owner_calls.clear()
+        result = generate(d, [author, new], write=False, now=GENERATED_AT)
+        assert owner_calls == []  # generate never calls it
+        assert "default=" + f"{__name__}.default_owner_id" in result.modules[-1].text
+    generate(d, [author, new], now=GENERATED_AT)  # NOT NULL, written
+    apply_new(conn, d, applied)
+    assert owner_calls == [1]
+    assert conn.execute("SELECT id, owner_id FROM sampleapp_book ORDER BY id").fetchall() == [(1, 7), (2, 7)]
