@@ -230,7 +230,8 @@ def _with_kept_backup(target: Target, failure: TablemigrateError) -> Tablemigrat
         return failure
     note = (f"backup {held} is kept until a run succeeds: it holds the database as it was before the first "
             "failed run")
-    logger.warning(note)
+    # For the project's logging; the command's own stderr handler leaves it out: its error line says it.
+    logger.warning(note, extra={"tablemigrate_in_error_line": True})
     return type(failure)(f"{failure}; {note}")
 
 

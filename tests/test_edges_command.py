@@ -331,3 +331,14 @@ def test_restore_of_another_databases_file_needs_from_other_database(example, tm
     assert refused.returncode == 2 and "--from-other-database" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     manage(example, "restore", "--backup", str(foreign), "--from-other-database", "--noinput")
+
+
+def test_restore_names_the_file_it_used_and_a_failed_run_says_what_it_keeps_once(example):  # noqa: F811
+    manage(example, "run", "--noinput")
+    manage(example, "snapshot", "--name", "s1")
+    restored = manage(example, "restore", "--name", "s1", "--noinput").stdout
+    used = Path(restored.split("Restored ", 1)[1].split(";", 1)[0])
+    assert used.is_file() and used.parent.parent.name == "snapshots", restored
+    (example / TM / "99999999_999999_01_bad.py").write_text("def up(db):\n    raise ValueError('boom')\n")
+    failed = manage(example, "run", "--noinput", check=False)
+    assert failed.returncode == 1 and failed.stderr.count("is kept until a run succeeds") == 1, failed.stderr

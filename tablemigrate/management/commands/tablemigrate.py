@@ -196,7 +196,8 @@ class _LogLines(logging.StreamHandler):
         self.setFormatter(logging.Formatter("%(message)s"))
         self.addFilter(lambda record: record.levelno < logging.ERROR)
         # "migration X applied (N ms)": the command prints each applied migration on stdout itself.
-        self.addFilter(lambda record: not hasattr(record, "tablemigrate_migration"))
+        self.addFilter(lambda record: not hasattr(record, "tablemigrate_migration")
+                       and not hasattr(record, "tablemigrate_in_error_line"))
 
     def emit(self, record: logging.LogRecord) -> None:
         progress.current().clear()
@@ -668,18 +669,18 @@ class Command(BaseCommand):
             except backup.BackupError as exc:
                 raise snapshots.RestoreRefused(f"refusing to restore: {exc}; nothing was changed") from None
         target = self._file_target(options)
-        source = self._restore_source(options, target.backups_dir)
+        source = self._restore_source(options, target.backups_dir, target.path)
         safety = snapshots.restore(target.conn, target.path, source, target.backups_dir, conf.busy_timeout(),
                                    allow_other_database=options["from_other_database"])
         connections[target.alias].close()  # the last connection closing removes the -wal and -shm files
         self._say(self.style.SUCCESS(f"Restored {source}; the previous state was saved to {safety}"))
 
     @staticmethod
-    def _restore_source(options: dict[str, Any], backups_dir: Path) -> Path:
+    def _restore_source(options: dict[str, Any], backups_dir: Path, db_path: Path | None = None) -> Path:
         from tablemigrate import snapshots
 
-        if options["name"] is not None:
-            return snapshots.snapshot_path(backups_dir, options["name"])
+        if options["name"] is not None:  # this database's snapshot of that name (its own directory)
+            return snapshots.snapshot_path(backups_dir, options["name"], db_path)
         return snapshots.resolve_backup(backups_dir, options["backup"])
 
     def handle_inspect(self, options: dict[str, Any]) -> None:
