@@ -105,7 +105,7 @@ class RebuildTable(Operation):
             return False
         if conn is None:
             return True
-        for table in (self.table, target):
+        for table in (self.table, target or self.table):
             columns = conn.execute(f"PRAGMA table_xinfo({quote(table)})").fetchall()
             if [c[1] for c in columns] != names or any(c[6] for c in columns):
                 return False

@@ -297,7 +297,8 @@ def _transition(old: Table, new: Table, renames: dict[str, str], values: dict[st
 
 
 def _create_steps(table: Table) -> list[Step]:
-    return [sqltext.pretty_create_table(table.sql)] + [i.raw for i in table.indexes.values()]
+    steps: list[Step] = [sqltext.pretty_create_table(table.sql)]
+    return steps + [i.raw for i in table.indexes.values()]
 
 
 def plan_change(change: TableChange, values: Values, ctx: _Context, inverse_ctx: _Context) -> PlannedMigration:
@@ -320,7 +321,7 @@ def plan_change(change: TableChange, values: Values, ctx: _Context, inverse_ctx:
     inverse = {n: o for o, n in change.column_renames.items()}
     # Rows that reach `down` need values for NOT NULL columns it brings back (their data is gone).
     down_sources = column_sources(new, old, inverse)
-    down_values = {k: zero_literal(c) for k, c in old.columns.items()
+    down_values: dict[str, Value] = {k: zero_literal(c) for k, c in old.columns.items()
                    if c.notnull and not c.generated
                    and ((k not in down_sources and c.default is None)
                         or (k in down_sources and not new.columns[down_sources[k]].notnull))}

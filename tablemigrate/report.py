@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from .introspect import introspect, is_internal
@@ -39,7 +40,7 @@ def _compact(normalised: str) -> str:
             .replace(" , ", ", "))
 
 
-def aligned(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+def aligned(header: list[str], rows: list[list[str]], right: Collection[int] = frozenset()) -> list[str]:
     """A header and rows as columns whose widths come from the data; columns in `right` (numbers)
     are right-aligned. The last column is not padded (no trailing spaces)."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

@@ -76,7 +76,7 @@ def user_objects(column: str = "name") -> str:
     return f"lower(substr({column}, 1, 7)) <> 'sqlite_'"
 
 
-def readonly_uri(path: object) -> str:
+def readonly_uri(path: str | os.PathLike[str]) -> str:
     """An SQLite URI opening the file at `path` read-only. The path is percent-encoded (`#`, `?`, `%` and
     spaces in a directory name would otherwise end the path or start the query: a different file)."""
     return Path(os.path.abspath(os.fspath(path))).as_uri() + "?mode=ro"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import GenerateError
 from .loader import SNAPSHOT_NAME, Step
-from .operations import FillColumn, RebuildTable, RunPython
+from .operations import FillColumn, RebuildTable
 from .plan import PlannedMigration
 from .schema import Schema
 
@@ -45,8 +45,8 @@ def _render_step(step: Step, indent: str) -> str:
                 f"{inner}create={py_string(step.create)},\n"
                 f"{inner}copy={{\n{copy_lines}{inner}}},\n"
                 f"{indent}),\n")
-    if isinstance(step, RunPython):  # generated plans never hold these
-        raise TypeError("RunPython steps cannot be rendered")
+    if not isinstance(step, str):  # RunPython: generated plans never hold these
+        raise TypeError(f"{step!r} cannot be rendered")
     return f"{indent}{py_string(step)},\n"
 
 

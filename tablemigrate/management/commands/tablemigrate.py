@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -338,9 +338,10 @@ class Command(BaseCommand):
                     self._stopped(stop, exc, options)
                 if isinstance(exc, sqlite3.DatabaseError):
                     raise _sqlite_error(exc, self._database_name()) from None
+                assert isinstance(exc, TablemigrateError)  # a KeyboardInterrupt always went to _stopped
                 raise CommandError(str(exc), returncode=exc.exit_code) from None
 
-    def _stopped(self, stop: _Stop, exc: BaseException, options: dict[str, Any]) -> None:
+    def _stopped(self, stop: _Stop, exc: BaseException, options: dict[str, Any]) -> NoReturn:
         """A signal or Ctrl-C stopped the command. From the command line: one line saying what state
         everything is in, and exit 130 (SIGINT) or 143 (SIGTERM). Called in-process (`call_command`),
         the interrupt goes on to the caller as KeyboardInterrupt, with that line as its message."""
@@ -462,8 +463,8 @@ class Command(BaseCommand):
             raise CommandError(f"database file {name} (or its directory, where SQLite keeps its journal) is "
                                "read-only; nothing was changed", returncode=2)
         conn.execute(f"PRAGMA busy_timeout = {int(conf.busy_timeout() * 1000)}")
-        path = None if wrapper.is_in_memory_db() else Path(wrapper.settings_dict["NAME"]).resolve()
-        return Target(alias, conn, path, conf.backup_dir())
+        resolved = None if wrapper.is_in_memory_db() else Path(wrapper.settings_dict["NAME"]).resolve()
+        return Target(alias, conn, resolved, conf.backup_dir())
 
     @staticmethod
     def _first_run_needs_file(stand_in, directory: Path | None) -> bool:
