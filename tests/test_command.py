@@ -16,26 +16,30 @@ def migrations(tmp_path):
         cursor.execute("DROP TABLE IF EXISTS tablemigrate_history")
 
 
-def test_run_sends_post_migrate_like_djangos_migrate(migrations):
-    sent = []
+@pytest.fixture
+def sent():
+    """The databases post_migrate was sent for, while the test runs."""
+    sent: list[str] = []
 
     def receiver(sender, using, **kwargs):
         sent.append(using)
 
     post_migrate.connect(receiver, weak=False)
-    try:
-        with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=migrations):
-            call_command("tablemigrate", "run", "--noinput", "--no-backup", verbosity=0)
-            assert sent and set(sent) == {"default"}
-            sent.clear()
-            call_command("tablemigrate", "run", "--noinput", "--no-backup", verbosity=0)  # nothing pending
-            assert sent == []
-            with override_settings(TABLEMIGRATE_POST_MIGRATE=False):
-                call_command("tablemigrate", "revert", "--noinput", "--no-backup", "--allow-destructive",
-                             verbosity=0)
-            assert sent == []
-    finally:
-        post_migrate.disconnect(receiver)
+    yield sent
+    post_migrate.disconnect(receiver)
+
+
+def test_run_sends_post_migrate_like_djangos_migrate(migrations, sent):
+    with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=migrations):
+        call_command("tablemigrate", "run", "--noinput", "--no-backup", verbosity=0)
+        assert sent and set(sent) == {"default"}
+        sent.clear()
+        call_command("tablemigrate", "run", "--noinput", "--no-backup", verbosity=0)  # nothing pending
+        assert sent == []
+        with override_settings(TABLEMIGRATE_POST_MIGRATE=False):
+            call_command("tablemigrate", "revert", "--noinput", "--no-backup", "--allow-destructive",
+                         verbosity=0)
+        assert sent == []
 
 
 def test_objects_that_exist_before_the_command_are_frozen_while_it_runs_and_only_then(migrations):
@@ -114,19 +118,10 @@ class _ClosedPipe:
         pass
 
 
-def test_run_and_revert_finish_their_work_before_a_closed_stdout_stops_them(migrations):
-    sent = []
-
-    def receiver(sender, using, **kwargs):
-        sent.append(using)
-
-    post_migrate.connect(receiver, weak=False)
-    try:
-        with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=migrations):
-            for action in (["run"], ["revert", "--allow-destructive"]):
-                sent.clear()
-                with pytest.raises(BrokenPipeError):
-                    call_command("tablemigrate", *action, "--noinput", "--no-backup", stdout=_ClosedPipe())
-                assert sent, action  # post_migrate ran before the first line was printed
-    finally:
-        post_migrate.disconnect(receiver)
+def test_run_and_revert_finish_their_work_before_a_closed_stdout_stops_them(migrations, sent):
+    with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=migrations):
+        for action in (["run"], ["revert", "--allow-destructive"]):
+            sent.clear()
+            with pytest.raises(BrokenPipeError):
+                call_command("tablemigrate", *action, "--noinput", "--no-backup", stdout=_ClosedPipe())
+            assert sent, action  # post_migrate ran before the first line was printed
