@@ -25,7 +25,9 @@ from .sqltext import user_objects
 StatementKey = tuple[str, int, int]  # (migration name, step number from 1, statement index from 0)
 
 _WRITES = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
-_SCHEMA = {sqlite3.SQLITE_ALTER_TABLE, sqlite3.SQLITE_DROP_TABLE, sqlite3.SQLITE_CREATE_TABLE}
+_CREATES = {sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_VTABLE}
+_DROPS = {sqlite3.SQLITE_DROP_TABLE, sqlite3.SQLITE_DROP_VTABLE}
+_SCHEMA = {sqlite3.SQLITE_ALTER_TABLE} | _CREATES | _DROPS
 
 
 @dataclass
@@ -58,9 +60,9 @@ def _refreshed(conn: sqlite3.Connection, known: Columns, actions: list[tuple]) -
     which may have renamed one, lists the tables again."""
     out = dict(known)
     for action, arg1, arg2, db in actions:
-        if action == sqlite3.SQLITE_CREATE_TABLE and db == "main" and arg1:
+        if action in _CREATES and db == "main" and arg1:
             out[arg1.lower()] = (arg1, _table_columns(conn, arg1))
-        elif action == sqlite3.SQLITE_DROP_TABLE and db == "main" and arg1:
+        elif action in _DROPS and db == "main" and arg1:
             out.pop(arg1.lower(), None)
         elif action == sqlite3.SQLITE_ALTER_TABLE and arg1 == "main" and arg2:
             listed = {r[0].lower(): r[0] for r in conn.execute(
@@ -101,7 +103,7 @@ def _effects(actions: list[tuple[int, str | None, str | None, str | None]], befo
              after: Columns) -> Effects:
     out = Effects()
     for action, arg1, arg2, db in actions:
-        if action in (sqlite3.SQLITE_DROP_TABLE, sqlite3.SQLITE_DROP_VTABLE) and db == "main" and arg1:
+        if action in _DROPS and db == "main" and arg1:
             out.dropped_tables.append(arg1)  # a virtual table's shadow tables too: the checks skip those
         elif action == sqlite3.SQLITE_ALTER_TABLE and arg1 == "main" and arg2 and arg2.lower() in before:
             _altered(out, before[arg2.lower()], before, after)
