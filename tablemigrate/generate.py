@@ -7,6 +7,7 @@ stops `generate` with an error instead of reaching a production database.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -176,12 +177,7 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
         recorded = _recorded(directory)
         header = read_snapshot_header(directory)
         snapshot_schema = _snapshot_schema(header, recorded)
-        fingerprints: list[str] = []
-
-        def fingerprint() -> str:  # computed once, and only when needed
-            if not fingerprints:
-                fingerprints.append(models_fingerprint(model_list))
-            return fingerprints[0]
+        fingerprint = functools.cache(lambda: models_fingerprint(model_list))  # once, and only when needed
 
         if (not write and not (renames.tables or renames.columns) and snapshot_schema == b.fingerprint()
                 and header.get("models", fingerprint()) == fingerprint()):

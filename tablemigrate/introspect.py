@@ -24,7 +24,7 @@ HISTORY_TABLE = "tablemigrate_history"
 # Tables that belong to SQLite, to tablemigrate, or to Django's own migration bookkeeping.
 INTERNAL_TABLES = frozenset({HISTORY_TABLE, "django_migrations"})
 
-_COLUMN_CONSTRAINT_WORDS = frozenset({
+COLUMN_CONSTRAINT_WORDS = frozenset({
     "constraint", "primary", "not", "null", "unique", "check", "default", "collate",
     "references", "generated", "as",
 })
@@ -69,7 +69,7 @@ def _parse_column(part: list[Token], sql: str, parsed: _ParsedCreate) -> None:
     key = name.lower()
     parsed.definitions[key] = sqltext.source_text(sql, part)
     i = 1
-    while i < len(part) and part[i].keyword() not in _COLUMN_CONSTRAINT_WORDS:
+    while i < len(part) and part[i].keyword() not in COLUMN_CONSTRAINT_WORDS:
         i += 1  # declared type
     constraint_name: str | None = None
     while i < len(part):
@@ -80,7 +80,7 @@ def _parse_column(part: list[Token], sql: str, parsed: _ParsedCreate) -> None:
             continue
         if word == "primary":
             j = i + 2
-            while j < len(part) and part[j].keyword() not in _COLUMN_CONSTRAINT_WORDS:
+            while j < len(part) and part[j].keyword() not in COLUMN_CONSTRAINT_WORDS:
                 if part[j].keyword() == "autoincrement":
                     parsed.autoincrement = True
                 j += 1
@@ -104,7 +104,7 @@ def _parse_column(part: list[Token], sql: str, parsed: _ParsedCreate) -> None:
             i = close + 1
         elif word == "references":
             j = i + 1
-            while j < len(part) and part[j].keyword() not in _COLUMN_CONSTRAINT_WORDS - {"not"}:
+            while j < len(part) and part[j].keyword() not in COLUMN_CONSTRAINT_WORDS - {"not"}:
                 j += 1
             parsed.deferred_fks[(key,)] = _fk_deferred(part[i:j])
             parsed.inline_fks.add((key,))

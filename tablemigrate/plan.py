@@ -8,7 +8,6 @@ change; everything else becomes a `RebuildTable` (the 12-step procedure, in oper
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -95,9 +94,7 @@ def column_sources(frm: Table, to: Table, renames: dict[str, str]) -> dict[str, 
 
 def display_type(declared: str) -> str:
     """A normalised declared type as people write it: `varchar(100)`, `decimal(10, 2)`."""
-    text = re.sub(r"\s*\(\s*", "(", declared)
-    text = re.sub(r"\s*\)", ")", text)
-    return re.sub(r"\s*,\s*", ", ", text) or "(no type)"
+    return sqltext.compact_type(declared) or "(no type)"
 
 
 def describe_value(value: Value) -> str:

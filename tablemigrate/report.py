@@ -6,14 +6,9 @@ import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from .introspect import introspect, is_internal
+from .introspect import COLUMN_CONSTRAINT_WORDS, introspect, is_internal
 from .schema import Column, Schema, Table
-from .sqltext import quote, tokenize
-
-# Words that end a column's declared type inside its definition (the first constraint).
-_CONSTRAINT_WORDS = frozenset({"constraint", "primary", "not", "null", "unique", "check", "default", "collate",
-                               "references", "generated", "as"})
-
+from .sqltext import compact_type, quote, tokenize
 
 def declared_type(col: Column) -> str:
     """The column's type as its CREATE TABLE spells it (`varchar(200)`), for people. The schema keeps
@@ -25,19 +20,13 @@ def declared_type(col: Column) -> str:
         tokens = []
     type_tokens = []
     for tok in tokens[1:]:  # tokens[0] is the column's name
-        if tok.keyword() in _CONSTRAINT_WORDS:
+        if tok.keyword() in COLUMN_CONSTRAINT_WORDS:  # the first constraint ends the type
             break
         type_tokens.append(tok)
     if not type_tokens:
-        return _compact(col.type)
+        return compact_type(col.type)
     last = type_tokens[-1]
     return " ".join(text[type_tokens[0].pos:last.pos + len(last.text)].split())
-
-
-def _compact(normalised: str) -> str:
-    """`decimal ( 10 , 2 )` -> `decimal(10, 2)`: no space inside parentheses or before commas."""
-    return (normalised.replace(" ( ", "(").replace(" (", "(").replace("( ", "(").replace(" )", ")")
-            .replace(" , ", ", "))
 
 
 def aligned(header: list[str], rows: list[list[str]], right: Collection[int] = frozenset()) -> list[str]:

@@ -121,6 +121,14 @@ def identifiers(sql: str) -> list[str]:
     return [unquote(t.text) for t in tokenize(sql) if t.kind == "ident"]
 
 
+def compact_type(declared: str) -> str:
+    """A normalised declared type as people write it: `varchar ( 100 )` -> `varchar(100)`,
+    `decimal ( 10 , 2 )` -> `decimal(10, 2)`."""
+    text = re.sub(r"\s*\(\s*", "(", declared)
+    text = re.sub(r"\s*\)", ")", text)
+    return re.sub(r"\s*,\s*", ", ", text)
+
+
 def literal(value: object) -> str:
     """Render a Python value as an SQLite literal."""
     if value is None:

@@ -353,12 +353,10 @@ class Command(BaseCommand):
 
     def _state_after_stop(self, exc: BaseException, options: dict[str, Any]) -> str:
         if isinstance(exc, TablemigrateError):  # the library rolled back / restored and says how it left things
-            text = str(exc)
-            from tablemigrate import backup
+            from tablemigrate.backup import describe
 
-            describe = getattr(backup, "describe", None)  # its wording of the interrupt itself: said already
-            said = describe(KeyboardInterrupt()) if describe is not None else ""
-            return text.removeprefix(said).lstrip("; ") if said else text.lstrip("; ")
+            said = describe(KeyboardInterrupt())  # its wording of the interrupt itself: said already
+            return str(exc).removeprefix(said).lstrip("; ")
         action = options["action"]
         if action in ("run", "revert"):
             return self._history_change()
@@ -367,7 +365,7 @@ class Command(BaseCommand):
         if action == "restore":
             return ("the database is as it was, or fully restored: SQLite copies it in one transaction "
                     "(`manage.py tablemigrate show` tells which)")
-        if action == "show" or action == "inspect" or action == "stats" or action == "snapshots":
+        if action in ("show", "inspect", "stats", "snapshots"):
             return "nothing was changed"
         return ("the migrations directory may hold some of the new modules but not all: review it (e.g. "
                 "`git status`) and run the command again")
@@ -662,9 +660,7 @@ class Command(BaseCommand):
             snapshots.check_name(options["name"])
         db_path, backups_dir = self._paths(options)
         if not db_path.exists():  # recovery of a lost file: refuse a bad source before creating it
-            source = self._restore_source(options, backups_dir)
-            if options["name"] is not None and not source.exists():  # this database's own snapshot
-                source = snapshots.snapshot_path(backups_dir, options["name"], db_path)
+            source = self._restore_source(options, backups_dir, db_path)
             try:
                 backup.verify(source)
             except backup.BackupError as exc:
