@@ -55,13 +55,33 @@ def raw(wrapper: DatabaseWrapper) -> sqlite3.Connection:
     return wrapper.connection
 
 
-def managed_models(target_alias: str = "default") -> list[type[models.Model]]:
-    """Every model that gets a table on `target_alias`: proxy, unmanaged and swapped models, and
-    models the project's routers keep elsewhere, are left out. Auto-created m2m through tables come
-    with their owner model."""
+def table_models(target_alias: str = "default") -> list[type[models.Model]]:
+    """Every model that gets a table on `target_alias`, whoever owns it: proxy, unmanaged and swapped
+    models, and models the project's routers keep elsewhere, are left out. Auto-created m2m through
+    tables come with their owner model."""
     target = connections[target_alias]
     return [m for m in global_apps.get_models()
             if m._meta.can_migrate(target) and router.allow_migrate_model(target_alias, m)]
+
+
+def managed_models(target_alias: str = "default") -> list[type[models.Model]]:
+    """The models of the apps tablemigrate owns (tablemigrate.ownership) that get a table on
+    `target_alias`: what `generate`, `baseline`, drift and the system checks work on."""
+    from .ownership import ownership
+
+    own = ownership()
+    return [m for m in table_models(target_alias) if own.owns_model(m)]
+
+
+def foreign_tables(target_alias: str = "default") -> frozenset[str]:
+    """Lower-case tables of the models whose apps keep their Django migrations: never diffed, never
+    dropped by `generate`, even when an older history (tablemigrate owning every app) created them."""
+    from .fingerprint import with_m2m_tables
+    from .ownership import ownership
+
+    own = ownership()
+    theirs = [m for m in table_models(target_alias) if not own.owns_model(m)]
+    return frozenset(m._meta.db_table.lower() for m in with_m2m_tables(theirs))
 
 
 def build_from_models(wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]]) -> None:

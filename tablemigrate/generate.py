@@ -21,7 +21,7 @@ from .apply import apply_migration
 from .build import FieldDefaults, build_from_models, private_database, raw
 from .diff import RenameCandidate, Renames, TableChange, diff_schemas, rename_candidates
 from .errors import ConfigurationError, GenerateError, MigrationFailed
-from .introspect import cache_is_private, cache_path, introspect, persistent_cache
+from .introspect import cache_is_private, cache_path, introspect, persistent_cache, sql_made_tables
 from .loader import SNAPSHOT_NAME, Migration, checksum, history_checksum, load_migrations, load_source, migration_files
 from .plan import (PlannedMigration, Values, added_nullable_columns, column_sources, needed_values,
                    plan_changes)
@@ -166,7 +166,11 @@ def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Que
 
 def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label: str = "",
              renames: Renames | None = None, questioner: Questioner | None = None,
-             now: datetime | None = None, write: bool = True) -> GenerateResult:
+             now: datetime | None = None, write: bool = True,
+             foreign: frozenset[str] = frozenset()) -> GenerateResult:
+    """`foreign`: lower-case tables of apps that keep their Django migrations (build.foreign_tables). A
+    history that created them (tablemigrate owned every app before) keeps them in database A, but the
+    diff leaves them alone: handing an app to its Django migrations never drops its tables."""
     questioner = questioner or Questioner()
     renames = renames or Renames()
     now = now or datetime.now(timezone.utc)
@@ -190,9 +194,14 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
                                                                           fingerprint()))
         a_conn = raw(a_db)
         existing, a, body_ok = _database_a(directory, a_conn, recorded, snapshot_schema)
-        _ask_renames(a, b, renames, questioner)
+        # A model standing for a virtual table or view the history made by SQL is left alone, as are
+        # the tables of apps that keep their Django migrations.
+        sql_made = frozenset(sql_made_tables(a_conn))
+        hidden = foreign | sql_made
+        a_diff, b_diff = a.without(hidden), b.without(sql_made)
+        _ask_renames(a_diff, b_diff, renames, questioner)
         try:
-            changes = diff_schemas(a, b, renames)
+            changes = diff_schemas(a_diff, b_diff, renames)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         if not changes:
@@ -200,11 +209,11 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
                                                                           fingerprint()),
                                     _stale_snapshot(directory, header, existing, a, fingerprint, body_ok))
         else:
-            unasked = [] if questioner.interactive else rename_candidates(a, b, renames)
+            unasked = [] if questioner.interactive else rename_candidates(a_diff, b_diff, renames)
             values = _values(changes, FieldDefaults(b_db, model_list), questioner, unasked)
             plans = plan_changes(changes, values)
             _hint_renames(plans, unasked)
-            result = _modules(directory, plans, label, now, existing, a_conn, a, b, fingerprint)
+            result = _modules(directory, plans, label, now, existing, a_conn, a_diff, b_diff, fingerprint, hidden)
         if write:
             _write(result)
     return result
@@ -332,27 +341,30 @@ def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
 
 
 def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
-             a_conn, a: Schema, b: Schema, fingerprint: Callable[[], str | None]) -> GenerateResult:
+             a_conn, a: Schema, b: Schema, fingerprint: Callable[[], str | None],
+             hidden: frozenset[str] = frozenset()) -> GenerateResult:
     names = module_names(plans, now, [m.name for m in existing])
     modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
     new = [load_source(m.text.encode(), m.name) for m in modules]
-    after = _verify(a_conn, a, b, new)
+    after = _verify(a_conn, a, b, new, hidden)
     return GenerateResult(modules, directory,
                           lambda: render_snapshot(after, history_checksum(existing + new), fingerprint()))
 
 
-def _verify(conn, a: Schema, b: Schema, new: list[Migration]) -> Schema:
-    """Apply `new` to A: it must give B; then their downs must give A back. Returns B as built."""
+def _verify(conn, a: Schema, b: Schema, new: list[Migration], hidden: frozenset[str] = frozenset()) -> Schema:
+    """Apply `new` to A: it must give B; then their downs must give A back (tables in `hidden`, which
+    the diff left alone, aside). Returns the whole schema after `new`."""
     try:
         for m in new:
             apply_migration(conn, m, "up")
         after = introspect(conn)
-        if not same_tables(after.tables, b.tables):
+        mine = after.without(hidden).tables
+        if not same_tables(mine, b.tables):
             raise GenerateError("internal error: the generated migrations do not reproduce the models' "
-                                f"schema (tables: {_describe_mismatch(after.tables, b.tables)}); nothing written")
+                                f"schema (tables: {_describe_mismatch(mine, b.tables)}); nothing written")
         for m in reversed(new):
             apply_migration(conn, m, "down")
-        back = introspect(conn)
+        back = introspect(conn).without(hidden)
         if not same_tables(back.tables, a.tables):
             raise GenerateError("internal error: the generated `down` steps do not restore the previous "
                                 f"schema (tables: {_describe_mismatch(back.tables, a.tables)}); nothing written")

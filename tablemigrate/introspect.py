@@ -304,6 +304,16 @@ def shadow_tables(conn: sqlite3.Connection) -> set[str]:
         return {f"{v}_{suffix}" for v in virtual for suffix in _SHADOW_SUFFIXES}
 
 
+def sql_made_tables(conn: sqlite3.Connection) -> set[str]:
+    """Lower-case names of the virtual tables (FTS5, R*Tree) and views of the main database: objects
+    a model may stand for (`managed` or not) that only SQL makes, which the diff leaves alone."""
+    try:
+        return {r[1].lower() for r in conn.execute("PRAGMA main.table_list") if r[2] in ("virtual", "view")}
+    except sqlite3.OperationalError:  # SQLite before 3.37
+        return {r[0].lower() for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'view' OR (type = 'table' AND sql LIKE 'CREATE VIRTUAL%')")}
+
+
 def introspect(conn: sqlite3.Connection) -> Schema:
     """The whole schema of the main database of `conn` (internal and virtual tables left out)."""
     rows = conn.execute(

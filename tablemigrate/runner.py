@@ -19,11 +19,12 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import backup as backups
-from . import datacheck, history, signals
+from . import datacheck, djangoapps, history, signals
 from .apply import DatabaseLocked, apply_migration
 from .build import private_database, raw
 from .errors import ConfigurationError, MigrationFailed, TablemigrateError
@@ -126,10 +127,35 @@ def validate(target: Target, migrations: list[Migration], direction: str = "up")
         raise type(exc)(f"validation failed, nothing was changed: {exc}") from None
 
 
+@dataclass
+class Work:
+    """What one run or revert does: the pending Django migrations of the apps tablemigrate does not own
+    (applied first), then tablemigrate's own modules."""
+
+    migrations: list[Migration]
+    django: djangoapps.DjangoPlan = field(default_factory=djangoapps.DjangoPlan)
+
+    @property
+    def names(self) -> list[str]:
+        return self.django.names + [m.name for m in self.migrations]
+
+    def __bool__(self) -> bool:
+        return bool(self.migrations or self.django)
+
+
+@dataclass(frozen=True)
+class DjangoApplied:
+    """A Django migration that a run applied (`run` returns these before its own modules)."""
+
+    name: str
+
+
 def preflight(target: Target, migrations: list[Migration], direction: str) -> list[str]:
     """Everything that can refuse before the database is touched: validation on a schema copy and the
     data checks on the live rows (violations raise). Returns what would need confirming: the modules'
     destructive flags and the losses counted in the database."""
+    if not migrations:
+        return []
     effects = validate(target, migrations, direction)
     findings = datacheck.check(target.conn, migrations, direction, effects)
     violations = [f for f in findings if f.kind == "violation"]
@@ -146,29 +172,29 @@ def _refuse(reasons: list[str]) -> NotConfirmed:
                         + "; ".join(reasons) + ")")
 
 
-def _guarded(target: Target, direction: str, select: Callable[[], list[Migration]],
+def _guarded(target: Target, direction: str, select: Callable[[], Work],
              allow: bool, confirm: Callable[[str], bool] | None, take_backup: bool, keep: int,
-             lock_timeout: float) -> list[Migration]:
+             lock_timeout: float) -> list[Migration | DjangoApplied]:
     """Select, check and apply under the runner lock. A human asked to confirm data loss answers with
     the lock released (so other runners are never blocked on a prompt); then the lock is taken again
     and the selection must be unchanged."""
     with _locked(target, lock_timeout):
-        migrations = select()
-        if not migrations:
+        work = select()
+        if not work:
             return []
-        reasons = preflight(target, migrations, direction)
+        reasons = preflight(target, work.migrations, direction)
         if not reasons or allow or confirm is None:
             if reasons and not allow:
                 raise _refuse(reasons)
-            return _apply_all(target, migrations, direction, take_backup, keep)
+            return _apply_all(target, work, direction, take_backup, keep)
     question = "These migrations can lose data:\n" + "\n".join(f"  - {r}" for r in reasons)
     if not confirm(question + "\nType 'yes' to continue"):
         raise _refuse(reasons)
     with _locked(target, lock_timeout):
         again = select()
-        if [m.name for m in again] != [m.name for m in migrations]:
+        if again.names != work.names:
             raise ConfigurationError("the migrations to apply changed while waiting for confirmation; run again")
-        preflight(target, again, direction)
+        preflight(target, again.migrations, direction)
         return _apply_all(target, again, direction, take_backup, keep)
 
 
@@ -176,12 +202,13 @@ def _locked(target: Target, lock_timeout: float):
     return run_lock(target.path or Path(f"/tmp/tablemigrate-memory-{target.alias}"), lock_timeout)
 
 
-def _apply_all(target: Target, migrations: list[Migration], direction: str, take_backup: bool,
-               keep: int) -> list[Migration]:
-    """Back up, apply, restore on failure; the caller holds the runner lock. Returns what was applied."""
+def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
+               keep: int) -> list[Migration | DjangoApplied]:
+    """Back up, apply (the Django migrations first), restore on failure; the caller holds the runner
+    lock. Returns what was applied."""
     conn = target.conn
     history.ensure(conn)
-    names = [m.name for m in migrations]
+    names = work.names
     writers = _OtherWriters(conn)  # from before the backup: a commit during the copy counts too
     history_before = _history_names(conn)
     saved = None
@@ -193,16 +220,26 @@ def _apply_all(target: Target, migrations: list[Migration], direction: str, take
     signals.pre_run.send(sender=Migration, database=target.alias, direction=direction, migrations=names)
     started = time.perf_counter()
     error: BaseException | None = None
-    done: list[Migration] = []
+    done: list[Migration | DjangoApplied] = []
     running = ""
+    django_started = False
+
+    def django_running(name: str) -> None:
+        nonlocal running, django_started
+        running, django_started = f"Django migration {name}", True
+
     try:
-        for m in migrations:
+        done.extend(DjangoApplied(n) for n in djangoapps.apply(work.django, on_migration=django_running))
+        for m in work.migrations:
             running = f"migration {m.name} ({direction})"
             if _apply_one(target, m, direction, writers):
                 done.append(m)
     except BaseException as exc:
         error = exc
-        raise _with_kept_backup(target, _recover(target, exc, history_before, saved, writers, running)) from exc
+        # A Django migration that is not atomic (`atomic = False`) may have changed the database
+        # although Django recorded nothing: once one started, the backup is restored.
+        raise _with_kept_backup(target, _recover(target, exc, history_before, saved, writers, running,
+                                                 django_started)) from exc
     finally:
         signals.post_run.send(sender=Migration, database=target.alias, direction=direction,
                               migrations=names, error=error, duration=time.perf_counter() - started)
@@ -260,7 +297,9 @@ class _OtherWriters:
 
 
 def _history_names(conn: sqlite3.Connection) -> list[str]:
-    return [a.name for a in history.applied(conn)]
+    """tablemigrate's history and Django's (`django_migrations`): a change to either means a
+    migration of this run committed."""
+    return [a.name for a in history.applied(conn)] + sorted(f"{a}.{n}" for a, n in djangoapps.recorded(conn))
 
 
 def _reason(exc: BaseException, running: str) -> str:
@@ -270,7 +309,7 @@ def _reason(exc: BaseException, running: str) -> str:
 
 
 def _recover(target: Target, exc: BaseException, history_before: list[str], saved: Path | None,
-             writers: _OtherWriters, running: str = "") -> TablemigrateError:
+             writers: _OtherWriters, running: str = "", django_started: bool = False) -> TablemigrateError:
     """After a failed or interrupted migration (already rolled back): put the database back as it was
     before the run if that loses nothing, and say exactly what state it is in. Whether earlier
     migrations of the run committed is read from the history table, which each migration writes in its
@@ -281,10 +320,10 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
         return exc
     why = _reason(exc, running)
     failed = MigrationInterrupted if isinstance(exc, KeyboardInterrupt) else MigrationFailed
-    if now == history_before:
+    if now == history_before and not django_started:
         logger.error("migration failed and was rolled back; the database is unchanged")
         return failed(f"{why}; rolled back, the database is unchanged{where}")
-    earlier = ", ".join(sorted(set(now) ^ set(history_before)))
+    earlier = ", ".join(sorted(set(now) ^ set(history_before))) or "its Django migrations"
     if saved is None:
         return failed(f"{why}; rolled back, but {earlier} (applied earlier in this run, no backup "
                       "taken) stay applied")
@@ -355,18 +394,22 @@ def pending_migrations(target: Target, directory: Path) -> tuple[Status, list[Mi
 
 def run(target: Target, directory: Path, *, allow_destructive: bool = False,
         confirm: Callable[[str], bool] | None = None, take_backup: bool = True, keep: int = 5,
-        lock_timeout: float = 30) -> list[Migration]:
-    """Apply every pending migration. Returns the migrations this call applied ([] when none were
-    pending, or when a concurrent runner applied them first)."""
+        lock_timeout: float = 30, django: bool = True) -> list[Migration | DjangoApplied]:
+    """Apply the pending Django migrations of the apps tablemigrate does not own (`django`: when the
+    target is Django's own connection for its alias), then every pending tablemigrate module. Returns
+    what this call applied ([] when nothing was pending, or a concurrent runner applied it first)."""
     st = status(target.conn, directory)
     check_history(st)
-    if not st.pending:
+    wrapper = djangoapps.wrapper_of(target.alias, target.conn) if django else None
+    own = djangoapps.ownership() if wrapper is not None else None
+    if not st.pending and (own is None or not djangoapps.maybe_pending(target.conn, own)):
         if target.path is not None and take_backup:  # a failing deploy was resolved another way
             backups.unpin(target.backups_dir, target.path)
         return []  # the common case at container start: no module imported, no lock, no backup
 
-    def select() -> list[Migration]:  # under the lock: another runner may have applied some already
-        return pending_migrations(target, directory)[1]
+    def select() -> Work:  # under the lock: another runner may have applied some already
+        dplan = djangoapps.plan(wrapper, own) if wrapper is not None else djangoapps.DjangoPlan()
+        return Work(pending_migrations(target, directory)[1], dplan)
 
     return _guarded(target, "up", select, allow_destructive, confirm, take_backup, keep, lock_timeout)
 
@@ -393,9 +436,10 @@ def _to_revert(target: Target, directory: Path, to: str | None) -> list[Migratio
 
 def revert(target: Target, directory: Path, *, to: str | None = None, allow_destructive: bool = False,
            confirm: Callable[[str], bool] | None = None, take_backup: bool = True, keep: int = 5,
-           lock_timeout: float = 30) -> list[Migration]:
-    """Revert the last applied migration, or every migration applied after `to`."""
-    return _guarded(target, "down", lambda: _to_revert(target, directory, to), allow_destructive,
+           lock_timeout: float = 30) -> list[Migration | DjangoApplied]:
+    """Revert the last applied tablemigrate migration, or every one applied after `to`. Django
+    migrations of the apps tablemigrate does not own are Django's to revert (`migrate APP 000N`)."""
+    return _guarded(target, "down", lambda: Work(_to_revert(target, directory, to)), allow_destructive,
                     confirm, take_backup, keep, lock_timeout)
 
 
@@ -414,13 +458,18 @@ def _row_counts(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def dry_run(target: Target, directory: Path) -> list[Rehearsal]:
-    """Apply the pending migrations to an in-memory copy of the real database and report what happened;
-    the real database is only read."""
+    """Apply the pending migrations (Django's of the apps tablemigrate does not own, then its own) to an
+    in-memory copy of the real database and report what happened; the real database is only read.
+    While the Django migrations run, the alias's connection *is* the copy (djangoapps.stand_in), so a
+    data step that queries through the default manager writes to the copy too."""
     _st, pending = pending_migrations(target, directory)
     out = []
-    with private_database() as copy:
+    django = djangoapps.wrapper_of(target.alias, target.conn) is not None or target.path is None
+    with djangoapps.stand_in(target.alias) as copy:
         conn = raw(copy)
         target.conn.backup(conn)
+        if django:
+            out.extend(_rehearse_django(copy))
         history.ensure(conn)
         for m in pending:
             before = _row_counts(conn)
@@ -429,6 +478,29 @@ def dry_run(target: Target, directory: Path) -> list[Rehearsal]:
             apply_migration(conn, m, "up", in_transaction=history.record,
                             on_statement=lambda sql, seconds: statements.append((sql, seconds)))
             out.append(Rehearsal(m.name, time.perf_counter() - started, before, _row_counts(conn), statements))
+    return out
+
+
+def _rehearse_django(copy) -> list[Rehearsal]:
+    conn = raw(copy)
+    out: list[Rehearsal] = []
+    statements: list[tuple[str, float]] = []
+    marks: dict[str, Any] = {}
+
+    def started(name: str) -> None:
+        finish()
+        statements.clear()
+        marks.update(name=name, at=time.perf_counter(), before=_row_counts(conn))
+
+    def finish() -> None:
+        if marks:
+            out.append(Rehearsal(marks["name"], time.perf_counter() - marks["at"], marks["before"],
+                                 _row_counts(conn), list(statements)))
+            marks.clear()
+
+    djangoapps.apply(djangoapps.plan(copy), on_statement=lambda sql, s: statements.append((sql, s)),
+                     on_migration=started)
+    finish()
     return out
 
 

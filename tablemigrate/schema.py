@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from . import sqltext
@@ -109,6 +110,12 @@ class Schema:
 
     def table(self, name: str) -> Table | None:
         return self.tables.get(name.lower())
+
+    def without(self, names: Collection[str]) -> Schema:
+        """The same schema without the tables named (lower-case): tables the diff leaves alone."""
+        if not names:
+            return self
+        return Schema({k: t for k, t in self.tables.items() if k not in names}, self.triggers, self.views)
 
     def statements(self) -> list[str]:
         """Every CREATE statement, in a stable order (tables by name, then triggers, then views)."""

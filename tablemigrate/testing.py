@@ -26,24 +26,36 @@ def is_test_database(alias: str) -> bool:
     return wrapper.vendor == "sqlite" and wrapper.settings_dict["NAME"] == wrapper.creation._get_test_db_name()
 
 
-def refuse_migrate(using: str) -> None:
-    """`migrate` on a real database of a project that gave its tables to tablemigrate: a clear line
-    instead of Django creating half of it (and then failing in a post_migrate receiver)."""
+def refuse_migrate(using: str, plan: list | None = None, test: bool = False) -> None:
+    """`migrate` may apply the Django migrations of the apps tablemigrate does not own; it refuses
+    (one line, before anything changed) when its plan holds a migration of an app tablemigrate owns,
+    and, on a real database, when tablemigrate owns every app (`DjangoMigrationsDisabled`): Django would
+    create half of it and then fail in a post_migrate receiver."""
     from django.core.management import CommandError
 
     from .coexist import DjangoMigrationsDisabled
+    from .ownership import ownership
 
-    if connections[using].vendor == "sqlite" and isinstance(getattr(settings, "MIGRATION_MODULES", None),
-                                                            DjangoMigrationsDisabled):
+    if connections[using].vendor != "sqlite":
+        return
+    if not test and isinstance(getattr(settings, "MIGRATION_MODULES", None), DjangoMigrationsDisabled):
         raise CommandError(f"tablemigrate manages the schema of database {using!r}: run "
                            "`manage.py tablemigrate run` instead of `migrate`")
+    own = ownership()
+    theirs = sorted({f"{m.app_label}.{m.name}" for m, _backwards in plan or [] if own.owns(m.app_label)})
+    if theirs:
+        app = theirs[0].split(".")[0]
+        raise CommandError(f"tablemigrate owns app {app}, but `migrate` would apply its Django migrations "
+                           f"({', '.join(theirs)}): delete {app}'s migrations folder, or leave {app} out of "
+                           "TABLEMIGRATE_APPS; nothing was changed")
 
 
 def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs: Any) -> None:
-    if not is_test_database(using):
-        refuse_migrate(using)
+    if kwargs.get("tablemigrate_run"):  # `tablemigrate run` applying the Django migrations it does not own
         return
-    if not enabled():
+    test = is_test_database(using)
+    refuse_migrate(using, kwargs.get("plan"), test)
+    if not test or not enabled():
         return
     from . import conf, history
     from .runner import Target, run
@@ -57,4 +69,6 @@ def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs
                            "history; recreate it (pytest --create-db, or `manage.py test` without --keepdb)")
     path = None if wrapper.is_in_memory_db() else Path(wrapper.settings_dict["NAME"]).resolve()
     target = Target(using, wrapper.connection, path)
-    run(target, conf.migrations_dir(), allow_destructive=True, take_backup=False, lock_timeout=conf.busy_timeout())
+    # Django's migrate, which sent this signal, applies the Django migrations of the other apps itself.
+    run(target, conf.migrations_dir(), allow_destructive=True, take_backup=False, lock_timeout=conf.busy_timeout(),
+        django=False)

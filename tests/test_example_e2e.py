@@ -121,7 +121,8 @@ def test_a_failed_run_logs_its_steps_and_prints_the_error_once(example):
 
 def test_baseline_adopts_a_database_made_by_djangos_migrate(example):
     (example / "legacy_settings.py").write_text(
-        "from example_project.settings import *  # noqa\nMIGRATION_MODULES = {}\n")
+        # The project before it adopted tablemigrate: Django's migrations own every app.
+        "from example_project.settings import *  # noqa\nMIGRATION_MODULES = {}\nTABLEMIGRATE_APPS = []\n")
     legacy = dict(_env(example), DJANGO_SETTINGS_MODULE="legacy_settings")
 
     def django(*args):

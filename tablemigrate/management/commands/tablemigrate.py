@@ -11,7 +11,7 @@ import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -471,12 +471,13 @@ class Command(BaseCommand):
         invalid module refuses before the file is created."""
         from tablemigrate import runner
 
+        from tablemigrate.ownership import ownership
+
         assert directory is not None
         _status, pending = runner.pending_migrations(stand_in, directory)
-        if not pending:
-            return False
-        runner.validate(stand_in, pending)
-        return True
+        if pending:
+            runner.validate(stand_in, pending)
+        return bool(pending) or bool(ownership().django)  # Django migrations pending on a new database
 
     def _confirm(self, options: dict[str, Any]):
         if not options["interactive"]:
@@ -489,13 +490,16 @@ class Command(BaseCommand):
     # show / run / revert ----------------------------------------------------------------------
 
     def handle_show(self, options: dict[str, Any]) -> None:
-        import sqlparse
-
         from tablemigrate.loader import load_migration
+        from tablemigrate.ownership import ownership
         from tablemigrate.runner import drift, status
 
         target = self._target(options)
         directory = conf.existing_migrations_dir()
+        own = ownership()
+        for line in own.describe():
+            self.stdout.write(line)
+        self._show_django(target, options["sql"])
         st = status(target.conn, directory)
         for a in st.applied:
             flag = "  EDITED AFTER APPLY" if a.name in st.modified else (
@@ -506,13 +510,7 @@ class Command(BaseCommand):
             warn = "  (destructive: " + "; ".join(m.destructive) + ")" if m.destructive else ""
             self.stdout.write(self.style.MIGRATE_HEADING(f"[ ] {m.name}") + warn)
             if options["sql"]:
-                for step in m.up:
-                    for statement in statements_of(step):
-                        if statement.startswith("--"):
-                            self.stdout.write("      " + statement)
-                            continue
-                        formatted = sqlparse.format(statement, keyword_case="upper", strip_whitespace=False)
-                        self.stdout.write("      " + formatted.replace("\n", "\n      ").rstrip(";") + ";")
+                self._write_sql(s for step in m.up for s in statements_of(step))
         if not st.applied and not st.pending:
             self.stdout.write("No migrations.")
         if st.modified or st.missing:
@@ -526,6 +524,30 @@ class Command(BaseCommand):
         if drifted:
             self.stdout.write(self.style.WARNING(
                 "Drift: the live schema differs from the applied history in: " + ", ".join(drifted)))
+
+    def _write_sql(self, statements: Iterable[str]) -> None:
+        import sqlparse
+
+        for statement in statements:
+            if statement.startswith("--"):
+                self.stdout.write("      " + statement.replace("\n", "\n      "))
+                continue
+            formatted = sqlparse.format(statement, keyword_case="upper", strip_whitespace=False)
+            self.stdout.write("      " + formatted.replace("\n", "\n      ").rstrip(";") + ";")
+
+    def _show_django(self, target, sql: bool) -> None:
+        """The pending Django migrations of the apps tablemigrate does not own (`run` applies them first)."""
+        from tablemigrate import djangoapps
+        from tablemigrate.build import private_database
+
+        wrapper = djangoapps.wrapper_of(target.alias, target.conn)
+        with contextlib.ExitStack() as stack:
+            if wrapper is None:  # no database file yet: every Django migration is pending
+                wrapper = stack.enter_context(private_database())
+            dplan = djangoapps.plan(wrapper)
+            for name, statements in djangoapps.collect_sql(dplan) if sql else [(n, []) for n in dplan.names]:
+                self.stdout.write(self.style.MIGRATE_HEADING(f"[ ] django: {name}"))
+                self._write_sql(statements)
 
     def handle_run(self, options: dict[str, Any]) -> None:
         from tablemigrate import runner
@@ -720,6 +742,10 @@ class Command(BaseCommand):
         st = status(target.conn, conf.existing_migrations_dir())
         last = f"{st.applied[-1].name} at {st.applied[-1].applied_at}" if st.applied else "none"
         self.stdout.write(f"migrations  {len(st.applied)} applied, {len(st.pending)} pending; last applied: {last}")
+        from tablemigrate.ownership import ownership
+
+        for line in ownership().describe():
+            self.stdout.write(line)
 
     def handle_baseline(self, options: dict[str, Any]) -> None:
         from tablemigrate.baseline import baseline
@@ -738,7 +764,7 @@ class Command(BaseCommand):
     # generate -------------------------------------------------------------------------------
 
     def handle_generate(self, options: dict[str, Any]) -> None:
-        from tablemigrate.build import managed_models
+        from tablemigrate.build import foreign_tables, managed_models
         from tablemigrate.generate import generate
 
         alias = conf.sqlite_alias(options["database"])
@@ -749,7 +775,7 @@ class Command(BaseCommand):
         questioner = InteractiveQuestioner(self) if options["interactive"] else Questioner()
         write = not (options["dry_run"] or options["check"])
         result = generate(conf.migrations_dir(), managed_models(alias), label=options["name"],
-                          renames=renames, questioner=questioner, write=write)
+                          renames=renames, questioner=questioner, write=write, foreign=foreign_tables(alias))
         if not result.changed:
             if result.stale_snapshot and options["check"]:
                 raise CommandError(f"{result.stale_snapshot}: run `manage.py tablemigrate generate` to rewrite "

@@ -1,0 +1,250 @@
+"""The Django migrations of the apps tablemigrate does not own (tablemigrate.ownership).
+
+`run` applies them through Django's own migration executor, in Django's dependency order and with their
+data steps (`RunPython`, `RunSQL`), under tablemigrate's runner lock and after its verified backup,
+before tablemigrate's own modules; a failure anywhere restores that one backup (tablemigrate.runner).
+`show` lists them with the SQL `sqlmigrate` would print; `run --dry-run` applies them to the in-memory
+copy, with the ORM's default connection pointed at the copy (a data step that does not pass `using`
+still writes to the copy, never to the real database).
+"""
+
+from __future__ import annotations
+
+import logging
+import pkgutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
+
+from django.apps import apps
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.migrations.exceptions import InconsistentMigrationHistory
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.migration import Migration as DjangoMigrationClass
+from django.utils.module_loading import module_has_submodule
+
+from . import signals
+from .errors import ConfigurationError, MigrationFailed
+from .ownership import Ownership, ownership
+
+logger = logging.getLogger("tablemigrate")
+
+Step = tuple[DjangoMigrationClass, bool]
+
+
+class DjangoMigration:
+    """The `sender` of tablemigrate's pre_migration/post_migration signals for a Django migration (a
+    receiver connected with `sender=tablemigrate.loader.Migration` sees only tablemigrate's modules)."""
+
+
+def label(migration: DjangoMigrationClass) -> str:
+    return f"{migration.app_label}.{migration.name}"
+
+
+@dataclass
+class DjangoPlan:
+    """The pending Django migrations of the non-owned apps, in the order Django applies them."""
+
+    wrapper: BaseDatabaseWrapper | None = None
+    executor: MigrationExecutor | None = None
+    steps: list[Step] = field(default_factory=list)
+    targets: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [label(m) for m, _backwards in self.steps]
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+
+def _disk_names(app_label: str) -> set[str]:
+    """Migration names in the app's migrations package, found as Django's loader finds them
+    (`MigrationLoader.load_disk`), without importing a migration module."""
+    module_name, _explicit = MigrationLoader.migrations_module(app_label)
+    if module_name is None:
+        return set()
+    try:
+        module = import_module(module_name)
+    except ImportError:
+        return set()
+    path = getattr(module, "__path__", None)
+    if path is None or (getattr(module, "__file__", None) is None and not isinstance(path, list)):
+        return set()  # not a package, or an empty directory (a namespace package): no migrations
+    return {name for _finder, name, is_pkg in pkgutil.iter_modules(path) if not is_pkg and name[0] not in "_~"}
+
+
+def recorded(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+    try:
+        return {(app, name) for app, name in conn.execute("SELECT app, name FROM django_migrations")}
+    except sqlite3.OperationalError:  # no django_migrations table yet: nothing applied
+        return set()
+
+
+def maybe_pending(conn: sqlite3.Connection, own: Ownership) -> bool:
+    """Cheap: whether a non-owned app has a migration file that `django_migrations` does not record.
+    No migration module is imported, so `run` with nothing to do stays near-free. A squashed migration
+    whose replaced ones are recorded answers True; the executor then finds nothing to do."""
+    done = recorded(conn)
+    for app_label in sorted(own.django):
+        if any((app_label, n) not in done for n in _disk_names(app_label)):
+            return True
+    return False
+
+
+def wrapper_of(alias: str, conn: sqlite3.Connection) -> BaseDatabaseWrapper | None:
+    """Django's connection for `alias` when it is the connection being migrated (not a stand-in)."""
+    wrapper = connections[alias]
+    return wrapper if wrapper.connection is conn else None
+
+
+def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: bool = True) -> DjangoPlan:
+    """The pending Django migrations of the non-owned apps on `wrapper`'s database. Refuses (nothing
+    changed) when the plan needs a migration of an app tablemigrate owns, when Django's recorded history
+    is inconsistent, or when an initial migration's tables already exist without Django's record of it."""
+    own = own or ownership()
+    if not own.django:
+        return DjangoPlan(wrapper)
+    wrapper.ensure_connection()
+    if quick and not maybe_pending(wrapper.connection, own):
+        return DjangoPlan(wrapper)
+    executor = MigrationExecutor(wrapper)
+    loader = executor.loader
+    try:
+        loader.check_consistent_history(wrapper)
+    except InconsistentMigrationHistory as exc:
+        raise ConfigurationError(f"Django's migration history is inconsistent: {exc}") from None
+    conflicts = {app: names for app, names in loader.detect_conflicts().items() if app in own.django}
+    if conflicts:
+        app, names = sorted(conflicts.items())[0]
+        raise ConfigurationError(f"app {app} has conflicting Django migrations ({', '.join(sorted(names))}); "
+                                 "its package is broken or mixed versions are installed")
+    targets = [key for key in loader.graph.leaf_nodes() if key[0] in own.django]
+    steps = executor.migration_plan(targets)
+    theirs = [label(m) for m, _b in steps if m.app_label not in own.django]
+    if theirs:
+        app = theirs[0].split(".")[0]
+        raise ConfigurationError(
+            f"app {app} is owned by tablemigrate, but Django migrations of it are pending ({', '.join(theirs)}): "
+            f"delete {app}'s migrations folder (tablemigrate owns its tables), or leave {app} out of "
+            "TABLEMIGRATE_APPS so that its Django migrations own them; nothing was changed")
+    for migration, _backwards in steps:
+        if migration.initial and executor.detect_soft_applied(None, migration)[0]:
+            raise ConfigurationError(
+                f"the tables of {label(migration)} already exist, but Django has not recorded that migration "
+                "(tablemigrate's history or a hand-made schema created them): if they match the app's "
+                f"current models, record its migrations with `manage.py migrate {migration.app_label} --fake`; "
+                "nothing was changed")
+    return DjangoPlan(wrapper, executor, steps, targets)
+
+
+def _register_management_modules() -> None:
+    """What `migrate` does first: apps connect signal receivers in their `management` modules."""
+    for app_config in apps.get_app_configs():
+        if module_has_submodule(app_config.module, "management"):
+            import_module(".management", app_config.name)
+
+
+def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None = None,
+          on_migration: Callable[[str], None] | None = None) -> list[str]:
+    """Apply the plan (each migration in its own transaction when it is atomic, as `migrate` does),
+    sending Django's pre_migrate with the plan first (contenttypes renames content types from it).
+    Returns the names applied; a failure raises MigrationFailed naming the migration."""
+    from django.core.management.sql import emit_pre_migrate_signal
+
+    if not dplan:
+        return []
+    assert dplan.executor is not None and dplan.wrapper is not None
+    executor, wrapper = dplan.executor, dplan.wrapper
+    done: list[str] = []
+    running: dict[str, Any] = {}
+
+    def progress(action: str, migration: DjangoMigrationClass | None = None, fake: bool = False) -> None:
+        if action == "apply_start" and migration is not None:
+            name = label(migration)
+            running.update(name=name, started=time.perf_counter())
+            signals.pre_migration.send(sender=DjangoMigration, database=wrapper.alias, name=name, direction="up")
+            if on_migration is not None:
+                on_migration(name)
+        elif action == "apply_success" and migration is not None:
+            name, seconds = label(migration), time.perf_counter() - running["started"]
+            done.append(name)
+            running.clear()
+            logger.info("migration %s applied (%.0f ms)", name, seconds * 1000,
+                        extra={"tablemigrate_migration": name})
+            signals.post_migration.send(sender=DjangoMigration, database=wrapper.alias, name=name,
+                                        direction="up", duration=seconds, error=None)
+
+    _register_management_modules()
+    executor.progress_callback = progress
+    try:
+        state = executor._create_project_state(with_applied_migrations=True)
+    except AttributeError:  # a private helper: fall back to letting the executor compute it
+        state = None
+    with _recording(wrapper, on_statement):
+        try:
+            emit_pre_migrate_signal(0, False, wrapper.alias, apps=state.apps if state else apps,
+                                    plan=dplan.steps, tablemigrate_run=True)
+            executor.migrate(dplan.targets, plan=dplan.steps, state=state.clone() if state else None)
+        except BaseException as exc:
+            name = running.get("name")
+            if name is not None:
+                seconds = time.perf_counter() - running["started"]
+                logger.error("migration %s failed: %s", name, exc)
+                signals.post_migration.send(sender=DjangoMigration, database=wrapper.alias, name=name,
+                                            direction="up", duration=seconds, error=exc)
+            if not isinstance(exc, Exception):
+                raise
+            where = f"Django migration {name}" if name else "Django's pre_migrate receivers"
+            raise MigrationFailed(f"{where} failed: {type(exc).__name__}: {exc}") from exc
+    return done
+
+
+@contextmanager
+def _recording(wrapper: BaseDatabaseWrapper, on_statement: Callable[[str, float], None] | None) -> Iterator[None]:
+    """Every statement Django runs on `wrapper`, with its time (for `run --dry-run`)."""
+    if on_statement is None:
+        yield
+        return
+
+    def record(execute, sql, params, many, context):  # Django's execute_wrapper protocol
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            on_statement(" ".join(str(sql).split()), time.perf_counter() - started)
+
+    with wrapper.execute_wrapper(record):
+        yield
+
+
+def collect_sql(dplan: DjangoPlan) -> list[tuple[str, list[str]]]:
+    """Each pending migration with the SQL `sqlmigrate` prints for it (a data step shows as a comment)."""
+    assert dplan.executor is not None or not dplan
+    out = []
+    for step in dplan.steps:
+        assert dplan.executor is not None
+        out.append((label(step[0]), [s for s in dplan.executor.collect_sql([step]) if s.strip()]))
+    return out
+
+
+@contextmanager
+def stand_in(alias: str) -> Iterator[BaseDatabaseWrapper]:
+    """A Django connection on a private in-memory database, registered under `alias` itself while the
+    block runs (this thread only): the ORM's queries for `alias`, a data step's included, go to it."""
+    original = connections[alias]
+    settings = {**original.settings_dict, "NAME": ":memory:"}
+    wrapper = type(original)(settings, alias)
+    connections[alias] = wrapper
+    try:
+        wrapper.ensure_connection()
+        yield wrapper
+    finally:
+        wrapper.close()
+        connections[alias] = original
