@@ -27,7 +27,8 @@ OWNED_PREFIX = "home_"
 
 def _env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WAGTAIL_SITE_", "DJANGO_SETTINGS"))}
-    env.update(PYTHONPATH=str(SITE), PYTHONDONTWRITEBYTECODE="1",
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")])),
+               PYTHONDONTWRITEBYTECODE="1",
                WAGTAIL_SITE_DB=str(tmp / "db.sqlite3"),
                WAGTAIL_SITE_MIGRATIONS_DIR=str(tmp / "tablemigrations"),
                WAGTAIL_SITE_MEDIA=str(tmp / "media"))
