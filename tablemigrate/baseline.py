@@ -18,7 +18,7 @@ from . import history
 from .errors import ConfigurationError
 from .fingerprint import models_fingerprint, with_m2m_tables
 from .generate import GenerateResult, _write, baseline_modules, models_schema
-from .introspect import introspect
+from .introspect import introspect, sql_made_tables
 from .loader import SNAPSHOT_NAME, load_migration, migration_files
 from .lock import run_lock
 from .runner import Target
@@ -34,8 +34,9 @@ def model_tables(model_list: list[type[models.Model]]) -> set[str]:
 
 def baseline(target: Target, directory: Path, model_list: list[type[models.Model]], *, label: str = "Baseline",
              now: datetime | None = None, lock_timeout: float = 30, write: bool = True) -> tuple[GenerateResult, list[str]]:
-    """Returns the modules and the live tables left alone (no managed model owns them: tables of
-    unmanaged models, tables made by hand), which a later `generate` would otherwise want to drop."""
+    """`model_list`: the models of the apps tablemigrate owns (build.managed_models). Returns the
+    modules and the live tables left alone: tables of apps whose Django migrations own them, of
+    unmanaged models, made by hand, and owned models' virtual tables and views."""
     conn = target.conn
     lock_path = target.path or Path(f"/tmp/tablemigrate-memory-{target.alias}")
     with run_lock(lock_path, lock_timeout):
@@ -48,6 +49,9 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
         everything = introspect(conn)
         owned = model_tables(model_list)
         left_alone = sorted(t.name for k, t in everything.tables.items() if k not in owned)
+        # A model of the project standing for a virtual table (FTS5) or a view made by SQL: not a table
+        # the models describe; it stays as it is, and a hand-written module makes it on new databases.
+        left_alone += sorted(f"{name} (a virtual table or view made by SQL)" for name in sql_made_tables(conn) & owned)
         live = Schema({k: t for k, t in everything.tables.items() if k in owned})
         if not live.tables:
             raise ConfigurationError("the database has no tables of this project's models to adopt; use "

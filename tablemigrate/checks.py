@@ -3,7 +3,9 @@ the `schema.sql` header and the history table (read-only); they never build a te
 
 tablemigrate.W001  migrations are pending on the default database
 tablemigrate.W002  the models changed since the last `generate` (no migration for the change yet)
-tablemigrate.W003  an app still has Django migrations, so `migrate` would fight tablemigrate for its tables
+tablemigrate.W003  an app tablemigrate owns still has Django migrations
+tablemigrate.W004  Django migrations of apps tablemigrate does not own are not applied to the default database
+tablemigrate.E001  TABLEMIGRATE_APPS is invalid
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.core import checks
-from django.utils.module_loading import module_has_submodule
 
 from . import conf
 from .errors import TablemigrateError
@@ -71,19 +71,46 @@ def check_pending_and_model_changes(app_configs: Any = None, **kwargs: Any) -> l
 
 @checks.register()
 def check_django_migrations(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    modules = getattr(settings, "MIGRATION_MODULES", {})
-    fighting = []
-    for app in apps.get_app_configs():
-        if app.label in modules and modules[app.label] is None:
-            continue
-        if app.label in modules or (app.models_module is not None and module_has_submodule(app.module, "migrations")):
-            if any(m._meta.managed and not m._meta.proxy for m in app.get_models()):
-                fighting.append(app.label)
-    if not fighting:
+    from .ownership import ownership, owned_with_django_migrations
+
+    try:
+        own = ownership()
+    except TablemigrateError as exc:
+        return [checks.Error(str(exc), id="tablemigrate.E001")]
+    messages: list[checks.CheckMessage] = []
+    fighting = owned_with_django_migrations(own)
+    if fighting:
+        messages.append(checks.Warning(
+            f"apps tablemigrate owns still have Django migrations: {', '.join(fighting)}; `manage.py migrate` "
+            "refuses to apply them and `tablemigrate run` refuses while any is pending",
+            hint="After `tablemigrate baseline`, delete those apps' migrations folders; or leave the apps out of "
+                 "TABLEMIGRATE_APPS so that their Django migrations own their tables (README, 'Which apps').",
+            id="tablemigrate.W003"))
+    unapplied = _unapplied_django(own)
+    if unapplied:
+        messages.append(checks.Warning(
+            f"Django migrations of apps tablemigrate does not own are not applied to the default database: "
+            f"{', '.join(unapplied[:3])}{' ...' if len(unapplied) > 3 else ''}",
+            hint="Run `python manage.py tablemigrate run` (it applies them, then tablemigrate's own modules).",
+            id="tablemigrate.W004"))
+    return messages
+
+
+def _unapplied_django(own: Any) -> list[str]:
+    """Migration files of non-owned apps that the default database's `django_migrations` does not
+    record (read-only; no migration module is imported). A squashed migration whose replaced ones are
+    all recorded is reported until a `run` records it too, as Django's `migrate` does."""
+    from .djangoapps import disk_names, recorded
+
+    name = str(settings.DATABASES.get("default", {}).get("NAME", ""))
+    if not own.django or not name or name == ":memory:" or name.startswith("file:") or not Path(name).is_file():
         return []
-    return [checks.Warning(
-        f"apps with Django migrations whose tables tablemigrate also manages: {', '.join(sorted(fighting))}; "
-        "`manage.py migrate` would change the same tables",
-        hint="In settings: `from tablemigrate.coexist import DjangoMigrationsDisabled` and "
-             "`MIGRATION_MODULES = DjangoMigrationsDisabled()` (see the README, 'Django's own migrations').",
-        id="tablemigrate.W003")]
+    try:
+        conn = sqlite3.connect(readonly_uri(name), uri=True)
+        try:
+            done = recorded(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+    return sorted(f"{app}.{n}" for app in own.django for n in disk_names(app) if (app, n) not in done)

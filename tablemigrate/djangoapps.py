@@ -64,7 +64,7 @@ class DjangoPlan:
         return bool(self.steps)
 
 
-def _disk_names(app_label: str) -> set[str]:
+def disk_names(app_label: str) -> set[str]:
     """Migration names in the app's migrations package, found as Django's loader finds them
     (`MigrationLoader.load_disk`), without importing a migration module."""
     module_name, _explicit = MigrationLoader.migrations_module(app_label)
@@ -93,7 +93,7 @@ def maybe_pending(conn: sqlite3.Connection, own: Ownership) -> bool:
     whose replaced ones are recorded answers True; the executor then finds nothing to do."""
     done = recorded(conn)
     for app_label in sorted(own.django):
-        if any((app_label, n) not in done for n in _disk_names(app_label)):
+        if any((app_label, n) not in done for n in disk_names(app_label)):
             return True
     return False
 
@@ -104,10 +104,13 @@ def wrapper_of(alias: str, conn: sqlite3.Connection) -> BaseDatabaseWrapper | No
     return wrapper if wrapper.connection is conn else None
 
 
-def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: bool = True) -> DjangoPlan:
+def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: bool = True,
+         record_squashed: bool = False) -> DjangoPlan:
     """The pending Django migrations of the non-owned apps on `wrapper`'s database. Refuses (nothing
     changed) when the plan needs a migration of an app tablemigrate owns, when Django's recorded history
-    is inconsistent, or when an initial migration's tables already exist without Django's record of it."""
+    is inconsistent, or when an initial migration's tables already exist without Django's record of it.
+    `record_squashed` (under the runner lock): record a squashed migration whose replaced migrations are
+    all applied, as `migrate` does, so that the cheap check finds nothing pending next time."""
     own = own or ownership()
     if not own.django:
         return DjangoPlan(wrapper)
@@ -127,6 +130,8 @@ def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: b
                                  "its package is broken or mixed versions are installed")
     targets = [key for key in loader.graph.leaf_nodes() if key[0] in own.django]
     steps = executor.migration_plan(targets)
+    if record_squashed and not steps:
+        executor.check_replacements()
     theirs = [label(m) for m, _b in steps if m.app_label not in own.django]
     if theirs:
         app = theirs[0].split(".")[0]

@@ -315,7 +315,8 @@ def sql_made_tables(conn: sqlite3.Connection) -> set[str]:
 
 
 def introspect(conn: sqlite3.Connection) -> Schema:
-    """The whole schema of the main database of `conn` (internal and virtual tables left out)."""
+    """The whole schema of the main database of `conn`: internal tables and the shadow tables of virtual
+    tables left out, virtual tables by their SQL only."""
     rows = conn.execute(
         "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name").fetchall()
     index_rows: dict[str, list[tuple[str, str]]] = {}
@@ -325,13 +326,15 @@ def introspect(conn: sqlite3.Connection) -> Schema:
     tables: dict[str, Table] = {}
     triggers: dict[str, Trigger] = {}
     views: dict[str, View] = {}
+    virtual: dict[str, str] = {}
     shadows = shadow_tables(conn)
     for kind, name, tbl, sql in rows:
-        if kind == "table" and not is_internal(name) and name.lower() not in shadows and not \
-                sql.lstrip()[:20].upper().startswith("CREATE VIRTUAL"):
+        if kind == "table" and sql.lstrip()[:20].upper().startswith("CREATE VIRTUAL"):
+            virtual[name.lower()] = sql
+        elif kind == "table" and not is_internal(name) and name.lower() not in shadows:
             tables[name.lower()] = introspect_table(conn, name, sql, index_rows.get(name.lower(), []))
         elif kind == "trigger" and not is_internal(tbl):
             triggers[name.lower()] = Trigger(name, tbl.lower(), sqltext.normalize(sql), sql)
         elif kind == "view":
             views[name.lower()] = View(name, sqltext.normalize(sql), sql)
-    return Schema(tables=tables, triggers=triggers, views=views)
+    return Schema(tables=tables, triggers=triggers, views=views, virtual=virtual)

@@ -408,7 +408,7 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
         return []  # the common case at container start: no module imported, no lock, no backup
 
     def select() -> Work:  # under the lock: another runner may have applied some already
-        dplan = djangoapps.plan(wrapper, own) if wrapper is not None else djangoapps.DjangoPlan()
+        dplan = djangoapps.plan(wrapper, own, record_squashed=True) if wrapper is not None else djangoapps.DjangoPlan()
         return Work(pending_migrations(target, directory)[1], dplan)
 
     return _guarded(target, "up", select, allow_destructive, confirm, take_backup, keep, lock_timeout)

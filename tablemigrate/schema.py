@@ -107,6 +107,9 @@ class Schema:
     tables: dict[str, Table]
     triggers: dict[str, Trigger] = field(default_factory=dict)
     views: dict[str, View] = field(default_factory=dict)
+    # Virtual tables (FTS5, R*Tree): lower-case name -> the CREATE VIRTUAL TABLE text. Never diffed;
+    # kept so that `schema.sql` (and database A built from it) has them, as the history does.
+    virtual: dict[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> Table | None:
         return self.tables.get(name.lower())
@@ -115,7 +118,8 @@ class Schema:
         """The same schema without the tables named (lower-case): tables the diff leaves alone."""
         if not names:
             return self
-        return Schema({k: t for k, t in self.tables.items() if k not in names}, self.triggers, self.views)
+        return Schema({k: t for k, t in self.tables.items() if k not in names}, self.triggers, self.views,
+                      self.virtual)
 
     def statements(self) -> list[str]:
         """Every CREATE statement, in a stable order (tables by name, then triggers, then views)."""
@@ -124,6 +128,7 @@ class Schema:
             table = self.tables[key]
             out.append(_cached(table, "_pretty", lambda t: sqltext.pretty_create_table(t.sql)))
             out.extend(table.indexes[k].raw for k in sorted(table.indexes))
+        out.extend(self.virtual[k] for k in sorted(self.virtual))
         out.extend(self.triggers[k].raw for k in sorted(self.triggers))
         out.extend(self.views[k].raw for k in sorted(self.views))
         return out
@@ -135,7 +140,8 @@ class Schema:
         """A hash of the structure (not the text): structurally equal schemas hash the same."""
         parts = ([("table", k, _digest(t)) for k, t in sorted(self.tables.items())]
                  + [("trigger", k, repr(_structure(t))) for k, t in sorted(self.triggers.items())]
-                 + [("view", k, repr(_structure(v))) for k, v in sorted(self.views.items())])
+                 + [("view", k, repr(_structure(v))) for k, v in sorted(self.views.items())]
+                 + [("virtual", k, sqltext.normalize(sql)) for k, sql in sorted(self.virtual.items())])
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 

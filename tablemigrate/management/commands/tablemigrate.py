@@ -756,7 +756,8 @@ class Command(BaseCommand):
                                       lock_timeout=conf.busy_timeout(), write=not options["dry_run"])
         self._print_plans(result, sql=options["dry_run"], written=not options["dry_run"])
         if left_alone:
-            self._say("Left alone (no managed model owns them): " + ", ".join(left_alone))
+            self._say("Left alone (tables of apps whose Django migrations own them, of unmanaged models, made "
+                      "by hand; virtual tables and views): " + ", ".join(left_alone))
         if not options["dry_run"]:
             self._say(self.style.SUCCESS(
                 f"Recorded {len(result.modules)} migrations as applied; `generate` now works from this schema."))

@@ -1,0 +1,146 @@
+"""Issue 12, in process: which apps tablemigrate owns, and what `generate`, `baseline` and the system checks
+do with tables it does not own or that SQL made (virtual tables)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from django.db import models
+from django.test.utils import isolate_apps
+
+from tablemigrate import ownership as own_mod
+from tablemigrate.baseline import baseline
+from tablemigrate.build import foreign_tables, managed_models
+from tablemigrate.checks import check_django_migrations
+from tablemigrate.errors import ConfigurationError
+from tablemigrate.generate import generate
+from tablemigrate.loader import load_migrations
+from tablemigrate.runner import Target
+
+from .helpers import apply_new, module
+from .modelgen import build_models
+from .test_generate import blog
+
+TESTS_DIR = Path(__file__).resolve().parent
+# Any importable package stands for a migrations package: only its presence is looked up.
+WITH_MIGRATIONS = {"sampleapp": "tests"}
+
+
+def owned(settings) -> set[str]:
+    return set(own_mod.ownership().owned)
+
+
+def test_an_app_without_django_migrations_is_owned_wherever_it_lives(settings, monkeypatch):
+    monkeypatch.setattr(own_mod, "_package_dirs", lambda: (TESTS_DIR,))  # as if installed from a package
+    assert owned(settings) == {"sampleapp"}
+    settings.TABLEMIGRATE_APPS = []  # nothing listed: still nobody else would create its tables
+    assert owned(settings) == {"sampleapp"}
+
+
+def test_by_default_the_projects_own_apps_are_owned_and_installed_packages_keep_their_migrations(settings, monkeypatch):
+    settings.MIGRATION_MODULES = WITH_MIGRATIONS
+    assert owned(settings) == {"sampleapp"}  # inside BASE_DIR, not in site-packages
+    settings.BASE_DIR = TESTS_DIR / "elsewhere"  # its code is not in the project
+    assert own_mod.ownership().django == {"sampleapp"} and not owned(settings)
+    settings.BASE_DIR = TESTS_DIR
+    monkeypatch.setattr(own_mod, "_package_dirs", lambda: (TESTS_DIR,))  # a virtualenv inside the project
+    assert own_mod.ownership().django == {"sampleapp"}
+
+
+def test_the_setting_lists_owned_apps_and_refuses_unknown_labels(settings):
+    settings.MIGRATION_MODULES = WITH_MIGRATIONS
+    settings.TABLEMIGRATE_APPS = []
+    assert own_mod.ownership().django == {"sampleapp"}
+    assert managed_models() == []  # generate, baseline and drift see none of its models
+    assert {"sampleapp_author", "sampleapp_book"} <= foreign_tables()
+    settings.TABLEMIGRATE_APPS = ["sampleapp"]
+    assert owned(settings) == {"sampleapp"} and foreign_tables() == frozenset()
+    settings.TABLEMIGRATE_APPS = ["sampleap"]
+    with pytest.raises(ConfigurationError, match="TABLEMIGRATE_APPS names sampleap, not an installed app"):
+        own_mod.ownership()
+    settings.TABLEMIGRATE_APPS = "sampleapp"
+    with pytest.raises(ConfigurationError, match="must be a list"):
+        own_mod.ownership()
+
+
+def test_system_checks_warn_about_owned_apps_with_django_migrations_and_bad_settings(settings):
+    assert check_django_migrations() == []
+    settings.MIGRATION_MODULES = WITH_MIGRATIONS
+    [warning] = check_django_migrations()
+    assert warning.id == "tablemigrate.W003" and "sampleapp" in warning.msg
+    settings.TABLEMIGRATE_APPS = []  # its Django migrations own it now: no fight
+    assert check_django_migrations() == []
+    settings.TABLEMIGRATE_APPS = ["nope"]
+    assert [m.id for m in check_django_migrations()] == ["tablemigrate.E001"]
+
+
+def test_generate_never_drops_tables_handed_over_to_django_migrations(tmp_path):
+    """A 0.1 history created tables of an app whose Django migrations own them now: generate leaves
+    them alone instead of writing a DROP TABLE."""
+    d = tmp_path / "m"
+    generate(d, build_models(blog()))  # the old history owns blog_author and blog_post
+    only_post = [m for m in build_models(blog()) if m._meta.db_table == "blog_post"]
+    dropping = generate(d, only_post, write=False)
+    assert [m.plan.table for m in dropping.modules] == ["blog_author"]  # without the rule: the drop
+    handed = generate(d, only_post, write=False, foreign=frozenset({"blog_author"}))
+    assert not handed.changed
+
+
+def _fts_history(directory: Path) -> None:
+    module(directory, "20260101_000000_01_create_notes_note",
+           "up = [\"CREATE VIRTUAL TABLE notes_note USING fts5(body)\"]\ndown = ['DROP TABLE notes_note']\n")
+
+
+@isolate_apps("tests.sampleapp")
+def test_a_model_whose_table_is_a_virtual_table_is_left_alone_by_generate(tmp_path):
+    class Note(models.Model):
+        body = models.TextField()
+
+        class Meta:
+            app_label = "sampleapp"
+            db_table = "notes_note"
+
+    class Tag(models.Model):
+        name = models.TextField()
+
+        class Meta:
+            app_label = "sampleapp"
+            db_table = "notes_tag"
+
+    d = tmp_path / "m"
+    _fts_history(d)
+    first = generate(d, [Note, Tag])
+    assert [m.plan.table for m in first.modules] == ["notes_tag"]  # never a CREATE TABLE notes_note
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    apply_new(conn, d, set())  # the history applies: no "table notes_note already exists"
+    assert conn.execute("SELECT sql FROM sqlite_master WHERE name = 'notes_note'").fetchone()[0].startswith(
+        "CREATE VIRTUAL TABLE")
+    assert not generate(d, [Note, Tag], write=False).changed  # no permanent drift either
+    assert len(load_migrations(d)) == 2
+
+
+@isolate_apps("tests.sampleapp")
+def test_baseline_lists_an_owned_virtual_table_and_adopts_the_rest(tmp_path):
+    class Note(models.Model):
+        body = models.TextField()
+
+        class Meta:
+            app_label = "sampleapp"
+            db_table = "notes_note"
+
+    class Tag(models.Model):
+        name = models.TextField()
+
+        class Meta:
+            app_label = "sampleapp"
+            db_table = "notes_tag"
+
+    db = tmp_path / "db.sqlite3"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE VIRTUAL TABLE notes_note USING fts5(body)")
+    conn.execute('CREATE TABLE "notes_tag" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NOT NULL)')
+    result, left_alone = baseline(Target("default", conn, db), tmp_path / "m", [Note, Tag], write=False)
+    assert [m.plan.table for m in result.modules] == ["notes_tag"]
+    assert left_alone == ["notes_note (a virtual table or view made by SQL)"]
