@@ -1,16 +1,18 @@
-"""Settings of the example project: three small apps on SQLite, managed by tablemigrate."""
+"""Settings of the example project: three small apps of its own on SQLite, whose tables tablemigrate owns,
+beside Django's auth and contenttypes, whose own Django migrations `tablemigrate run` applies."""
 
 import os
 from pathlib import Path
-
-from tablemigrate.coexist import DjangoMigrationsDisabled
 
 BASE_DIR = Path(__file__).resolve().parent
 SECRET_KEY = "example-only-not-secret"
 DEBUG = True
 ALLOWED_HOSTS: list[str] = []
 INSTALLED_APPS = [
-    "tablemigrate",
+    "django.contrib.contenttypes",  # installed packages: their Django migrations own their tables
+    "django.contrib.auth",
+    "tablemigrate",                 # the only setting tablemigrate needs
+    # The project's own apps (their code is under BASE_DIR): tablemigrate owns their tables.
     "example_project.users",
     "example_project.posts",
     "example_project.chats",
@@ -24,10 +26,8 @@ DATABASES = {
         "TEST": {"NAME": os.environ.get("EXAMPLE_TEST_DB")},
     }
 }
-# tablemigrate owns every table: Django's `migrate` leaves them alone, and tests build the test
-# database straight from the models...
-MIGRATION_MODULES = DjangoMigrationsDisabled()
-# ...or, with this on, by running the tablemigrate history (integration tests).
+# Tests build the owned tables straight from the models (and auth's from its migrations), or, with
+# this on, by running the tablemigrate history (integration tests).
 TABLEMIGRATE_TEST_MIGRATIONS = os.environ.get("EXAMPLE_TEST_MIGRATIONS") == "1"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True

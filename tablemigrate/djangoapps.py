@@ -207,7 +207,8 @@ def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None =
             if not isinstance(exc, Exception):
                 raise
             where = f"Django migration {name}" if name else "Django's pre_migrate receivers"
-            raise MigrationFailed(f"{where} failed: {type(exc).__name__}: {exc}") from exc
+            why = " ".join(str(exc).split())  # one line, whatever Django's message looks like
+            raise MigrationFailed(f"{where} failed: {type(exc).__name__}: {why}") from exc
     return done
 
 
@@ -231,11 +232,15 @@ def _recording(wrapper: BaseDatabaseWrapper, on_statement: Callable[[str, float]
 
 def collect_sql(dplan: DjangoPlan) -> list[tuple[str, list[str]]]:
     """Each pending migration with the SQL `sqlmigrate` prints for it (a data step shows as a comment)."""
-    assert dplan.executor is not None or not dplan
     out = []
     for step in dplan.steps:
         assert dplan.executor is not None
-        out.append((label(step[0]), [s for s in dplan.executor.collect_sql([step]) if s.strip()]))
+        try:
+            statements = [s for s in dplan.executor.loader.collect_sql([step]) if s.strip()]
+        except Exception as exc:  # e.g. RenameIndex looks the index up in the database, which has no table yet
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())
+            statements = [f"-- SQL not available until the earlier migrations are applied ({why})"]
+        out.append((label(step[0]), statements))
     return out
 
 

@@ -84,7 +84,9 @@ def test_runners_started_at_once_apply_each_migration_exactly_once(example, runn
     db = example / "example_project" / "db.sqlite3"
     names = [r[0] for r in rows(db, "SELECT name FROM tablemigrate_history")]
     assert len(names) == len(set(names)) == 7
-    assert sum(out.count("Applied") for _, out, _ in results) == 7
+    django = rows(db, "SELECT app, name FROM django_migrations")  # auth's and contenttypes', applied first
+    assert len(django) == len(set(django)) >= 14
+    assert sum(out.count("Applied") for _, out, _ in results) == 7 + len(django)
 
 
 def test_bad_input_gets_one_line_and_an_exit_code(example):
@@ -149,7 +151,10 @@ def test_baseline_adopts_a_database_made_by_djangos_migrate(example):
     shutil.rmtree(example / "example_project" / "tablemigrations")
     out = manage(example, "baseline", "--noinput").stdout
     assert out.count("Created ") == 7 and "Recorded 7 migrations as applied" in out
-    assert "Left alone (" in out and out.rstrip().splitlines()[-2].endswith("): legacy_notes")
+    left_alone = out.rstrip().splitlines()[-2]
+    assert left_alone.startswith("Left alone (")  # auth's and contenttypes' stay their Django migrations'
+    assert left_alone.split("): ")[1].split(", ")[-3:] == ["auth_user_user_permissions", "django_content_type",
+                                                            "legacy_notes"]
     assert manage(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
     assert manage(example, "baseline", "--noinput", check=False).returncode == 2  # only once
     models = example / "example_project" / "posts" / "models.py"
@@ -158,6 +163,9 @@ def test_baseline_adopts_a_database_made_by_djangos_migrate(example):
     check = subprocess.run([sys.executable, "manage.py", "check"], cwd=example, env=_env(example),
                            capture_output=True, text=True, timeout=60)
     assert "tablemigrate.W002" in check.stderr  # baseline recorded the models' fingerprint
+    assert "tablemigrate.W003" in check.stderr and "chats, posts, users" in check.stderr  # their migrations/
+    for app in ("users", "posts", "chats"):  # as the README says: tablemigrate owns them now
+        shutil.rmtree(example / "example_project" / app / "migrations")
     manage(example, "generate", "AddViews", "--noinput")
     manage(example, "run", "--noinput")
     assert rows(db, "SELECT id, title, body, views FROM posts_post") == [(1, "Hello", "body", 0)]
@@ -166,10 +174,12 @@ def test_baseline_adopts_a_database_made_by_djangos_migrate(example):
     assert manage(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
     assert "Drift" not in manage(example, "show").stdout
     assert rows(db, "SELECT note FROM legacy_notes") == [("keep me",)]
-    refused = subprocess.run([sys.executable, "manage.py", "migrate"], cwd=example, env=_env(example),
+    before = rows(db, "SELECT sql FROM sqlite_master ORDER BY name")
+    migrate = subprocess.run([sys.executable, "manage.py", "migrate"], cwd=example, env=_env(example),
                              capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 1 and "instead of `migrate`" in refused.stderr
-    assert refused.stderr.strip().count("\n") == 0
+    assert migrate.returncode == 0 and "No migrations to apply" in migrate.stdout  # auth's are applied
+    assert "tablemigrate.W" not in migrate.stderr
+    assert rows(db, "SELECT sql FROM sqlite_master ORDER BY name") == before
 
 
 def test_snapshot_restore_through_manage_py_leaves_no_wal_behind(example):

@@ -144,3 +144,24 @@ def test_baseline_lists_an_owned_virtual_table_and_adopts_the_rest(tmp_path):
     result, left_alone = baseline(Target("default", conn, db), tmp_path / "m", [Note, Tag], write=False)
     assert [m.plan.table for m in result.modules] == ["notes_tag"]
     assert left_alone == ["notes_note (a virtual table or view made by SQL)"]
+
+
+def test_migrate_refuses_owned_apps_migrations_and_everything_when_tablemigrate_owns_all(settings):
+    from django.core.management import CommandError
+    from django.db.migrations import Migration as DjangoMigration
+
+    from tablemigrate.coexist import DjangoMigrationsDisabled
+    from tablemigrate.testing import refuse_migrate
+
+    owned_step = (DjangoMigration("0001_initial", "sampleapp"), False)
+    refuse_migrate("default", [], test=False)  # nothing of an owned app: Django's migrate goes ahead
+    with pytest.raises(CommandError, match=r"tablemigrate owns app sampleapp, but `migrate` would apply its "
+                                           r"Django migrations \(sampleapp.0001_initial\)"):
+        refuse_migrate("default", [owned_step], test=True)  # test databases too
+    settings.TABLEMIGRATE_APPS = []
+    settings.MIGRATION_MODULES = WITH_MIGRATIONS
+    refuse_migrate("default", [owned_step], test=False)  # its Django migrations own it
+    settings.MIGRATION_MODULES = DjangoMigrationsDisabled()
+    with pytest.raises(CommandError, match="run `manage.py tablemigrate run` instead of `migrate`"):
+        refuse_migrate("default", [], test=False)
+    refuse_migrate("default", [], test=True)  # the test runner builds the test database from the models
