@@ -9,6 +9,8 @@ class TablemigrateConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .migrationstate import install
         from .testing import apply_history_to_test_database
 
         pre_migrate.connect(apply_history_to_test_database, dispatch_uid="tablemigrate_test_database")
+        install()  # owned models may inherit from other apps' models (migrationstate.py)

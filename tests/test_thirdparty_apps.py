@@ -1,0 +1,339 @@
+"""Apps that keep their own Django migrations next to the apps tablemigrate owns (issue 12), end to end.
+
+The fixture project tests/mixedsite has a "third-party" app `vendor` that ships Django migrations (0002 is a
+RunPython data step that creates the "General" category; vendor_upgrade/ holds its next version, whose 0003
+adds a NOT NULL slug filled by a data step) and the project's own app `shop` (no migrations folder; Item has
+foreign keys to vendor.Category and auth.User, FeaturedCategory inherits from vendor.Category). The settings
+declare the ownership: `TABLEMIGRATE_APPS = ["shop"]`. Every test works on a copy, through the copy's
+manage.py in separate processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = Path(__file__).resolve().parent / "mixedsite"
+SHOP_TABLES = {"shop_item", "shop_featuredcategory"}
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    shutil.copytree(SITE, tmp_path / "site", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.sqlite3*", "tablemigrations", "backups"))
+    return tmp_path / "site"
+
+
+def _env(site: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIXEDSITE_", "DJANGO_SETTINGS"))}
+    # The repository root second: the tablemigrate next to this file is the one imported (a worktree's too).
+    env.update(PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]), PYTHONDONTWRITEBYTECODE="1",
+               MIXEDSITE_DB=str(site / "db.sqlite3"), MIXEDSITE_MIGRATIONS_DIR=str(site / "tablemigrations"))
+    env.update(extra)
+    return env
+
+
+def manage(site: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "manage.py", *args], cwd=site, env=_env(site, **env),
+                          capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def tm(site: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return manage(site, "tablemigrate", *args, check=check)
+
+
+def orm(site: Path, code: str) -> dict:
+    """Run `code` in `manage.py shell -c`; it ends by printing one JSON object, returned here."""
+    out = manage(site, "shell", "-c", code).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def dump(db: Path) -> list[str]:
+    """The whole database as SQL text: schema, every row, Django's and tablemigrate's histories."""
+    conn = sqlite3.connect(db)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def applied(out: str) -> list[str]:
+    return [line.split()[1] for line in out.splitlines() if line.startswith("Applied ")]
+
+
+def modules(site: Path) -> set[str]:
+    return {p.name for p in (site / "tablemigrations").glob("*.py")}
+
+
+def module_tables(site: Path, names: set[str]) -> set[str]:
+    found = set()
+    for name in names:
+        namespace: dict = {}
+        exec((site / "tablemigrations" / name).read_text(), namespace)
+        found.add(namespace["table"])
+    return found
+
+
+def install(site: Path) -> str:
+    tm(site, "generate", "--noinput")
+    return tm(site, "run", "--noinput").stdout
+
+
+def add_rows(site: Path) -> dict:
+    return orm(site, """
+import json
+from django.contrib.auth.models import User
+from shop.models import FeaturedCategory, Item
+from vendor.models import Category
+ann = User.objects.create(username="ann")
+Item.objects.create(title="tea", category=Category.objects.get(name="General"), owner=ann)
+FeaturedCategory.objects.create(name="Big Sale", rank=3)
+print(json.dumps({"items": list(Item.objects.values_list("title", "category__name", "owner__username")),
+                  "featured": list(FeaturedCategory.objects.values_list("name", "rank"))}))
+""")
+
+
+def upgrade_vendor(site: Path) -> None:
+    """Install the package's next version over the old one: its models and its new migrations."""
+    shutil.copy(site / "vendor_upgrade" / "models.py", site / "vendor" / "models.py")
+    for migration in (site / "vendor_upgrade" / "migrations").glob("0*.py"):
+        shutil.copy(migration, site / "vendor" / "migrations" / migration.name)
+
+
+def vendor_migration(site: Path, name: str, body: str) -> None:
+    (site / "vendor" / "migrations" / f"{name}.py").write_text(body)
+
+
+def test_install_applies_the_vendors_migrations_then_the_own_modules(site):
+    db = site / "db.sqlite3"
+    tm(site, "generate", "--noinput")
+    assert module_tables(site, modules(site)) == SHOP_TABLES  # never vendor_, auth_ or django_ tables
+    out = tm(site, "run", "--noinput").stdout
+    names = applied(out)
+    shop = [n for n in names if "_create_shop_" in n]
+    assert len(shop) == 2 and names[-2:] == shop, names  # Django's migrations first, the own modules last
+    for first in ("contenttypes.0001_initial", "auth.0001_initial", "vendor.0001_initial"):
+        assert first in names
+    assert names.index("vendor.0001_initial") < names.index("vendor.0002_general_category") < names.index(shop[0])
+    assert rows(db, "SELECT name FROM vendor_category") == [("General",)]  # the data step ran
+    assert ("vendor", "0002_general_category") in rows(db, "SELECT app, name FROM django_migrations")
+    # post_migrate: content types and permissions of both kinds of app
+    assert {("shop", "item"), ("shop", "featuredcategory"), ("vendor", "category")} <= set(
+        rows(db, "SELECT app_label, model FROM django_content_type"))
+    assert rows(db, "SELECT count(*) FROM auth_permission WHERE codename = 'add_item'") == [(1,)]
+    parents = {(r[2], r[3], r[4]) for r in rows(db, "PRAGMA foreign_key_list(shop_item)")}
+    assert {("vendor_category", "category_id", "id"), ("auth_user", "owner_id", "id")} <= parents
+    assert add_rows(site) == {"items": [["tea", "General", "ann"]], "featured": [["Big Sale", 3]]}
+    assert rows(db, "SELECT c.name FROM shop_featuredcategory f JOIN vendor_category c "
+                    "ON c.id = f.category_ptr_id") == [("Big Sale",)]
+    assert rows(db, "PRAGMA foreign_key_check") == []
+    assert tm(site, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
+    assert tm(site, "run", "--noinput").stdout.strip() == "No migrations to apply."
+
+
+def test_upgrade_one_run_applies_the_package_data_step_and_the_own_module(site):
+    db = site / "db.sqlite3"
+    install(site)
+    add_rows(site)
+    before = modules(site)
+    upgrade_vendor(site)
+    models = site / "shop" / "models.py"
+    models.write_text(models.read_text().replace(
+        '    title = models.CharField(max_length=100)\n',
+        '    title = models.CharField(max_length=100)\n    note = models.CharField(max_length=50, default="")\n'))
+    tm(site, "generate", "AddNote", "--noinput")
+    new = modules(site) - before
+    assert len(new) == 1 and module_tables(site, new) == {"shop_item"}  # vendor's slug is not ours
+    names = applied(tm(site, "run", "--noinput").stdout)
+    assert names == ["vendor.0003_category_slug", new.pop()[:-3]]
+    assert rows(db, "SELECT name, slug FROM vendor_category ORDER BY id") == [("General", "general"),
+                                                                           ("Big Sale", "big-sale")]
+    assert [r[3] for r in rows(db, "PRAGMA table_info(vendor_category)") if r[1] == "slug"] == [1]  # NOT NULL
+    assert rows(db, "SELECT i.title, i.note, c.name, u.username FROM shop_item i JOIN vendor_category c "
+                    "ON c.id = i.category_id JOIN auth_user u ON u.id = i.owner_id") == [("tea", "", "General", "ann")]
+    assert rows(db, "SELECT rank FROM shop_featuredcategory") == [(3,)]
+    assert rows(db, "PRAGMA foreign_key_check") == []
+    assert tm(site, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
+    assert tm(site, "run", "--noinput").stdout.strip() == "No migrations to apply."
+
+
+BROKEN = '''
+from django.db import migrations, models
+
+
+def boom(apps, schema_editor):
+    Category = apps.get_model("vendor", "Category")
+    Category.objects.using(schema_editor.connection.alias).filter(name="General").update(name="renamed")
+    raise RuntimeError("boom")
+
+
+class Migration(migrations.Migration):
+    atomic = {atomic}
+    dependencies = [("vendor", "0002_general_category")]
+    operations = [
+        migrations.AddField("category", "extra", models.IntegerField(default=0)),
+        migrations.RunPython(boom),
+    ]
+'''
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("CommandError: ")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def _named_backup(error: str) -> Path:
+    backup = Path(error.split("the database was restored from backup ", 1)[1].split(";", 1)[0])
+    assert backup.is_file()
+    return backup
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_a_failing_django_data_step_restores_the_database(site, atomic):
+    """With `atomic = False` Django leaves the AddField committed when the data step raises: the backup
+    covers what Django does not roll back."""
+    db = site / "db.sqlite3"
+    install(site)
+    add_rows(site)
+    before = dump(db)
+    vendor_migration(site, "0003_broken", BROKEN.format(atomic=atomic))
+    proc = tm(site, "run", "--noinput", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    error = _one_error_line(proc)
+    assert "Django migration vendor.0003_broken failed" in error and "RuntimeError: boom" in error
+    assert _named_backup(error).parent == site / "backups"
+    assert dump(db) == before  # schema, rows and django_migrations as before the run
+    assert "extra" not in {r[1] for r in rows(db, "PRAGMA table_info(vendor_category)")}
+    assert ("vendor", "0003_broken") not in rows(db, "SELECT app, name FROM django_migrations")
+
+
+def test_a_failing_own_module_after_a_django_migration_restores_both(site):
+    db = site / "db.sqlite3"
+    install(site)
+    add_rows(site)
+    before = dump(db)
+    upgrade_vendor(site)
+    (site / "tablemigrations" / "99999999_999999_01_bad.py").write_text(
+        "up = ['INSERT INTO shop_item SELECT * FROM shop_item']\ndown = []\n")  # fails on the real row only
+    proc = tm(site, "run", "--noinput", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    error = _one_error_line(proc)
+    assert "migration 99999999_999999_01_bad (up) failed" in error
+    _named_backup(error)
+    assert dump(db) == before  # vendor.0003's column and data step are gone too
+    assert "slug" not in {r[1] for r in rows(db, "PRAGMA table_info(vendor_category)")}
+    assert ("vendor", "0003_category_slug") not in rows(db, "SELECT app, name FROM django_migrations")
+    (site / "tablemigrations" / "99999999_999999_01_bad.py").unlink()  # fixed: the next run does both
+    assert applied(tm(site, "run", "--noinput").stdout) == ["vendor.0003_category_slug"]
+
+
+def test_dry_run_and_show_list_both_kinds_and_change_nothing(site):
+    db = site / "db.sqlite3"
+    tm(site, "generate", "--noinput")
+    shop = sorted(n[:-3] for n in modules(site))
+    out = tm(site, "run", "--dry-run").stdout
+    headings = [line.split()[2] for line in out.splitlines() if line.startswith("would apply ")]
+    assert headings[-4:] == ["vendor.0001_initial", "vendor.0002_general_category", *shop], headings
+    step = out.split("would apply vendor.0002_general_category", 1)[1].split("would apply ", 1)[0]
+    assert "rows vendor_category: 0 -> 1   (changed)" in step
+    assert not db.exists()
+    show = tm(site, "show").stdout
+    assert "tablemigrate owns (TABLEMIGRATE_APPS): shop" in show
+    assert "Django migrations own: auth, contenttypes, vendor" in show
+    vendor = show.split("[ ] django: vendor.0001_initial", 1)[1].split("[ ] ", 1)[0]
+    assert 'CREATE TABLE "vendor_category"' in vendor
+    assert "[ ] django: vendor.0002_general_category" in show and f"[ ] {shop[0]}" in show
+    bare = tm(site, "show", "--no-sql").stdout
+    assert "[ ] django: vendor.0001_initial" in bare and "CREATE TABLE" not in bare
+    assert not db.exists()
+    tm(site, "run", "--noinput")  # and on a live database with the package's upgrade pending
+    add_rows(site)
+    before = dump(db)
+    upgrade_vendor(site)
+    out = tm(site, "run", "--dry-run").stdout
+    assert [line.split()[2] for line in out.splitlines() if line.startswith("would apply ")] == [
+        "vendor.0003_category_slug"]
+    assert "[ ] django: vendor.0003_category_slug" in tm(site, "show", "--no-sql").stdout
+    assert dump(db) == before
+
+
+@pytest.mark.parametrize("history", ["0", "1"])
+def test_the_test_database_has_the_vendors_data_under_both_runners(site, history):
+    tm(site, "generate", "--noinput")
+    test_db = site / "test.sqlite3"
+
+    def run(*args: str, **env: str) -> str:
+        proc = subprocess.run([sys.executable, *args], cwd=site, capture_output=True, text=True, timeout=120,
+                              env=_env(site, MIXEDSITE_TEST_MIGRATIONS=history, **env))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout + proc.stderr
+
+    def built_by() -> tuple[list, list]:
+        return (rows(test_db, "SELECT name FROM django_migrations WHERE app = 'vendor' ORDER BY name"),
+                rows(test_db, "SELECT count(*) FROM sqlite_master WHERE name = 'tablemigrate_history'"))
+
+    assert "Ran 4 tests" in run("manage.py", "test", "shop")  # in memory
+    for _ in range(2):
+        assert "Ran 4 tests" in run("manage.py", "test", "shop", "--keepdb", MIXEDSITE_TEST_DB=str(test_db))
+    vendor = [("0001_initial",), ("0002_general_category",)]
+    assert built_by() == (vendor, [(int(history),)])  # Django's migrations; the history only when asked
+    test_db.unlink()
+    pytest_args = ("-m", "pytest", "-q", "-p", "no:cacheprovider", "--ds=mixedsite.settings", "shop/tests.py")
+    stamps = []
+    for flags in (["--reuse-db"], ["--reuse-db"], ["--reuse-db", "--create-db"]):
+        assert "4 passed" in run(*pytest_args, *flags, MIXEDSITE_TEST_DB=str(test_db))
+        assert built_by() == (vendor, [(int(history),)])
+        stamps.append(rows(test_db, "SELECT applied FROM django_migrations ORDER BY id"))
+    assert stamps[0] == stamps[1] != stamps[2]  # reused as it was, then built again
+    if history == "1":
+        assert len(rows(test_db, "SELECT name FROM tablemigrate_history")) == 2
+
+
+def test_djangos_migrate_applies_the_vendors_migrations_and_refuses_owned_ones(site):
+    db = site / "db.sqlite3"
+    out = manage(site, "migrate").stdout
+    assert "Applying vendor.0002_general_category... OK" in out
+    assert rows(db, "SELECT name FROM vendor_category") == [("General",)]
+    assert rows(db, "SELECT name FROM sqlite_master WHERE name LIKE 'shop_%'") == []  # not Django's to create
+    names = applied(install(site))
+    assert len(names) == 2 and all("_create_shop_" in n for n in names)  # Django's part was done
+    add_rows(site)
+    manage(site, "makemigrations", "shop")  # the owned app gets a Django migrations folder
+    assert (site / "shop" / "migrations" / "0001_initial.py").exists()
+    before = dump(db)
+    refused = manage(site, "migrate", check=False)
+    assert refused.returncode == 1 and "tablemigrate.W003" in refused.stderr  # the system check warned
+    assert _one_error_line(refused).startswith("CommandError: tablemigrate owns app shop")
+    assert dump(db) == before
+
+
+@pytest.mark.xfail(strict=True, reason="run says 'No migrations to apply.' (exit 0, no warning): only the "
+                   "plan of the non-owned apps is checked for owned apps' Django migrations")
+def test_run_refuses_while_an_owned_app_has_django_migrations(site):
+    db = site / "db.sqlite3"
+    install(site)
+    manage(site, "makemigrations", "shop")
+    before = dump(db)
+    refused = tm(site, "run", "--noinput", check=False)
+    assert refused.returncode == 2 and "shop" in refused.stderr and "nothing was changed" in refused.stderr
+    assert dump(db) == before
