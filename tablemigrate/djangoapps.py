@@ -22,6 +22,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import connections
+from django.db.transaction import TransactionManagementError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.executor import MigrationExecutor
@@ -90,9 +91,10 @@ def recorded(conn: sqlite3.Connection) -> set[tuple[str, str]]:
 def maybe_pending(conn: sqlite3.Connection, own: Ownership) -> bool:
     """Cheap: whether a non-owned app has a migration file that `django_migrations` does not record.
     No migration module is imported, so `run` with nothing to do stays near-free. A squashed migration
-    whose replaced ones are recorded answers True; the executor then finds nothing to do."""
+    whose replaced ones are recorded answers True; the executor then finds nothing to do. Owned apps
+    are looked at too: a pending Django migration of one refuses the run (`plan`)."""
     done = recorded(conn)
-    for app_label in sorted(own.django):
+    for app_label in sorted(own.django | own.owned):
         if any((app_label, n) not in done for n in disk_names(app_label)):
             return True
     return False
@@ -112,7 +114,7 @@ def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: b
     `record_squashed` (under the runner lock): record a squashed migration whose replaced migrations are
     all applied, as `migrate` does, so that the cheap check finds nothing pending next time."""
     own = own or ownership()
-    if not own.django:
+    if not own.django and not any(disk_names(a) for a in own.owned):
         return DjangoPlan(wrapper)
     wrapper.ensure_connection()
     if quick and not maybe_pending(wrapper.connection, own):
@@ -132,7 +134,11 @@ def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: b
     steps = executor.migration_plan(targets)
     if record_squashed and not steps:
         executor.check_replacements()
-    theirs = [label(m) for m, _b in steps if m.app_label not in own.django]
+    # Every pending Django migration of an owned app, needed by another app or not: someone made
+    # Django migrations for an app whose tables tablemigrate owns (`makemigrations`), a fight to settle.
+    theirs = sorted({label(m) for m, _b in steps if m.app_label not in own.django}
+                    | {f"{app}.{name}" for app, name in loader.graph.nodes
+                       if app in own.owned and (app, name) not in loader.applied_migrations})
     if theirs:
         app = theirs[0].split(".")[0]
         raise ConfigurationError(
@@ -206,6 +212,8 @@ def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None =
                                             direction="up", duration=seconds, error=exc)
             if not isinstance(exc, Exception):
                 raise
+            if isinstance(exc, TransactionManagementError) and isinstance(exc.__context__, Exception):
+                exc = exc.__context__  # Django's check after the failed statement hid the real error
             where = f"Django migration {name}" if name else "Django's pre_migrate receivers"
             why = " ".join(str(exc).split())  # one line, whatever Django's message looks like
             raise MigrationFailed(f"{where} failed: {type(exc).__name__}: {why}") from exc

@@ -538,12 +538,12 @@ class Command(BaseCommand):
     def _show_django(self, target, sql: bool) -> None:
         """The pending Django migrations of the apps tablemigrate does not own (`run` applies them first)."""
         from tablemigrate import djangoapps
-        from tablemigrate.build import private_database
 
         wrapper = djangoapps.wrapper_of(target.alias, target.conn)
         with contextlib.ExitStack() as stack:
-            if wrapper is None:  # no database file yet: every Django migration is pending
-                wrapper = stack.enter_context(private_database())
+            if wrapper is None:  # no database file yet: every Django migration is pending, and a
+                # migration module that touches the alias's connection must not create the file
+                wrapper = stack.enter_context(djangoapps.stand_in(target.alias))
             dplan = djangoapps.plan(wrapper)
             for name, statements in djangoapps.collect_sql(dplan) if sql else [(n, []) for n in dplan.names]:
                 self.stdout.write(self.style.MIGRATE_HEADING(f"[ ] django: {name}"))
