@@ -17,7 +17,8 @@ from tablemigrate.checks import check_django_migrations
 from tablemigrate.errors import ConfigurationError
 from tablemigrate.generate import generate
 from tablemigrate.loader import load_migrations
-from tablemigrate.runner import Target
+from tablemigrate import history
+from tablemigrate.runner import Target, drift
 
 from .helpers import apply_new, module
 from .modelgen import build_models
@@ -119,6 +120,13 @@ def test_a_model_whose_table_is_a_virtual_table_is_left_alone_by_generate(tmp_pa
         "CREATE VIRTUAL TABLE")
     assert not generate(d, [Note, Tag], write=False).changed  # no permanent drift either
     assert len(load_migrations(d)) == 2
+    db = tmp_path / "live.sqlite3"
+    live = sqlite3.connect(db, isolation_level=None)
+    apply_new(live, d, set())
+    history.ensure(live)
+    for m in load_migrations(d):
+        history.record(live, m, "up", 0.0)
+    assert drift(Target("default", live, db), d, {"notes_note", "notes_tag"}) == []  # `show` reports none
 
 
 @isolate_apps("tests.sampleapp")

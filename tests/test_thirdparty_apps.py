@@ -148,6 +148,38 @@ def test_install_applies_the_vendors_migrations_then_the_own_modules(site):
     assert rows(db, "PRAGMA foreign_key_check") == []
     assert tm(site, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
     assert tm(site, "run", "--noinput").stdout.strip() == "No migrations to apply."
+    stats = tm(site, "stats").stdout.splitlines()
+    assert stats[-2:] == ["tablemigrate owns (TABLEMIGRATE_APPS): shop",
+                          "Django migrations own: auth, contenttypes, vendor"]
+    assert "Drift" not in tm(site, "show").stdout
+
+
+def test_run_with_nothing_pending_imports_no_migration_module(site):
+    install(site)
+    (site / "probe.py").write_text(
+        "import os, sys\nimport django\nos.environ['DJANGO_SETTINGS_MODULE'] = 'mixedsite.settings'\n"
+        "django.setup()\nfrom django.core.management import call_command\n"
+        "call_command('tablemigrate', 'run', '--noinput')\n"
+        "print('listed', 'vendor.migrations' in sys.modules)\n"
+        "print('imported', sorted(m for m in sys.modules if '.migrations.0' in m))\n")
+    proc = subprocess.run([sys.executable, "probe.py"], cwd=site, env=_env(site), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # The packages are listed (their file names compared with django_migrations), no migration is imported.
+    assert proc.stdout.splitlines()[-2:] == ["listed True", "imported []"], proc.stdout
+
+
+def test_system_check_warns_about_unapplied_django_migrations_of_other_apps(site):
+    def warnings() -> str:
+        return manage(site, "check").stderr
+
+    tm(site, "generate", "--noinput")
+    (site / "db.sqlite3").touch()  # an empty database: nothing applied
+    assert "tablemigrate.W004" in warnings() and "auth.0001_initial" in warnings()
+    tm(site, "run", "--noinput")
+    assert "tablemigrate.W004" not in warnings()
+    vendor_migration(site, "0003_more", BROKEN.format(atomic=True).replace('    raise RuntimeError("boom")\n', ""))
+    assert "vendor.0003_more" in warnings()
 
 
 def test_upgrade_one_run_applies_the_package_data_step_and_the_own_module(site):
