@@ -98,8 +98,13 @@ def app_source(app: int, models_count: int, changed: dict[int, str] | None = Non
     return "\n\n".join(parts)
 
 
-def write_project(root: Path, n_models: int, mode: str) -> Path:
-    """Write the project under `root` (replaced if it exists); returns root."""
+CONTRIB = ["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions"]
+
+
+def write_project(root: Path, n_models: int, mode: str, contrib: bool = False) -> Path:
+    """Write the project under `root` (replaced if it exists); returns root. `contrib`: Django's auth,
+    contenttypes and sessions installed too, on their own Django migrations, and for tablemigrate the
+    0.2 minimum settings (no MIGRATION_MODULES: it owns the project's apps only)."""
     if root.exists():
         shutil.rmtree(root)
     apps = (n_models + PER_APP - 1) // PER_APP
@@ -108,12 +113,14 @@ def write_project(root: Path, n_models: int, mode: str) -> Path:
     (root / "benchproj" / "__init__.py").write_text("")
     labels = [f"app{a}" for a in range(apps)]
     if mode == "tablemigrate":
-        extra = ("from tablemigrate.coexist import DjangoMigrationsDisabled\n"
-                 "MIGRATION_MODULES = DjangoMigrationsDisabled()")
+        extra = "" if contrib else ("from tablemigrate.coexist import DjangoMigrationsDisabled\n"
+                                    "MIGRATION_MODULES = DjangoMigrationsDisabled()")
         installed = ["tablemigrate"] + labels
     else:
         extra = ""
         installed = labels
+    if contrib:
+        installed = CONTRIB + installed
     (root / "benchproj" / "settings.py").write_text(SETTINGS.format(apps=installed, extra=extra))
     for a in range(apps):
         count = min(PER_APP, n_models - a * PER_APP)

@@ -195,7 +195,7 @@ def bench_generate(results: Results, work: Path, sizes: list[int], reps: int) ->
                                    f"changes in 6 tables), {n} models", reps)
 
 
-def bench_run(results: Results, tm: Path, dj: Path, n: int, reps: int) -> None:
+def bench_run(results: Results, tm: Path, dj: Path, n: int, reps: int, suffix: str = "") -> None:
     def fresh_tm():
         for p in tm.glob("db.sqlite3*"):
             p.unlink()
@@ -207,11 +207,23 @@ def bench_run(results: Results, tm: Path, dj: Path, n: int, reps: int) -> None:
 
     ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "run", "--noinput"), tm, env_for(tm)),
                           lambda: timed(manage(dj, "migrate"), dj, env_for(dj)), fresh_tm, fresh_dj)
-    results.add(f"run the initial history on an empty DB, {n} models", ours, "migrate (Django's initial migrations)",
+    results.add(f"run the initial history on an empty DB, {n} models{suffix}", ours,
+                "migrate (Django's initial migrations)",
                 theirs, "< 1.0")
     ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "run", "--noinput"), tm, env_for(tm)),
                           lambda: timed(manage(dj, "check"), dj, env_for(dj)))  # Django alone: no checks of ours
-    results.add(f"run with nothing pending, {n} models", ours, "manage.py check", theirs, "<= 1.2")
+    results.add(f"run with nothing pending, {n} models{suffix}", ours, "manage.py check", theirs, "<= 1.2")
+
+
+def bench_contrib(results: Results, work: Path, n: int, reps: int) -> None:
+    """The 0.2 division of labour: Django's auth, contenttypes and sessions on their own migrations
+    (which `tablemigrate run` applies first, through Django's executor), the project's apps owned."""
+    tm = projectgen.write_project(work / f"tmc{n}", n, "tablemigrate", contrib=True)
+    dj = projectgen.write_project(work / f"djc{n}", n, "django", contrib=True)
+    subprocess.run(manage(tm, "tablemigrate", "generate", "Initial", "--noinput"), cwd=tm, env=env_for(tm),
+                   check=True, capture_output=True)
+    subprocess.run(manage(dj, "makemigrations"), cwd=dj, env=env_for(dj), check=True, capture_output=True)
+    bench_run(results, tm, dj, n, reps, " with auth, contenttypes and sessions")
 
 
 # --- rebuild of a big table ----------------------------------------------------------------------------
@@ -383,13 +395,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions per side (default 5; the median "
                                                                   "is reported)")
-    parser.add_argument("--only", default="generate,rebuild,backup",
-                        help="comma-separated sections: generate (generate, --check, run), rebuild, backup")
+    parser.add_argument("--only", default="generate,contrib,rebuild,backup",
+                        help="comma-separated sections: generate (generate, --check, run), contrib (run with "
+                             "Django's contrib apps on their own migrations), rebuild, backup")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     only = set(args.only.split(","))
-    if not only <= {"generate", "rebuild", "backup"}:
-        parser.error(f"unknown section(s) in --only: {', '.join(sorted(only - {'generate', 'rebuild', 'backup'}))}")
+    sections = {"generate", "contrib", "rebuild", "backup"}
+    if not only <= sections:
+        parser.error(f"unknown section(s) in --only: {', '.join(sorted(only - sections))}")
     if shutil.which("sqlite3") is None and "rebuild" in only:
         parser.error("the rebuild section needs the sqlite3 command-line shell (Debian/Ubuntu: apt install sqlite3)")
     work = Path(tempfile.mkdtemp(prefix="tablemigrate-bench-"))
@@ -399,6 +413,8 @@ def main() -> None:
     try:
         if "generate" in only:
             bench_generate(results, work, [20, 50] if args.quick else [50, 200, 500], args.reps)
+        if "contrib" in only:
+            bench_contrib(results, work, 50 if args.quick else 200, args.reps)
         if "rebuild" in only:
             rows, small = (100_000, 10_000) if args.quick else (1_000_000, 100_000)
             bench_rebuild(results, work, rows, small, args.reps)
