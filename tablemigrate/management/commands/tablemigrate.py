@@ -30,7 +30,8 @@ EXIT_CODES = """exit codes:
      a destructive migration was not confirmed
   2  usage or configuration error: unknown option, non-SQLite database, malformed migration
      module, missing directory or file, a database file that is corrupt, empty (0 bytes) or a
-     directory; nothing was changed
+     directory, a pending Django migration of an app tablemigrate owns, an app's initial Django
+     migration whose tables already exist; nothing was changed
   3  another run holds the lock, or another connection kept the database locked past the busy
      timeout; nothing was changed
   130  interrupted by SIGINT (Ctrl-C), or
@@ -271,8 +272,8 @@ class Command(BaseCommand):
                                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
             return p
 
-        g = add("generate", "Diff the migration history against the models and write one migration "
-                            "module per changed table.")
+        g = add("generate", "Diff the migration history against the models of the apps tablemigrate owns and "
+                            "write one migration module per changed table.")
         g.add_argument("name", nargs="?", default="", help="a label recorded in the new modules")
         g.add_argument("--dry-run", action="store_true", help="print the modules and SQL; write nothing")
         g.add_argument("--check", action="store_true",
@@ -280,8 +281,9 @@ class Command(BaseCommand):
         g.add_argument("--rename", action="append", default=[], metavar="OLD:NEW",
                        help="declare a rename: TABLE.OLDCOLUMN:NEWCOLUMN or OLDTABLE:NEWTABLE (repeatable)")
 
-        show = add("show", "List applied and pending migrations with the SQL pending ones would run, and "
-                           "report edited modules and schema drift. Never writes.")
+        show = add("show", "Say which apps tablemigrate owns; list the other apps' pending Django migrations "
+                           "and tablemigrate's applied and pending migrations, with the SQL pending ones would "
+                           "run; report edited modules and schema drift. Never writes.")
         show.add_argument("--no-sql", dest="sql", action="store_false", help="list only, without SQL")
 
         def add_apply_options(p: argparse.ArgumentParser) -> None:
@@ -291,13 +293,15 @@ class Command(BaseCommand):
                            help="skip the backup (a failure then only rolls back the failing migration)")
 
         r = add("run", "Apply pending migrations: validate, check the existing rows (violations refuse, "
-                       "data loss needs confirmation), lock, back up, one transaction per migration, "
-                       "restore the backup on failure, keep the newest backups.")
+                       "data loss needs confirmation), lock, back up, apply the pending Django migrations of "
+                       "the apps tablemigrate does not own (Django's executor, data steps included), then "
+                       "tablemigrate's, one transaction per migration, restore the backup on failure, keep "
+                       "the newest backups.")
         add_apply_options(r)
         r.add_argument("--dry-run", action="store_true",
                        help="rehearse on an in-memory copy of the database and report; change nothing")
-        rv = add("revert", "Revert the last applied migration (or every one after --to NAME), with the "
-                           "same lock/backup/restore safety.")
+        rv = add("revert", "Revert the last applied tablemigrate migration (or every one after --to NAME), "
+                           "with the same lock/backup/restore safety. Other apps: `manage.py migrate APP 000N`.")
         add_apply_options(rv)
         rv.add_argument("--to", metavar="NAME", help="revert every migration applied after NAME")
 
@@ -315,9 +319,11 @@ class Command(BaseCommand):
                              "that holds data; refused otherwise")
         ins = add("inspect", "Print the live schema as the diff sees it (one table, or all).")
         ins.add_argument("table", nargs="?", help="only this table")
-        add("stats", "Tables with row counts and sizes, database facts, pending and last applied migrations.")
+        add("stats", "Tables with row counts and sizes, database facts, pending and last applied migrations, "
+                     "which apps tablemigrate owns.")
         bl = add("baseline", "Adopt a database without tablemigrate history (e.g. made by Django's `migrate`): "
-                             "write modules that create its current tables and record them as applied.")
+                             "write modules that create the current tables of the apps tablemigrate owns and "
+                             "record them as applied.")
         bl.add_argument("--dry-run", action="store_true", help="print what would be written; change nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
