@@ -13,4 +13,28 @@ class TablemigrateConfig(AppConfig):
         from .testing import apply_history_to_test_database
 
         pre_migrate.connect(apply_history_to_test_database, dispatch_uid="tablemigrate_test_database")
+        _owned_apps_without_migrations_for_django()
         install()  # owned models may inherit from other apps' models (migrationstate.py)
+
+
+def _owned_apps_without_migrations_for_django() -> None:
+    """`manage.py startapp` creates an empty `migrations/` package. Django counts such an app as migrated
+    (with no migrations), so its test database and `migrate --run-syncdb` never build the app's tables,
+    and a swappable user model there breaks other apps' migrations. For the apps tablemigrate owns, an
+    empty package means no Django migrations: say so to Django too (explicit entries of the project's
+    MIGRATION_MODULES win)."""
+    from django.conf import settings
+
+    from .coexist import DjangoMigrationsDisabled
+    from .errors import TablemigrateError
+    from .ownership import empty_migration_packages, ownership
+
+    current = getattr(settings, "MIGRATION_MODULES", {})
+    if isinstance(current, DjangoMigrationsDisabled):
+        return
+    try:
+        empty = empty_migration_packages(ownership())
+    except TablemigrateError:  # a bad TABLEMIGRATE_APPS: the system check reports it (E001)
+        return
+    if empty:
+        settings.MIGRATION_MODULES = {**empty, **current}

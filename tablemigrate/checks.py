@@ -83,8 +83,9 @@ def check_django_migrations(app_configs: Any = None, **kwargs: Any) -> list[chec
         messages.append(checks.Warning(
             f"apps tablemigrate owns still have Django migrations: {', '.join(fighting)}; `manage.py migrate` "
             "refuses to apply them and `tablemigrate run` refuses while any is pending",
-            hint="After `tablemigrate baseline`, delete those apps' migrations folders; or leave the apps out of "
-                 "TABLEMIGRATE_APPS so that their Django migrations own their tables (README, 'Which apps').",
+            hint="Your own apps: after `tablemigrate baseline`, delete their migrations folders. An app whose "
+                 "Django migrations should own its tables: list the apps tablemigrate owns in TABLEMIGRATE_APPS, "
+                 "without it (README, 'Which apps tablemigrate owns').",
             id="tablemigrate.W003"))
     unapplied = _unapplied_django(own)
     if unapplied:
@@ -100,7 +101,8 @@ def _unapplied_django(own: Any) -> list[str]:
     """Migration files of non-owned apps that the default database's `django_migrations` does not
     record (read-only; no migration module is imported). A squashed migration whose replaced ones are
     all recorded is reported until a `run` records it too, as Django's `migrate` does."""
-    from .djangoapps import disk_names, recorded
+    from .djangoapps import recorded
+    from .ownership import migration_names
 
     name = str(settings.DATABASES.get("default", {}).get("NAME", ""))
     if not own.django or not name or name == ":memory:" or name.startswith("file:") or not Path(name).is_file():
@@ -113,4 +115,4 @@ def _unapplied_django(own: Any) -> list[str]:
             conn.close()
     except sqlite3.Error:
         return []
-    return sorted(f"{app}.{n}" for app in own.django for n in disk_names(app) if (app, n) not in done)
+    return sorted(f"{app}.{n}" for app in own.django for n in migration_names(app) if (app, n) not in done)

@@ -11,7 +11,6 @@ still writes to the copy, never to the real database).
 from __future__ import annotations
 
 import logging
-import pkgutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -26,13 +25,14 @@ from django.db.transaction import TransactionManagementError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration as DjangoMigrationClass
 from django.utils.module_loading import module_has_submodule
 
 from . import signals
+from .apply import DatabaseLocked
+from .backup import SQLITE_BUSY, SQLITE_LOCKED
 from .errors import ConfigurationError, MigrationFailed
-from .ownership import Ownership, ownership
+from .ownership import Ownership, leave_out_hint, migration_names, ownership
 
 logger = logging.getLogger("tablemigrate")
 
@@ -56,6 +56,19 @@ class DjangoPlan:
     executor: MigrationExecutor | None = None
     steps: list[Step] = field(default_factory=list)
     targets: list[tuple[str, str]] = field(default_factory=list)
+    own: Ownership | None = None
+
+    def split(self) -> tuple[DjangoPlan, bool]:
+        """The migrations to apply before tablemigrate's modules, and whether more follow them: Django's
+        order ends at the first migration that declares a dependency on an app tablemigrate owns (a
+        third-party migration on the project's swappable user model, say, whose data step may read it),
+        as `migrate --run-syncdb` builds apps without migrations before any migration. What follows is
+        planned again once the owned tables exist (`plan`)."""
+        owned = self.own.owned if self.own is not None else frozenset()
+        for i, (migration, _backwards) in enumerate(self.steps):
+            if any(dep[0] in owned for dep in migration.dependencies):
+                return DjangoPlan(self.wrapper, self.executor, self.steps[:i], self.targets, self.own), True
+        return self, False
 
     @property
     def names(self) -> list[str]:
@@ -63,22 +76,6 @@ class DjangoPlan:
 
     def __bool__(self) -> bool:
         return bool(self.steps)
-
-
-def disk_names(app_label: str) -> set[str]:
-    """Migration names in the app's migrations package, found as Django's loader finds them
-    (`MigrationLoader.load_disk`), without importing a migration module."""
-    module_name, _explicit = MigrationLoader.migrations_module(app_label)
-    if module_name is None:
-        return set()
-    try:
-        module = import_module(module_name)
-    except ImportError:
-        return set()
-    path = getattr(module, "__path__", None)
-    if path is None or (getattr(module, "__file__", None) is None and not isinstance(path, list)):
-        return set()  # not a package, or an empty directory (a namespace package): no migrations
-    return {name for _finder, name, is_pkg in pkgutil.iter_modules(path) if not is_pkg and name[0] not in "_~"}
 
 
 def recorded(conn: sqlite3.Connection) -> set[tuple[str, str]]:
@@ -95,7 +92,7 @@ def maybe_pending(conn: sqlite3.Connection, own: Ownership) -> bool:
     are looked at too: a pending Django migration of one refuses the run (`plan`)."""
     done = recorded(conn)
     for app_label in sorted(own.django | own.owned):
-        if any((app_label, n) not in done for n in disk_names(app_label)):
+        if any((app_label, n) not in done for n in migration_names(app_label)):
             return True
     return False
 
@@ -114,7 +111,7 @@ def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: b
     `record_squashed` (under the runner lock): record a squashed migration whose replaced migrations are
     all applied, as `migrate` does, so that the cheap check finds nothing pending next time."""
     own = own or ownership()
-    if not own.django and not any(disk_names(a) for a in own.owned):
+    if not own.django and not any(migration_names(a) for a in own.owned):
         return DjangoPlan(wrapper)
     wrapper.ensure_connection()
     if quick and not maybe_pending(wrapper.connection, own):
@@ -143,8 +140,8 @@ def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: b
         app = theirs[0].split(".")[0]
         raise ConfigurationError(
             f"app {app} is owned by tablemigrate, but Django migrations of it are pending ({', '.join(theirs)}): "
-            f"delete {app}'s migrations folder (tablemigrate owns its tables), or leave {app} out of "
-            "TABLEMIGRATE_APPS so that its Django migrations own them; nothing was changed")
+            f"delete {app}'s migrations folder (tablemigrate owns its tables), or {leave_out_hint(own, app)} so "
+            "that its Django migrations own them; nothing was changed")
     for migration, _backwards in steps:
         if migration.initial and executor.detect_soft_applied(None, migration)[0]:
             raise ConfigurationError(
@@ -152,7 +149,7 @@ def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: b
                 "(tablemigrate's history or a hand-made schema created them): if they match the app's "
                 f"current models, record its migrations with `manage.py migrate {migration.app_label} --fake`; "
                 "nothing was changed")
-    return DjangoPlan(wrapper, executor, steps, targets)
+    return DjangoPlan(wrapper, executor, steps, targets, own)
 
 
 def _register_management_modules() -> None:
@@ -163,7 +160,7 @@ def _register_management_modules() -> None:
 
 
 def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None = None,
-          on_migration: Callable[[str], None] | None = None) -> list[str]:
+          on_migration: Callable[[str, bool], None] | None = None) -> list[str]:
     """Apply the plan (each migration in its own transaction when it is atomic, as `migrate` does),
     sending Django's pre_migrate with the plan first (contenttypes renames content types from it).
     Returns the names applied; a failure raises MigrationFailed naming the migration."""
@@ -182,7 +179,7 @@ def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None =
             running.update(name=name, started=time.perf_counter())
             signals.pre_migration.send(sender=DjangoMigration, database=wrapper.alias, name=name, direction="up")
             if on_migration is not None:
-                on_migration(name)
+                on_migration(name, bool(migration.atomic))
         elif action == "apply_success" and migration is not None:
             name, seconds = label(migration), time.perf_counter() - running["started"]
             done.append(name)
@@ -215,9 +212,26 @@ def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None =
             if isinstance(exc, TransactionManagementError) and isinstance(exc.__context__, Exception):
                 exc = exc.__context__  # Django's check after the failed statement hid the real error
             where = f"Django migration {name}" if name else "Django's pre_migrate receivers"
+            if _locked(exc):
+                raise DatabaseLocked(f"{where}: the database stayed locked by another connection past the "
+                                     "busy timeout") from exc
             why = " ".join(str(exc).split())  # one line, whatever Django's message looks like
             raise MigrationFailed(f"{where} failed: {type(exc).__name__}: {why}") from exc
     return done
+
+
+def _locked(exc: BaseException) -> bool:
+    """Whether SQLite's write lock timed out (SQLITE_BUSY / SQLITE_LOCKED) under Django's wrapping."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sqlite3.OperationalError):
+            code = getattr(seen, "sqlite_errorcode", None)
+            if code is not None:
+                return code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+            # Python 3.10 has no result code on the exception: SQLite's fixed texts for those two codes.
+            return str(seen) in ("database is locked", "database table is locked")
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @contextmanager

@@ -16,6 +16,7 @@ Every other app (Django's contrib apps, Wagtail, allauth, ...) keeps its Django 
 from __future__ import annotations
 
 import importlib.util
+import pkgutil
 import site
 import sys
 import sysconfig
@@ -52,19 +53,50 @@ class Ownership:
                 f"Django migrations own: {', '.join(sorted(self.django)) or '-'}"]
 
 
-def has_django_migrations(app: AppConfig) -> bool:
-    """Whether Django's migration loader would find a migrations package for `app` (without importing
-    any migration module: only the package is located)."""
+def migration_names(app_label: str) -> set[str]:
+    """Names of the Django migrations in the app's migrations package, found as Django's loader finds
+    them (`MigrationLoader.load_disk`), without importing a migration module."""
     from django.db.migrations.loader import MigrationLoader
 
-    module_name, _explicit = MigrationLoader.migrations_module(app.label)
+    module_name, _explicit = MigrationLoader.migrations_module(app_label)
     if module_name is None:
-        return False
+        return set()
     try:
         spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):
-        return False
-    return spec is not None and spec.submodule_search_locations is not None
+        return set()
+    if spec is None or spec.submodule_search_locations is None:
+        return set()  # no package (a `migrations.py` module is no migrations either)
+    if spec.origin in (None, "namespace"):
+        return set()  # an empty directory (a namespace package)
+    return {name for _finder, name, is_pkg in pkgutil.iter_modules(list(spec.submodule_search_locations))
+            if not is_pkg and name[0] not in "_~"}
+
+
+def has_django_migrations(app: AppConfig) -> bool:
+    """Whether the app has Django migrations: migration files, not merely the empty `migrations/`
+    package that `manage.py startapp` creates."""
+    return bool(migration_names(app.label))
+
+
+def empty_migration_packages(own: Ownership) -> dict[str, None]:
+    """Owned apps with an empty migrations package (`startapp` makes one), as MIGRATION_MODULES entries
+    that make them apps without migrations for Django too: else Django counts them as migrated apps with
+    no migrations, and the test runner never builds their tables."""
+    from django.db.migrations.loader import MigrationLoader
+
+    out: dict[str, None] = {}
+    for label in sorted(own.owned):
+        module_name, _explicit = MigrationLoader.migrations_module(label)
+        if module_name is None:
+            continue
+        try:
+            spec = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError):
+            continue
+        if spec is not None and spec.submodule_search_locations is not None and not migration_names(label):
+            out[label] = None
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -77,6 +109,9 @@ def _package_dirs() -> tuple[Path, ...]:
         pass
     found.add(site.getusersitepackages())
     found.update(p for p in sys.path if Path(p).name in ("site-packages", "dist-packages"))
+    # pip's checkouts of editable VCS installs (`pip install -e git+...`), in a virtualenv that may
+    # well live inside the project.
+    found.update(str(Path(prefix) / "src") for prefix in {sys.prefix, sys.exec_prefix})
     return tuple(Path(p).resolve() for p in found if p)
 
 
@@ -101,8 +136,9 @@ def ownership() -> Ownership:
     configured = getattr(settings, "TABLEMIGRATE_APPS", None)
     configs = [a for a in apps.get_app_configs() if a.label != SELF and _has_tables(a)]
     if configured is not None:
-        if isinstance(configured, str) or not isinstance(configured, Iterable):
-            raise ConfigurationError("TABLEMIGRATE_APPS must be a list of app labels")
+        if isinstance(configured, str) or not isinstance(configured, Iterable) \
+                or not all(isinstance(label, str) for label in configured):
+            raise ConfigurationError("TABLEMIGRATE_APPS must be a list of app labels (strings)")
         known = {a.label for a in apps.get_app_configs()}
         unknown = sorted(set(configured) - known)
         if unknown:
@@ -120,3 +156,10 @@ def owned_with_django_migrations(own: Ownership | None = None) -> list[str]:
     """Owned apps that still ship Django migrations (an adopted project before it removed them)."""
     own = own or ownership()
     return sorted(label for label in own.owned if has_django_migrations(apps.get_app_config(label)))
+
+
+def leave_out_hint(own: Ownership, app: str) -> str:
+    """How to hand `app` to its Django migrations instead, for the setting as it is."""
+    if own.explicit:
+        return f"leave {app} out of TABLEMIGRATE_APPS"
+    return f"set TABLEMIGRATE_APPS to the apps tablemigrate should own, without {app}"

@@ -157,6 +157,7 @@ def preflight(target: Target, migrations: list[Migration], direction: str) -> li
     if not migrations:
         return []
     effects = validate(target, migrations, direction)
+    _refuse_foreign_tables(target, migrations, direction, effects)
     findings = datacheck.check(target.conn, migrations, direction, effects)
     violations = [f for f in findings if f.kind == "violation"]
     if violations:
@@ -165,6 +166,32 @@ def preflight(target: Target, migrations: list[Migration], direction: str) -> li
     reasons = [f"{m.name}: {r}" for m in migrations
                for r in (m.destructive if direction == "up" else m.down_destructive)]
     return reasons + [f"{f} (found in the database)" for f in findings if f.kind == "loss"]
+
+
+def _refuse_foreign_tables(target: Target, migrations: list[Migration], direction: str,
+                           effects: dict[StatementKey, Effects]) -> None:
+    """A module of an older history (tablemigrate owned every app) must not create, rebuild, alter or
+    drop a table that its app's Django migrations own now: reverting the module that created
+    `vendor_category` would drop it under Django's recorded history. Rows it writes are its business."""
+    from .build import foreign_tables
+
+    foreign = foreign_tables(target.alias)
+    if not foreign:
+        return
+    for m in migrations:
+        tables = {m.table.lower()} if m.table else set()
+        tables |= {t.lower() for t in (getattr(step, "table", None) for step in m.steps(direction)) if isinstance(t, str)}
+        for (name, _step, _index), e in effects.items():
+            if name == m.name:
+                tables |= {t.lower() for t in e.dropped_tables}
+                tables |= {t.lower() for t, _c in e.dropped_columns} | {t.lower() for t, _o, _n in e.renamed_columns}
+                tables |= {old.lower() for old, _new in e.renamed_tables}
+        hit = sorted(tables & foreign)
+        if hit:
+            verb = "reverting" if direction == "down" else "applying"
+            raise ConfigurationError(
+                f"{verb} migration {m.name} would change table {hit[0]}, which belongs to an app whose Django "
+                "migrations own it now; nothing was changed (use `manage.py migrate` for that app)")
 
 
 def _refuse(reasons: list[str]) -> NotConfirmed:
@@ -222,24 +249,28 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
     error: BaseException | None = None
     done: list[Migration | DjangoApplied] = []
     running = ""
-    django_started = False
+    partial = False
 
-    def django_running(name: str) -> None:
-        nonlocal running, django_started
-        running, django_started = f"Django migration {name}", True
+    def django_running(name: str, atomic: bool) -> None:
+        nonlocal running, partial
+        running, partial = f"Django migration {name}", partial or not atomic
 
     try:
-        done.extend(DjangoApplied(n) for n in djangoapps.apply(work.django, on_migration=django_running))
+        first, more = work.django.split()
+        done.extend(DjangoApplied(n) for n in djangoapps.apply(first, on_migration=django_running))
         for m in work.migrations:
             running = f"migration {m.name} ({direction})"
             if _apply_one(target, m, direction, writers):
                 done.append(m)
+        if more:  # Django migrations that depend on an owned app: planned again, now its tables exist
+            then = djangoapps.plan(work.django.wrapper, work.django.own, quick=False)
+            done.extend(DjangoApplied(n) for n in djangoapps.apply(then, on_migration=django_running))
     except BaseException as exc:
         error = exc
         # A Django migration that is not atomic (`atomic = False`) may have changed the database
         # although Django recorded nothing: once one started, the backup is restored.
         raise _with_kept_backup(target, _recover(target, exc, history_before, saved, writers, running,
-                                                 django_started)) from exc
+                                                 partial)) from exc
     finally:
         signals.post_run.send(sender=Migration, database=target.alias, direction=direction,
                               migrations=names, error=error, duration=time.perf_counter() - started)
@@ -309,29 +340,33 @@ def _reason(exc: BaseException, running: str) -> str:
 
 
 def _recover(target: Target, exc: BaseException, history_before: list[str], saved: Path | None,
-             writers: _OtherWriters, running: str = "", django_started: bool = False) -> TablemigrateError:
+             writers: _OtherWriters, running: str = "", partial: bool = False) -> TablemigrateError:
     """After a failed or interrupted migration (already rolled back): put the database back as it was
     before the run if that loses nothing, and say exactly what state it is in. Whether earlier
-    migrations of the run committed is read from the history table, which each migration writes in its
-    own transaction. `running`: the migration that was running, named when an interrupt stopped it."""
+    migrations of the run committed is read from the history tables, which each migration writes in its
+    own transaction. `running`: the migration that was running, named when an interrupt stopped it.
+    `partial`: a non-atomic Django migration started, which may have changed the database although
+    Django recorded nothing."""
     where = f" (backup: {saved})" if saved else ""
     now = _history_names(target.conn)
     if isinstance(exc, DatabaseLocked) and now == history_before:
         return exc
     why = _reason(exc, running)
     failed = MigrationInterrupted if isinstance(exc, KeyboardInterrupt) else MigrationFailed
-    if now == history_before and not django_started:
+    changed = sorted(set(now) ^ set(history_before))
+    if not changed and not partial:
         logger.error("migration failed and was rolled back; the database is unchanged")
         return failed(f"{why}; rolled back, the database is unchanged{where}")
-    earlier = ", ".join(sorted(set(now) ^ set(history_before))) or "its Django migrations"
+    # What stays if the backup is not restored, and whether the history tables then tell the truth.
+    earlier = (f"{', '.join(changed)} (applied earlier in this run) stay applied; the history table matches "
+               "the schema" if changed else
+               f"the steps that the non-atomic {running} completed before it failed stay, unrecorded")
     if saved is None:
-        return failed(f"{why}; rolled back, but {earlier} (applied earlier in this run, no backup "
-                      "taken) stay applied")
+        return failed(f"{why}; rolled back, but no backup was taken: {earlier}")
     try:  # check the backup first: the check takes time, and a write landing meanwhile must count
         backups.verify(saved)
     except backups.BackupError as bad:
-        return failed(f"{why}; rolled back, but the backup cannot be restored ({bad}): {earlier} "
-                      "(applied earlier in this run) stay applied; the history table matches the schema")
+        return failed(f"{why}; rolled back, but the backup cannot be restored ({bad}): {earlier}")
 
     def nobody_else_wrote(conn: sqlite3.Connection) -> bool:  # asked under the write lock
         writers.check(conn)  # commits since our rollback, including while the backup was checked
@@ -346,14 +381,13 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
                 backups.restore(target.conn, saved, verified=True)
     except (sqlite3.Error, backups.BackupError) as bad:
         return failed(f"{why}; rolled back, but restoring the backup {saved} failed ({backups.describe(bad)}): "
-                      f"{earlier} (applied earlier in this run) stay applied; the history table matches the schema")
+                      f"{earlier}")
     if not restored:
         logger.error("migration failed; backup %s NOT restored: other connections wrote since it was taken",
                      saved)
         return failed(
-            f"{why}; rolled back. {earlier} stay applied and the backup {saved} was NOT restored, because "
-            "other connections wrote to the database after it was taken and restoring would lose their "
-            "data; the history table matches the schema")
+            f"{why}; rolled back. The backup {saved} was NOT restored, because other connections wrote to the "
+            f"database after it was taken and restoring would lose their data: {earlier}")
     logger.error("migration failed; database restored from backup %s", saved)
     return failed(f"{why}; the database was restored from backup {saved}")
 
@@ -468,8 +502,8 @@ def dry_run(target: Target, directory: Path) -> list[Rehearsal]:
     with djangoapps.stand_in(target.alias) as copy:
         conn = raw(copy)
         target.conn.backup(conn)
-        if django:
-            out.extend(_rehearse_django(copy))
+        first, more = djangoapps.plan(copy).split() if django else (djangoapps.DjangoPlan(), False)
+        out.extend(_rehearse_django(copy, first))
         history.ensure(conn)
         for m in pending:
             before = _row_counts(conn)
@@ -478,16 +512,18 @@ def dry_run(target: Target, directory: Path) -> list[Rehearsal]:
             apply_migration(conn, m, "up", in_transaction=history.record,
                             on_statement=lambda sql, seconds: statements.append((sql, seconds)))
             out.append(Rehearsal(m.name, time.perf_counter() - started, before, _row_counts(conn), statements))
+        if more:  # as `run` does: what depends on an owned app, once its tables exist
+            out.extend(_rehearse_django(copy, djangoapps.plan(copy, quick=False)))
     return out
 
 
-def _rehearse_django(copy) -> list[Rehearsal]:
+def _rehearse_django(copy, dplan: djangoapps.DjangoPlan) -> list[Rehearsal]:
     conn = raw(copy)
     out: list[Rehearsal] = []
     statements: list[tuple[str, float]] = []
     marks: dict[str, Any] = {}
 
-    def started(name: str) -> None:
+    def started(name: str, atomic: bool) -> None:
         finish()
         statements.clear()
         marks.update(name=name, at=time.perf_counter(), before=_row_counts(conn))
@@ -498,16 +534,17 @@ def _rehearse_django(copy) -> list[Rehearsal]:
                                  _row_counts(conn), list(statements)))
             marks.clear()
 
-    djangoapps.apply(djangoapps.plan(copy), on_statement=lambda sql, s: statements.append((sql, s)),
-                     on_migration=started)
+    djangoapps.apply(dplan, on_statement=lambda sql, s: statements.append((sql, s)), on_migration=started)
     finish()
     return out
 
 
-def drift(target: Target, directory: Path, owned: set[str] | None = None) -> list[str]:
+def drift(target: Target, directory: Path, owned: set[str] | None = None,
+          foreign: frozenset[str] = frozenset()) -> list[str]:
     """Tables whose live structure differs from what replaying the applied migrations produces.
     `owned`: lower-case tables of managed models; a live table outside the history and outside it
-    (an unmanaged model's, one made by hand) is not drift."""
+    (an unmanaged model's, one made by hand) is not drift. `foreign`: tables of apps whose Django
+    migrations own them (build.foreign_tables), which an older history may still describe."""
     st = status(target.conn, directory)
     check_history(st)
     live_schema = introspect(target.conn)
@@ -523,4 +560,5 @@ def drift(target: Target, directory: Path, owned: set[str] | None = None) -> lis
         expected = introspect(conn).tables
     live = live_schema.tables
     extra = {k for k in live if k not in expected and owned is not None and k not in owned}
-    return sorted(k for k in set(expected) | set(live) if expected.get(k) != live.get(k) and k not in extra)
+    return sorted(k for k in set(expected) | set(live)
+                  if expected.get(k) != live.get(k) and k not in extra and k not in foreign)

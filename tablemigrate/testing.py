@@ -34,7 +34,7 @@ def refuse_migrate(using: str, plan: list | None = None, test: bool = False) -> 
     from django.core.management import CommandError
 
     from .coexist import DjangoMigrationsDisabled
-    from .ownership import ownership
+    from .ownership import leave_out_hint, ownership
 
     if connections[using].vendor != "sqlite":
         return
@@ -46,8 +46,8 @@ def refuse_migrate(using: str, plan: list | None = None, test: bool = False) -> 
     if theirs:
         app = theirs[0].split(".")[0]
         raise CommandError(f"tablemigrate owns app {app}, but `migrate` would apply its Django migrations "
-                           f"({', '.join(theirs)}): delete {app}'s migrations folder, or leave {app} out of "
-                           "TABLEMIGRATE_APPS; nothing was changed")
+                           f"({', '.join(theirs)}): delete {app}'s migrations folder, or "
+                           f"{leave_out_hint(own, app)}; nothing was changed")
 
 
 def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs: Any) -> None:

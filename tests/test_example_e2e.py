@@ -232,7 +232,10 @@ def test_system_checks_warn_about_pending_migrations_model_changes_and_django_mi
         "from example_project.settings import *  # noqa\nMIGRATION_MODULES = {'posts': 'posts_migrations'}\n")
     assert "tablemigrate.W003" not in check({"DJANGO_SETTINGS_MODULE": "legacy_settings"})  # no such package
     (example / "posts_migrations").mkdir()
-    (example / "posts_migrations" / "__init__.py").write_text("")
+    (example / "posts_migrations" / "__init__.py").write_text("")  # empty, as `startapp` makes it: no migrations
+    assert "tablemigrate.W003" not in check({"DJANGO_SETTINGS_MODULE": "legacy_settings"})
+    (example / "posts_migrations" / "0001_initial.py").write_text(
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    operations = []\n")
     assert "tablemigrate.W003" in check({"DJANGO_SETTINGS_MODULE": "legacy_settings"})
 
 

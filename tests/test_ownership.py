@@ -173,3 +173,32 @@ def test_migrate_refuses_owned_apps_migrations_and_everything_when_tablemigrate_
     with pytest.raises(CommandError, match="run `manage.py tablemigrate run` instead of `migrate`"):
         refuse_migrate("default", [], test=False)
     refuse_migrate("default", [], test=True)  # the test runner builds the test database from the models
+
+
+def test_modules_never_change_a_table_handed_over_to_django_migrations(tmp_path, settings):
+    """A 0.1 history created sampleapp_author; its app's Django migrations own it now: reverting that
+    module (which would drop it) and applying one that alters it refuse, and `show` reports no drift
+    for the changes Django's migrations make to it."""
+    from tablemigrate import runner
+
+    d = tmp_path / "m"
+    module(d, "20260101_000000_01_create_sampleapp_author",
+           "table = 'sampleapp_author'\nup = ['CREATE TABLE sampleapp_author (id integer PRIMARY KEY, name text)']\n"
+           "down = ['DROP TABLE sampleapp_author']\n")
+    db = tmp_path / "db.sqlite3"
+    conn = sqlite3.connect(db, isolation_level=None)
+    target = Target("default", conn, db)
+    runner.run(target, d, take_backup=False, django=False)
+    conn.execute("INSERT INTO sampleapp_author VALUES (1, 'ann')")
+    settings.MIGRATION_MODULES, settings.TABLEMIGRATE_APPS = WITH_MIGRATIONS, []  # handed over
+    with pytest.raises(ConfigurationError, match="reverting migration 20260101_000000_01_create_sampleapp_author "
+                                                 "would change table sampleapp_author"):
+        runner.revert(target, d, allow_destructive=True, take_backup=False)
+    module(d, "20260101_000000_02_alter", "up = ['ALTER TABLE sampleapp_author DROP COLUMN name']\n")
+    with pytest.raises(ConfigurationError, match="applying migration 20260101_000000_02_alter would change"):
+        runner.run(target, d, allow_destructive=True, take_backup=False, django=False)
+    assert conn.execute("SELECT * FROM sampleapp_author").fetchall() == [(1, "ann")]
+    (d / "20260101_000000_02_alter.py").unlink()
+    conn.execute("ALTER TABLE sampleapp_author ADD COLUMN email text")  # as a Django migration would
+    assert drift(target, d, set(), foreign_tables()) == []
+    assert drift(target, d, set()) == ["sampleapp_author"]  # what `show` said before

@@ -477,13 +477,15 @@ class Command(BaseCommand):
         invalid module refuses before the file is created."""
         from tablemigrate import runner
 
-        from tablemigrate.ownership import ownership
+        from tablemigrate import djangoapps
 
         assert directory is not None
         _status, pending = runner.pending_migrations(stand_in, directory)
         if pending:
             runner.validate(stand_in, pending)
-        return bool(pending) or bool(ownership().django)  # Django migrations pending on a new database
+        with djangoapps.stand_in(stand_in.alias) as empty:  # its refusals too, before the file exists
+            django = djangoapps.plan(empty)
+        return bool(pending) or bool(django)
 
     def _confirm(self, options: dict[str, Any]):
         if not options["interactive"]:
@@ -495,13 +497,41 @@ class Command(BaseCommand):
 
     # show / run / revert ----------------------------------------------------------------------
 
+    def _existing_migrations_dir(self, options: dict[str, Any]) -> Path:
+        """The migrations directory; when it is missing and the database already has tables of the
+        owned models (built by Django's `migrate`), the way forward is `baseline`, not `generate`."""
+        try:
+            return conf.existing_migrations_dir()
+        except TablemigrateError as exc:
+            from django.conf import settings
+
+            from tablemigrate.baseline import model_tables
+            from tablemigrate.build import managed_models
+            from tablemigrate.sqltext import readonly_uri
+
+            alias = conf.sqlite_alias(options["database"])
+            name = str(settings.DATABASES[alias].get("NAME", ""))
+            if name and Path(name).is_file():
+                try:
+                    conn = sqlite3.connect(readonly_uri(name), uri=True)
+                    try:
+                        live = {r[0].lower() for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                    finally:
+                        conn.close()
+                except sqlite3.Error:
+                    live = set()
+                if live & model_tables(managed_models(alias)):
+                    raise CommandError(f"{exc}. But {name} already has tables of your models (made by Django's "
+                                       "`migrate`?): adopt it with `manage.py tablemigrate baseline`", returncode=2)
+            raise
+
     def handle_show(self, options: dict[str, Any]) -> None:
         from tablemigrate.loader import load_migration
         from tablemigrate.ownership import ownership
         from tablemigrate.runner import drift, status
 
         target = self._target(options)
-        directory = conf.existing_migrations_dir()
+        directory = self._existing_migrations_dir(options)
         own = ownership()
         for line in own.describe():
             self.stdout.write(line)
@@ -524,9 +554,9 @@ class Command(BaseCommand):
                 "The history does not match the migration files: `run` refuses until this is resolved."))
             return
         from tablemigrate.baseline import model_tables
-        from tablemigrate.build import managed_models
+        from tablemigrate.build import foreign_tables, managed_models
 
-        drifted = drift(target, directory, model_tables(managed_models(target.alias)))
+        drifted = drift(target, directory, model_tables(managed_models(target.alias)), foreign_tables(target.alias))
         if drifted:
             self.stdout.write(self.style.WARNING(
                 "Drift: the live schema differs from the applied history in: " + ", ".join(drifted)))
@@ -558,7 +588,7 @@ class Command(BaseCommand):
     def handle_run(self, options: dict[str, Any]) -> None:
         from tablemigrate import runner
 
-        directory = conf.existing_migrations_dir()  # before the database: a missing one is not created
+        directory = self._existing_migrations_dir(options)  # before the database: a missing one is not created
         target = self._target(options, directory)
         if options["dry_run"]:
             rehearsals = runner.dry_run(target, directory)
