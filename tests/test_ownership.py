@@ -64,6 +64,25 @@ def test_the_setting_lists_owned_apps_and_refuses_unknown_labels(settings):
     settings.TABLEMIGRATE_APPS = "sampleapp"
     with pytest.raises(ConfigurationError, match="must be a list"):
         own_mod.ownership()
+    settings.TABLEMIGRATE_APPS = [1]
+    with pytest.raises(ConfigurationError, match="must be a list of app labels"):
+        own_mod.ownership()
+
+
+def test_an_editable_checkout_in_a_virtualenv_inside_the_project_is_an_installed_package(settings, monkeypatch,
+                                                                                          tmp_path):
+    from django.apps import apps
+
+    settings.MIGRATION_MODULES = WITH_MIGRATIONS
+    settings.BASE_DIR = tmp_path
+    venv = tmp_path / ".venv"
+    monkeypatch.setattr(apps.get_app_config("sampleapp"), "path", str(venv / "src" / "pkg" / "sampleapp"))
+    monkeypatch.setattr(own_mod.sys, "prefix", str(venv))  # `pip install -e git+...` checks out there
+    own_mod._package_dirs.cache_clear()
+    try:
+        assert own_mod.ownership().django == {"sampleapp"}
+    finally:
+        own_mod._package_dirs.cache_clear()
 
 
 def test_system_checks_warn_about_owned_apps_with_django_migrations_and_bad_settings(settings):
