@@ -280,6 +280,8 @@ def restore_in_transaction(conn: sqlite3.Connection, source: Path,
     it from the backup, copy every row. The write lock is held from `may_restore` (the last check that
     no other connection wrote) until COMMIT, so nothing can commit in between and be lost. Returns
     False, changing nothing, when `may_restore` says no. Any error rolls everything back."""
+    if conn.in_transaction:  # ATTACH/DETACH would fail with a message that hides why
+        raise BackupError("the connection is still inside a transaction that the failed migration left open")
     conn.execute(f"ATTACH DATABASE ? AS {_ALIAS}", (str(source),))
     fk = conn.execute("PRAGMA foreign_keys").fetchone()[0]
     try:

@@ -201,6 +201,7 @@ def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None =
                                     plan=dplan.steps, tablemigrate_run=True)
             executor.migrate(dplan.targets, plan=dplan.steps, state=state.clone() if state else None)
         except BaseException as exc:
+            _leave_djangos_transaction(wrapper)
             name = running.get("name")
             if name is not None:
                 seconds = time.perf_counter() - running["started"]
@@ -218,6 +219,28 @@ def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None =
             why = " ".join(str(exc).split())  # one line, whatever Django's message looks like
             raise MigrationFailed(f"{where} failed: {type(exc).__name__}: {why}") from exc
     return done
+
+
+def _leave_djangos_transaction(wrapper: BaseDatabaseWrapper) -> None:
+    """After a failed Django migration, leave no transaction open on the connection. Django's SQLite
+    schema editor checks constraints on exit *before* it closes its atomic block; after a database error
+    in a data step that check raises TransactionManagementError, and the block stays open with the
+    transaction (found upgrading django-allauth: the restore of the run's backup then failed). Roll it
+    back and put Django's bookkeeping back to autocommit, foreign keys on, as the editor would have."""
+    if not (wrapper.in_atomic_block or (wrapper.connection is not None and wrapper.connection.in_transaction)):
+        return
+    if wrapper.connection is not None and wrapper.connection.in_transaction:
+        wrapper.connection.rollback()
+    wrapper.in_atomic_block = False
+    wrapper.needs_rollback = False
+    wrapper.savepoint_ids = []
+    wrapper.commit_on_exit = True
+    if hasattr(wrapper, "atomic_blocks"):
+        wrapper.atomic_blocks = []
+    wrapper.run_on_commit = []
+    wrapper.run_commit_hooks_on_set_autocommit_on = False
+    wrapper.set_autocommit(True)
+    wrapper.enable_constraint_checking()
 
 
 def _locked(exc: BaseException) -> bool:

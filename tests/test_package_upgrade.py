@@ -385,14 +385,6 @@ def test_rows_the_data_step_cannot_fix_fail_the_run_as_they_fail_djangos_migrate
         (n[:-3],) for n in upgrade["old_modules_ours_conflict"]]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "tablemigrate defect: after a Django migration whose RunPython fails inside a QuerySet write (IntegrityError), "
-    "Django's SQLite schema editor leaves its atomic block open (its __exit__ runs check_constraints() first, which "
-    "raises TransactionManagementError because needs_rollback is set, so Atomic.__exit__ never runs); "
-    "djangoapps.apply does not roll the connection back, so backups.restore_in_transaction runs inside that open "
-    "transaction and fails ('database tablemigrate_backup is locked', from its DETACH, with or without a virtual "
-    "table). The run exits 1 saying the restore failed; the migrations before the failing one stay applied, as "
-    "with Django's migrate, and PRAGMA foreign_keys is left OFF on the connection."))
 def test_rows_the_data_step_cannot_fix_fail_the_run_and_the_backup_is_restored(upgrade):
     """Issue 12: 'A failure anywhere restores both'. The failed run must leave the database exactly as it was
     before it: no Wagtail migration of the upgrade applied, every row as it was."""

@@ -278,6 +278,40 @@ def test_a_data_step_database_error_is_reported_not_djangos_transaction_error(si
     assert dump(db) == before
 
 
+UPDATE_CLASH = '''
+from django.db import migrations
+
+
+def clash(apps, schema_editor):
+    Category = apps.get_model("vendor", "Category")
+    Category.objects.using(schema_editor.connection.alias).update(name="same")  # UNIQUE: two rows
+
+
+class Migration(migrations.Migration):
+    dependencies = [("vendor", "0003_more")]
+    operations = [migrations.RunPython(clash)]
+'''
+
+
+def test_a_database_error_in_a_data_step_after_a_committed_migration_restores_the_backup(site):
+    """Like upgrading django-allauth over two addresses differing in case: the data step's UPDATE
+    breaks a UNIQUE constraint; Django's schema editor leaves its atomic block (and the transaction)
+    open; the run still restores the backup taken before vendor.0003, which had committed."""
+    db = site / "db.sqlite3"
+    install(site)
+    add_rows(site)
+    before = dump(db)
+    vendor_migration(site, "0003_more", BROKEN.format(atomic=True).replace('    raise RuntimeError("boom")\n', ""))
+    vendor_migration(site, "0004_clash", UPDATE_CLASH)
+    proc = tm(site, "run", "--noinput", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    error = _one_error_line(proc)
+    assert "Django migration vendor.0004_clash failed: IntegrityError: UNIQUE constraint failed" in error
+    assert _named_backup(error).parent == site / "backups"
+    assert dump(db) == before  # vendor.0003's column and record are gone too
+    assert rows(db, "PRAGMA foreign_key_check") == []
+
+
 def test_a_failing_own_module_after_a_django_migration_restores_both(site):
     db = site / "db.sqlite3"
     install(site)
