@@ -1,3 +1,5 @@
+from collections.abc import Mapping
+
 from django.apps import AppConfig
 from django.db.models.signals import pre_migrate
 
@@ -22,7 +24,7 @@ def _owned_apps_without_migrations_for_django() -> None:
     (with no migrations), so its test database and `migrate --run-syncdb` never build the app's tables,
     and a swappable user model there breaks other apps' migrations. For the apps tablemigrate owns, an
     empty package means no Django migrations: say so to Django too (explicit entries of the project's
-    MIGRATION_MODULES win)."""
+    MIGRATION_MODULES that name a package with migrations in it stay)."""
     from django.conf import settings
 
     from .coexist import DjangoMigrationsDisabled
@@ -30,11 +32,11 @@ def _owned_apps_without_migrations_for_django() -> None:
     from .ownership import empty_migration_packages, ownership
 
     current = getattr(settings, "MIGRATION_MODULES", {})
-    if isinstance(current, DjangoMigrationsDisabled):
-        return
+    if isinstance(current, DjangoMigrationsDisabled) or not isinstance(current, Mapping):
+        return  # a project's own kind of mapping object: left as it is
     try:
         empty = empty_migration_packages(ownership())
     except TablemigrateError:  # a bad TABLEMIGRATE_APPS: the system check reports it (E001)
         return
-    if empty:
-        settings.MIGRATION_MODULES = {**empty, **current}
+    if empty:  # an explicit entry naming an empty package is no migrations either
+        settings.MIGRATION_MODULES = {**current, **empty}

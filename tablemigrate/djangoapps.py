@@ -160,10 +160,11 @@ def _register_management_modules() -> None:
 
 
 def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None = None,
-          on_migration: Callable[[str, bool], None] | None = None) -> list[str]:
+          on_migration: Callable[[str, bool], None] | None = None, hooks: bool = True) -> list[str]:
     """Apply the plan (each migration in its own transaction when it is atomic, as `migrate` does),
     sending Django's pre_migrate with the plan first (contenttypes renames content types from it).
-    Returns the names applied; a failure raises MigrationFailed naming the migration."""
+    Returns the names applied; a failure raises MigrationFailed naming the migration. `hooks`: send
+    tablemigrate's pre_migration/post_migration (not for a rehearsal, like tablemigrate's own modules)."""
     from django.core.management.sql import emit_pre_migrate_signal
 
     if not dplan:
@@ -177,17 +178,19 @@ def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None =
         if action == "apply_start" and migration is not None:
             name = label(migration)
             running.update(name=name, started=time.perf_counter())
-            signals.pre_migration.send(sender=DjangoMigration, database=wrapper.alias, name=name, direction="up")
+            if hooks:
+                signals.pre_migration.send(sender=DjangoMigration, database=wrapper.alias, name=name, direction="up")
             if on_migration is not None:
                 on_migration(name, bool(migration.atomic))
         elif action == "apply_success" and migration is not None:
             name, seconds = label(migration), time.perf_counter() - running["started"]
             done.append(name)
             running.clear()
-            logger.info("migration %s applied (%.0f ms)", name, seconds * 1000,
-                        extra={"tablemigrate_migration": name})
-            signals.post_migration.send(sender=DjangoMigration, database=wrapper.alias, name=name,
-                                        direction="up", duration=seconds, error=None)
+            if hooks:
+                logger.info("migration %s applied (%.0f ms)", name, seconds * 1000,
+                            extra={"tablemigrate_migration": name})
+                signals.post_migration.send(sender=DjangoMigration, database=wrapper.alias, name=name,
+                                            direction="up", duration=seconds, error=None)
 
     _register_management_modules()
     executor.progress_callback = progress
@@ -206,8 +209,9 @@ def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None =
             if name is not None:
                 seconds = time.perf_counter() - running["started"]
                 logger.error("migration %s failed: %s", name, exc)
-                signals.post_migration.send(sender=DjangoMigration, database=wrapper.alias, name=name,
-                                            direction="up", duration=seconds, error=exc)
+                if hooks:
+                    signals.post_migration.send(sender=DjangoMigration, database=wrapper.alias, name=name,
+                                                direction="up", duration=seconds, error=exc)
             if not isinstance(exc, Exception):
                 raise
             if isinstance(exc, TransactionManagementError) and isinstance(exc.__context__, Exception):

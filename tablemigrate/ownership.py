@@ -134,7 +134,8 @@ def _has_tables(app: AppConfig) -> bool:
 
 def ownership() -> Ownership:
     configured = getattr(settings, "TABLEMIGRATE_APPS", None)
-    configs = [a for a in apps.get_app_configs() if a.label != SELF and _has_tables(a)]
+    every = [a for a in apps.get_app_configs() if a.label != SELF]
+    configs = [a for a in every if _has_tables(a)]  # only an app with tables can be owned
     if configured is not None:
         if isinstance(configured, str) or not isinstance(configured, Iterable) \
                 or not all(isinstance(label, str) for label in configured):
@@ -148,8 +149,9 @@ def ownership() -> Ownership:
         owned = {a.label for a in configs if a.label in listed or not has_django_migrations(a)}
     else:
         owned = {a.label for a in configs if in_project(a) or not has_django_migrations(a)}
-    return Ownership(frozenset(owned), frozenset(a.label for a in configs if a.label not in owned),
-                     configured is not None)
+    # Every other app with migration files keeps them, tables or not (proxies, views, data steps only).
+    django = frozenset(a.label for a in every if a.label not in owned and has_django_migrations(a))
+    return Ownership(frozenset(owned), django, configured is not None)
 
 
 def owned_with_django_migrations(own: Ownership | None = None) -> list[str]:

@@ -28,6 +28,11 @@ _WRITES = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
 _CREATES = {sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_VTABLE}
 _DROPS = {sqlite3.SQLITE_DROP_TABLE, sqlite3.SQLITE_DROP_VTABLE}
 _SCHEMA = {sqlite3.SQLITE_ALTER_TABLE} | _CREATES | _DROPS
+# Authorizer actions whose first argument names a table, and those whose second does (an index's or a
+# trigger's table).
+_TABLE_IN_ARG1 = _CREATES | _DROPS | _WRITES | {sqlite3.SQLITE_READ}
+_TABLE_IN_ARG2 = {sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_DROP_INDEX, sqlite3.SQLITE_CREATE_TRIGGER,
+                  sqlite3.SQLITE_DROP_TRIGGER}
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Effects:
     renamed_columns: list[tuple[str, str, str]] = field(default_factory=list)  # (table, old, new)
     written: list[str] = field(default_factory=list)  # tables whose rows it inserts, updates or deletes
     read: list[str] = field(default_factory=list)  # tables whose columns it reads
+    named: set[str] = field(default_factory=set)  # lower-case: every table of `main` it reads, writes or changes
 
 
 Columns = dict[str, tuple[str, list[str]]]  # lower table name -> (name, column names in order)
@@ -108,6 +114,13 @@ def _effects(actions: list[tuple[int, str | None, str | None, str | None]], befo
         elif action == sqlite3.SQLITE_ALTER_TABLE and arg1 == "main" and arg2 and arg2.lower() in before:
             _altered(out, before[arg2.lower()], before, after)
     dropped = {t.lower() for t in out.dropped_tables}
+    for action, arg1, arg2, db in actions:
+        if action in _TABLE_IN_ARG1 and db == "main" and arg1:
+            out.named.add(arg1.lower())
+        elif action in _TABLE_IN_ARG2 and db == "main" and arg2:
+            out.named.add(arg2.lower())
+        elif action == sqlite3.SQLITE_ALTER_TABLE and arg1 == "main" and arg2:
+            out.named.add(arg2.lower())
     for action, arg1, _arg2, db in actions:
         if action in _WRITES and db == "main" and arg1 and not is_internal(arg1) \
                 and arg1.lower() not in dropped and arg1 not in out.written:

@@ -170,9 +170,12 @@ def preflight(target: Target, migrations: list[Migration], direction: str) -> li
 
 def _refuse_foreign_tables(target: Target, migrations: list[Migration], direction: str,
                            effects: dict[StatementKey, Effects]) -> None:
-    """A module of an older history (tablemigrate owned every app) must not create, rebuild, alter or
-    drop a table that its app's Django migrations own now: reverting the module that created
-    `vendor_category` would drop it under Django's recorded history. Rows it writes are its business."""
+    """tablemigrate's modules never touch in SQL a table that its app's Django migrations own: reverting
+    the 0.1 module that created `vendor_category` would drop it under Django's recorded history; an ADD
+    COLUMN there would vanish in Django's next rebuild of the table; and any statement naming it breaks
+    every replay of the history (database A, drift, the test database), which has no such table. What a
+    statement names comes from SQLite's authorizer on the schema copy; a module's `table` and its
+    operations' tables count too. Data for those tables belongs in a `RunPython` step (never replayed)."""
     from .build import foreign_tables
 
     foreign = foreign_tables(target.alias)
@@ -183,15 +186,14 @@ def _refuse_foreign_tables(target: Target, migrations: list[Migration], directio
         tables |= {t.lower() for t in (getattr(step, "table", None) for step in m.steps(direction)) if isinstance(t, str)}
         for (name, _step, _index), e in effects.items():
             if name == m.name:
-                tables |= {t.lower() for t in e.dropped_tables}
-                tables |= {t.lower() for t, _c in e.dropped_columns} | {t.lower() for t, _o, _n in e.renamed_columns}
-                tables |= {old.lower() for old, _new in e.renamed_tables}
+                tables |= e.named
         hit = sorted(tables & foreign)
         if hit:
             verb = "reverting" if direction == "down" else "applying"
             raise ConfigurationError(
-                f"{verb} migration {m.name} would change table {hit[0]}, which belongs to an app whose Django "
-                "migrations own it now; nothing was changed (use `manage.py migrate` for that app)")
+                f"{verb} migration {m.name} would use table {hit[0]}, which belongs to an app whose Django "
+                "migrations own it; nothing was changed (change it with that app's migrations; write its rows "
+                "in a RunPython step)")
 
 
 def _refuse(reasons: list[str]) -> NotConfirmed:
@@ -251,15 +253,15 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
     running = ""
     partial = False
 
-    def django_running(name: str, atomic: bool) -> None:
+    def django_running(name: str, atomic: bool) -> None:  # `partial`: the one running is not atomic
         nonlocal running, partial
-        running, partial = f"Django migration {name}", partial or not atomic
+        running, partial = f"Django migration {name}", not atomic
 
     try:
         first, more = work.django.split()
         done.extend(DjangoApplied(n) for n in djangoapps.apply(first, on_migration=django_running))
         for m in work.migrations:
-            running = f"migration {m.name} ({direction})"
+            running, partial = f"migration {m.name} ({direction})", False
             if _apply_one(target, m, direction, writers):
                 done.append(m)
         if more:  # Django migrations that depend on an owned app: planned again, now its tables exist
@@ -349,7 +351,7 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
     Django recorded nothing."""
     where = f" (backup: {saved})" if saved else ""
     now = _history_names(target.conn)
-    if isinstance(exc, DatabaseLocked) and now == history_before:
+    if isinstance(exc, DatabaseLocked) and now == history_before and not partial:
         return exc
     why = _reason(exc, running)
     failed = MigrationInterrupted if isinstance(exc, KeyboardInterrupt) else MigrationFailed
@@ -358,15 +360,19 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
         logger.error("migration failed and was rolled back; the database is unchanged")
         return failed(f"{why}; rolled back, the database is unchanged{where}")
     # What stays if the backup is not restored, and whether the history tables then tell the truth.
-    earlier = (f"{', '.join(changed)} (applied earlier in this run) stay applied; the history table matches "
-               "the schema" if changed else
-               f"the steps that the non-atomic {running} completed before it failed stay, unrecorded")
+    stays = [f"{', '.join(changed)} (applied earlier in this run) stay applied"] if changed else []
+    if partial:
+        stays.append(f"the steps that the non-atomic {running} completed before it failed stay, unrecorded")
+    else:
+        stays.append("the history table matches the schema")
+    earlier = "; ".join(stays)
+    stopped = "stopped" if partial else "rolled back"  # a non-atomic migration is not rolled back
     if saved is None:
-        return failed(f"{why}; rolled back, but no backup was taken: {earlier}")
+        return failed(f"{why}; {stopped}, but no backup was taken: {earlier}")
     try:  # check the backup first: the check takes time, and a write landing meanwhile must count
         backups.verify(saved)
     except backups.BackupError as bad:
-        return failed(f"{why}; rolled back, but the backup cannot be restored ({bad}): {earlier}")
+        return failed(f"{why}; {stopped}, but the backup cannot be restored ({bad}): {earlier}")
 
     def nobody_else_wrote(conn: sqlite3.Connection) -> bool:  # asked under the write lock
         writers.check(conn)  # commits since our rollback, including while the backup was checked
@@ -380,13 +386,13 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
             if restored:
                 backups.restore(target.conn, saved, verified=True)
     except (sqlite3.Error, backups.BackupError) as bad:
-        return failed(f"{why}; rolled back, but restoring the backup {saved} failed ({backups.describe(bad)}): "
+        return failed(f"{why}; {stopped}, but restoring the backup {saved} failed ({backups.describe(bad)}): "
                       f"{earlier}")
     if not restored:
         logger.error("migration failed; backup %s NOT restored: other connections wrote since it was taken",
                      saved)
         return failed(
-            f"{why}; rolled back. The backup {saved} was NOT restored, because other connections wrote to the "
+            f"{why}; {stopped}. The backup {saved} was NOT restored, because other connections wrote to the "
             f"database after it was taken and restoring would lose their data: {earlier}")
     logger.error("migration failed; database restored from backup %s", saved)
     return failed(f"{why}; the database was restored from backup {saved}")
@@ -497,7 +503,9 @@ def dry_run(target: Target, directory: Path) -> list[Rehearsal]:
     While the Django migrations run, the alias's connection *is* the copy (djangoapps.stand_in), so a
     data step that queries through the default manager writes to the copy too."""
     _st, pending = pending_migrations(target, directory)
-    out = []
+    if pending:  # what `run` would refuse before touching anything, `--dry-run` refuses too
+        _refuse_foreign_tables(target, pending, "up", validate(target, pending))
+    out: list[Rehearsal] = []
     django = djangoapps.wrapper_of(target.alias, target.conn) is not None or target.path is None
     with djangoapps.stand_in(target.alias) as copy:
         conn = raw(copy)
@@ -534,7 +542,8 @@ def _rehearse_django(copy, dplan: djangoapps.DjangoPlan) -> list[Rehearsal]:
                                  _row_counts(conn), list(statements)))
             marks.clear()
 
-    djangoapps.apply(dplan, on_statement=lambda sql, s: statements.append((sql, s)), on_migration=started)
+    djangoapps.apply(dplan, on_statement=lambda sql, s: statements.append((sql, s)), on_migration=started,
+                     hooks=False)
     finish()
     return out
 

@@ -211,13 +211,96 @@ def test_modules_never_change_a_table_handed_over_to_django_migrations(tmp_path,
     conn.execute("INSERT INTO sampleapp_author VALUES (1, 'ann')")
     settings.MIGRATION_MODULES, settings.TABLEMIGRATE_APPS = WITH_MIGRATIONS, []  # handed over
     with pytest.raises(ConfigurationError, match="reverting migration 20260101_000000_01_create_sampleapp_author "
-                                                 "would change table sampleapp_author"):
+                                                 "would use table sampleapp_author"):
         runner.revert(target, d, allow_destructive=True, take_backup=False)
     module(d, "20260101_000000_02_alter", "up = ['ALTER TABLE sampleapp_author DROP COLUMN name']\n")
-    with pytest.raises(ConfigurationError, match="applying migration 20260101_000000_02_alter would change"):
+    with pytest.raises(ConfigurationError, match="applying migration 20260101_000000_02_alter would use"):
         runner.run(target, d, allow_destructive=True, take_backup=False, django=False)
     assert conn.execute("SELECT * FROM sampleapp_author").fetchall() == [(1, "ann")]
     (d / "20260101_000000_02_alter.py").unlink()
     conn.execute("ALTER TABLE sampleapp_author ADD COLUMN email text")  # as a Django migration would
     assert drift(target, d, set(), foreign_tables()) == []
     assert drift(target, d, set()) == ["sampleapp_author"]  # what `show` said before
+
+
+def test_no_sql_of_a_module_may_name_a_handed_over_table(tmp_path, settings):
+    """An ADD COLUMN there vanishes in Django's next rebuild of the table; any statement naming it breaks
+    every replay of the history (database A has no such table). `run --dry-run` refuses as `run` does."""
+    from tablemigrate import runner
+
+    d = tmp_path / "m"
+    module(d, "20260101_000000_01_create_sampleapp_author",
+           "table = 'sampleapp_author'\nup = ['CREATE TABLE sampleapp_author (id integer PRIMARY KEY, name text)']\n"
+           "down = ['DROP TABLE sampleapp_author']\n")
+    db = tmp_path / "db.sqlite3"
+    conn = sqlite3.connect(db, isolation_level=None)
+    target = Target("default", conn, db)
+    runner.run(target, d, take_backup=False, django=False)
+    settings.MIGRATION_MODULES, settings.TABLEMIGRATE_APPS = WITH_MIGRATIONS, []
+    for n, sql in enumerate(["ALTER TABLE sampleapp_author ADD COLUMN x integer",
+                             "INSERT INTO sampleapp_author (name) VALUES ('x')",
+                             "CREATE INDEX i ON sampleapp_author (name)",
+                             "CREATE TABLE mine AS SELECT name FROM sampleapp_author"], start=2):
+        name = f"20260101_000000_{n:02d}_touch"
+        module(d, name, f"table = 'mine'\nup = [{sql!r}]\n")
+        for attempt in (lambda: runner.run(target, d, take_backup=False, django=False),
+                        lambda: runner.dry_run(target, d)):
+            with pytest.raises(ConfigurationError, match=f"migration {name} would use table sampleapp_author"):
+                attempt()
+        (d / f"{name}.py").unlink()
+    assert [r[1] for r in conn.execute("PRAGMA table_info(sampleapp_author)")] == ["id", "name"]
+
+
+def test_an_app_with_django_migrations_but_no_tables_keeps_them(settings, monkeypatch):
+    settings.MIGRATION_MODULES, settings.TABLEMIGRATE_APPS = WITH_MIGRATIONS, ["sampleapp"]
+    monkeypatch.setattr(own_mod, "_has_tables", lambda app: False)  # proxies only, say, and a data step
+    assert own_mod.ownership().django == {"sampleapp"} and not owned(settings)
+
+
+def test_empty_migration_packages_are_no_migrations_for_django_and_odd_settings_are_left_alone(settings):
+    from tablemigrate.apps import _owned_apps_without_migrations_for_django
+
+    settings.MIGRATION_MODULES = {"sampleapp": "tests.emptymigrations"}  # explicit, but empty
+    _owned_apps_without_migrations_for_django()
+    assert settings.MIGRATION_MODULES == {"sampleapp": None}
+
+    class Odd:  # a project's own kind of mapping object
+        def __contains__(self, label):
+            return label == "sampleapp"
+
+        def __getitem__(self, label):
+            return "tests.emptymigrations"
+
+    odd = Odd()
+    settings.MIGRATION_MODULES = odd
+    _owned_apps_without_migrations_for_django()  # no crash at startup
+    assert settings.MIGRATION_MODULES is odd
+
+
+def test_a_non_atomic_django_migration_that_stopped_half_way_is_restored_and_told_truthfully(tmp_path):
+    """A lock timeout or error in a non-atomic Django migration leaves its completed steps without a
+    record: the backup is restored (nobody else wrote), even for a lock timeout; without a backup the
+    message says what stays and never that the history matches the schema."""
+    from tablemigrate import backup as backups
+    from tablemigrate import runner
+    from tablemigrate.apply import DatabaseLocked
+    from tablemigrate.errors import MigrationFailed
+
+    db = tmp_path / "db.sqlite3"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE t (x)")
+    target = Target("default", conn, db)
+    saved = tmp_path / "backups" / "b.sqlite3"
+    saved.parent.mkdir()
+    backups.take_backup(conn, saved)
+    writers = runner._OtherWriters(conn)
+    before = runner._history_names(conn)
+    conn.execute("CREATE TABLE half_done (x)")  # what the non-atomic migration did before it stopped
+    running = "Django migration vendor.0003_big"
+    failure = runner._recover(target, DatabaseLocked("locked"), before, saved, writers, running, partial=True)
+    assert isinstance(failure, MigrationFailed) and "restored from backup" in str(failure)
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchall() == []
+    conn.execute("CREATE TABLE half_done (x)")
+    told = str(runner._recover(target, RuntimeError("boom"), before, None, writers, running, partial=True))
+    assert told == ("boom; stopped, but no backup was taken: the steps that the non-atomic Django migration "
+                    "vendor.0003_big completed before it failed stay, unrecorded")

@@ -526,3 +526,22 @@ def test_a_database_django_built_without_a_migrations_directory_points_at_baseli
     for command in ("run", "show"):
         proc = tm(site, command, "--noinput", check=False)
         assert proc.returncode == 2 and "adopt it with `manage.py tablemigrate baseline`" in _one_error_line(proc)
+
+
+def test_hooks_fire_for_a_real_run_and_never_for_a_dry_run(site):
+    install(site)
+    vendor_migration(site, "0003_more", BROKEN.format(atomic=True).replace('    raise RuntimeError("boom")\n', ""))
+    (site / "probe.py").write_text(
+        "import os\nimport django\nos.environ['DJANGO_SETTINGS_MODULE'] = 'mixedsite.settings'\ndjango.setup()\n"
+        "from django.core.management import call_command\nfrom tablemigrate import signals\n"
+        "from tablemigrate.djangoapps import DjangoMigration\nseen = []\n"
+        "def hook(sender, name, **kwargs):\n    seen.append((sender is DjangoMigration, name))\n"
+        "signals.pre_migration.connect(hook)\nsignals.post_migration.connect(hook)\n"
+        "call_command('tablemigrate', 'run', '--dry-run', '--noinput')\nprint('dry', seen)\n"
+        "call_command('tablemigrate', 'run', '--noinput')\nprint('real', seen)\n")
+    proc = subprocess.run([sys.executable, "probe.py"], cwd=site, env=_env(site), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "dry []" in lines
+    assert "real [(True, 'vendor.0003_more'), (True, 'vendor.0003_more')]" in lines
