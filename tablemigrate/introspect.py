@@ -21,8 +21,10 @@ from .sqltext import Token
 
 HISTORY_TABLE = "tablemigrate_history"
 
+# The models' fingerprint a test database built from the models was built for (tablemigrate.testing).
+TEST_MODELS_TABLE = "tablemigrate_test_models"
 # Tables that belong to SQLite, to tablemigrate, or to Django's own migration bookkeeping.
-INTERNAL_TABLES = frozenset({HISTORY_TABLE, "django_migrations"})
+INTERNAL_TABLES = frozenset({HISTORY_TABLE, TEST_MODELS_TABLE, "django_migrations"})
 
 COLUMN_CONSTRAINT_WORDS = frozenset({
     "constraint", "primary", "not", "null", "unique", "check", "default", "collate",

@@ -55,7 +55,10 @@ def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs
         return
     test = is_test_database(using)
     refuse_migrate(using, kwargs.get("plan"), test)
-    if not test or not enabled():
+    if not test:
+        return
+    if not enabled():
+        _rebuild_stale_owned_tables(using)
         return
     from . import conf, history
     from .runner import Target, run
@@ -72,3 +75,53 @@ def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs
     # Django's migrate, which sent this signal, applies the Django migrations of the other apps itself.
     run(target, conf.migrations_dir(), allow_destructive=True, take_backup=False, lock_timeout=conf.busy_timeout(),
         django=False)
+
+
+_checked: set[tuple[str, str]] = set()
+
+
+def _rebuild_stale_owned_tables(using: str) -> None:
+    """A kept test database (`--keepdb`, `--reuse-db`) built from the models: Django's syncdb, which runs
+    next, creates the owned tables that are missing but never alters one, so after a model change the
+    tests would run against the old tables. The models' fingerprint is recorded in the test database;
+    when it differs, the owned tables are dropped here and syncdb builds them again from the models."""
+    import sqlite3
+
+    from .baseline import model_tables
+    from .build import managed_models
+    from .fingerprint import models_fingerprint
+    from .introspect import TEST_MODELS_TABLE
+    from .sqltext import quote
+
+    wrapper = connections[using]
+    key = (using, str(wrapper.settings_dict["NAME"]))
+    if key in _checked:  # pre_migrate comes once per app
+        return
+    _checked.add(key)
+    wrapper.ensure_connection()
+    conn = wrapper.connection
+    owned_models = managed_models(using)
+    current = models_fingerprint(owned_models)
+    try:
+        stored = conn.execute(f'SELECT fingerprint FROM "{TEST_MODELS_TABLE}"').fetchone()
+    except sqlite3.OperationalError:
+        stored = None
+    if stored is not None and stored[0] == current:
+        return
+    live = {r[0].lower(): r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    stale = sorted(live[t] for t in model_tables(owned_models) if t in live)
+    conn.execute("PRAGMA foreign_keys = OFF")  # other apps' tables may point at them
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for table in stale:
+            conn.execute(f"DROP TABLE {quote(table)}")
+        conn.execute(f'CREATE TABLE IF NOT EXISTS "{TEST_MODELS_TABLE}" (fingerprint text NOT NULL)')
+        conn.execute(f'DELETE FROM "{TEST_MODELS_TABLE}"')
+        conn.execute(f'INSERT INTO "{TEST_MODELS_TABLE}" VALUES (?)', (current,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")

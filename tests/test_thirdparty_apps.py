@@ -545,3 +545,31 @@ def test_hooks_fire_for_a_real_run_and_never_for_a_dry_run(site):
     lines = proc.stdout.splitlines()
     assert "dry []" in lines
     assert "real [(True, 'vendor.0003_more'), (True, 'vendor.0003_more')]" in lines
+
+
+def test_a_kept_test_database_built_from_the_models_follows_a_model_change(site):
+    """Django's syncdb creates missing tables but never alters one: a kept test database would keep the
+    old owned tables. They are rebuilt when the models' fingerprint differs from the recorded one."""
+    test_db = site / "test.sqlite3"
+    tm(site, "generate", "--noinput")
+
+    def keepdb_tests(last_field: str) -> subprocess.CompletedProcess[str]:
+        (site / "shop" / "test_fields.py").write_text(
+            "from django.test import TestCase\n\nfrom shop.models import Item\n\n\n"
+            "class FieldsTest(TestCase):\n    def test_fields(self):\n"
+            f"        self.assertEqual(Item._meta.fields[-1].name, {last_field!r})\n"
+            "        Item.objects.filter(pk=0).exists()  # a query on the table as the models see it\n")
+        return subprocess.run([sys.executable, "manage.py", "test", "shop.test_fields", "--keepdb"], cwd=site,
+                              env=_env(site, MIXEDSITE_TEST_DB=str(test_db)), capture_output=True, text=True,
+                              timeout=120)
+
+    assert keepdb_tests("owner").returncode == 0
+    models = site / "shop" / "models.py"
+    owner = '    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="items")\n'
+    models.write_text(models.read_text().replace(owner, owner + "    price = models.IntegerField(default=0)\n"))
+    tm(site, "generate", "--noinput")
+    proc = keepdb_tests("price")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Using existing test database" in proc.stderr and "tablemigrate.W001" not in proc.stderr
+    assert "price" in [r[1] for r in rows(test_db, "PRAGMA table_info(shop_item)")]
+    assert rows(test_db, "SELECT count(*) FROM vendor_category WHERE name = 'General'") == [(1,)]  # vendor's kept
