@@ -18,7 +18,7 @@ from . import history
 from .errors import ConfigurationError
 from .fingerprint import models_fingerprint, with_m2m_tables
 from .generate import GenerateResult, _write, baseline_modules, models_schema
-from .introspect import introspect, sql_made_tables
+from .introspect import introspect
 from .loader import SNAPSHOT_NAME, load_migration, migration_files
 from .lock import run_lock
 from .runner import Target
@@ -33,10 +33,12 @@ def model_tables(model_list: list[type[models.Model]]) -> set[str]:
 
 
 def baseline(target: Target, directory: Path, model_list: list[type[models.Model]], *, label: str = "Baseline",
-             now: datetime | None = None, lock_timeout: float = 30, write: bool = True) -> tuple[GenerateResult, list[str]]:
-    """`model_list`: the models of the apps tablemigrate owns (build.managed_models). Returns the
-    modules and the live tables left alone: tables of apps whose Django migrations own them, of
-    unmanaged models, made by hand, and owned models' virtual tables and views."""
+             now: datetime | None = None, lock_timeout: float = 30, write: bool = True,
+             foreign: frozenset[str] = frozenset()) -> tuple[GenerateResult, list[str]]:
+    """`model_list`: the models of the apps tablemigrate owns (build.managed_models); `foreign`: tables of
+    the apps whose Django migrations own them (build.foreign_tables). Returns the modules and what the
+    modules leave out, one line per kind: other apps' tables, tables no owned model has, and the
+    triggers, views and virtual tables (which the modules do not reproduce on a new database)."""
     conn = target.conn
     lock_path = target.path or Path(f"/tmp/tablemigrate-memory-{target.alias}")
     with run_lock(lock_path, lock_timeout):
@@ -45,13 +47,11 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
                                      "database without one (use `generate` and `run`)")
         if migration_files(directory):
             raise ConfigurationError(f"{directory} already holds migration modules; baseline writes the first "
-                                     "ones (run it with an empty migrations directory)")
+                                     "ones: if `generate` wrote them for this database, delete them (and "
+                                     "schema.sql), then run baseline")
         everything = introspect(conn)
         owned = model_tables(model_list)
-        left_alone = sorted(t.name for k, t in everything.tables.items() if k not in owned)
-        # A model of the project standing for a virtual table (FTS5) or a view made by SQL: not a table
-        # the models describe; it stays as it is, and a hand-written module makes it on new databases.
-        left_alone += sorted(f"{name} (a virtual table or view made by SQL)" for name in sql_made_tables(conn) & owned)
+        left_alone = _left_out(conn, everything, owned, foreign)
         live = Schema({k: t for k, t in everything.tables.items() if k in owned})
         if not live.tables:
             raise ConfigurationError("the database has no tables of this project's models to adopt; use "
@@ -82,3 +82,22 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
         logger.info("baseline: %d migration modules written to %s and recorded as applied",
                     len(migrations), directory)
         return result, left_alone
+
+
+def _left_out(conn, everything: Schema, owned: set[str], foreign: frozenset[str]) -> list[str]:
+    """What baseline's modules do not reproduce, each kind on one line (for the command to print)."""
+    theirs = sorted(t.name for k, t in everything.tables.items() if k not in owned and k in foreign)
+    nobodys = sorted(t.name for k, t in everything.tables.items() if k not in owned and k not in foreign)
+    # Objects made by SQL, except those of other apps' tables: their Django migrations make them.
+    made_by_sql = [f"trigger {t.name}" for _k, t in sorted(everything.triggers.items()) if t.table not in foreign]
+    made_by_sql += [f"view {v.name}" for k, v in sorted(everything.views.items()) if k not in foreign]
+    made_by_sql += [f"virtual table {name}" for name in sorted(everything.virtual) if name not in foreign]
+    lines = []
+    if theirs:
+        lines.append("left alone, their apps' Django migrations own them: " + ", ".join(theirs))
+    if nobodys:
+        lines.append("left alone, no model of yours owns them (unmanaged models, made by hand): " + ", ".join(nobodys))
+    if made_by_sql:
+        lines.append("kept in this database but not in the modules (copy their SQL into a hand-written module "
+                     "for new databases): " + ", ".join(made_by_sql))
+    return lines

@@ -87,9 +87,9 @@ def check_django_migrations(app_configs: Any = None, **kwargs: Any) -> list[chec
         messages.append(checks.Warning(
             f"apps tablemigrate owns still have Django migrations: {', '.join(fighting)}; `manage.py migrate` "
             "refuses to apply them and `tablemigrate run` refuses while any is pending",
-            hint="Your own apps: after `tablemigrate baseline`, delete their migrations folders. An app whose "
-                 "Django migrations should own its tables: list the apps tablemigrate owns in TABLEMIGRATE_APPS, "
-                 "without it (README, 'Which apps tablemigrate owns').",
+            hint="For your own apps: after `tablemigrate baseline`, delete their migrations folders. To keep an "
+                 "app on its Django migrations instead, set TABLEMIGRATE_APPS to the apps tablemigrate should "
+                 "own, leaving that app out (README, 'Which apps tablemigrate owns').",
             id="tablemigrate.W003"))
     unapplied = _unapplied_django(own)
     if unapplied:

@@ -525,6 +525,11 @@ def dry_run(target: Target, directory: Path) -> list[Rehearsal]:
     return out
 
 
+#: Statements Django's executor runs to look things up and manage transactions: left out of the list a
+#: dry run prints for a Django migration (its time still counts in the migration's).
+_DJANGOS_OWN = frozenset({"SELECT", "PRAGMA", "SAVEPOINT", "RELEASE", "ROLLBACK", "BEGIN", "COMMIT"})
+
+
 def _rehearse_django(copy, dplan: djangoapps.DjangoPlan) -> list[Rehearsal]:
     conn = raw(copy)
     out: list[Rehearsal] = []
@@ -542,8 +547,12 @@ def _rehearse_django(copy, dplan: djangoapps.DjangoPlan) -> list[Rehearsal]:
                                  _row_counts(conn), list(statements)))
             marks.clear()
 
-    djangoapps.apply(dplan, on_statement=lambda sql, s: statements.append((sql, s)), on_migration=started,
-                     hooks=False)
+    def statement(sql: str, seconds: float) -> None:  # what changes the database, not Django's own lookups
+        first = sql.lstrip().split(None, 1)[0].upper() if sql.strip() else ""
+        if first not in _DJANGOS_OWN and "django_migrations" not in sql:
+            statements.append((sql, seconds))
+
+    djangoapps.apply(dplan, on_statement=statement, on_migration=started, hooks=False)
     finish()
     return out
 

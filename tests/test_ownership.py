@@ -170,7 +170,15 @@ def test_baseline_lists_an_owned_virtual_table_and_adopts_the_rest(tmp_path):
     conn.execute('CREATE TABLE "notes_tag" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NOT NULL)')
     result, left_alone = baseline(Target("default", conn, db), tmp_path / "m", [Note, Tag], write=False)
     assert [m.plan.table for m in result.modules] == ["notes_tag"]
-    assert left_alone == ["notes_note (a virtual table or view made by SQL)"]
+    conn.execute("CREATE TRIGGER notes_tag_ai AFTER INSERT ON notes_tag BEGIN SELECT 1; END")
+    conn.execute("CREATE VIEW notes_names AS SELECT name FROM notes_tag")
+    conn.execute("CREATE TABLE legacy (x)")
+    _result, left_alone = baseline(Target("default", conn, db), tmp_path / "m", [Note, Tag], write=False,
+                                   foreign=frozenset({"legacy"}))
+    assert left_alone == [
+        "left alone, their apps' Django migrations own them: legacy",
+        "kept in this database but not in the modules (copy their SQL into a hand-written module for new "
+        "databases): trigger notes_tag_ai, view notes_names, virtual table notes_note"]
 
 
 def test_migrate_refuses_owned_apps_migrations_and_everything_when_tablemigrate_owns_all(settings):

@@ -341,6 +341,9 @@ def test_dry_run_and_show_list_both_kinds_and_change_nothing(site):
     assert headings[-4:] == ["vendor.0001_initial", "vendor.0002_general_category", *shop], headings
     step = out.split("would apply vendor.0002_general_category", 1)[1].split("would apply ", 1)[0]
     assert "rows vendor_category: 0 -> 1   (changed)" in step
+    # the data step's INSERT, not Django's lookups, savepoints or bookkeeping
+    listed = [line.split("ms  ", 1)[1] for line in step.splitlines() if " ms  " in line]
+    assert len(listed) == 1 and listed[0].startswith('INSERT INTO "vendor_category"'), listed
     assert not db.exists()
     show = tm(site, "show").stdout
     assert "tablemigrate owns (TABLEMIGRATE_APPS): shop" in show
@@ -429,6 +432,9 @@ def test_a_django_migration_that_depends_on_an_owned_app_runs_after_its_tables_e
     apps without migrations first, so the owned modules run before it, the rest of Django's after."""
     vendor_migration(site, "0003_needs_shop", NEEDS_SHOP)
     tm(site, "generate", "--noinput")
+    shown = tm(site, "show", "--no-sql").stdout  # in the order run applies them
+    assert shown.index("django: vendor.0002_general_category") < shown.index("_create_shop_item") \
+        < shown.index("django: vendor.0003_needs_shop")
     dry = tm(site, "run", "--dry-run", "--noinput").stdout
     assert dry.index("_create_shop_item") < dry.index("would apply vendor.0003_needs_shop")
     assert not (site / "db.sqlite3").exists()
@@ -523,9 +529,13 @@ def test_a_database_django_built_without_a_migrations_directory_points_at_baseli
     install(site)
     shutil.rmtree(site / "tablemigrations")
     rows(site / "db.sqlite3", "DROP TABLE tablemigrate_history")
-    for command in ("run", "show"):
+    for command in ("run", "show", "generate"):  # never "create the first migrations with generate"
         proc = tm(site, command, "--noinput", check=False)
         assert proc.returncode == 2 and "adopt it with `manage.py tablemigrate baseline`" in _one_error_line(proc)
+        assert "create the first migrations" not in proc.stderr
+    assert not (site / "tablemigrations").exists()
+    tm(site, "baseline", "--noinput")
+    assert tm(site, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
 
 
 def test_hooks_fire_for_a_real_run_and_never_for_a_dry_run(site):

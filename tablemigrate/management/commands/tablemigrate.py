@@ -502,28 +502,38 @@ class Command(BaseCommand):
         owned models (built by Django's `migrate`), the way forward is `baseline`, not `generate`."""
         try:
             return conf.existing_migrations_dir()
-        except TablemigrateError as exc:
-            from django.conf import settings
-
-            from tablemigrate.baseline import model_tables
-            from tablemigrate.build import managed_models
-            from tablemigrate.sqltext import readonly_uri
-
-            alias = conf.sqlite_alias(options["database"])
-            name = str(settings.DATABASES[alias].get("NAME", ""))
-            if name and Path(name).is_file():
-                try:
-                    conn = sqlite3.connect(readonly_uri(name), uri=True)
-                    try:
-                        live = {r[0].lower() for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                    finally:
-                        conn.close()
-                except sqlite3.Error:
-                    live = set()
-                if live & model_tables(managed_models(alias)):
-                    raise CommandError(f"{exc}. But {name} already has tables of your models (made by Django's "
-                                       "`migrate`?): adopt it with `manage.py tablemigrate baseline`", returncode=2)
+        except TablemigrateError:
+            name = self._needs_baseline(options)
+            if name:
+                raise CommandError(f"{name} already has tables of your models (made by Django's `migrate`?) and "
+                                   f"there is no migrations directory ({conf.migrations_dir()}): adopt it with "
+                                   "`manage.py tablemigrate baseline`", returncode=2) from None
             raise
+
+    @staticmethod
+    def _needs_baseline(options: dict[str, Any]) -> str | None:
+        """The database's file name when it has tables of the owned models but no tablemigrate history
+        (read-only; None otherwise)."""
+        from django.conf import settings
+
+        from tablemigrate.baseline import model_tables
+        from tablemigrate.build import managed_models
+        from tablemigrate.introspect import HISTORY_TABLE
+        from tablemigrate.sqltext import readonly_uri
+
+        alias = conf.sqlite_alias(options["database"])
+        name = str(settings.DATABASES[alias].get("NAME", ""))
+        if not name or not Path(name).is_file():
+            return None
+        try:
+            conn = sqlite3.connect(readonly_uri(name), uri=True)
+            try:
+                live = {r[0].lower() for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return None
+        return name if HISTORY_TABLE not in live and live & model_tables(managed_models(alias)) else None
 
     def handle_show(self, options: dict[str, Any]) -> None:
         from tablemigrate.loader import load_migration
@@ -535,18 +545,21 @@ class Command(BaseCommand):
         own = ownership()
         for line in own.describe():
             self.stdout.write(line)
-        self._show_django(target, options["sql"])
         st = status(target.conn, directory)
         for a in st.applied:
             flag = "  EDITED AFTER APPLY" if a.name in st.modified else (
                 "  MISSING FILE" if a.name in st.missing else "")
             self.stdout.write(f"[X] {a.name}  (applied {a.applied_at}){flag}")
+        # Pending ones in the order `run` applies them: Django's, tablemigrate's, then the Django
+        # migrations that depend on an owned app.
+        later = self._show_django(target, options["sql"])
         for path in st.pending:
             m = load_migration(path)
             warn = "  (destructive: " + "; ".join(m.destructive) + ")" if m.destructive else ""
             self.stdout.write(self.style.MIGRATE_HEADING(f"[ ] {m.name}") + warn)
             if options["sql"]:
                 self._write_sql(s for step in m.up for s in statements_of(step))
+        later()
         if not st.applied and not st.pending:
             self.stdout.write("No migrations.")
         if st.modified or st.missing:
@@ -571,8 +584,9 @@ class Command(BaseCommand):
             formatted = sqlparse.format(statement, keyword_case="upper", strip_whitespace=False)
             self.stdout.write("      " + formatted.replace("\n", "\n      ").rstrip(";") + ";")
 
-    def _show_django(self, target, sql: bool) -> None:
-        """The pending Django migrations of the apps tablemigrate does not own (`run` applies them first)."""
+    def _show_django(self, target, sql: bool) -> Callable[[], None]:
+        """Print the pending Django migrations of the apps tablemigrate does not own that `run` applies
+        before its modules; returns what prints the rest (those that depend on an owned app)."""
         from tablemigrate import djangoapps
 
         wrapper = djangoapps.wrapper_of(target.alias, target.conn)
@@ -581,9 +595,16 @@ class Command(BaseCommand):
                 # migration module that touches the alias's connection must not create the file
                 wrapper = stack.enter_context(djangoapps.stand_in(target.alias))
             dplan = djangoapps.plan(wrapper)
-            for name, statements in djangoapps.collect_sql(dplan) if sql else [(n, []) for n in dplan.names]:
+            listed = djangoapps.collect_sql(dplan) if sql else [(n, []) for n in dplan.names]
+        first = len(dplan.split()[0].steps)
+
+        def write(entries: list[tuple[str, list[str]]]) -> None:
+            for name, statements in entries:
                 self.stdout.write(self.style.MIGRATE_HEADING(f"[ ] django: {name}"))
                 self._write_sql(statements)
+
+        write(listed[:first])
+        return lambda: write(listed[first:])
 
     def handle_run(self, options: dict[str, Any]) -> None:
         from tablemigrate import runner
@@ -785,15 +806,15 @@ class Command(BaseCommand):
 
     def handle_baseline(self, options: dict[str, Any]) -> None:
         from tablemigrate.baseline import baseline
-        from tablemigrate.build import managed_models
+        from tablemigrate.build import foreign_tables, managed_models
 
         target = self._target(options)
         result, left_alone = baseline(target, conf.migrations_dir(), managed_models(target.alias),
-                                      lock_timeout=conf.busy_timeout(), write=not options["dry_run"])
+                                      lock_timeout=conf.busy_timeout(), write=not options["dry_run"],
+                                      foreign=foreign_tables(target.alias))
         self._print_plans(result, sql=options["dry_run"], written=not options["dry_run"])
-        if left_alone:
-            self._say("Left alone (tables of apps whose Django migrations own them, of unmanaged models, made "
-                      "by hand; virtual tables and views): " + ", ".join(left_alone))
+        for line in left_alone:
+            self._say(line[0].upper() + line[1:])
         if not options["dry_run"]:
             self._say(self.style.SUCCESS(
                 f"Recorded {len(result.modules)} migrations as applied; `generate` now works from this schema."))
@@ -803,6 +824,7 @@ class Command(BaseCommand):
     def handle_generate(self, options: dict[str, Any]) -> None:
         from tablemigrate.build import foreign_tables, managed_models
         from tablemigrate.generate import generate
+        from tablemigrate.loader import migration_files
 
         alias = conf.sqlite_alias(options["database"])
         try:
@@ -811,6 +833,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=2) from None
         questioner = InteractiveQuestioner(self) if options["interactive"] else Questioner()
         write = not (options["dry_run"] or options["check"])
+        adopt = write and not migration_files(conf.migrations_dir()) and self._needs_baseline(options)
+        if adopt:
+            raise CommandError(f"{adopt} already has tables of your models and no tablemigrate history: adopt it "
+                               "with `manage.py tablemigrate baseline` (modules written now would create tables "
+                               "that exist there)", returncode=2)
         result = generate(conf.migrations_dir(), managed_models(alias), label=options["name"],
                           renames=renames, questioner=questioner, write=write, foreign=foreign_tables(alias))
         if not result.changed:
