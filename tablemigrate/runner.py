@@ -269,8 +269,8 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
             done.extend(DjangoApplied(n) for n in djangoapps.apply(then, on_migration=django_running))
     except BaseException as exc:
         error = exc
-        # A Django migration that is not atomic (`atomic = False`) may have changed the database
-        # although Django recorded nothing: once one started, the backup is restored.
+        # A failing Django migration that is not atomic (`atomic = False`) may have changed the
+        # database although Django recorded nothing (`partial`): then the backup is restored too.
         raise _with_kept_backup(target, _recover(target, exc, history_before, saved, writers, running,
                                                  partial)) from exc
     finally:
