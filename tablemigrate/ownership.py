@@ -47,7 +47,8 @@ class Ownership:
         return model._meta.app_label in self.owned
 
     def describe(self) -> list[str]:
-        """Two lines for `show` and `stats`: which apps are whose (apps without tables left out)."""
+        """Two lines for `show` and `stats`: which apps are whose (an app without tables and without
+        Django migrations is neither's)."""
         how = "TABLEMIGRATE_APPS" if self.explicit else "the project's own apps"
         return [f"tablemigrate owns ({how}): {', '.join(sorted(self.owned)) or '-'}",
                 f"Django migrations own: {', '.join(sorted(self.django)) or '-'}"]
