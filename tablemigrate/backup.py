@@ -24,18 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import progress
-from .errors import TablemigrateError
+from .errors import (SQLITE_BUSY, SQLITE_LOCKED, BackupError, CopyTimeout, NeedsPageRestore,  # noqa: F401
+                     is_busy)
 from .sqltext import quote, readonly_uri, user_objects
 
 
-# SQLite's primary result codes (https://sqlite.org/rescode.html), which never change. The sqlite3
-# module exports them as sqlite3.SQLITE_BUSY / SQLITE_LOCKED only from Python 3.11; 3.10 is supported.
-SQLITE_BUSY = 5
-SQLITE_LOCKED = 6
-
-
-class BackupError(TablemigrateError):
-    exit_code = 1
 
 
 def describe(exc: BaseException) -> str:
@@ -177,7 +170,7 @@ def take_backup(conn: sqlite3.Connection, dest: Path) -> Path:
         _fsync(dest.parent)  # the rename itself
     except (OSError, sqlite3.Error) as exc:
         _discard(tmp)
-        if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+        if is_busy(exc):
             raise CopyTimeout(f"cannot back up: another connection kept the database locked past the busy "
                               f"timeout ({exc}); nothing was changed") from None
         raise BackupError(f"cannot write backup {dest}: {describe(exc)}; nothing was changed") from None
@@ -259,16 +252,6 @@ def restore(conn: sqlite3.Connection, source: Path, *, verified: bool = False, t
         _copy(src, conn, f"restoring {source.name}", timeout)
     finally:
         src.close()
-
-
-class CopyTimeout(TablemigrateError):
-    """The backup API waited for a lock past its deadline; the copy was abandoned, nothing changed."""
-
-    exit_code = 3
-
-
-class NeedsPageRestore(Exception):
-    """The logical restore does not handle virtual tables (their shadow tables): copy pages instead."""
 
 
 _ALIAS = "tablemigrate_backup"

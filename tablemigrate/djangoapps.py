@@ -29,9 +29,7 @@ from django.db.migrations.migration import Migration as DjangoMigrationClass
 from django.utils.module_loading import module_has_submodule
 
 from . import signals
-from .apply import DatabaseLocked
-from .backup import SQLITE_BUSY, SQLITE_LOCKED
-from .errors import ConfigurationError, MigrationFailed
+from .errors import ConfigurationError, DatabaseLocked, MigrationFailed, is_busy
 from .ownership import Ownership, leave_out_hint, migration_names, ownership
 
 logger = logging.getLogger("tablemigrate")
@@ -217,7 +215,7 @@ def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None =
             if isinstance(exc, TransactionManagementError) and isinstance(exc.__context__, Exception):
                 exc = exc.__context__  # Django's check after the failed statement hid the real error
             where = f"Django migration {name}" if name else "Django's pre_migrate receivers"
-            if _locked(exc):
+            if is_busy(exc):
                 raise DatabaseLocked(f"{where}: the database stayed locked by another connection past the "
                                      "busy timeout") from exc
             why = " ".join(str(exc).split())  # one line, whatever Django's message looks like
@@ -245,20 +243,6 @@ def _leave_djangos_transaction(wrapper: BaseDatabaseWrapper) -> None:
     wrapper.run_commit_hooks_on_set_autocommit_on = False
     wrapper.set_autocommit(True)
     wrapper.enable_constraint_checking()
-
-
-def _locked(exc: BaseException) -> bool:
-    """Whether SQLite's write lock timed out (SQLITE_BUSY / SQLITE_LOCKED) under Django's wrapping."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, sqlite3.OperationalError):
-            code = getattr(seen, "sqlite_errorcode", None)
-            if code is not None:
-                return code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
-            # Python 3.10 has no result code on the exception: SQLite's fixed texts for those two codes.
-            return str(seen) in ("database is locked", "database table is locked")
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 @contextmanager

@@ -12,11 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import TablemigrateError
-
-
-class LockTimeout(TablemigrateError):
-    exit_code = 3
+from .errors import LockTimeout, TablemigrateError
 
 
 @contextmanager

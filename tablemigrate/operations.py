@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import progress, sqltext
+from .errors import MissingSource
 from .sqltext import quote
 
 logger = logging.getLogger("tablemigrate")
@@ -181,10 +182,6 @@ class RebuildTable(Operation):
                 + "; nothing was changed")
         logger.debug("rebuilt table %s: %d rows copied (%.0f ms)", table, before,
                     (time.perf_counter() - started) * 1000)
-
-
-class MissingSource(sqlite3.OperationalError):
-    """A rebuild's copy expressions name a column the live table does not have."""
 
 
 def _schema_objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .apply import apply_migration
 from .build import private_database, raw
-from .errors import MigrationFailed
+from .errors import DoubleQuotedString, MigrationFailed, ObjectExists, SchemaCopyFailed
 from .introspect import is_internal, shadow_tables
 from .loader import Migration
 from .sqltext import user_objects
@@ -131,6 +131,20 @@ def _effects(actions: list[tuple[int, str | None, str | None, str | None]], befo
     return out
 
 
+_CREATE_OBJECT = {sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_CREATE_VIEW,
+                  sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_CREATE_VTABLE}
+
+
+def _created_but_existing(copy: sqlite3.Connection, actions: list[tuple]) -> str:
+    """The name of a table, view or trigger the failed statement was creating that the copy already has
+    ('' if none): SQLite asks the authorizer before it looks such a name up (for an index, after)."""
+    for action, arg1, _arg2, db in actions:
+        if action in _CREATE_OBJECT and db == "main" and arg1 and copy.execute(
+                "SELECT 1 FROM sqlite_master WHERE lower(name) = lower(?)", (arg1,)).fetchone():
+            return arg1
+    return ""
+
+
 def _altered(out: Effects, old: tuple[str, list[str]], before: Columns, after: Columns) -> None:
     name, old_columns = old
     if name.lower() not in after:  # RENAME TO: the one table the copy did not have before
@@ -144,14 +158,6 @@ def _altered(out: Effects, old: tuple[str, list[str]], before: Columns, after: C
         out.dropped_columns += [(name, c) for c in old_columns if c.lower() not in kept]
     elif len(new_columns) == len(old_columns):  # RENAME COLUMN keeps the column's position
         out.renamed_columns += [(name, a, b) for a, b in zip(old_columns, new_columns) if a.lower() != b.lower()]
-
-
-class SchemaCopyFailed(MigrationFailed):
-    """The live schema could not be copied for the rehearsal (nothing of the migrations ran)."""
-
-
-class DoubleQuotedString(MigrationFailed):
-    """A statement works only because SQLite reads a double-quoted name as a string."""
 
 
 def rehearse(conn: sqlite3.Connection, migrations: list[Migration], direction: str = "up"
@@ -193,7 +199,13 @@ def _rehearse_one(copy: sqlite3.Connection, m: Migration, direction: str, record
     except MigrationFailed as exc:
         strict_error = exc
     recorder.tables, recorder.actions = tables, []  # rolled back: as before the migration
-    apply_migration(copy, m, direction, run_python=False, observer=recorder.observe)  # raises its own error
+    try:
+        apply_migration(copy, m, direction, run_python=False, observer=recorder.observe)
+    except MigrationFailed as exc:  # its own error; named when SQLite said what it was creating
+        existing = _created_but_existing(copy, recorder.actions)
+        if existing:
+            raise ObjectExists(str(exc), existing) from exc
+        raise
     raise DoubleQuotedString(
         f"{strict_error}: a double-quoted name in it matches no column or table, and SQLite would read it as "
         "a string (write text in single quotes; if it names a column, that column is not there when this "

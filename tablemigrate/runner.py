@@ -27,7 +27,8 @@ from . import backup as backups
 from . import datacheck, djangoapps, history, signals
 from .apply import DatabaseLocked, apply_migration
 from .build import private_database, raw
-from .errors import ConfigurationError, MigrationFailed, TablemigrateError
+from .errors import (ConfigurationError, DataCheckFailed, HistoryMismatch, MigrationFailed,  # noqa: F401
+                     MigrationInterrupted, NotConfirmed, ObjectExists, TablemigrateError)
 from .introspect import introspect, is_internal
 from .loader import Migration, checksum, load_migration, migration_files
 from .lock import run_lock
@@ -36,27 +37,6 @@ from .rehearse import Effects, SchemaCopyFailed, StatementKey, rehearse
 from .writer import read_snapshot_header
 
 logger = logging.getLogger("tablemigrate")
-
-
-class HistoryMismatch(TablemigrateError):
-    """An applied module was edited or deleted: the history no longer describes the database."""
-
-    exit_code = 2
-
-
-class NotConfirmed(TablemigrateError):
-    exit_code = 1
-
-
-class MigrationInterrupted(MigrationFailed):
-    """A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) stopped a migration: it was rolled back,
-    and the database restored like after any failure. Chained (`__cause__`) to the interrupt."""
-
-
-class DataCheckFailed(TablemigrateError):
-    """Rows in the database violate what a pending migration creates: applying would fail."""
-
-    exit_code = 1
 
 
 @dataclass
@@ -118,7 +98,7 @@ def validate(target: Target, migrations: list[Migration], direction: str = "up")
     try:
         return rehearse(target.conn, migrations, direction)
     except MigrationFailed as exc:
-        if "already exists" in str(exc) and not history.applied(target.conn):
+        if isinstance(exc, ObjectExists) and not history.applied(target.conn):
             raise ConfigurationError(
                 f"the database already has tables that tablemigrate did not create ({exc}); adopt "
                 "it with `manage.py tablemigrate baseline` (nothing was changed)") from None

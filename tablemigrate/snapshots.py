@@ -18,18 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import backup as backups
-from .errors import ConfigurationError, TablemigrateError
+from .errors import ConfigurationError, RestoreRefused, is_readonly  # noqa: F401
 from .introspect import HISTORY_TABLE
 from .lock import run_lock
 from .sqltext import readonly_uri
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-class RestoreRefused(TablemigrateError):
-    """The file to restore is missing, not SQLite, or fails its integrity check: nothing changed."""
-
-    exit_code = 2
 
 
 def check_name(name: str) -> str:
@@ -191,7 +185,7 @@ def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: 
         except sqlite3.OperationalError as exc:
             # A WAL database cannot take pages of another size through the backup API: switch to a
             # rollback journal for the copy (needs no other connection open), then back to WAL.
-            if not wal or "readonly" not in str(exc):
+            if not wal or not is_readonly(exc):
                 raise
             try:
                 conn.execute("PRAGMA journal_mode = DELETE")
