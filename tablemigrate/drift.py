@@ -1,0 +1,37 @@
+"""Drift: tables whose live structure differs from what replaying the applied history produces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .apply import apply_migration
+from .build import private_database, raw
+from .introspect import introspect
+from .loader import checksum, load_migration
+from .status import Target, check_history, status
+from .writer import read_snapshot_header
+
+
+def drift(target: Target, directory: Path, owned: set[str] | None = None,
+          foreign: frozenset[str] = frozenset()) -> list[str]:
+    """Tables whose live structure differs from what replaying the applied migrations produces.
+    `owned`: lower-case tables of managed models; a live table outside the history and outside it
+    (an unmanaged model's, one made by hand) is not drift. `foreign`: tables of apps whose Django
+    migrations own them (build.foreign_tables), which an older history may still describe."""
+    st = status(target.conn, directory)
+    check_history(st)
+    live_schema = introspect(target.conn)
+    header = read_snapshot_header(directory)
+    applied_hash = checksum("\n".join(f"{a.name} {a.checksum}" for a in st.applied).encode())
+    if not st.pending and header.get("history") == applied_hash and header.get("schema") == live_schema.fingerprint():
+        return []  # the snapshot describes exactly this history, and the live schema matches it
+    by_stem = {p.stem: p for p in st.files}
+    with private_database() as replay:
+        conn = raw(replay)
+        for a in st.applied:  # schema only: data steps have no rows to work on here
+            apply_migration(conn, load_migration(by_stem[a.name]), "up", run_python=False)
+        expected = introspect(conn).tables
+    live = live_schema.tables
+    extra = {k for k in live if k not in expected and owned is not None and k not in owned}
+    return sorted(k for k in set(expected) | set(live)
+                  if expected.get(k) != live.get(k) and k not in extra and k not in foreign)

@@ -1,0 +1,240 @@
+"""Applying a run's migrations under the runner lock, and recovering from a failure.
+
+Back up (verified) -> the other apps' Django migrations (tablemigrate.djangoapps) -> each module in its
+own transaction (history re-checked inside it) -> on failure, restore the backup unless other
+connections wrote since it was taken, and say exactly what state the database is in.
+
+A crash-looping deploy (a migration failing on every start while the application writes) must not
+prune away the state from before it: the first failed run's backup is pinned (`backup.pin`) until a
+run succeeds, and pruning keeps it. A failed run still prunes (each start takes a new full copy, which
+would otherwise fill the disk): the newest `keep` backups, one of which is the pinned one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import backup as backups
+from . import djangoapps, history, signals
+from .apply import apply_migration
+from .errors import DatabaseLocked, MigrationFailed, MigrationInterrupted, TablemigrateError
+from .loader import Migration
+from .status import Target, _history_names
+
+logger = logging.getLogger("tablemigrate")
+
+
+@dataclass
+class Work:
+    """What one run or revert does: the pending Django migrations of the apps tablemigrate does not own
+    (applied first), then tablemigrate's own modules."""
+
+    migrations: list[Migration]
+    django: djangoapps.DjangoPlan = field(default_factory=djangoapps.DjangoPlan)
+
+    @property
+    def names(self) -> list[str]:
+        return self.django.names + [m.name for m in self.migrations]
+
+    def __bool__(self) -> bool:
+        return bool(self.migrations or self.django)
+
+
+@dataclass(frozen=True)
+class DjangoApplied:
+    """A Django migration that a run applied (`run` returns these before its own modules)."""
+
+    name: str
+
+
+def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
+               keep: int) -> list[Migration | DjangoApplied]:
+    """Back up, apply (the Django migrations first), restore on failure; the caller holds the runner
+    lock. Returns what was applied."""
+    conn = target.conn
+    history.ensure(conn)
+    names = work.names
+    writers = _OtherWriters(conn)  # from before the backup: a commit during the copy counts too
+    history_before = _history_names(conn)
+    saved = None
+    if take_backup:
+        saved = target.backups_dir / backups.backup_name(target.path or Path(target.alias))
+        backups.take_backup(conn, saved)
+        logger.info("migration backup written to %s", saved)
+        _pin_unless_pinned(target, saved)
+    signals.pre_run.send(sender=Migration, database=target.alias, direction=direction, migrations=names)
+    started = time.perf_counter()
+    error: BaseException | None = None
+    done: list[Migration | DjangoApplied] = []
+    running = ""
+    partial = False
+
+    def django_running(name: str, atomic: bool) -> None:  # `partial`: the one running is not atomic
+        nonlocal running, partial
+        running, partial = f"Django migration {name}", not atomic
+
+    try:
+        first, more = work.django.split()
+        done.extend(DjangoApplied(n) for n in djangoapps.apply(first, on_migration=django_running))
+        for m in work.migrations:
+            running, partial = f"migration {m.name} ({direction})", False
+            if _apply_one(target, m, direction, writers):
+                done.append(m)
+        if more:  # Django migrations that depend on an owned app: planned again, now its tables exist
+            then = djangoapps.plan(work.django.wrapper, work.django.own, quick=False)
+            done.extend(DjangoApplied(n) for n in djangoapps.apply(then, on_migration=django_running))
+    except BaseException as exc:
+        error = exc
+        # A failing Django migration that is not atomic (`atomic = False`) may have changed the
+        # database although Django recorded nothing (`partial`): then the backup is restored too.
+        raise _with_kept_backup(target, _recover(target, exc, history_before, saved, writers, running,
+                                                 partial)) from exc
+    finally:
+        signals.post_run.send(sender=Migration, database=target.alias, direction=direction,
+                              migrations=names, error=error, duration=time.perf_counter() - started)
+        if error is None and target.path is not None:
+            backups.unpin(target.backups_dir, target.path)  # a run succeeded: pruning by age again
+        if take_backup and target.path is not None:  # after failures too: a crash-looping start
+            for old in backups.prune(target.backups_dir, target.path, keep):  # must not fill the disk
+                logger.info("migration backup pruned: %s", old)
+    return done
+
+
+def _pin_unless_pinned(target: Target, saved: Path) -> None:
+    """Before applying: pin this run's backup unless an earlier, unfinished or failed run's is pinned.
+    Written before the first migration starts, so a run SIGKILLed while applying leaves it pinned."""
+    if target.path is not None and backups.pinned(target.backups_dir, target.path) is None:
+        backups.pin(target.backups_dir, target.path, saved)
+
+
+def _with_kept_backup(target: Target, failure: TablemigrateError) -> TablemigrateError:
+    """Say which backup a failed run leaves pinned, and why (it outlives keep-N pruning)."""
+    if target.path is None or not isinstance(failure, MigrationFailed):
+        return failure
+    held = backups.pinned(target.backups_dir, target.path)
+    if held is None:
+        return failure
+    note = (f"backup {held} is kept until a run succeeds: it holds the database as it was before the first "
+            "failed run")
+    # For the project's logging; the command's own stderr handler leaves it out: its error line says it.
+    logger.warning(note, extra={"tablemigrate_in_error_line": True})
+    return type(failure)(f"{failure}; {note}")
+
+
+class _OtherWriters:
+    """Whether another connection committed since the run began, from `PRAGMA data_version` (which our
+    own commits leave alone). It is compared at the start of each migration, under SQLite's write lock,
+    because SQLite also bumps it when a failed transaction of ours (disk full, I/O error) resets the
+    page cache: read after a failure, it would accuse the application of our own rollback."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.version = self._read(conn)
+        self.seen = False
+
+    @staticmethod
+    def _read(conn: sqlite3.Connection) -> int:
+        return conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def check(self, conn: sqlite3.Connection) -> None:
+        version = self._read(conn)
+        self.seen = self.seen or version != self.version
+        self.version = version
+
+    def rolled_back(self, conn: sqlite3.Connection) -> None:
+        """Right after our failed migration's ROLLBACK: its own bump is not another writer's commit."""
+        self.version = self._read(conn)
+
+
+def _reason(exc: BaseException, running: str) -> str:
+    """Never empty (`str(KeyboardInterrupt())` is ''); an interrupt says which migration it stopped."""
+    why = backups.describe(exc)
+    return f"{running} {why}" if running and not isinstance(exc, Exception) else why
+
+
+def _recover(target: Target, exc: BaseException, history_before: list[str], saved: Path | None,
+             writers: _OtherWriters, running: str = "", partial: bool = False) -> TablemigrateError:
+    """After a failed or interrupted migration (already rolled back): put the database back as it was
+    before the run if that loses nothing, and say exactly what state it is in. Whether earlier
+    migrations of the run committed is read from the history tables, which each migration writes in its
+    own transaction. `running`: the migration that was running, named when an interrupt stopped it.
+    `partial`: a non-atomic Django migration started, which may have changed the database although
+    Django recorded nothing."""
+    where = f" (backup: {saved})" if saved else ""
+    now = _history_names(target.conn)
+    if isinstance(exc, DatabaseLocked) and now == history_before and not partial:
+        return exc
+    why = _reason(exc, running)
+    failed = MigrationInterrupted if isinstance(exc, KeyboardInterrupt) else MigrationFailed
+    changed = sorted(set(now) ^ set(history_before))
+    if not changed and not partial:
+        logger.error("migration failed and was rolled back; the database is unchanged")
+        return failed(f"{why}; rolled back, the database is unchanged{where}")
+    # What stays if the backup is not restored, and whether the history tables then tell the truth.
+    stays = [f"{', '.join(changed)} (applied earlier in this run) stay applied"] if changed else []
+    if partial:
+        stays.append(f"the steps that the non-atomic {running} completed before it failed stay, unrecorded")
+    else:
+        stays.append("the history table matches the schema")
+    earlier = "; ".join(stays)
+    stopped = "stopped" if partial else "rolled back"  # a non-atomic migration is not rolled back
+    if saved is None:
+        return failed(f"{why}; {stopped}, but no backup was taken: {earlier}")
+    try:  # check the backup first: the check takes time, and a write landing meanwhile must count
+        backups.verify(saved)
+    except backups.BackupError as bad:
+        return failed(f"{why}; {stopped}, but the backup cannot be restored ({bad}): {earlier}")
+
+    def nobody_else_wrote(conn: sqlite3.Connection) -> bool:  # asked under the write lock
+        writers.check(conn)  # commits since our rollback, including while the backup was checked
+        return not writers.seen
+
+    try:
+        try:  # one write transaction from the last check to the end of the restore: no window
+            restored = backups.restore_in_transaction(target.conn, saved, nobody_else_wrote)
+        except backups.NeedsPageRestore:  # virtual tables: the page copy, right after the check
+            restored = nobody_else_wrote(target.conn)
+            if restored:
+                backups.restore(target.conn, saved, verified=True)
+    except (sqlite3.Error, backups.BackupError) as bad:
+        return failed(f"{why}; {stopped}, but restoring the backup {saved} failed ({backups.describe(bad)}): "
+                      f"{earlier}")
+    if not restored:
+        logger.error("migration failed; backup %s NOT restored: other connections wrote since it was taken",
+                     saved)
+        return failed(
+            f"{why}; {stopped}. The backup {saved} was NOT restored, because other connections wrote to the "
+            f"database after it was taken and restoring would lose their data: {earlier}")
+    logger.error("migration failed; database restored from backup %s", saved)
+    return failed(f"{why}; the database was restored from backup {saved}")
+
+
+def _apply_one(target: Target, m: Migration, direction: str, writers: _OtherWriters) -> bool:
+    signals.pre_migration.send(sender=Migration, database=target.alias, name=m.name, direction=direction)
+    started = time.perf_counter()
+    error: BaseException | None = None
+
+    def still_needed(conn: sqlite3.Connection) -> bool:  # under the write lock
+        writers.check(conn)
+        return history.is_applied(conn, m.name) == (direction == "down")
+
+    try:
+        done = apply_migration(target.conn, m, direction, in_transaction=history.record,
+                               should_apply=still_needed, after_rollback=writers.rolled_back)
+        verb = "applied" if direction == "up" else "reverted"
+        if done:
+            logger.info("migration %s %s (%.0f ms)", m.name, verb, (time.perf_counter() - started) * 1000,
+                        extra={"tablemigrate_migration": m.name})  # the command prints it on stdout
+        else:
+            logger.info("migration %s already %s by another runner", m.name, verb)
+        return done
+    except BaseException as exc:
+        error = exc
+        logger.error("migration %s failed: %s", m.name, backups.describe(exc))
+        raise
+    finally:
+        signals.post_migration.send(sender=Migration, database=target.alias, name=m.name, direction=direction,
+                                    duration=time.perf_counter() - started, error=error)

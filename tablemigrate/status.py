@@ -1,0 +1,77 @@
+"""The history against the migration files: what is applied, pending, edited or missing, read from
+file names and checksums only (no module is imported); and the database being migrated (`Target`)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import djangoapps, history
+from .errors import ConfigurationError, HistoryMismatch
+from .loader import Migration, checksum, load_migration, migration_files
+
+
+@dataclass
+class Target:
+    """The database being migrated: Django's raw connection for the alias and where its file lives."""
+
+    alias: str
+    conn: sqlite3.Connection
+    path: Path | None  # None for an in-memory database
+    backup_dir: Path | None = None
+
+    @property
+    def backups_dir(self) -> Path:
+        if self.backup_dir is not None:
+            return self.backup_dir
+        if self.path is None:
+            raise ConfigurationError("an in-memory database cannot be backed up; use --no-backup")
+        return self.path.parent / "backups"
+
+
+@dataclass
+class Status:
+    applied: list[history.Applied]
+    files: list[Path]
+    pending: list[Path] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def status(conn: sqlite3.Connection, directory: Path) -> Status:
+    """Applied vs files, from file names and checksums only (no module is imported)."""
+    files = migration_files(directory)
+    applied = history.applied(conn)
+    by_name = {p.stem: p for p in files}
+    st = Status(applied, files)
+    done = {a.name for a in applied}
+    st.pending = [p for p in files if p.stem not in done]
+    for a in applied:
+        path = by_name.get(a.name)
+        if path is None:
+            st.missing.append(a.name)
+        elif checksum(path.read_bytes()) != a.checksum:
+            st.modified.append(a.name)
+    return st
+
+
+def check_history(st: Status) -> None:
+    if st.modified:
+        raise HistoryMismatch(
+            f"migration {st.modified[0]} was edited after it was applied (checksum differs); restore the "
+            "applied version, or write a new migration for the change")
+    if st.missing:
+        raise HistoryMismatch(f"applied migration {st.missing[0]} is missing from the migrations directory")
+
+
+def pending_migrations(target: Target, directory: Path) -> tuple[Status, list[Migration]]:
+    st = status(target.conn, directory)
+    check_history(st)
+    return st, [load_migration(p) for p in st.pending]
+
+
+def _history_names(conn: sqlite3.Connection) -> list[str]:
+    """tablemigrate's history and Django's (`django_migrations`): a change to either means a
+    migration of this run committed."""
+    return [a.name for a in history.applied(conn)] + sorted(f"{a}.{n}" for a, n in djangoapps.recorded(conn))
