@@ -1,0 +1,141 @@
+"""`show`, `run` and `revert`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from tablemigrate import conf
+from tablemigrate.apply import statements_of
+from .parts import CommandParts
+
+
+class MigrationCommands(CommandParts):
+    """The handlers, mixed into the Command."""
+
+    def handle_show(self, options: dict[str, Any]) -> None:
+        from tablemigrate.loader import load_migration
+        from tablemigrate.ownership import ownership
+        from tablemigrate.runner import drift, status
+
+        target = self._target(options)
+        directory = self._existing_migrations_dir(options)
+        own = ownership()
+        for line in own.describe():
+            self.stdout.write(line)
+        st = status(target.conn, directory)
+        for a in st.applied:
+            flag = "  EDITED AFTER APPLY" if a.name in st.modified else (
+                "  MISSING FILE" if a.name in st.missing else "")
+            self.stdout.write(f"[X] {a.name}  (applied {a.applied_at}){flag}")
+        # Pending ones in the order `run` applies them: Django's, tablemigrate's, then the Django
+        # migrations that depend on an owned app.
+        later = self._show_django(target, options["sql"])
+        for path in st.pending:
+            m = load_migration(path)
+            warn = "  (destructive: " + "; ".join(m.destructive) + ")" if m.destructive else ""
+            self.stdout.write(self.style.MIGRATE_HEADING(f"[ ] {m.name}") + warn)
+            if options["sql"]:
+                self._write_sql(s for step in m.up for s in statements_of(step))
+        later()
+        if not st.applied and not st.pending:
+            self.stdout.write("No migrations.")
+        if st.modified or st.missing:
+            self.stdout.write(self.style.ERROR(
+                "The history does not match the migration files: `run` refuses until this is resolved."))
+            return
+        from tablemigrate.baseline import model_tables
+        from tablemigrate.build import foreign_tables, managed_models
+
+        drifted = drift(target, directory, model_tables(managed_models(target.alias)), foreign_tables(target.alias))
+        if drifted:
+            self.stdout.write(self.style.WARNING(
+                "Drift: the live schema differs from the applied history in: " + ", ".join(drifted)))
+
+    def _show_django(self, target, sql: bool) -> Callable[[], None]:
+        """Print the pending Django migrations of the apps tablemigrate does not own that `run` applies
+        before its modules; returns what prints the rest (those that depend on an owned app)."""
+        from tablemigrate import djangoapps
+
+        wrapper = djangoapps.wrapper_of(target.alias, target.conn)
+        with contextlib.ExitStack() as stack:
+            if wrapper is None:  # no database file yet: every Django migration is pending, and a
+                # migration module that touches the alias's connection must not create the file
+                wrapper = stack.enter_context(djangoapps.stand_in(target.alias))
+            dplan = djangoapps.plan(wrapper)
+            listed = djangoapps.collect_sql(dplan) if sql else [(n, []) for n in dplan.names]
+        first = len(dplan.split()[0].steps)
+
+        def write(entries: list[tuple[str, list[str]]]) -> None:
+            for name, statements in entries:
+                self.stdout.write(self.style.MIGRATE_HEADING(f"[ ] django: {name}"))
+                self._write_sql(statements)
+
+        write(listed[:first])
+        return lambda: write(listed[first:])
+
+    def handle_run(self, options: dict[str, Any]) -> None:
+        from tablemigrate import runner
+
+        directory = self._existing_migrations_dir(options)  # before the database: a missing one is not created
+        target = self._target(options, directory)
+        if options["dry_run"]:
+            rehearsals = runner.dry_run(target, directory)
+            if not rehearsals:
+                self._say("No migrations to apply.")
+            for r in rehearsals:
+                self.stdout.write(self.style.MIGRATE_HEADING(f"would apply {r.migration} ({r.seconds * 1000:.1f} ms)"))
+                for sql, seconds in r.statements:
+                    self.stdout.write(f"  {seconds * 1000:8.1f} ms  {sql}")
+                for t in sorted(set(r.rows_before) | set(r.rows_after)):
+                    before, after = r.rows_before.get(t, "-"), r.rows_after.get(t, "-")
+                    mark = "" if before == after else "   (changed)"
+                    self.stdout.write(f"  rows {t}: {before} -> {after}{mark}")
+            return
+        self._remember_history(target)
+        with self._timing() as took:
+            applied = runner.run(target, directory, allow_destructive=options["allow_destructive"],
+                                 confirm=self._confirm(options), take_backup=options["backup"],
+                                 keep=conf.keep_backups(), lock_timeout=conf.busy_timeout())
+        if applied and conf.post_migrate():  # the work first: a reader that went away only loses lines
+            self._post_migrate(target.alias, options)
+        if not applied:
+            self._say("No migrations to apply.")
+        for m in applied:
+            self._say(self.style.SUCCESS(f"Applied {m.name}{took(m.name)}"))
+
+    def _remember_history(self, target) -> None:
+        """The applied migrations before a run/revert, to say what an interrupt left applied."""
+        from tablemigrate.history import applied
+
+        self._history_conn = target.conn
+        self._history_before = [a.name for a in applied(target.conn)]
+
+    def _post_migrate(self, alias: str, options: dict[str, Any]) -> None:
+        """What Django's `migrate` does after applying: receivers create content types, permissions..."""
+        from django.core.management.sql import emit_post_migrate_signal
+
+        try:
+            emit_post_migrate_signal(max(options["verbosity"] - 1, 0), options["interactive"], alias)
+        except Exception as exc:
+            raise CommandError(f"the migrations were applied, but a post_migrate receiver failed: "
+                               f"{type(exc).__name__}: {exc}", returncode=1) from None
+
+    def handle_revert(self, options: dict[str, Any]) -> None:
+        from tablemigrate import runner
+
+        directory = conf.existing_migrations_dir()
+        target = self._target(options)
+        self._remember_history(target)
+        with self._timing() as took:
+            reverted = runner.revert(target, directory, to=options["to"],
+                                     allow_destructive=options["allow_destructive"], confirm=self._confirm(options),
+                                     take_backup=options["backup"], keep=conf.keep_backups(),
+                                     lock_timeout=conf.busy_timeout())
+        if reverted and conf.post_migrate():  # the work first: a reader that went away only loses lines
+            self._post_migrate(conf.sqlite_alias(options["database"]), options)
+        for m in reverted:
+            self._say(self.style.SUCCESS(f"Reverted {m.name}{took(m.name)}"))

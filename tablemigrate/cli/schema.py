@@ -1,0 +1,101 @@
+"""`generate`, `baseline`, `inspect` and `stats`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError
+
+from tablemigrate import conf
+from tablemigrate.diff import Renames
+from tablemigrate.generate import Questioner
+
+from .questioner import InteractiveQuestioner
+from .parts import CommandParts
+
+
+class SchemaCommands(CommandParts):
+    """The handlers, mixed into the Command."""
+
+    def handle_generate(self, options: dict[str, Any]) -> None:
+        from tablemigrate.build import foreign_tables, managed_models
+        from tablemigrate.generate import generate
+        from tablemigrate.loader import migration_files
+
+        alias = conf.sqlite_alias(options["database"])
+        try:
+            renames = Renames.parse(options["rename"])
+        except ValueError as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        questioner = InteractiveQuestioner(self) if options["interactive"] else Questioner()
+        write = not (options["dry_run"] or options["check"])
+        adopt = write and not migration_files(conf.migrations_dir()) and self._needs_baseline(options)
+        if adopt:
+            raise CommandError(f"{adopt} already has tables of your models and no tablemigrate history: adopt it "
+                               "with `manage.py tablemigrate baseline` (modules written now would create tables "
+                               "that exist there)", returncode=2)
+        result = generate(conf.migrations_dir(), managed_models(alias), label=options["name"],
+                          renames=renames, questioner=questioner, write=write, foreign=foreign_tables(alias))
+        if not result.changed:
+            if result.stale_snapshot and options["check"]:
+                raise CommandError(f"{result.stale_snapshot}: run `manage.py tablemigrate generate` to rewrite "
+                                   "it, and commit it with the modules", returncode=1)
+            stale = f"; {'rewrote' if write else 'generate would rewrite'} schema.sql: {result.stale_snapshot}"
+            self._say("No changes detected" + (stale if result.stale_snapshot else ""))
+            return
+        if options["check"]:
+            if self.verbosity > 0:
+                self._print_plans(result, sql=False, written=False)
+            raise CommandError(
+                f"the models differ from the migration history in {len(result.modules)} table(s): "
+                "run `manage.py tablemigrate generate`", returncode=1)
+        self._print_plans(result, sql=options["dry_run"], written=write)
+
+    def handle_baseline(self, options: dict[str, Any]) -> None:
+        from tablemigrate.baseline import baseline
+        from tablemigrate.build import foreign_tables, managed_models
+
+        target = self._target(options)
+        result, left_alone = baseline(target, conf.migrations_dir(), managed_models(target.alias),
+                                      lock_timeout=conf.busy_timeout(), write=not options["dry_run"],
+                                      foreign=foreign_tables(target.alias))
+        self._print_plans(result, sql=options["dry_run"], written=not options["dry_run"])
+        for line in left_alone:
+            self._say(line[0].upper() + line[1:])
+        if not options["dry_run"]:
+            self._say(self.style.SUCCESS(
+                f"Recorded {len(result.modules)} migrations as applied; `generate` now works from this schema."))
+
+    def handle_inspect(self, options: dict[str, Any]) -> None:
+        from tablemigrate.introspect import introspect
+        from tablemigrate.report import describe
+
+        target = self._target(options)
+        lines = describe(introspect(target.conn), options["table"])
+        if not lines and options["table"]:
+            raise CommandError(f"no table {options['table']!r} in the database", returncode=2)
+        # The schema is read from the first page alone; a damaged table would go unnoticed, so the
+        # table shown (or, without one, the whole file) is checked before it is presented as the truth.
+        self._quick_check(target, options["table"])
+        self.stdout.write("\n".join(lines) if lines else "The database has no tables.")
+
+    def handle_stats(self, options: dict[str, Any]) -> None:
+        from tablemigrate.report import aligned, database_facts, table_stats
+        from tablemigrate.runner import status
+
+        target = self._target(options)
+        facts = database_facts(target.conn)
+        self.stdout.write(f"database  {target.path or ':memory:'}  {facts['size']:,} bytes, page size "
+                          f"{facts['page_size']}, {facts['free_pages']} free pages, journal {facts['journal_mode']}, "
+                          f"SQLite {facts['sqlite_version']}")
+        rows = [[r.name, f"{r.rows:,}", f"{r.bytes:,} B" if r.bytes is not None else "? B"]
+                for r in table_stats(target.conn)]
+        for line in aligned(["table", "rows", "size"], rows, right={1, 2}):
+            self.stdout.write("  " + line)
+        st = status(target.conn, conf.existing_migrations_dir())
+        last = f"{st.applied[-1].name} at {st.applied[-1].applied_at}" if st.applied else "none"
+        self.stdout.write(f"migrations  {len(st.applied)} applied, {len(st.pending)} pending; last applied: {last}")
+        from tablemigrate.ownership import ownership
+
+        for line in ownership().describe():
+            self.stdout.write(line)
