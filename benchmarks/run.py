@@ -195,6 +195,37 @@ def bench_generate(results: Results, work: Path, sizes: list[int], reps: int) ->
                                    f"changes in 6 tables), {n} models", reps)
 
 
+def _edit_loop(results: Results, work: Path, n: int, reps: int) -> None:
+    """The loop a developer lives in: change models, `generate`, change again, generate again. Timed:
+    `generate --dry-run` after the change set, with tablemigrate's cache exactly as the previous
+    (writing) `generate` left it, restored before each repetition; vs `makemigrations --dry-run`."""
+    tm, dj = projects(work, n)
+    tmp, saved = work / f"loop-tmp{n}", work / f"loop-tmp{n}-saved"
+    for d in (tmp, saved):
+        shutil.rmtree(d, ignore_errors=True)
+    tmp.mkdir()
+    env = dict(env_for(tm), TMPDIR=str(tmp))
+    projectgen.apply_typical_change(tm, n)
+    projectgen.apply_typical_change(dj, n)
+    subprocess.run(manage(tm, "tablemigrate", "generate", "Typical", "--noinput"), cwd=tm, env=env, check=True,
+                   capture_output=True)
+    subprocess.run(manage(dj, "makemigrations", "--noinput"), cwd=dj, env=env_for(dj), check=True,
+                   capture_output=True)
+    shutil.copytree(tmp, saved)  # the cache as that generate left it
+
+    def as_left() -> None:
+        shutil.rmtree(tmp)
+        shutil.copytree(saved, tmp)
+
+    projectgen.apply_change_set(tm, n)
+    projectgen.apply_change_set(dj, n)
+    ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "--dry-run", "--noinput"), tm, env),
+                          lambda: timed(manage(dj, "makemigrations", "--dry-run"), dj, env_for(dj)), as_left)
+    results.add(f"edit loop: generate --dry-run after the change set ({len(projectgen.CHANGE_SET)} changes), "
+                f"{n} models, the cache as the previous generate left it", ours, "makemigrations --dry-run",
+                theirs, "< 1.0")
+
+
 def bench_run(results: Results, tm: Path, dj: Path, n: int, reps: int, suffix: str = "") -> None:
     def fresh_tm():
         for p in tm.glob("db.sqlite3*"):
@@ -395,13 +426,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions per side (default 5; the median "
                                                                   "is reported)")
-    parser.add_argument("--only", default="generate,contrib,rebuild,backup",
-                        help="comma-separated sections: generate (generate, --check, run), contrib (run with "
-                             "Django's contrib apps on their own migrations), rebuild, backup")
+    parser.add_argument("--only", default="generate,loop,contrib,rebuild,backup",
+                        help="comma-separated sections: generate (generate, --check, run), loop (the edit loop: "
+                             "generate after a change with the cache the previous generate left), contrib (run "
+                             "with Django's contrib apps on their own migrations), rebuild, backup")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--sizes", default=None, help="comma-separated model counts for the generate section "
+                                                      "(default 50,200,500; --quick: 20,50)")
     args = parser.parse_args()
     only = set(args.only.split(","))
-    sections = {"generate", "contrib", "rebuild", "backup"}
+    sections = {"generate", "loop", "contrib", "rebuild", "backup"}
     if not only <= sections:
         parser.error(f"unknown section(s) in --only: {', '.join(sorted(only - sections))}")
     if shutil.which("sqlite3") is None and "rebuild" in only:
@@ -411,8 +445,12 @@ def main() -> None:
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"Django {django.get_version()}, SQLite {sqlite3.sqlite_version}; work dir {work}", flush=True)
     try:
+        sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else [20, 50] if args.quick else [50, 200, 500]
         if "generate" in only:
-            bench_generate(results, work, [20, 50] if args.quick else [50, 200, 500], args.reps)
+            bench_generate(results, work, sizes, args.reps)
+        if "loop" in only:
+            for n in sizes:
+                _edit_loop(results, work, n, args.reps)
         if "contrib" in only:
             bench_contrib(results, work, 50 if args.quick else 200, args.reps)
         if "rebuild" in only:
