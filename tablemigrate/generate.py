@@ -58,6 +58,9 @@ class GenerateResult:
     #: With no changes: why `schema.sql` on disk does not describe the history and the models (None when
     #: it does). `generate` rewrites it; `generate --check` fails on it.
     stale_snapshot: str | None = None
+    #: Database A after the new modules (a private in-memory copy), kept by a writing `generate` as the
+    #: cache the next `generate` needs: database A for the `schema.sql` it just wrote.
+    after: sqlite3.Connection | None = field(default=None, repr=False, compare=False)
 
     @property
     def changed(self) -> bool:
@@ -216,6 +219,8 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
             result = _modules(directory, plans, label, now, existing, a_conn, a_diff, b_diff, fingerprint, hidden)
         if write:
             _write(result)
+            if result.after is not None:
+                _keep(result.after, _a_cache(directory, result.snapshot.encode("utf-8")))
     return result
 
 
@@ -267,7 +272,7 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
         try:
             text = (directory / SNAPSHOT_NAME).read_bytes()
             # Keyed by the file's bytes, so a cached A stands for exactly these statements.
-            built = cache_path(directory, f"-A-{checksum(text)[:32]}.sqlite3")
+            built = _a_cache(directory, text)
             conn.execute("PRAGMA foreign_keys = OFF")
             if cache_is_private(built) and built.is_file():  # pages copied: nothing to parse
                 cached = sqlite3.connect(readonly_uri(built), uri=True)
@@ -292,6 +297,11 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
     except MigrationFailed as exc:
         raise GenerateError(f"replaying the migration history failed: {exc}") from exc
     return existing, introspect(conn), (False if snapshot_schema else None)
+
+
+def _a_cache(directory: Path, snapshot: bytes) -> Path:
+    """Where database A for this `schema.sql` text is cached (one per project: `_keep` replaces it)."""
+    return cache_path(directory, f"-A-{checksum(snapshot)[:32]}.sqlite3")
 
 
 def _keep(conn: sqlite3.Connection, path: Path) -> None:
@@ -346,14 +356,16 @@ def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: da
     names = module_names(plans, now, [m.name for m in existing])
     modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
     new = [load_source(m.text.encode(), m.name) for m in modules]
-    after = _verify(a_conn, a, b, new, hidden)
+    after, kept = _verify(a_conn, a, b, new, hidden)
     return GenerateResult(modules, directory,
-                          lambda: render_snapshot(after, history_checksum(existing + new), fingerprint()))
+                          lambda: render_snapshot(after, history_checksum(existing + new), fingerprint()),
+                          after=kept)
 
 
-def _verify(conn, a: Schema, b: Schema, new: list[Migration], hidden: frozenset[str] = frozenset()) -> Schema:
+def _verify(conn, a: Schema, b: Schema, new: list[Migration],
+            hidden: frozenset[str] = frozenset()) -> tuple[Schema, sqlite3.Connection]:
     """Apply `new` to A: it must give B; then their downs must give A back (tables in `hidden`, which
-    the diff left alone, aside). Returns the whole schema after `new`."""
+    the diff left alone, aside). Returns the whole schema after `new`, and a copy of the database then."""
     try:
         for m in new:
             apply_migration(conn, m, "up")
@@ -362,6 +374,8 @@ def _verify(conn, a: Schema, b: Schema, new: list[Migration], hidden: frozenset[
         if not same_tables(mine, b.tables):
             raise GenerateError("internal error: the generated migrations do not reproduce the models' "
                                 f"schema (tables: {_describe_mismatch(mine, b.tables)}); nothing written")
+        kept = sqlite3.connect(":memory:")
+        conn.backup(kept)
         for m in reversed(new):
             apply_migration(conn, m, "down")
         back = introspect(conn).without(hidden)
@@ -370,7 +384,7 @@ def _verify(conn, a: Schema, b: Schema, new: list[Migration], hidden: frozenset[
                                 f"schema (tables: {_describe_mismatch(back.tables, a.tables)}); nothing written")
     except MigrationFailed as exc:
         raise GenerateError(f"internal error: a generated migration failed on the empty schema: {exc}") from exc
-    return after
+    return after, kept
 
 
 def _write(result: GenerateResult) -> None:

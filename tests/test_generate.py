@@ -261,3 +261,25 @@ def test_check_with_nothing_to_do_never_builds_database_a(tmp_path, monkeypatch)
     (d / sorted(p.name for p in d.glob("*.py"))[0]).write_text("up = []\n")  # the history is not the snapshot's
     generate(d, models, write=False)
     assert len(built) == 3
+
+
+def test_a_writing_generate_leaves_database_a_for_the_schema_it_wrote(tmp_path, monkeypatch):
+    """The edit loop (issue 13): the cache a generate leaves is the one the next generate needs, database
+    A after the modules it just wrote, keyed by the new schema.sql; the next generate neither replays
+    the history nor runs schema.sql's statements."""
+    from tablemigrate import generate as gen
+    from tablemigrate.introspect import introspect
+
+    d = tmp_path / "m"
+    generate(d, build_models(blog()))
+    generate(d, build_models(blog(body=("text", {"null": True}))))  # writes a module and a new schema.sql
+    kept = gen._a_cache(d, (d / "schema.sql").read_bytes())
+    assert kept.is_file() and len(list(kept.parent.glob(kept.name.split("-A-")[0] + "-A-*.sqlite3"))) == 1
+    replayed = sqlite3.connect(":memory:", isolation_level=None)
+    for m in load_migrations(d):
+        apply_migration(replayed, m, "up")
+    assert introspect(sqlite3.connect(kept)).fingerprint() == introspect(replayed).fingerprint()
+    monkeypatch.setattr(gen, "load_migrations", lambda directory: pytest.fail("replayed the history"))
+    third = generate(d, build_models(blog(body=("text", {"null": True}), rank=("text", {"null": True}))),
+                     write=False)
+    assert [m.plan.summary for m in third.modules] == [["add column rank"]]
