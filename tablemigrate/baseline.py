@@ -17,7 +17,7 @@ from django.db import models
 from . import history
 from .errors import ConfigurationError
 from .fingerprint import models_fingerprint, with_m2m_tables
-from .generate import GenerateResult, _write, baseline_modules, models_schema
+from .generate import GenerateResult, baseline_modules, models_schema, write_result
 from .introspect import introspect
 from .loader import SNAPSHOT_NAME, load_migration, migration_files
 from .lock import run_lock
@@ -61,7 +61,7 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
         result = baseline_modules(directory, live, label=label, now=now, fingerprint=fingerprint)
         if not write:
             return result, left_alone
-        _write(result)
+        write_result(result)
         written = [directory / f"{m.name}.py" for m in result.modules] + [directory / SNAPSHOT_NAME]
         started = time.perf_counter()
         try:

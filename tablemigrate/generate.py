@@ -218,7 +218,7 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
             _hint_renames(plans, unasked)
             result = _modules(directory, plans, label, now, existing, a_conn, a_diff, b_diff, fingerprint, hidden)
         if write:
-            _write(result)
+            write_result(result)
             if result.after is not None:
                 _keep(result.after, _a_cache(directory, result.snapshot.encode("utf-8")))
     return result
@@ -387,7 +387,7 @@ def _verify(conn, a: Schema, b: Schema, new: list[Migration],
     return after, kept
 
 
-def _write(result: GenerateResult) -> None:
+def write_result(result: GenerateResult) -> None:
     directory = result.directory
     try:
         directory.mkdir(parents=True, exist_ok=True)

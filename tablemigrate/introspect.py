@@ -17,12 +17,9 @@ from pathlib import Path
 
 from . import schema, sqltext
 from .schema import Check, Column, ForeignKey, Index, Schema, Table, Trigger, Unique, View
+from .history import HISTORY_TABLE, TEST_MODELS_TABLE  # noqa: F401 (importable from here too)
 from .sqltext import Token
 
-HISTORY_TABLE = "tablemigrate_history"
-
-# The models' fingerprint a test database built from the models was built for (tablemigrate.testing).
-TEST_MODELS_TABLE = "tablemigrate_test_models"
 # Tables that belong to SQLite, to tablemigrate, or to Django's own migration bookkeeping.
 INTERNAL_TABLES = frozenset({HISTORY_TABLE, TEST_MODELS_TABLE, "django_migrations"})
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import backup as backups
 from .errors import ConfigurationError, RestoreRefused, is_readonly  # noqa: F401
-from .introspect import HISTORY_TABLE
+from .history import HISTORY_TABLE
 from .lock import run_lock
 from .sqltext import readonly_uri
 

@@ -90,7 +90,7 @@ def _rebuild_stale_owned_tables(using: str) -> None:
     from .baseline import model_tables
     from .build import managed_models
     from .fingerprint import models_fingerprint
-    from .introspect import TEST_MODELS_TABLE
+    from .history import TEST_MODELS_TABLE
     from .sqltext import quote
 
     wrapper = connections[using]

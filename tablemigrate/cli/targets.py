@@ -110,7 +110,7 @@ class Targets(CommandState):
 
         from tablemigrate.baseline import model_tables
         from tablemigrate.build import managed_models
-        from tablemigrate.introspect import HISTORY_TABLE
+        from tablemigrate.history import HISTORY_TABLE
         from tablemigrate.sqltext import readonly_uri
 
         alias = conf.sqlite_alias(options["database"])
