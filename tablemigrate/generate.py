@@ -216,11 +216,15 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
             values = _values(changes, FieldDefaults(b_db, model_list), questioner, unasked)
             plans = plan_changes(changes, values)
             _hint_renames(plans, unasked)
-            result = _modules(directory, plans, label, now, existing, a_conn, a_diff, b_diff, fingerprint, hidden)
+            result = _modules(directory, plans, label, now, existing, a_conn, a_diff, b_diff, fingerprint, hidden,
+                              keep_after=write)
         if write:
+            old = directory / SNAPSHOT_NAME
+            snapshot_before = old.read_bytes() if old.is_file() else None
             write_result(result)
             if result.after is not None:
-                _keep(result.after, _a_cache(directory, result.snapshot.encode("utf-8")))
+                _keep(result.after, _a_cache(directory, result.snapshot.encode("utf-8")),
+                      also=_a_cache(directory, snapshot_before) if snapshot_before is not None else None)
     return result
 
 
@@ -304,14 +308,17 @@ def _a_cache(directory: Path, snapshot: bytes) -> Path:
     return cache_path(directory, f"-A-{checksum(snapshot)[:32]}.sqlite3")
 
 
-def _keep(conn: sqlite3.Connection, path: Path) -> None:
-    """Save database A for the next run (replacing this project's older ones); best effort."""
+def _keep(conn: sqlite3.Connection, path: Path, also: Path | None = None) -> None:
+    """Save database A for the next run, replacing this project's older ones except `also` (the one
+    this run started from: a developer who throws the new modules away and generates again finds it);
+    best effort."""
     try:
         path.parent.mkdir(mode=0o700, exist_ok=True)
         if not cache_is_private(path):
             return
         for old in path.parent.glob(path.name.split("-A-")[0] + "-A-*.sqlite3"):
-            old.unlink(missing_ok=True)
+            if old != also:
+                old.unlink(missing_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         os.close(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
         target = sqlite3.connect(tmp)
@@ -352,20 +359,21 @@ def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
 
 def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
              a_conn, a: Schema, b: Schema, fingerprint: Callable[[], str | None],
-             hidden: frozenset[str] = frozenset()) -> GenerateResult:
+             hidden: frozenset[str] = frozenset(), keep_after: bool = False) -> GenerateResult:
     names = module_names(plans, now, [m.name for m in existing])
     modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
     new = [load_source(m.text.encode(), m.name) for m in modules]
-    after, kept = _verify(a_conn, a, b, new, hidden)
+    after, kept = _verify(a_conn, a, b, new, hidden, keep_after)
     return GenerateResult(modules, directory,
                           lambda: render_snapshot(after, history_checksum(existing + new), fingerprint()),
                           after=kept)
 
 
-def _verify(conn, a: Schema, b: Schema, new: list[Migration],
-            hidden: frozenset[str] = frozenset()) -> tuple[Schema, sqlite3.Connection]:
+def _verify(conn, a: Schema, b: Schema, new: list[Migration], hidden: frozenset[str] = frozenset(),
+            keep_after: bool = False) -> tuple[Schema, sqlite3.Connection | None]:
     """Apply `new` to A: it must give B; then their downs must give A back (tables in `hidden`, which
-    the diff left alone, aside). Returns the whole schema after `new`, and a copy of the database then."""
+    the diff left alone, aside). Returns the whole schema after `new`, and (`keep_after`) a copy of the
+    database then."""
     try:
         for m in new:
             apply_migration(conn, m, "up")
@@ -374,8 +382,10 @@ def _verify(conn, a: Schema, b: Schema, new: list[Migration],
         if not same_tables(mine, b.tables):
             raise GenerateError("internal error: the generated migrations do not reproduce the models' "
                                 f"schema (tables: {_describe_mismatch(mine, b.tables)}); nothing written")
-        kept = sqlite3.connect(":memory:")
-        conn.backup(kept)
+        kept = None
+        if keep_after:
+            kept = sqlite3.connect(":memory:")
+            conn.backup(kept)
         for m in reversed(new):
             apply_migration(conn, m, "down")
         back = introspect(conn).without(hidden)
