@@ -225,6 +225,8 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
             if result.after is not None:
                 _keep(result.after, _a_cache(directory, result.snapshot.encode("utf-8")),
                       also=_a_cache(directory, snapshot_before) if snapshot_before is not None else None)
+                result.after.close()
+                result.after = None
     return result
 
 
@@ -304,7 +306,7 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
 
 
 def _a_cache(directory: Path, snapshot: bytes) -> Path:
-    """Where database A for this `schema.sql` text is cached (one per project: `_keep` replaces it)."""
+    """Where database A for this `schema.sql` text is cached (`_keep` keeps at most two per project)."""
     return cache_path(directory, f"-A-{checksum(snapshot)[:32]}.sqlite3")
 
 
