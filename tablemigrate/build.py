@@ -26,19 +26,28 @@ _counter = itertools.count()
 
 
 @contextmanager
-def private_database(name: str = ":memory:") -> Iterator[DatabaseWrapper]:
-    """A Django SQLite wrapper on `name`, registered under a private alias while the block runs."""
-    alias = f"__tablemigrate_{next(_counter)}"
-    settings = ConnectionHandler().configure_settings(
-        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": name}})["default"]
-    wrapper = DatabaseWrapper(settings, alias)
-    connections[alias] = wrapper
+def registered(wrapper: DatabaseWrapper, previous: DatabaseWrapper | None = None) -> Iterator[DatabaseWrapper]:
+    """`wrapper`, connected and registered under its alias in this thread's `connections` while the
+    block runs; then closed, and the alias given back to `previous` (or removed)."""
+    connections[wrapper.alias] = wrapper
     try:
         wrapper.ensure_connection()
         yield wrapper
     finally:
         wrapper.close()
-        del connections[alias]
+        if previous is None:
+            del connections[wrapper.alias]
+        else:
+            connections[wrapper.alias] = previous
+
+
+@contextmanager
+def private_database(name: str = ":memory:") -> Iterator[DatabaseWrapper]:
+    """A Django SQLite wrapper on `name`, registered under a private alias while the block runs."""
+    settings = ConnectionHandler().configure_settings(
+        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": name}})["default"]
+    with registered(DatabaseWrapper(settings, f"__tablemigrate_{next(_counter)}")) as wrapper:
+        yield wrapper
 
 
 def unconnected_wrapper() -> DatabaseWrapper:

@@ -29,6 +29,7 @@ from django.db.migrations.migration import Migration as DjangoMigrationClass
 from django.utils.module_loading import module_has_submodule
 
 from . import signals
+from .build import registered
 from .errors import ConfigurationError, DatabaseLocked, MigrationFailed, is_busy
 from .ownership import Ownership, leave_out_hint, migration_names, ownership
 
@@ -282,12 +283,5 @@ def stand_in(alias: str) -> Iterator[BaseDatabaseWrapper]:
     """A Django connection on a private in-memory database, registered under `alias` itself while the
     block runs (this thread only): the ORM's queries for `alias`, a data step's included, go to it."""
     original = connections[alias]
-    settings = {**original.settings_dict, "NAME": ":memory:"}
-    wrapper = type(original)(settings, alias)
-    connections[alias] = wrapper
-    try:
-        wrapper.ensure_connection()
+    with registered(type(original)({**original.settings_dict, "NAME": ":memory:"}, alias), original) as wrapper:
         yield wrapper
-    finally:
-        wrapper.close()
-        connections[alias] = original

@@ -23,6 +23,7 @@ import sysconfig
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 from django.apps import AppConfig, apps
@@ -54,22 +55,30 @@ class Ownership:
                 f"Django migrations own: {', '.join(sorted(self.django)) or '-'}"]
 
 
-def migration_names(app_label: str) -> set[str]:
-    """Names of the Django migrations in the app's migrations package, found as Django's loader finds
-    them (`MigrationLoader.load_disk`), without importing a migration module."""
+def _migrations_package(app_label: str) -> ModuleSpec | None:
+    """The spec of the migrations package Django's loader would load for the app (MIGRATION_MODULES or
+    `<app>.migrations`), located without importing it; None when there is no such package."""
     from django.db.migrations.loader import MigrationLoader
 
     module_name, _explicit = MigrationLoader.migrations_module(app_label)
     if module_name is None:
-        return set()
+        return None
     try:
         spec = importlib.util.find_spec(module_name)
     except (ImportError, ValueError):
-        return set()
+        return None
     if spec is None or spec.submodule_search_locations is None:
-        return set()  # no package (a `migrations.py` module is no migrations either)
-    if spec.origin in (None, "namespace"):
-        return set()  # an empty directory (a namespace package)
+        return None  # no package (a `migrations.py` module is no migrations either)
+    return spec
+
+
+def migration_names(app_label: str) -> set[str]:
+    """Names of the Django migrations in the app's migrations package, found as Django's loader finds
+    them (`MigrationLoader.load_disk`), without importing a migration module."""
+    spec = _migrations_package(app_label)
+    if spec is None or spec.origin in (None, "namespace"):
+        return set()  # none, or an empty directory (a namespace package)
+    assert spec.submodule_search_locations is not None
     return {name for _finder, name, is_pkg in pkgutil.iter_modules(list(spec.submodule_search_locations))
             if not is_pkg and name[0] not in "_~"}
 
@@ -84,20 +93,8 @@ def empty_migration_packages(own: Ownership) -> dict[str, None]:
     """Owned apps with an empty migrations package (`startapp` makes one), as MIGRATION_MODULES entries
     that make them apps without migrations for Django too: else Django counts them as migrated apps with
     no migrations, and the test runner never builds their tables."""
-    from django.db.migrations.loader import MigrationLoader
-
-    out: dict[str, None] = {}
-    for label in sorted(own.owned):
-        module_name, _explicit = MigrationLoader.migrations_module(label)
-        if module_name is None:
-            continue
-        try:
-            spec = importlib.util.find_spec(module_name)
-        except (ImportError, ValueError):
-            continue
-        if spec is not None and spec.submodule_search_locations is not None and not migration_names(label):
-            out[label] = None
-    return out
+    return {label: None for label in sorted(own.owned)
+            if _migrations_package(label) is not None and not migration_names(label)}
 
 
 @lru_cache(maxsize=1)

@@ -108,13 +108,10 @@ def test_generate_never_drops_tables_handed_over_to_django_migrations(tmp_path):
     assert not handed.changed
 
 
-def _fts_history(directory: Path) -> None:
-    module(directory, "20260101_000000_01_create_notes_note",
-           "up = [\"CREATE VIRTUAL TABLE notes_note USING fts5(body)\"]\ndown = ['DROP TABLE notes_note']\n")
+def _notes_models() -> tuple[type[models.Model], type[models.Model]]:
+    """Two models of an owned app; `notes_note` stands for an FTS5 virtual table. Call inside
+    `isolate_apps` (a registry of the test's own)."""
 
-
-@isolate_apps("tests.sampleapp")
-def test_a_model_whose_table_is_a_virtual_table_is_left_alone_by_generate(tmp_path):
     class Note(models.Model):
         body = models.TextField()
 
@@ -129,6 +126,17 @@ def test_a_model_whose_table_is_a_virtual_table_is_left_alone_by_generate(tmp_pa
             app_label = "sampleapp"
             db_table = "notes_tag"
 
+    return Note, Tag
+
+
+def _fts_history(directory: Path) -> None:
+    module(directory, "20260101_000000_01_create_notes_note",
+           "up = [\"CREATE VIRTUAL TABLE notes_note USING fts5(body)\"]\ndown = ['DROP TABLE notes_note']\n")
+
+
+@isolate_apps("tests.sampleapp")
+def test_a_model_whose_table_is_a_virtual_table_is_left_alone_by_generate(tmp_path):
+    Note, Tag = _notes_models()
     d = tmp_path / "m"
     _fts_history(d)
     first = generate(d, [Note, Tag])
@@ -150,20 +158,7 @@ def test_a_model_whose_table_is_a_virtual_table_is_left_alone_by_generate(tmp_pa
 
 @isolate_apps("tests.sampleapp")
 def test_baseline_lists_an_owned_virtual_table_and_adopts_the_rest(tmp_path):
-    class Note(models.Model):
-        body = models.TextField()
-
-        class Meta:
-            app_label = "sampleapp"
-            db_table = "notes_note"
-
-    class Tag(models.Model):
-        name = models.TextField()
-
-        class Meta:
-            app_label = "sampleapp"
-            db_table = "notes_tag"
-
+    Note, Tag = _notes_models()
     db = tmp_path / "db.sqlite3"
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("CREATE VIRTUAL TABLE notes_note USING fts5(body)")
