@@ -1,4 +1,4 @@
-"""Schema x Schema -> per-table changes. Pure: values in, values out, no I/O.
+"""Schema x Schema -> per-table typed changes (changes.py). Pure: values in, values out, no I/O.
 
 Only tables (with their columns, constraints and indexes) are diffed. Triggers and views are never
 created by models, so they belong to hand-written migrations: the diff leaves them alone and table
@@ -7,9 +7,13 @@ rebuilds carry them over.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
-from .schema import Column, Schema, Table
+from . import sqltext
+from .changes import (AddColumn, AddConstraint, AddIndex, AlterColumn, AlterTable, Change, CreateTable, DropColumn,
+                      DropConstraint, DropIndex, DropTable, RenameColumn, RenameTable, of_type)
+from .schema import Column, ForeignKey, Schema, Table, Unique
 
 
 @dataclass
@@ -43,10 +47,13 @@ class Renames:
 
 @dataclass(frozen=True)
 class TableChange:
+    """How one table changes: `kind` create/alter/drop, the table before and after, and the typed
+    changes (changes.py) that take it from `old` to `new`."""
+
     kind: str  # 'create' | 'alter' | 'drop'
     old: Table | None
     new: Table | None
-    column_renames: dict[str, str] = field(default_factory=dict)  # old lower -> new lower
+    ops: tuple[Change, ...] = ()
 
     @property
     def table(self) -> Table:
@@ -57,6 +64,11 @@ class TableChange:
     @property
     def renamed(self) -> bool:
         return self.old is not None and self.new is not None and self.old.key != self.new.key
+
+    @property
+    def column_renames(self) -> dict[str, str]:
+        """Old column (lower) -> new column (lower)."""
+        return {r.old.lower(): r.new.lower() for r in of_type(self.ops, RenameColumn)}
 
 
 @dataclass(frozen=True)
@@ -72,8 +84,97 @@ class RenameCandidate:
         return f"Did you rename column {self.table}.{self.old} to {self.table}.{self.new}?"
 
 
-def _column_shape(col: Column) -> tuple:
-    return (col.type, col.notnull, col.default, col.pk, col.collation, col.generated, col.generated_kind)
+def column_sources(frm: Table, to: Table, renames: dict[str, str]) -> dict[str, str]:
+    """For each column of `to` that comes from a column of `frm`: to key -> frm key.
+    `renames` maps frm column -> to column (lower-case)."""
+    inverse = {n: o for o, n in renames.items()}
+    sources = {}
+    for key in to.columns:
+        origin = inverse.get(key, key if key not in renames else None)
+        if origin is not None and origin in frm.columns:
+            sources[key] = origin
+    return sources
+
+
+@dataclass(frozen=True)
+class Context:
+    """The renames of every table in the diff, to compare references across tables."""
+
+    table_renames: dict[str, str]  # old lower -> new lower
+    column_renames: dict[str, dict[str, str]]  # old table lower -> {old col: new col}
+
+
+def _rename_fk(fk: ForeignKey, own: dict[str, str], ctx: Context, self_key: str) -> ForeignKey:
+    ref_cols = ctx.column_renames.get(fk.ref_table, own if fk.ref_table == self_key else {})
+    return dataclasses.replace(
+        fk,
+        columns=tuple(own.get(c, c) for c in fk.columns),
+        ref_table=ctx.table_renames.get(fk.ref_table, fk.ref_table),
+        ref_columns=tuple(ref_cols.get(c, c) for c in fk.ref_columns),
+    )
+
+
+def table_changes(old: Table, new: Table, renames: dict[str, str], ctx: Context) -> tuple[Change, ...]:
+    """The typed changes that turn table `old` into `new`, comparing with the renames applied to the old
+    side (`renames`: old col -> new col, lower; `ctx`: every table's renames). In the order a summary
+    lists them: table rename, columns dropped, added, renamed, constraints, table facts, altered
+    columns, indexes dropped and added."""
+    source = column_sources(old, new, renames)
+    added = [k for k in new.columns if k not in source]
+    dropped = [k for k in old.columns if k not in source.values()]
+    col_map = {o: n for n, o in source.items() if n != o}  # old key -> new key
+    mapped = {o: new.columns[n].name for o, n in col_map.items()}
+    mapped.update(ctx.table_renames)
+
+    def ren(norm: str) -> str:
+        return sqltext.rename_identifiers(norm, mapped)
+
+    ops: list[Change] = []
+    if old.key != new.key:
+        ops.append(RenameTable(old.name, new.name))
+    ops += [DropColumn(old.columns[k]) for k in dropped]
+    ops += [AddColumn(new.columns[k]) for k in added]
+    ops += [RenameColumn(old.columns[o].name, new.columns[n].name) for o, n in col_map.items()]
+
+    new_uniques = set(new.uniques)
+    old_uniques = {u: Unique(tuple(ren(c) for c in u.columns), u.name) for u in old.uniques}
+    ops += [DropConstraint(u) for u, r in old_uniques.items() if r not in new_uniques]
+    ops += [AddConstraint(u) for u in new.uniques if u not in set(old_uniques.values())]
+    new_checks = set(new.checks)
+    old_checks = {c: dataclasses.replace(c, expr=ren(c.expr)) for c in old.checks}
+    ops += [DropConstraint(c, c.column if c.column in dropped else None)
+            for c, r in old_checks.items() if r not in new_checks]
+    ops += [AddConstraint(c, c.column if c.column in added else None)
+            for c in new.checks if c not in set(old_checks.values())]
+    new_fks = set(new.foreign_keys)
+    old_fks = {fk: _rename_fk(fk, col_map, ctx, old.key) for fk in old.foreign_keys}
+    ops += [DropConstraint(fk, _own_column(fk, dropped)) for fk, r in old_fks.items() if r not in new_fks]
+    ops += [AddConstraint(fk, _own_column(fk, added))
+            for fk in new.foreign_keys if fk not in set(old_fks.values())]
+
+    old_pk = tuple(col_map.get(c, c) for c in old.primary_key)
+    if old_pk != new.primary_key:
+        ops.append(AlterTable("primary key", old.primary_key, new.primary_key))
+    for attribute in ("autoincrement", "strict", "without_rowid"):
+        if getattr(old, attribute) != getattr(new, attribute):
+            ops.append(AlterTable(attribute.replace("_", " "), getattr(old, attribute), getattr(new, attribute)))
+
+    for n, o in source.items():
+        oc, nc = old.columns[o], new.columns[n]
+        if dataclasses.replace(oc, generated=ren(oc.generated) if oc.generated else None) != nc:
+            ops.append(AlterColumn(oc, nc))
+
+    old_index_sql = {k: ren(i.sql) for k, i in old.indexes.items()}
+    new_index_sql = {i.sql for i in new.indexes.values()}
+    kept_sql = {s for s in old_index_sql.values() if s in new_index_sql}
+    ops += [DropIndex(i) for k, i in old.indexes.items() if old_index_sql[k] not in new_index_sql]
+    ops += [AddIndex(i) for i in new.indexes.values() if i.sql not in kept_sql]
+    return tuple(ops)
+
+
+def _own_column(fk: ForeignKey, columns: list[str]) -> str | None:
+    """The column whose own REFERENCES clause is `fk`, when that column is in `columns`."""
+    return fk.columns[0] if fk.inline and set(fk.columns) <= set(columns) else None
 
 
 def _pairs(a: Schema, b: Schema, renames: Renames) -> list[tuple[Table, Table]]:
@@ -83,44 +184,60 @@ def _pairs(a: Schema, b: Schema, renames: Renames) -> list[tuple[Table, Table]]:
     return pairs
 
 
-def rename_candidates(a: Schema, b: Schema, renames: Renames) -> list[RenameCandidate]:
-    """Plausible renames not yet decided: same shape on both sides (evidence, not names)."""
-    out: list[RenameCandidate] = []
-    gone = [t for k, t in a.tables.items() if k not in b.tables and k not in renames.tables]
-    new = [t for k, t in b.tables.items() if k not in a.tables and k not in renames.tables.values()]
-    for old_t in gone:
-        shape = sorted((k, _column_shape(c)) for k, c in old_t.columns.items())
-        for new_t in new:
-            if sorted((k, _column_shape(c)) for k, c in new_t.columns.items()) == shape:
-                out.append(RenameCandidate("table", new_t.name, old_t.name, new_t.name))
-    for old_t, new_t in _pairs(a, b, renames):
-        decided = renames.columns.get(new_t.key, {})
-        dropped = [c for k, c in old_t.columns.items() if k not in new_t.columns and k not in decided]
-        added = [c for k, c in new_t.columns.items() if k not in old_t.columns and k not in decided.values()]
-        for old_c in dropped:
-            for new_c in added:
-                if _column_shape(old_c) == _column_shape(new_c):
-                    out.append(RenameCandidate("column", new_t.name, old_c.name, new_c.name))
-    return out
-
-
-def diff_schemas(a: Schema, b: Schema, renames: Renames | None = None) -> list[TableChange]:
-    renames = renames or Renames()
+def check_renames(a: Schema, b: Schema, renames: Renames) -> None:
+    """ValueError unless every declared rename names a table or column pair the two sides have."""
     for old, new in renames.tables.items():
         if old not in a.tables or new not in b.tables or new in a.tables:
             raise ValueError(f"rename {old} -> {new}: expected {old} only in the history and {new} "
                              "only in the models")
+    pairs = {new_t.key: (old_t, new_t) for old_t, new_t in _pairs(a, b, renames)}
+    for table, columns in renames.columns.items():
+        old_t, new_t = pairs.get(table, (None, None))
+        for old_c, new_c in columns.items():
+            if old_t is None or new_t is None or old_c not in old_t.columns or new_c not in new_t.columns:
+                raise ValueError(f"rename {table}.{old_c} -> {new_c}: no such column pair")
+
+
+def diff_schemas(a: Schema, b: Schema, renames: Renames | None = None) -> list[TableChange]:
+    """Every table that differs, with its typed changes. Raises ValueError for a rename that names
+    no such table or column pair."""
+    renames = renames or Renames()
+    check_renames(a, b, renames)
+    ctx = Context(dict(renames.tables), {old_t.key: renames.columns.get(new_t.key, {})
+                                         for old_t, new_t in _pairs(a, b, renames)
+                                         if renames.columns.get(new_t.key)})
     changes: list[TableChange] = []
     for old_t, new_t in _pairs(a, b, renames):
         col_renames = renames.columns.get(new_t.key, {})
-        for old_c, new_c in col_renames.items():
-            if old_c not in old_t.columns or new_c not in new_t.columns:
-                raise ValueError(f"rename {new_t.name}.{old_c} -> {new_c}: no such column pair")
         if old_t.key != new_t.key or col_renames or old_t != new_t:
-            changes.append(TableChange("alter", old_t, new_t, dict(col_renames)))
+            ops = table_changes(old_t, new_t, col_renames, ctx)
+            changes.append(TableChange("alter", old_t, new_t, ops))
     renamed_new = set(renames.tables.values())
-    changes += [TableChange("create", None, t) for k, t in b.tables.items()
+    changes += [TableChange("create", None, t, (CreateTable(t),)) for k, t in b.tables.items()
                 if k not in a.tables and k not in renamed_new]
-    changes += [TableChange("drop", t, None) for k, t in a.tables.items()
+    changes += [TableChange("drop", t, None, (DropTable(t),)) for k, t in a.tables.items()
                 if k not in b.tables and k not in renames.tables]
     return changes
+
+
+def _shape(table: Table) -> list[tuple[str, Column]]:
+    return sorted(table.columns.items(), key=lambda kv: kv[0])
+
+
+def rename_candidates(a: Schema, b: Schema, renames: Renames) -> list[RenameCandidate]:
+    """Plausible renames not yet decided, read from the diff's own changes: a dropped and a created
+    table with the same columns, a dropped and an added column with the same definition (evidence,
+    not names). Columns compare by definition (Column's equality leaves the name out)."""
+    changes = diff_schemas(a, b, renames)
+    out: list[RenameCandidate] = []
+    created = [c.new for c in changes if c.kind == "create" and c.new]
+    for gone in (c.old for c in changes if c.kind == "drop" and c.old):
+        out += [RenameCandidate("table", t.name, gone.name, t.name) for t in created if _shape(t) == _shape(gone)]
+    for ch in changes:
+        if ch.kind != "alter" or ch.new is None:
+            continue
+        added = [op.column for op in of_type(ch.ops, AddColumn)]
+        for dropped in of_type(ch.ops, DropColumn):
+            out += [RenameCandidate("column", ch.new.name, dropped.column.name, col.name)
+                    for col in added if col == dropped.column]
+    return out

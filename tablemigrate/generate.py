@@ -19,12 +19,11 @@ from django.db import models
 
 from .apply import apply_migration
 from .build import FieldDefaults, build_from_models, private_database, raw
-from .diff import RenameCandidate, Renames, TableChange, diff_schemas, rename_candidates
+from .diff import RenameCandidate, Renames, TableChange, check_renames, diff_schemas, rename_candidates
 from .errors import ConfigurationError, GenerateError, MigrationFailed
 from .introspect import cache_is_private, cache_path, introspect, persistent_cache, sql_made_tables
 from .loader import SNAPSHOT_NAME, Migration, checksum, history_checksum, load_migrations, load_source, migration_files
-from .plan import (PlannedMigration, Values, added_nullable_columns, column_sources, needed_values,
-                   plan_changes)
+from .plan import PlannedMigration, Values, added_nullable_columns, made_not_null, needed_values, plan_changes
 from .fingerprint import models_fingerprint
 from .schema import Schema, Table, same_tables
 from .sqltext import quote, readonly_uri, user_objects
@@ -148,22 +147,17 @@ def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Que
         value = defaults.value(table, column)
         if value is not None:
             values[(table.lower(), column.lower())] = value
-    for ch in changes:  # nullable -> NOT NULL: existing NULLs take the model's default when it has one
-        if ch.kind != "alter" or ch.old is None or ch.new is None:
-            continue
-        for new_key, old_key in column_sources(ch.old, ch.new, ch.column_renames).items():
-            col = ch.new.columns[new_key]
-            if col.notnull and not ch.old.columns[old_key].notnull and not col.generated:
-                literal = defaults.value(ch.new.name, col.name)
-                if literal is None and col.default is not None:
-                    literal = f"({col.default})"
-                if literal is None:
-                    literal = questioner.value(
-                        f"Column {ch.new.name}.{col.name} becomes NOT NULL with no default. Enter a one-off SQL "
-                        "literal for existing NULLs, or press Enter to keep them (the migration then fails "
-                        "if any row holds NULL)")
-                if literal is not None:
-                    values[(ch.new.key, new_key)] = literal
+    for altered, col in made_not_null(changes):  # existing NULLs take the model's default when it has one
+        literal = defaults.value(altered.name, col.name)
+        if literal is None and col.default is not None:
+            literal = f"({col.default})"
+        if literal is None:
+            literal = questioner.value(
+                f"Column {altered.name}.{col.name} becomes NOT NULL with no default. Enter a one-off SQL "
+                "literal for existing NULLs, or press Enter to keep them (the migration then fails "
+                "if any row holds NULL)")
+        if literal is not None:
+            values[(altered.key, col.key)] = literal
     return values
 
 
@@ -202,11 +196,12 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
         sql_made = frozenset(sql_made_tables(a_conn))
         hidden = foreign | sql_made
         a_diff, b_diff = a.without(hidden), b.without(sql_made)
-        _ask_renames(a_diff, b_diff, renames, questioner)
         try:
-            changes = diff_schemas(a_diff, b_diff, renames)
+            check_renames(a_diff, b_diff, renames)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
+        _ask_renames(a_diff, b_diff, renames, questioner)
+        changes = diff_schemas(a_diff, b_diff, renames)
         if not changes:
             result = GenerateResult([], directory, lambda: render_snapshot(a, history_checksum(existing),
                                                                           fingerprint()),

@@ -39,6 +39,16 @@ class Operation:
     def apply(self, conn: sqlite3.Connection) -> None:
         raise NotImplementedError
 
+    def deconstruct(self) -> tuple[list[Any], dict[str, Any]]:
+        """The arguments that make this operation again: (positional, keyword). A module writes the
+        operation as `ClassName(*positional, **keyword)` (writer.py), as Django's writer writes its
+        operations from `deconstruct()`."""
+        raise TypeError(f"{self!r} cannot be written into a module")
+
+    def comment(self) -> str:
+        """A few words the writer puts beside the operation ('' for none)."""
+        return ""
+
 
 class RebuildTable(Operation):
     """Rebuild `table` with the definition `create`, copying rows.
@@ -54,6 +64,9 @@ class RebuildTable(Operation):
 
     def __repr__(self) -> str:
         return f"RebuildTable({self.table!r})"
+
+    def deconstruct(self) -> tuple[list[Any], dict[str, Any]]:
+        return [self.table], {"create": self.create, "copy": self.copy}
 
     def _temp_name(self, conn: sqlite3.Connection | None = None) -> str:
         """`new__<table>`, or a numbered variant when a table of that name exists (never dropped)."""
@@ -273,6 +286,12 @@ class FillColumn(Operation):
 
     def __repr__(self) -> str:
         return f"FillColumn({self.table!r}, {self.column!r})"
+
+    def deconstruct(self) -> tuple[list[Any], dict[str, Any]]:
+        return [self.table, self.column, self.field], {"only_null": True} if self.only_null else {}
+
+    def comment(self) -> str:
+        return self.describe()
 
     def _update_sql(self, value: str) -> str:
         where = f" WHERE {quote(self.column)} IS NULL" if self.only_null else ""

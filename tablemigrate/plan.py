@@ -1,22 +1,28 @@
-"""A table change -> the steps of `up` and `down`. Pure: no connections, no files.
+"""A table's typed changes -> the steps of `up` and `down`. Pure: no connections, no files.
 
-Native `ALTER TABLE` (RENAME TABLE, RENAME/ADD/DROP COLUMN) is used when SQLite can make exactly the
-change; everything else becomes a `RebuildTable` (the 12-step procedure, in operations.py). `up` and
-`down` are planned independently (old -> new, new -> old), so each direction picks its own method.
+The diff (diff.py) has already said what changes (changes.py); the planner only decides how SQLite
+makes it (`path`): native `ALTER TABLE` (RENAME TABLE, RENAME/ADD/DROP COLUMN) when SQLite can make
+exactly the change, else a `RebuildTable` (the 12-step procedure, in operations.py). `down` is planned
+from the reversed changes (new -> old), so each direction picks its own path.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from . import sqltext
-from .diff import TableChange
+from . import changes, sqltext
+from .changes import (AddColumn, AddConstraint, AddIndex, AlterColumn, Change, DropColumn, DropConstraint, DropIndex,
+                      RenameColumn, RenameTable, display_type, of_type)
+from .diff import TableChange, column_sources
 from .loader import Step
 from .operations import FillColumn, RebuildTable
-from .schema import Column, ForeignKey, Table, Unique
+from .schema import Column, ForeignKey, Table, affinity
 from .sqltext import quote
+
+__all__ = ["NATIVE", "REBUILD", "PlannedMigration", "RuntimeValue", "Value", "Values", "added_nullable_columns",
+           "affinity", "column_sources", "describe_value", "display_type", "made_not_null", "needed_values",
+           "path", "plan_change", "plan_changes", "zero_literal"]
 
 
 @dataclass(frozen=True)
@@ -52,20 +58,6 @@ class PlannedMigration:
         return {"create": "create", "alter": "update", "drop": "drop"}[self.kind]
 
 
-def affinity(declared: str) -> str:
-    """SQLite's type affinity rules (datatype3.html section 3.1)."""
-    t = declared.upper()
-    if "INT" in t:
-        return "INTEGER"
-    if any(s in t for s in ("CHAR", "CLOB", "TEXT")):
-        return "TEXT"
-    if "BLOB" in t or not t.strip():
-        return "BLOB"
-    if any(s in t for s in ("REAL", "FLOA", "DOUB")):
-        return "REAL"
-    return "NUMERIC"
-
-
 def zero_literal(col: Column) -> str:
     return {"INTEGER": "0", "REAL": "0.0", "NUMERIC": "0", "TEXT": "''", "BLOB": "X''"}[affinity(col.type)]
 
@@ -80,61 +72,17 @@ def _is_constant(default: str | None) -> bool:
                                  or tokens[0].keyword() in ("null", "true", "false"))
 
 
-def column_sources(frm: Table, to: Table, renames: dict[str, str]) -> dict[str, str]:
-    """For each column of `to` that comes from a column of `frm`: to key -> frm key.
-    `renames` maps frm column -> to column (lower-case)."""
-    inverse = {n: o for o, n in renames.items()}
-    sources = {}
-    for key in to.columns:
-        origin = inverse.get(key, key if key not in renames else None)
-        if origin is not None and origin in frm.columns:
-            sources[key] = origin
-    return sources
-
-
-def display_type(declared: str) -> str:
-    """A normalised declared type as people write it: `varchar(100)`, `decimal(10, 2)`."""
-    return sqltext.compact_type(declared) or "(no type)"
-
-
 def describe_value(value: Value) -> str:
     if isinstance(value, RuntimeValue):
         return FillColumn("", "", value.field).describe()
     return value
 
 
-def column_change(old: Column, new: Column) -> str:
-    """What changed in a column, in a few words (`varchar(100) → varchar(150), NOT NULL added`)."""
-    parts = []
-    if old.type != new.type:
-        parts.append(f"{display_type(old.type)} → {display_type(new.type)}")
-    if old.notnull != new.notnull:
-        parts.append("NOT NULL added" if new.notnull else "NOT NULL dropped")
-    if old.default != new.default:
-        parts.append(f"default {old.default or 'none'} → {new.default or 'none'}")
-    if old.collation != new.collation:
-        parts.append(f"collation {old.collation or 'none'} → {new.collation or 'none'}")
-    if bool(old.pk) != bool(new.pk) or (old.pk and old.pk != new.pk):
-        parts.append("primary key added" if new.pk and not old.pk else
-                     "primary key dropped" if old.pk and not new.pk else "primary key order changed")
-    if (old.generated, old.generated_kind) != (new.generated, new.generated_kind):
-        parts.append(f"generated {old.generated_kind or 'no'} ({old.generated or '-'}) → "
-                     f"{new.generated_kind or 'no'} ({new.generated or '-'})")
-    return ", ".join(parts) or "definition"
-
-
 def _added_columns(changes: list[TableChange], notnull: bool) -> list[tuple[str, str]]:
     """(table, column) of the columns the changes add, NOT NULL or nullable, with no SQL default."""
-    out = []
-    for ch in changes:
-        if ch.kind != "alter":
-            continue
-        assert ch.old is not None and ch.new is not None
-        sources = column_sources(ch.old, ch.new, ch.column_renames)
-        for key, col in ch.new.columns.items():
-            if key not in sources and col.notnull == notnull and col.default is None and not col.generated:
-                out.append((ch.new.name, col.name))
-    return out
+    return [(ch.table.name, op.column.name) for ch in changes for op in of_type(ch.ops, AddColumn)
+            if ch.kind == "alter" and op.column.notnull == notnull and op.column.default is None
+            and not op.column.generated]
 
 
 def added_nullable_columns(changes: list[TableChange]) -> list[tuple[str, str]]:
@@ -149,6 +97,12 @@ def needed_values(changes: list[TableChange]) -> list[tuple[str, str]]:
     return _added_columns(changes, notnull=True)
 
 
+def made_not_null(changes: list[TableChange]) -> list[tuple[Table, Column]]:
+    """(table, column) of the columns that stay and become NOT NULL (existing NULLs need a value)."""
+    return [(ch.table, op.new) for ch in changes for op in of_type(ch.ops, AlterColumn)
+            if op.new.notnull and not op.old.notnull and not op.new.generated]
+
+
 @dataclass
 class _Transition:
     steps: list[Step]
@@ -156,141 +110,118 @@ class _Transition:
     summary: list[str]
 
 
-@dataclass
-class _Context:
-    table_renames: dict[str, str]  # old lower -> new lower, all tables
-    column_renames: dict[str, dict[str, str]]  # old table lower -> {old col: new col}
+NATIVE, REBUILD = "native", "rebuild"
 
 
-def _rename_fk(fk: ForeignKey, own: dict[str, str], ctx: _Context, self_key: str) -> ForeignKey:
-    ref_cols = ctx.column_renames.get(fk.ref_table, own if fk.ref_table == self_key else {})
-    return dataclasses.replace(
-        fk,
-        columns=tuple(own.get(c, c) for c in fk.columns),
-        ref_table=ctx.table_renames.get(fk.ref_table, fk.ref_table),
-        ref_columns=tuple(ref_cols.get(c, c) for c in fk.ref_columns),
-    )
+def path(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str, Value]) -> str:
+    """How SQLite makes `ops` (frm -> to): NATIVE when `ALTER TABLE` (RENAME TABLE, RENAME/ADD/DROP
+    COLUMN) and CREATE/DROP INDEX make exactly these changes, REBUILD otherwise."""
+    drop_indexes = [op.index for op in of_type(ops, DropIndex)]
+    fk_cols = {col for fk in to.foreign_keys for col in fk.columns}
 
-
-def _transition(old: Table, new: Table, renames: dict[str, str], values: dict[str, Value],
-                ctx: _Context) -> _Transition:
-    """Steps that turn table `old` into `new`. `renames`: old col -> new col (lower); `values`:
-    new col (lower) -> value for existing rows (a literal, or a RuntimeValue computed at run time)."""
-    t = new.name
-    source = column_sources(old, new, renames)
-    added = [k for k in new.columns if k not in source]
-    dropped = [k for k in old.columns if k not in source.values()]
-    col_map = {o: n for n, o in source.items() if n != o}  # old key -> new key
-    mapped = {o: new.columns[n].name for o, n in col_map.items()}
-    mapped.update(ctx.table_renames)
-
-    def ren(norm: str) -> str:
-        return sqltext.rename_identifiers(norm, mapped)
-
-    destructive: list[str] = []
-    summary: list[str] = []
-    steps: list[Step] = []
-
-    old_index_sql = {k: ren(i.sql) for k, i in old.indexes.items()}
-    new_index_sql = {i.sql for i in new.indexes.values()}
-    drop_indexes = [i for k, i in old.indexes.items() if old_index_sql[k] not in new_index_sql]
-    kept_sql = {s for s in old_index_sql.values() if s in new_index_sql}
-    create_indexes = [i for i in new.indexes.values() if i.sql not in kept_sql]
-
-    renamed_columns = {old.columns[o].name: new.columns[n].name for o, n in col_map.items()}
-    for k in dropped:
-        destructive.append(f"drops column {t}.{old.columns[k].name} and the values in it")
-        summary.append(f"drop column {old.columns[k].name}")
-    for k in added:
-        filled = f" (existing rows: {describe_value(values[k])})" if k in values else ""
-        summary.append(f"add column {new.columns[k].name}{filled}")
-    for a, b in renamed_columns.items():
-        summary.append(f"rename column {a} to {b}")
-
-    # Compare what stays, with the renames applied to the old side.
-    changed_columns = []
-    for n, o in source.items():
-        oc, nc = old.columns[o], new.columns[n]
-        if dataclasses.replace(oc, generated=ren(oc.generated) if oc.generated else None) != nc:
-            changed_columns.append((oc, nc))
-    old_uniques = {Unique(tuple(ren(c) for c in u.columns), u.name) for u in old.uniques}
-    old_checks = {dataclasses.replace(c, expr=ren(c.expr)) for c in old.checks}
-    added_set = set(added)
-    new_checks_native = {c for c in new.checks if not (c.column in added_set)}
-    old_fks = {_rename_fk(fk, col_map, ctx, old.key) for fk in old.foreign_keys
-               if not (fk.inline and set(fk.columns) <= set(dropped))}
-    new_fks = {fk for fk in new.foreign_keys if not (fk.inline and set(fk.columns) <= added_set)}
-    same_table_facts = (
-        tuple(col_map.get(c, c) for c in old.primary_key) == new.primary_key
-        and old.autoincrement == new.autoincrement and old.strict == new.strict
-        and old.without_rowid == new.without_rowid and old_uniques == set(new.uniques)
-        and old_checks == new_checks_native and old_fks == new_fks
-    )
-    if old_uniques != set(new.uniques) or old_checks != set(new.checks) or old_fks != new_fks:
-        summary.append("change table constraints")
-
-    def can_add(k: str) -> bool:
-        c = new.columns[k]
-        fk_cols = {col for fk in new.foreign_keys for col in fk.columns}
+    def can_add(c: Column) -> bool:
         null_default = c.default is None or c.default == "null"
         return (not c.pk and c.generated_kind != "stored" and _is_constant(c.default)
-                and not (c.notnull and null_default) and not (k in fk_cols and not null_default)
-                and not isinstance(values.get(k), str))  # a constant goes into the rebuild's copy
+                and not (c.notnull and null_default) and not (c.key in fk_cols and not null_default)
+                and not isinstance(values.get(c.key), str))  # a constant goes into the rebuild's copy
 
-    def can_drop(k: str) -> bool:
-        c = old.columns[k]
-        others = [oc.generated for ok, oc in old.columns.items() if ok != k and oc.generated]
-        return (not c.pk and not any(k in [sqltext.unquote(x).lower() for x in u.columns] for u in old.uniques)
-                and not any(sqltext.mentions(i.sql, k) for i in old.indexes.values() if i not in drop_indexes)
-                and not any(k in fk.columns and not fk.inline for fk in old.foreign_keys)
+    def can_drop(c: Column) -> bool:
+        k = c.key
+        others = [oc.generated for ok, oc in frm.columns.items() if ok != k and oc.generated]
+        return (not c.pk and not any(k in [sqltext.unquote(x).lower() for x in u.columns] for u in frm.uniques)
+                and not any(sqltext.mentions(i.sql, k) for i in frm.indexes.values() if i not in drop_indexes)
+                and not any(k in fk.columns and not fk.inline for fk in frm.foreign_keys)
                 and not any(sqltext.mentions(g, k) for g in others if g))
 
-    native = (same_table_facts and not changed_columns and all(can_add(k) for k in added)
-              and all(can_drop(k) for k in dropped))
+    def native(op: Change) -> bool:
+        if isinstance(op, (RenameTable, RenameColumn, AddIndex, DropIndex)):
+            return True
+        if isinstance(op, AddColumn):
+            return can_add(op.column)
+        if isinstance(op, DropColumn):
+            return can_drop(op.column)
+        if isinstance(op, AddConstraint):  # carried by its added column's definition
+            return op.column is not None
+        if isinstance(op, DropConstraint):  # goes with its dropped column (a CHECK: SQLite refuses)
+            return op.column is not None and isinstance(op.constraint, ForeignKey)
+        return False  # AlterColumn, AlterTable: SQLite has no ALTER for these
 
-    for oc, nc in changed_columns:
-        summary.append(f"alter column {nc.name}: {column_change(oc, nc)}")
-        if affinity(oc.type) != affinity(nc.type) and affinity(nc.type) in ("INTEGER", "REAL", "NUMERIC"):
-            destructive.append(f"changes the type of {t}.{nc.name} from {oc.type or 'none'} to {nc.type}: "
-                               "values that do not convert are stored as they are or lose precision")
+    return NATIVE if all(native(op) for op in ops) else REBUILD
 
-    steps += [f"DROP INDEX {quote(i.name)}" for i in drop_indexes]
-    summary += [f"drop index {i.name}" for i in drop_indexes]
-    if old.key != new.key:
-        steps.append(f"ALTER TABLE {quote(old.name)} RENAME TO {quote(new.name)}")
-    steps += [f"ALTER TABLE {quote(t)} RENAME COLUMN {quote(a)} TO {quote(b)}" for a, b in renamed_columns.items()]
+
+def _transition(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str, Value]) -> _Transition:
+    """Steps that make `ops`, turning table `frm` into `to`; `values`: `to` column (lower) -> value for
+    existing rows (a literal, or a RuntimeValue computed at run time). Steps follow the tables' column
+    and index order, so `up` and `down` (from the reversed changes) read alike."""
+    t = to.name
+    renames = {op.old.lower(): op.new.lower() for op in of_type(ops, RenameColumn)}
+    source = column_sources(frm, to, renames)
+    added = {op.column.key for op in of_type(ops, AddColumn)}
+    dropped = {op.column.key for op in of_type(ops, DropColumn)}
+    altered = {op.new.key: op for op in of_type(ops, AlterColumn)}
+    drop_keys = {op.index.name.lower() for op in of_type(ops, DropIndex)}
+    add_keys = {op.index.name.lower() for op in of_type(ops, AddIndex)}
+    drop_indexes = [i for k, i in frm.indexes.items() if k in drop_keys]
+    create_indexes = [i for k, i in to.indexes.items() if k in add_keys]
+    rebuild = path(frm, to, ops, values) == REBUILD
+
+    destructive = [line for k in frm.columns if k in dropped for line in DropColumn(frm.columns[k]).destructive(t)]
+    destructive += [line for k in source if k in altered for line in altered[k].destructive(t)]
+    summary = []
+    for op in ops:
+        if isinstance(op, AddColumn) and op.column.key in values:
+            summary.append(f"{op.describe()} (existing rows: {describe_value(values[op.column.key])})")
+        elif not isinstance(op, AddIndex) and op.describe():
+            summary.append(op.describe())
+    if rebuild:
+        summary.append("rebuild table (SQLite cannot ALTER this change)")
+    summary += [op.describe() for op in of_type(ops, AddIndex)]
+
+    steps: list[Step] = [f"DROP INDEX {quote(i.name)}" for i in drop_indexes]
+    if frm.key != to.key:
+        steps.append(f"ALTER TABLE {quote(frm.name)} RENAME TO {quote(to.name)}")
+    steps += [f"ALTER TABLE {quote(t)} RENAME COLUMN {quote(frm.columns[o].name)} TO {quote(to.columns[n].name)}"
+              for n, o in source.items() if n != o]
     # Values computed when the migration runs: after the column exists (added columns), or before the
     # rebuild makes it NOT NULL (existing NULLs), as Django's AddField / AlterField compute them then.
-    fill_after = [FillColumn(t, new.columns[k].name, v.field) for k, v in values.items()
+    fill_after = [FillColumn(t, to.columns[k].name, v.field) for k, v in values.items()
                   if isinstance(v, RuntimeValue) and k in added]
-    if native:
-        steps += [f"ALTER TABLE {quote(t)} DROP COLUMN {quote(old.columns[k].name)}" for k in dropped]
-        steps += [f"ALTER TABLE {quote(t)} ADD COLUMN {new.columns[k].definition}" for k in added]
+    if not rebuild:
+        steps += [f"ALTER TABLE {quote(t)} DROP COLUMN {quote(c.name)}" for k, c in frm.columns.items() if k in dropped]
+        steps += [f"ALTER TABLE {quote(t)} ADD COLUMN {c.definition}" for k, c in to.columns.items() if k in added]
     elif source or added or dropped:
-        copy: dict[str, str] = {}
-        for key, col in new.columns.items():
-            if col.generated:
-                continue
-            value = values.get(key)
-            if key in source:
-                expr = quote(col.name)
-                if col.notnull and not old.columns[source[key]].notnull and value is not None:
-                    if isinstance(value, RuntimeValue):
-                        steps.append(FillColumn(t, col.name, value.field, only_null=True))
-                    else:
-                        expr = f"COALESCE({expr}, {value})"
-                    destructive.append(f"NULLs in {t}.{col.name} become {describe_value(value)}")
-                copy[col.name] = expr
-            elif isinstance(value, str):
-                copy[col.name] = value
-            elif isinstance(value, RuntimeValue) and col.notnull:
-                copy[col.name] = value.placeholder  # replaced by the FillColumn that follows
-        steps.append(RebuildTable(t, sqltext.pretty_create_table(new.sql), copy))
-        summary.append("rebuild table (SQLite cannot ALTER this change)")
+        steps += _rebuild(frm, to, source, values, destructive)
     steps += fill_after
     steps += [i.raw for i in create_indexes]
-    summary += [f"add index {i.name}" for i in create_indexes]
     return _Transition(steps, destructive, summary)
+
+
+def _rebuild(frm: Table, to: Table, source: dict[str, str], values: dict[str, Value],
+             destructive: list[str]) -> list[Step]:
+    """The rebuild into `to`'s definition, with what each column copies (`source`: to key -> frm key),
+    after the fills of existing NULLs it needs. Appends the NULLs it replaces to `destructive`."""
+    t = to.name
+    steps: list[Step] = []
+    copy: dict[str, str] = {}
+    for key, col in to.columns.items():
+        if col.generated:
+            continue
+        value = values.get(key)
+        if key in source:
+            expr = quote(col.name)
+            if col.notnull and not frm.columns[source[key]].notnull and value is not None:
+                if isinstance(value, RuntimeValue):
+                    steps.append(FillColumn(t, col.name, value.field, only_null=True))
+                else:
+                    expr = f"COALESCE({expr}, {value})"
+                destructive.append(f"NULLs in {t}.{col.name} become {describe_value(value)}")
+            copy[col.name] = expr
+        elif isinstance(value, str):
+            copy[col.name] = value
+        elif isinstance(value, RuntimeValue) and col.notnull:
+            copy[col.name] = value.placeholder  # replaced by the FillColumn that follows
+    steps.append(RebuildTable(t, sqltext.pretty_create_table(to.sql), copy))
+    return steps
 
 
 def _create_steps(table: Table) -> list[Step]:
@@ -298,48 +229,37 @@ def _create_steps(table: Table) -> list[Step]:
     return steps + [i.raw for i in table.indexes.values()]
 
 
-def plan_change(change: TableChange, values: Values, ctx: _Context, inverse_ctx: _Context) -> PlannedMigration:
-    if change.kind == "create":
-        t = change.new
-        assert t is not None
-        return PlannedMigration("create", t.name, _create_steps(t), [f"DROP TABLE {quote(t.name)}"],
-                                down_destructive=[f"drops table {t.name} and all its rows"],
-                                summary=[f"create table {t.name}"])
-    if change.kind == "drop":
-        t = change.old
-        assert t is not None
-        return PlannedMigration("drop", t.name, [f"DROP TABLE {quote(t.name)}"], _create_steps(t),
-                                destructive=[f"drops table {t.name} and all its rows"],
-                                summary=[f"drop table {t.name}"])
+def plan_change(change: TableChange, values: Values) -> PlannedMigration:
+    """`up` from the change's typed changes, `down` from their reverse."""
+    if change.kind in ("create", "drop"):
+        table = change.table
+        create: list[Step] = _create_steps(table)
+        drop: list[Step] = [f"DROP TABLE {quote(table.name)}"]
+        forward, backward = (create, drop) if change.kind == "create" else (drop, create)
+        undo = changes.reverse_all(change.ops)
+        return PlannedMigration(change.kind, table.name, forward, backward,
+                                destructive=[d for op in change.ops for d in op.destructive(table.name)],
+                                down_destructive=[d for op in undo for d in op.destructive(table.name)],
+                                summary=changes.summary(change.ops))
     old, new = change.old, change.new
     assert old is not None and new is not None
     up_values = {c: v for (tb, c), v in values.items() if tb == new.key}
-    up = _transition(old, new, change.column_renames, up_values, ctx)
-    inverse = {n: o for o, n in change.column_renames.items()}
+    up = _transition(old, new, change.ops, up_values)
+    undo = changes.reverse_all(change.ops)
     # Rows that reach `down` need values for NOT NULL columns it brings back (their data is gone).
-    down_sources = column_sources(new, old, inverse)
+    restored = {op.column.key for op in of_type(undo, AddColumn)}
+    loosened = {op.new.key for op in of_type(undo, AlterColumn) if not op.old.notnull}
     down_values: dict[str, Value] = {k: zero_literal(c) for k, c in old.columns.items()
-                   if c.notnull and not c.generated
-                   and ((k not in down_sources and c.default is None)
-                        or (k in down_sources and not new.columns[down_sources[k]].notnull))}
-    down = _transition(new, old, inverse, down_values, inverse_ctx)
+                                     if c.notnull and not c.generated
+                                     and ((k in restored and c.default is None) or k in loosened)}
+    down = _transition(new, old, undo, down_values)
     for k, lit in down_values.items():
-        if k not in down_sources:
+        if k in restored:
             down.destructive.append(
                 f"restores column {old.name}.{old.columns[k].name} as {lit} in every row (up dropped its "
                 "values); this fails if a constraint rejects that value: restore a backup instead")
-    summary = ([f"rename table {old.name} to {new.name}"] if old.key != new.key else []) + up.summary
     return PlannedMigration("alter", new.name, up.steps, down.steps, up.destructive, down.destructive,
-                            summary, old_table=old.name)
-
-
-def _contexts(changes: list[TableChange]) -> tuple[_Context, _Context]:
-    table_renames = {c.old.key: c.new.key for c in changes if c.renamed and c.old and c.new}
-    col_renames = {c.old.key: dict(c.column_renames) for c in changes if c.column_renames and c.old}
-    inv_cols = {c.new.key: {n: o for o, n in c.column_renames.items()}
-                for c in changes if c.column_renames and c.new}
-    return (_Context(table_renames, col_renames),
-            _Context({n: o for o, n in table_renames.items()}, inv_cols))
+                            up.summary, old_table=old.name)
 
 
 def _topological(tables: list[Table]) -> list[Table]:
@@ -366,7 +286,6 @@ def _topological(tables: list[Table]) -> list[Table]:
 def plan_changes(changes: list[TableChange], values: Values) -> list[PlannedMigration]:
     """Plans in apply order: table renames, creates (referenced tables first), other alters, drops
     (referencing tables first)."""
-    ctx, inverse_ctx = _contexts(changes)
     creates = _topological([c.new for c in changes if c.kind == "create" and c.new])
     drops = list(reversed(_topological([c.old for c in changes if c.kind == "drop" and c.old])))
     alters = sorted((c for c in changes if c.kind == "alter"), key=lambda c: (not c.renamed, c.table.key))
@@ -374,7 +293,7 @@ def plan_changes(changes: list[TableChange], values: Values) -> list[PlannedMigr
     by_drop = {c.old.key: c for c in changes if c.kind == "drop" and c.old}
     ordered = ([c for c in alters if c.renamed] + [by_create[t.key] for t in creates]
                + [c for c in alters if not c.renamed] + [by_drop[t.key] for t in drops])
-    plans = [plan_change(c, values, ctx, inverse_ctx) for c in ordered]
+    plans = [plan_change(c, values) for c in ordered]
     _name_parents_as_they_are_then(ordered, plans)
     return [p for p in plans if p.up or p.down]
 

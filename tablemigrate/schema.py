@@ -15,6 +15,20 @@ from dataclasses import dataclass, field
 from . import sqltext
 
 
+def affinity(declared: str) -> str:
+    """SQLite's type affinity rules (datatype3.html section 3.1)."""
+    t = declared.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if any(s in t for s in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in t or not t.strip():
+        return "BLOB"
+    if any(s in t for s in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
 @dataclass(frozen=True)
 class Column:
     name: str = field(compare=False)

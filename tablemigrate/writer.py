@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import GenerateError
 from .loader import SNAPSHOT_NAME, Step
-from .operations import FillColumn, RebuildTable
+from .operations import Operation
 from .plan import PlannedMigration
 from .schema import Schema
 
@@ -25,35 +25,53 @@ def py_string(text: str, indent: str = "") -> str:
     return repr(text)
 
 
-def _serialized(step: FillColumn) -> tuple[str, set[str]]:
-    """The field as Django's migration writer writes it, with the imports it needs."""
+def serialize(value: object, indent: str) -> tuple[str, set[str]]:
+    """A Python expression for an operation's argument, with the imports it needs. Text, mappings of
+    text and flags are written here (text as `py_string` does); anything else (a Django field) as
+    Django's migration writer writes it."""
+    if isinstance(value, str):
+        return py_string(value), set()
+    if isinstance(value, bool) or value is None:
+        return repr(value), set()
+    if isinstance(value, dict):
+        items = "".join(f"{indent}    {k!r}: {v!r},\n" for k, v in value.items())
+        return f"{{\n{items}{indent}}}", set()
     from django.db.migrations.writer import MigrationWriter
 
-    return MigrationWriter.serialize(step.field)
+    return MigrationWriter.serialize(value)
 
 
-def _render_step(step: Step, indent: str) -> str:
+def _render_operation(step: Operation, indent: str) -> tuple[str, set[str]]:
+    """`Name(args),` from the operation's own `deconstruct()`: on one line when every argument fits on
+    one, else one argument per line."""
     inner = indent + "    "
-    if isinstance(step, FillColumn):
-        only_null = ", only_null=True" if step.only_null else ""
-        return (f"{indent}FillColumn({step.table!r}, {step.column!r}, {_serialized(step)[0]}{only_null}),"
-                f"  # {step.describe()}\n")
-    if isinstance(step, RebuildTable):
-        copy_lines = "".join(f"{inner}    {k!r}: {v!r},\n" for k, v in step.copy.items())
-        return (f"{indent}RebuildTable(\n"
-                f"{inner}{step.table!r},\n"
-                f"{inner}create={py_string(step.create)},\n"
-                f"{inner}copy={{\n{copy_lines}{inner}}},\n"
-                f"{indent}),\n")
-    if not isinstance(step, str):  # RunPython: generated plans never hold these
-        raise TypeError(f"{step!r} cannot be rendered")
-    return f"{indent}{py_string(step)},\n"
+    positional, keyword = step.deconstruct()
+    args: list[str] = []
+    imports = {f"from tablemigrate.operations import {type(step).__name__}"}
+    for name, value in [(None, v) for v in positional] + list(keyword.items()):
+        text, needs = serialize(value, inner)
+        args.append(text if name is None else f"{name}={text}")
+        imports |= needs
+    comment = f"  # {step.comment()}" if step.comment() else ""
+    name = type(step).__name__
+    if any("\n" in a for a in args):
+        body = "".join(f"{inner}{a},\n" for a in args)
+        return f"{indent}{name}(\n{body}{indent}),{comment}\n", imports
+    return f"{indent}{name}({', '.join(args)}),{comment}\n", imports
 
 
-def _render_list(name: str, steps: list[Step]) -> str:
+def _render_step(step: Step, indent: str) -> tuple[str, set[str]]:
+    if isinstance(step, str):
+        return f"{indent}{py_string(step)},\n", set()
+    return _render_operation(step, indent)
+
+
+def _render_list(name: str, steps: list[Step]) -> tuple[str, set[str]]:
     if not steps:
-        return f"{name} = []\n"
-    return f"{name} = [\n" + "".join(_render_step(s, "    ") for s in steps) + "]\n"
+        return f"{name} = []\n", set()
+    rendered = [_render_step(s, "    ") for s in steps]
+    return (f"{name} = [\n" + "".join(text for text, _ in rendered) + "]\n",
+            set().union(*(needs for _, needs in rendered)))
 
 
 def _render_reasons(name: str, reasons: list[str]) -> str:
@@ -73,25 +91,29 @@ def render_module(plan: PlannedMigration, label: str, when: datetime) -> str:
            f"Label:       {label or '-'}\n"
            f"Destructive: {destructive}\n")
     doc = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    imports = _imports(plan.up + plan.down)
-    return (f'"""{doc}"""\n\n{imports}'
+    up, up_imports = _render_list("up", plan.up)
+    down, down_imports = _render_list("down", plan.down)
+    return (f'"""{doc}"""\n\n{_imports(up_imports | down_imports)}'
             f"table = {plan.table!r}\n"
             f"label = {label!r}\n"
             + _render_reasons("destructive", plan.destructive)
             + _render_reasons("down_destructive", plan.down_destructive)
-            + "\n" + _render_list("up", plan.up) + "\n" + _render_list("down", plan.down))
+            + "\n" + up + "\n" + down)
 
 
-def _imports(steps: list[Step]) -> str:
-    operations = sorted({type(s).__name__ for s in steps if isinstance(s, (RebuildTable, FillColumn))})
-    lines: set[str] = set()
-    for step in steps:
-        if isinstance(step, FillColumn):
-            lines |= _serialized(step)[1]
-    if operations:
-        lines.add(f"from tablemigrate.operations import {', '.join(operations)}")
-    # Django's writer puts `import x` lines before `from x import y`; so do we, each group sorted.
-    ordered = sorted(lines, key=lambda line: (line.startswith("from "), line.split()[1]))
+def _imports(lines: set[str]) -> str:
+    """Import lines, one per module: the names one module gives are joined on one line. Django's writer
+    puts `import x` lines before `from x import y`; so do we, each group sorted."""
+    merged: dict[str, set[str]] = {}
+    plain = set()
+    for line in lines:
+        if line.startswith("from ") and " import " in line and "," not in line and " as " not in line:
+            module, _, name = line[5:].partition(" import ")
+            merged.setdefault(module, set()).add(name)
+        else:
+            plain.add(line)
+    plain |= {f"from {m} import {', '.join(sorted(names))}" for m, names in merged.items()}
+    ordered = sorted(plain, key=lambda line: (line.startswith("from "), line.split()[1]))
     return "".join(line + "\n" for line in ordered) + ("\n" if ordered else "")
 
 
