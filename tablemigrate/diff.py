@@ -196,6 +196,33 @@ def check_renames(a: Schema, b: Schema, renames: Renames) -> None:
         for old_c, new_c in columns.items():
             if old_t is None or new_t is None or old_c not in old_t.columns or new_c not in new_t.columns:
                 raise ValueError(f"rename {table}.{old_c} -> {new_c}: no such column pair")
+            # A name that one column leaves and another takes in the same step (an old column dropped
+            # while another is renamed onto its name, or the renamed column's old name taken by a new
+            # column): SQLite renames onto no name a table still has, in `up` or in `down`, and which
+            # column a CHECK or an index means would be ambiguous.
+            if new_c != old_c and new_c in old_t.columns and new_c not in columns:
+                raise ValueError(f"rename {table}.{old_c} -> {new_c}: {old_t.name} still has a column "
+                                 f"{new_c}; drop or rename it first (generate, then generate the rename)")
+            if new_c != old_c and old_c in new_t.columns and old_c not in columns.values():
+                raise ValueError(f"rename {table}.{old_c} -> {new_c}: the models also have a new column {old_c}; "
+                                 "generate the rename first, then add the new column")
+        rename_order(table, columns)
+
+
+def rename_order(table: str, columns: dict[str, str]) -> list[tuple[str, str]]:
+    """The column renames (old -> new) in an order SQLite can run them one by one: a rename onto a
+    name the table has comes after the rename that frees that name. ValueError for a cycle (a swap)."""
+    pending, done = dict(columns), []
+    while pending:
+        ready = [(o, n) for o, n in pending.items() if n == o or n not in pending]
+        if not ready:
+            raise ValueError(f"renames {', '.join(f'{table}.{o} -> {n}' for o, n in pending.items())} form a "
+                             "cycle: SQLite renames one column at a time; rename through a temporary name "
+                             "in two generates")
+        for o, n in ready:
+            done.append((o, n))
+            del pending[o]
+    return done
 
 
 def diff_schemas(a: Schema, b: Schema, renames: Renames | None = None) -> list[TableChange]:

@@ -8,7 +8,6 @@ stops `generate` with an error instead of reaching a production database.
 from __future__ import annotations
 
 import functools
-import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,12 +20,13 @@ from .apply import apply_migration
 from .build import FieldDefaults, build_from_models, private_database, raw
 from .diff import RenameCandidate, Renames, TableChange, check_renames, diff_schemas, rename_candidates
 from .errors import ConfigurationError, GenerateError, MigrationFailed
-from .introspect import cache_is_private, cache_path, introspect, persistent_cache, sql_made_tables
+from . import cache
+from .introspect import introspect, sql_made_tables
 from .loader import SNAPSHOT_NAME, Migration, checksum, history_checksum, load_migrations, load_source, migration_files
 from .plan import PlannedMigration, Values, added_nullable_columns, made_not_null, needed_values, plan_changes
 from .fingerprint import models_fingerprint
 from .schema import Schema, Table, same_tables
-from .sqltext import quote, readonly_uri, user_objects
+from .sqltext import quote, user_objects
 from .writer import module_names, read_snapshot_header, render_module, render_snapshot
 
 
@@ -172,7 +172,7 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
     renames = renames or Renames()
     now = now or datetime.now(timezone.utc)
     model_list = list(model_list)
-    with persistent_cache(directory), private_database() as a_db, private_database() as b_db:
+    with cache.persistent(directory), private_database() as a_db, private_database() as b_db:
         build_from_models(b_db, model_list)
         b = introspect(raw(b_db))
         recorded = _recorded(directory)
@@ -218,8 +218,7 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
             snapshot_before = old.read_bytes() if old.is_file() else None
             write_result(result)
             if result.after is not None:
-                _keep(result.after, _a_cache(directory, result.snapshot.encode("utf-8")),
-                      also=_a_cache(directory, snapshot_before) if snapshot_before is not None else None)
+                cache.keep_database_a(result.after, directory, result.snapshot.encode("utf-8"), also=snapshot_before)
                 result.after.close()
                 result.after = None
     return result
@@ -272,21 +271,16 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
     if snapshot_schema:
         try:
             text = (directory / SNAPSHOT_NAME).read_bytes()
-            # Keyed by the file's bytes, so a cached A stands for exactly these statements.
-            built = _a_cache(directory, text)
             conn.execute("PRAGMA foreign_keys = OFF")
-            if cache_is_private(built) and built.is_file():  # pages copied: nothing to parse
-                cached = sqlite3.connect(readonly_uri(built), uri=True)
-                try:
-                    cached.backup(conn)
-                finally:
-                    cached.close()
-            else:  # a private, empty database: executescript's implicit COMMIT ends nothing early
+            # A cached A (keyed by the file's bytes) is pages copied: nothing to parse. Otherwise the
+            # statements run on a private, empty database: executescript's implicit COMMIT ends nothing early.
+            from_cache = cache.load_database_a(directory, text, conn)
+            if not from_cache:
                 conn.executescript(text.decode("utf-8"))
             a = introspect(conn)
             if a.fingerprint() == snapshot_schema:  # whatever built it, it must be the recorded schema
-                if not built.is_file():
-                    _keep(conn, built)  # only a build that matched its header is kept
+                if not from_cache:
+                    cache.keep_database_a(conn, directory, text)  # only a build that matched its header
                 return recorded, a, True
         except (OSError, sqlite3.Error, ValueError):
             pass
@@ -298,34 +292,6 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
     except MigrationFailed as exc:
         raise GenerateError(f"replaying the migration history failed: {exc}") from exc
     return existing, introspect(conn), (False if snapshot_schema else None)
-
-
-def _a_cache(directory: Path, snapshot: bytes) -> Path:
-    """Where database A for this `schema.sql` text is cached (`_keep` keeps at most two per project)."""
-    return cache_path(directory, f"-A-{checksum(snapshot)[:32]}.sqlite3")
-
-
-def _keep(conn: sqlite3.Connection, path: Path, also: Path | None = None) -> None:
-    """Save database A for the next run, replacing this project's older ones except `also` (the one
-    this run started from: a developer who throws the new modules away and generates again finds it);
-    best effort."""
-    try:
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        if not cache_is_private(path):
-            return
-        for old in path.parent.glob(path.name.split("-A-")[0] + "-A-*.sqlite3"):
-            if old != also:
-                old.unlink(missing_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        os.close(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
-        target = sqlite3.connect(tmp)
-        try:
-            conn.backup(target)
-        finally:
-            target.close()
-        os.replace(tmp, path)
-    except (OSError, sqlite3.Error):
-        pass
 
 
 def _empty(conn: sqlite3.Connection) -> None:

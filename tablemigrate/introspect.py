@@ -4,18 +4,10 @@ DEFERRABLE, constraint names, STRICT / WITHOUT ROWID)."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
-import pickle
 import sqlite3
-import stat
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from . import schema, sqltext
+from . import cache, sqltext
 from .schema import Check, Column, ForeignKey, Index, Schema, Table, Trigger, Unique, View
 from .history import HISTORY_TABLE, TEST_MODELS_TABLE  # noqa: F401 (importable from here too)
 from .sqltext import Token
@@ -166,86 +158,12 @@ def _foreign_keys(conn: sqlite3.Connection, qname: str, parsed: _ParsedCreate) -
     return frozenset(fks)
 
 
-_TABLES: dict[tuple, Table] = {}
-_USED: set[tuple] = set()
-_CACHE_FORMAT = 2  # bump whenever Table or the parser changes
-
-
-def cache_path(directory: Path, suffix: str) -> Path:
-    """A file of this project's private cache: `$TMPDIR/tablemigrate-cache-<uid>/<project><suffix>`."""
-    digest = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:20]
-    return Path(tempfile.gettempdir()) / f"tablemigrate-cache-{os.getuid()}" / f"{digest}{suffix}"
-
-
-def cache_is_private(path: Path) -> bool:
-    """True when `path`'s directory is this user's own, mode 0700 (nobody else could have written it)."""
-    try:
-        st = path.parent.stat()
-    except OSError:
-        return False
-    return st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
-
-
-def _cache_file(directory: Path) -> Path:
-    return cache_path(directory, ".pickle")
-
-
-def _cache_stamp() -> tuple:
-    from . import __version__
-
-    return (_CACHE_FORMAT, __version__, sqlite3.sqlite_version)
-
-
-@contextlib.contextmanager
-def persistent_cache(directory: Path) -> Iterator[None]:
-    """Keep the introspected tables of one project between `generate` runs (a private file under the
-    temp directory, mode 0600 in a 0700 directory owned by this user; anything else is ignored).
-
-    Safe because a table's structure is a pure function of its name, CREATE text and index texts for
-    a given SQLite: the cache only skips re-parsing text seen before, it never decides anything."""
-    path = _cache_file(directory)
-    loaded: set[tuple] = set()
-    try:
-        if cache_is_private(path):
-            with path.open("rb") as fh:
-                stamp, tables = pickle.load(fh)
-            if stamp == _cache_stamp():
-                _TABLES.update(tables)
-                loaded = set(tables)
-    except (OSError, pickle.PickleError, EOFError, ValueError, TypeError, AttributeError):
-        pass
-    _USED.clear()
-    derived = schema.computed
-    try:
-        yield
-        if _USED == loaded and schema.computed == derived:
-            return  # nothing new to remember
-        try:
-            path.parent.mkdir(mode=0o700, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump((_cache_stamp(), {k: _TABLES[k] for k in _USED if k in _TABLES}), fh,
-                            protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a cache that cannot be written costs time, nothing else
-    finally:
-        _USED.clear()
-
-
 def introspect_table(conn: sqlite3.Connection, name: str, sql: str,
                      index_rows: list[tuple[str, str]]) -> Table:
     """The table's structure. Everything PRAGMAs report is determined by the CREATE text, so results
-    are cached on (name, CREATE text, indexes): `generate` introspects the same tables several times."""
-    key = (name, sql, tuple(index_rows))
-    _USED.add(key)
-    table = _TABLES.get(key)
-    if table is None:
-        if len(_TABLES) > 20_000:
-            _TABLES.clear()
-        table = _TABLES[key] = _introspect_table(conn, name, sql, index_rows)
-    return table
+    are cached on (name, CREATE text, indexes) (cache.py): `generate` introspects the same tables
+    several times, and again on its next run."""
+    return cache.table((name, sql, tuple(index_rows)), lambda: _introspect_table(conn, name, sql, index_rows))
 
 
 def _introspect_table(conn: sqlite3.Connection, name: str, sql: str,

@@ -14,7 +14,7 @@ from typing import Any, Union
 from . import changes, sqltext
 from .changes import (AddColumn, AddConstraint, AddIndex, AlterColumn, Change, DropColumn, DropConstraint, DropIndex,
                       RenameColumn, RenameTable, display_type, of_type)
-from .diff import TableChange, column_sources
+from .diff import TableChange, column_sources, rename_order
 from .loader import Step
 from .operations import FillColumn, RebuildTable
 from .schema import Column, ForeignKey, Table, affinity
@@ -180,8 +180,9 @@ def _transition(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str
     steps: list[Step] = [f"DROP INDEX {quote(i.name)}" for i in drop_indexes]
     if frm.key != to.key:
         steps.append(f"ALTER TABLE {quote(frm.name)} RENAME TO {quote(to.name)}")
+    renamed = rename_order(t, {o: n for n, o in source.items() if n != o})
     steps += [f"ALTER TABLE {quote(t)} RENAME COLUMN {quote(frm.columns[o].name)} TO {quote(to.columns[n].name)}"
-              for n, o in source.items() if n != o]
+              for o, n in renamed]
     # Values computed when the migration runs: after the column exists (added columns), or before the
     # rebuild makes it NOT NULL (existing NULLs), as Django's AddField / AlterField compute them then.
     fill_after = [FillColumn(t, to.columns[k].name, v.field) for k, v in values.items()

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from . import sqltext
+from . import cache, sqltext
 
 
 def affinity(declared: str) -> str:
@@ -140,7 +140,7 @@ class Schema:
         out: list[str] = []
         for key in sorted(self.tables):
             table = self.tables[key]
-            out.append(_cached(table, "_pretty", lambda t: sqltext.pretty_create_table(t.sql)))
+            out.append(cache.derived(table, "_pretty", lambda t: sqltext.pretty_create_table(t.sql)))
             out.extend(table.indexes[k].raw for k in sorted(table.indexes))
         out.extend(self.virtual[k] for k in sorted(self.virtual))
         out.extend(self.triggers[k].raw for k in sorted(self.triggers))
@@ -159,21 +159,6 @@ class Schema:
         return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
-def _cached(table: Table, attribute: str, compute) -> str:
-    """A value derived from an immutable Table, computed once and kept on it (and in the pickled
-    introspection cache with it)."""
-    value = table.__dict__.get(attribute)
-    if value is None:
-        global computed
-        value = compute(table)
-        object.__setattr__(table, attribute, value)
-        computed += 1
-    return value
-
-
-computed = 0  # values derived by _cached so far (the introspection cache saves them when this grows)
-
-
 def same_tables(x: dict[str, Table], y: dict[str, Table]) -> bool:
     """`x == y` for two schemas' tables, by their cached structure digests (equal exactly when the
     compared fields are equal): a 200-table comparison costs microseconds, not a deep walk."""
@@ -182,7 +167,7 @@ def same_tables(x: dict[str, Table], y: dict[str, Table]) -> bool:
 
 def _digest(table: Table) -> str:
     """The structure of one table."""
-    return _cached(table, "_digest", lambda t: hashlib.sha256(repr(_structure(t)).encode()).hexdigest())
+    return cache.derived(table, "_digest", lambda t: hashlib.sha256(repr(_structure(t)).encode()).hexdigest())
 
 
 def _structure(value: object) -> object:

@@ -196,7 +196,7 @@ def test_database_a_comes_from_the_snapshot_or_its_cached_copy_and_never_from_a_
     import stat
 
     from tablemigrate import generate as gen
-    from tablemigrate.introspect import cache_path
+    from tablemigrate.cache import path as cache_path
 
     d = tmp_path / "m"
     generate(d, build_models(blog()))
@@ -267,15 +267,16 @@ def test_a_writing_generate_leaves_database_a_for_the_schema_it_wrote(tmp_path, 
     """The edit loop (issue 13): the cache a generate leaves is the one the next generate needs, database
     A after the modules it just wrote, keyed by the new schema.sql; the next generate neither replays
     the history nor runs schema.sql's statements."""
+    from tablemigrate import cache
     from tablemigrate import generate as gen
     from tablemigrate.introspect import introspect
 
     d = tmp_path / "m"
     generate(d, build_models(blog()))
     generate(d, build_models(blog(body=("text", {"null": True}))), write=False)  # caches A for this schema.sql
-    started_from = gen._a_cache(d, (d / "schema.sql").read_bytes())
+    started_from = cache.database_a_path(d, (d / "schema.sql").read_bytes())
     generate(d, build_models(blog(body=("text", {"null": True}))))  # writes a module and a new schema.sql
-    kept = gen._a_cache(d, (d / "schema.sql").read_bytes())
+    kept = cache.database_a_path(d, (d / "schema.sql").read_bytes())
     cached = set(kept.parent.glob(kept.name.split("-A-")[0] + "-A-*.sqlite3"))
     assert cached == {kept, started_from}  # the new one, and the one it started from (modules thrown away)
     replayed = sqlite3.connect(":memory:", isolation_level=None)
