@@ -154,44 +154,67 @@ def apply_typical_change(root: Path, n_models: int) -> None:
     _rewrite_models(root, app, app_source(app, count, {target: TYPICAL_CHANGE}))
 
 
-#: A sprint's worth of changes, each on its own model (the model at position k/7 of the project):
-#: what `apply_change_set` does, in order.
+#: A sprint's worth of changes, each on its own model (the model at position k/16 of the project): what
+#: `apply_change_set` does, in order.
 CHANGE_SET = (
     "add a field with a default (rating = IntegerField(default=3))",
+    "add a NOT NULL CharField with a default (code)",
+    "add a NOT NULL FloatField with a default (score)",
     "widen a CharField (name: max_length 100 -> 150)",
+    "change a type: IntegerField -> BigIntegerField (count)",
+    "change a type: FloatField -> DecimalField (ratio)",
     "make a field nullable (body: TextField(blank=True, null=True))",
     "remove a field (email)",
+    "remove a field (uid)",
+    "remove a field (data)",
     "add an index (count)",
+    "add an index (name)",
+    "remove an index (slug)",
+    "rename a table (Meta.db_table; tablemigrate is told with --rename, as a developer answers its question)",
     "add a model with a foreign key to an existing one (Note)",
 )
 
 
-def apply_change_set(root: Path, n_models: int) -> None:
+def apply_change_set(root: Path, n_models: int) -> list[str]:
     """Apply every change of CHANGE_SET, each to a different model, in as many apps as they fall in.
-    Needs at least 7 models. Neither tool is asked a question: no rename, no NOT NULL without default."""
-    if n_models < 7:
-        raise ValueError("the change set needs at least 7 models")
-    targets = [n_models * k // 7 for k in range(1, 7)]
-    changed = {targets[0]: TYPICAL_CHANGE}
+    Needs at least 16 models. Neither tool is asked a question (no NOT NULL without a default); returns
+    the `--rename` option that tells tablemigrate about the table rename (Django's AlterModelTable needs
+    no question)."""
+    if n_models < 16:
+        raise ValueError("the change set needs at least 16 models")
+    t = [n_models * k // 16 for k in range(1, 16)]
+
+    def index(n: int, *fields: str) -> str:
+        return ", ".join(f"models.Index(fields=['{f}'], name='m{n}_{f}_idx')" for f in fields)
+
+    changed = {t[0]: TYPICAL_CHANGE, t[1]: "code = models.CharField(max_length=10, default='x')",
+               t[2]: "score = models.FloatField(default=0.0)"}
     edits = {
-        targets[1]: [("name = models.CharField(max_length=100)", "name = models.CharField(max_length=150)")],
-        targets[2]: [("body = models.TextField(blank=True)", "body = models.TextField(blank=True, null=True)")],
-        targets[3]: [("    email = models.EmailField(blank=True)\n", "")],
-        targets[4]: [(f"indexes = [models.Index(fields=['slug'], name='m{targets[4]}_slug_idx')]",
-                      f"indexes = [models.Index(fields=['slug'], name='m{targets[4]}_slug_idx'), "
-                      f"models.Index(fields=['count'], name='m{targets[4]}_count_idx')]")],
+        t[3]: [("name = models.CharField(max_length=100)", "name = models.CharField(max_length=150)")],
+        t[4]: [("count = models.IntegerField(default=0)", "count = models.BigIntegerField(default=0)")],
+        t[5]: [("ratio = models.FloatField(null=True)",
+                "ratio = models.DecimalField(max_digits=12, decimal_places=4, null=True)")],
+        t[6]: [("body = models.TextField(blank=True)", "body = models.TextField(blank=True, null=True)")],
+        t[7]: [("    email = models.EmailField(blank=True)\n", "")],
+        t[8]: [("    uid = models.UUIDField(null=True)\n", "")],
+        t[9]: [("    data = models.JSONField(null=True)\n", "")],
+        t[10]: [(f"indexes = [{index(t[10], 'slug')}]", f"indexes = [{index(t[10], 'slug', 'count')}]")],
+        t[11]: [(f"indexes = [{index(t[11], 'slug')}]", f"indexes = [{index(t[11], 'slug', 'name')}]")],
+        t[12]: [(f"indexes = [{index(t[12], 'slug')}]", "indexes = []")],
+        t[13]: [("    class Meta:\n", f"    class Meta:\n        db_table = 'renamed_{t[13]}'\n")],
     }
-    parent = targets[5]
+    parent = t[14]
     note = (f"class Note{parent}(models.Model):\n"
             f"    about = models.ForeignKey('Model{parent}', on_delete=models.CASCADE)\n"
             "    text = models.TextField()\n"
             "    created = models.DateTimeField(auto_now_add=True)\n")
-    for app in sorted({t // PER_APP for t in targets}):
+    for app in sorted({n // PER_APP for n in t}):
         count = min(PER_APP, n_models - app * PER_APP)
-        mine = {t for t in targets if t // PER_APP == app}
+        mine = {n for n in t if n // PER_APP == app}
         _rewrite_models(root, app, app_source(
-            app, count, {t: c for t, c in changed.items() if t in mine},
-            {t: e for t, e in edits.items() if t in mine}, note if parent in mine else ""))
+            app, count, {n: c for n, c in changed.items() if n in mine},
+            {n: e for n, e in edits.items() if n in mine}, note if parent in mine else ""))
+    return ["--rename", f"app{t[13] // PER_APP}_model{t[13]}:renamed_{t[13]}"]
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def cold_cache(work: Path, project: Path) -> tuple[dict, Callable[[], None]]:
 
 
 def _generate_after_change(results: Results, tm: Path, dj: Path, what: str, reps: int,
-                           cold_in: Path | None = None) -> None:
+                           cold_in: Path | None = None, tm_args: tuple[str, ...] = ()) -> None:
     """`generate` vs `makemigrations` on projects whose models were just changed, each repetition
     starting from the history before the change (`cold_in`: with tablemigrate's cache emptied each time)."""
     tm_dir, dj_dirs = tm / "tablemigrations", sorted(dj.glob("app*/migrations"))
@@ -155,7 +155,8 @@ def _generate_after_change(results: Results, tm: Path, dj: Path, what: str, reps
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     env, empty = cold_cache(cold_in, tm) if cold_in else (env_for(tm), lambda: None)
-    ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "Change", "--noinput"), tm, env),
+    ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "Change", "--noinput", *tm_args),
+                                              tm, env),
                           lambda: timed(manage(dj, "makemigrations", "--noinput"), dj, env_for(dj)),
                           lambda: (reset_tm(), empty()), reset_dj)
     results.add(what, ours, "makemigrations", theirs, "< 1.0")
@@ -189,10 +190,11 @@ def bench_generate(results: Results, work: Path, sizes: list[int], reps: int) ->
             _generate_after_change(results, tm, dj, f"generate after a typical change, {n} models, cold cache",
                                    reps, cold_in=work)
             tm, dj = projects(work, n)
-            projectgen.apply_change_set(tm, n)
+            rename = projectgen.apply_change_set(tm, n)
             projectgen.apply_change_set(dj, n)
-            _generate_after_change(results, tm, dj, f"generate after a change set ({len(projectgen.CHANGE_SET)} "
-                                   f"changes in 6 tables), {n} models", reps)
+            what = f"generate after the change set ({len(projectgen.CHANGE_SET)} changes), {n} models"
+            _generate_after_change(results, tm, dj, what, reps, tm_args=tuple(rename))
+            _generate_after_change(results, tm, dj, what + ", cold cache", reps, cold_in=work, tm_args=tuple(rename))
 
 
 def _edit_loop(results: Results, work: Path, n: int, reps: int) -> None:
@@ -217,9 +219,10 @@ def _edit_loop(results: Results, work: Path, n: int, reps: int) -> None:
         shutil.rmtree(tmp)
         shutil.copytree(saved, tmp)
 
-    projectgen.apply_change_set(tm, n)
+    rename = projectgen.apply_change_set(tm, n)
     projectgen.apply_change_set(dj, n)
-    ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "--dry-run", "--noinput"), tm, env),
+    ours, theirs = paired(reps, lambda: timed(manage(tm, "tablemigrate", "generate", "--dry-run", "--noinput", *rename),
+                                              tm, env),
                           lambda: timed(manage(dj, "makemigrations", "--dry-run"), dj, env_for(dj)), as_left)
     results.add(f"edit loop: generate --dry-run after the change set ({len(projectgen.CHANGE_SET)} changes), "
                 f"{n} models, the cache as the previous generate left it", ours, "makemigrations --dry-run",

@@ -22,10 +22,11 @@ from .diff import RenameCandidate, Renames, TableChange, check_renames, diff_sch
 from .errors import ConfigurationError, GenerateError, MigrationFailed
 from . import cache
 from .introspect import introspect, sql_made_tables
-from .loader import SNAPSHOT_NAME, Migration, checksum, history_checksum, load_migrations, load_source, migration_files
+from .verify import verify
+from .loader import SNAPSHOT_NAME, checksum, history_checksum, load_migrations, load_source, migration_files
 from .plan import PlannedMigration, Values, added_nullable_columns, made_not_null, needed_values, plan_changes
 from .fingerprint import models_fingerprint
-from .schema import Schema, Table, same_tables
+from .schema import Schema
 from .sqltext import quote, user_objects
 from .writer import module_names, read_snapshot_header, render_module, render_snapshot
 
@@ -57,9 +58,6 @@ class GenerateResult:
     #: With no changes: why `schema.sql` on disk does not describe the history and the models (None when
     #: it does). `generate` rewrites it; `generate --check` fails on it.
     stale_snapshot: str | None = None
-    #: Database A after the new modules (a private in-memory copy), kept by a writing `generate` as the
-    #: cache the next `generate` needs: database A for the `schema.sql` it just wrote.
-    after: sqlite3.Connection | None = field(default=None, repr=False, compare=False)
 
     @property
     def changed(self) -> bool:
@@ -90,11 +88,6 @@ def _ask_renames(a, b, renames: Renames, questioner: Questioner) -> None:
                     renames.add_column(cand.table, cand.old, cand.new)
                 pending = True  # accepting one rename removes other candidates: list them again
                 break
-
-
-def _describe_mismatch(got: dict[str, Table], want: dict[str, Table]) -> str:
-    keys = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
-    return ", ".join(keys[:10]) or "(indexes or constraints)"
 
 
 def rename_option(cand: RenameCandidate) -> str:
@@ -211,16 +204,14 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
             values = _values(changes, FieldDefaults(b_db, model_list), questioner, unasked)
             plans = plan_changes(changes, values)
             _hint_renames(plans, unasked)
-            result = _modules(directory, plans, label, now, existing, a_conn, a_diff, b_diff, fingerprint, hidden,
-                              keep_after=write)
+            result = _modules(directory, plans, label, now, existing, a_conn, a_diff, a, b_diff, fingerprint,
+                              hidden)
         if write:
             old = directory / SNAPSHOT_NAME
             snapshot_before = old.read_bytes() if old.is_file() else None
             write_result(result)
-            if result.after is not None:
-                cache.keep_database_a(result.after, directory, result.snapshot.encode("utf-8"), also=snapshot_before)
-                result.after.close()
-                result.after = None
+            if result.changed:
+                _leave_database_a(result, snapshot_before)
     return result
 
 
@@ -310,7 +301,7 @@ def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", 
         a_conn = raw(a_db)
         a = introspect(a_conn)
         plans = plan_changes(diff_schemas(a, live, Renames()), {})
-        return _modules(directory, plans, label, now, [], a_conn, a, live, lambda: fingerprint)
+        return _modules(directory, plans, label, now, [], a_conn, a, a, live, lambda: fingerprint)
 
 
 def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
@@ -321,43 +312,32 @@ def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
 
 
 def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
-             a_conn, a: Schema, b: Schema, fingerprint: Callable[[], str | None],
-             hidden: frozenset[str] = frozenset(), keep_after: bool = False) -> GenerateResult:
+             a_conn, a: Schema, whole_a: Schema, b: Schema, fingerprint: Callable[[], str | None],
+             hidden: frozenset[str] = frozenset()) -> GenerateResult:
+    """The modules for `plans`, verified on database A (`a_conn`; `a` the part the diff saw, `whole_a`
+    all of it) against B before anything is written."""
     names = module_names(plans, now, [m.name for m in existing])
     modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
     new = [load_source(m.text.encode(), m.name) for m in modules]
-    after, kept = _verify(a_conn, a, b, new, hidden, keep_after)
+    touched = {p.table for p in plans} | {p.old_table for p in plans if p.old_table}
+    after = verify(a_conn, a, whole_a, b, new, touched, hidden)
     return GenerateResult(modules, directory,
-                          lambda: render_snapshot(after, history_checksum(existing + new), fingerprint()),
-                          after=kept)
+                          lambda: render_snapshot(after, history_checksum(existing + new), fingerprint()))
 
 
-def _verify(conn, a: Schema, b: Schema, new: list[Migration], hidden: frozenset[str] = frozenset(),
-            keep_after: bool = False) -> tuple[Schema, sqlite3.Connection | None]:
-    """Apply `new` to A: it must give B; then their downs must give A back (tables in `hidden`, which
-    the diff left alone, aside). Returns the whole schema after `new`, and (`keep_after`) a copy of the
-    database then."""
+def _leave_database_a(result: GenerateResult, snapshot_before: bytes | None) -> None:
+    """Leave the cache the next `generate` needs: database A for the `schema.sql` just written (what
+    its statements build), keeping the one this run started from (cache.py)."""
+    text = result.snapshot
+    built = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        for m in new:
-            apply_migration(conn, m, "up")
-        after = introspect(conn)
-        mine = after.without(hidden).tables
-        if not same_tables(mine, b.tables):
-            raise GenerateError("internal error: the generated migrations do not reproduce the models' "
-                                f"schema (tables: {_describe_mismatch(mine, b.tables)}); nothing written")
-        kept = None
-        if keep_after:
-            kept = sqlite3.connect(":memory:")
-            conn.backup(kept)
-        for m in reversed(new):
-            apply_migration(conn, m, "down")
-        back = introspect(conn).without(hidden)
-        if not same_tables(back.tables, a.tables):
-            raise GenerateError("internal error: the generated `down` steps do not restore the previous "
-                                f"schema (tables: {_describe_mismatch(back.tables, a.tables)}); nothing written")
-    except MigrationFailed as exc:
-        raise GenerateError(f"internal error: a generated migration failed on the empty schema: {exc}") from exc
-    return after, kept
+        built.execute("PRAGMA foreign_keys = OFF")
+        built.executescript(text)
+        cache.keep_database_a(built, result.directory, text.encode("utf-8"), also=snapshot_before)
+    except sqlite3.Error:
+        pass  # the next generate builds it from schema.sql and checks it, as with no cache
+    finally:
+        built.close()
 
 
 def write_result(result: GenerateResult) -> None:
