@@ -7,6 +7,7 @@ the thread-local `connections` handler, for as long as it is open.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -93,14 +94,31 @@ def foreign_tables(target_alias: str = "default") -> frozenset[str]:
     return frozenset(m._meta.db_table.lower() for m in with_m2m_tables(theirs))
 
 
-def build_from_models(wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]]) -> None:
-    """Django's own DDL for the models (what `migrate --run-syncdb` would run), collected and then run
-    as one script on the private database: the same statements, without a cursor round trip each."""
+def model_sql(wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]]) -> list[str]:
+    """Django's own DDL for the models (what `migrate --run-syncdb` would run) on the private database
+    `wrapper`, collected, not run."""
     with wrapper.schema_editor(collect_sql=True, atomic=False) as editor:
         for model in model_list:
             editor.create_model(model)
+    return list(editor.collected_sql)
+
+
+def model_sql_digest(statements: list[str]) -> str:
+    """A digest of the models' DDL: equal digests mean the same statements, so the same schema (for one
+    version of tablemigrate's schema model, which is part of it). Order does not count."""
+    from .cache import FORMAT
+
+    return hashlib.sha256(repr((FORMAT, sorted(statements))).encode()).hexdigest()
+
+
+def build_from_models(wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]],
+                      statements: list[str] | None = None) -> None:
+    """Run the models' DDL (`statements`, or `model_sql(model_list)`) on the private database as one
+    script: the same statements, without a cursor round trip each."""
+    if statements is None:
+        statements = model_sql(wrapper, model_list)
     # One C-level script; the private database holds no transaction that its implicit COMMIT could end.
-    raw(wrapper).executescript("BEGIN;\n" + "\n".join(editor.collected_sql) + "\nCOMMIT;")
+    raw(wrapper).executescript("BEGIN;\n" + "\n".join(statements) + "\nCOMMIT;")
 
 
 #: Field options that do not change the value Django computes and stores for a default; left out of the

@@ -17,7 +17,7 @@ from pathlib import Path
 from django.db import models
 
 from .apply import apply_migration
-from .build import FieldDefaults, build_from_models, private_database, raw
+from .build import FieldDefaults, build_from_models, model_sql, model_sql_digest, private_database, raw
 from .diff import RenameCandidate, Renames, TableChange, check_renames, diff_schemas, rename_candidates
 from .errors import ConfigurationError, GenerateError, MigrationFailed
 from . import cache
@@ -166,22 +166,32 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
     now = now or datetime.now(timezone.utc)
     model_list = list(model_list)
     with cache.persistent(directory), private_database() as a_db, private_database() as b_db:
-        build_from_models(b_db, model_list)
-        b = introspect(raw(b_db))
+        statements = model_sql(b_db, model_list)
+        ddl = model_sql_digest(statements)
         recorded = _recorded(directory)
         header = read_snapshot_header(directory)
         snapshot_schema = _snapshot_schema(header, recorded)
         fingerprint = functools.cache(lambda: models_fingerprint(model_list))  # once, and only when needed
+        quick = not write and not (renames.tables or renames.columns) and snapshot_schema is not None
+        if quick and header.get("ddl") == ddl and header.get("models", fingerprint()) == fingerprint():
+            # `--check`/`--dry-run` with nothing to do, known from the models' DDL alone: the header's
+            # `ddl` line is written only when these very statements built exactly the schema its
+            # `schema` line records (the schema after this history: `snapshot_schema`). Neither database
+            # is built: a fresh CI checkout would otherwise run and parse every table twice.
+            return GenerateResult([], directory, lambda: render_snapshot(
+                models_schema(model_list), history_checksum(recorded), fingerprint(), ddl))
+        build_from_models(b_db, model_list, statements)
+        b = introspect(raw(b_db))
+        same_as_b = functools.cache(lambda: b.fingerprint())
 
-        if (not write and not (renames.tables or renames.columns) and snapshot_schema == b.fingerprint()
-                and header.get("models", fingerprint()) == fingerprint()):
-            # `--check`/`--dry-run` with nothing to do: database A is never built (a fresh CI checkout
-            # would otherwise parse every table twice). Nothing is written; a refresh takes the full path.
-            # The header's fingerprint was taken from A after the modules that produced it had been
-            # applied and verified; another schema (triggers and views included) does not match, nor
-            # does a header recording other models (W002 would warn) or another history.
+        if quick and snapshot_schema == same_as_b() and header.get("models", fingerprint()) == fingerprint():
+            # The same, known by building B (an older header without a `ddl` line, or another Django
+            # that words the same schema differently). Database A is never built. The header's
+            # fingerprint was taken from A after the modules that produced it had been applied and
+            # verified; another schema (triggers and views included) does not match, nor does a header
+            # recording other models (W002 would warn) or another history.
             return GenerateResult([], directory, lambda: render_snapshot(b, history_checksum(recorded),
-                                                                          fingerprint()))
+                                                                          fingerprint(), ddl))
         a_conn = raw(a_db)
         existing, a, body_ok = _database_a(directory, a_conn, recorded, snapshot_schema)
         # A model standing for a virtual table or view the history made by SQL is left alone, as are
@@ -196,16 +206,16 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
         _ask_renames(a_diff, b_diff, renames, questioner)
         changes = diff_schemas(a_diff, b_diff, renames)
         if not changes:
-            result = GenerateResult([], directory, lambda: render_snapshot(a, history_checksum(existing),
-                                                                          fingerprint()),
-                                    _stale_snapshot(directory, header, existing, a, fingerprint, body_ok))
+            result = GenerateResult([], directory, lambda: render_snapshot(
+                a, history_checksum(existing), fingerprint(), ddl if a.fingerprint() == same_as_b() else None),
+                _stale_snapshot(directory, header, existing, a, fingerprint, body_ok))
         else:
             unasked = [] if questioner.interactive else rename_candidates(a_diff, b_diff, renames)
             values = _values(changes, FieldDefaults(b_db, model_list), questioner, unasked)
             plans = plan_changes(changes, values)
             _hint_renames(plans, unasked)
             result = _modules(directory, plans, label, now, existing, a_conn, a_diff, a, b_diff, fingerprint,
-                              hidden)
+                              hidden, (ddl, same_as_b))
         if write:
             old = directory / SNAPSHOT_NAME
             snapshot_before = old.read_bytes() if old.is_file() else None
@@ -313,16 +323,21 @@ def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
 
 def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
              a_conn, a: Schema, whole_a: Schema, b: Schema, fingerprint: Callable[[], str | None],
-             hidden: frozenset[str] = frozenset()) -> GenerateResult:
+             hidden: frozenset[str] = frozenset(),
+             ddl: tuple[str, Callable[[], str]] | None = None) -> GenerateResult:
     """The modules for `plans`, verified on database A (`a_conn`; `a` the part the diff saw, `whole_a`
-    all of it) against B before anything is written."""
+    all of it) against B before anything is written. `ddl`: the digest of the models' DDL and B's
+    fingerprint, for the snapshot's `ddl` line (written when A after the modules is exactly B)."""
     names = module_names(plans, now, [m.name for m in existing])
     modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
     new = [load_source(m.text.encode(), m.name) for m in modules]
     touched = {p.table for p in plans} | {p.old_table for p in plans if p.old_table}
     after = verify(a_conn, a, whole_a, b, new, touched, hidden)
-    return GenerateResult(modules, directory,
-                          lambda: render_snapshot(after, history_checksum(existing + new), fingerprint()))
+    def snapshot() -> str:
+        digest = ddl[0] if ddl is not None and after.fingerprint() == ddl[1]() else None
+        return render_snapshot(after, history_checksum(existing + new), fingerprint(), digest)
+
+    return GenerateResult(modules, directory, snapshot)
 
 
 def _leave_database_a(result: GenerateResult, snapshot_before: bytes | None) -> None:

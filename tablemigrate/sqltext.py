@@ -11,7 +11,6 @@ import functools
 import os
 import re
 import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
 
 _TOKEN_RE = re.compile(
@@ -32,11 +31,27 @@ _TOKEN_RE = re.compile(
 _BARE_IDENT = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
-@dataclass(frozen=True)
 class Token:
-    kind: str  # ws, comment, blob, string, ident (quoted), number, word, param, op
-    text: str
-    pos: int = field(default=-1, compare=False)  # offset in the source text
+    """One token: `kind` (ws, comment, blob, string, ident (quoted), number, word, param, op), its `text`,
+    and `pos`, its offset in the source text, which equality leaves out. Read-only by convention: a
+    plain class with slots, because a frozen dataclass's construction was most of the time a 200-table
+    schema took to tokenize."""
+
+    __slots__ = ("kind", "text", "pos")
+
+    def __init__(self, kind: str, text: str, pos: int = -1):
+        self.kind = kind
+        self.text = text
+        self.pos = pos
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Token) and self.kind == other.kind and self.text == other.text
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.text))
+
+    def __repr__(self) -> str:
+        return f"Token(kind={self.kind!r}, text={self.text!r}, pos={self.pos!r})"
 
     def keyword(self) -> str:
         """Lower-cased text of a bare word, '' for anything else."""

@@ -150,11 +150,14 @@ def module_names(plans: list[PlannedMigration], when: datetime, existing: list[s
     return names
 
 
-def render_snapshot(schema: Schema, history_checksum: str, models: str | None = None) -> str:
-    """`models`: the fingerprint of the models the history matches (None when unknown, e.g. baseline)."""
+def render_snapshot(schema: Schema, history_checksum: str, models: str | None = None, ddl: str | None = None) -> str:
+    """`models`: the fingerprint of the models the history matches (None when unknown, e.g. baseline).
+    `ddl`: the digest of the models' DDL (`build.model_sql_digest`), given only when that DDL builds
+    exactly `schema`: `generate --check` then knows there is nothing to do without building anything."""
     models_line = f"-- models: {models}\n" if models else ""
+    ddl_line = f"-- ddl: {ddl}\n" if ddl else ""
     return (SNAPSHOT_HEADER
-            + f"-- history: {history_checksum}\n-- schema: {schema.fingerprint()}\n{models_line}\n"
+            + f"-- history: {history_checksum}\n-- schema: {schema.fingerprint()}\n{models_line}{ddl_line}\n"
             + schema.dump())
 
 
@@ -168,7 +171,7 @@ def read_snapshot_header(directory: Path) -> dict[str, str]:
                 if not line.startswith("-- "):
                     break
                 key, sep, value = line[3:].partition(": ")
-                if sep and key in ("history", "schema", "models"):
+                if sep and key in ("history", "schema", "models", "ddl"):
                     out[key] = value.strip()
     except OSError:
         return {}
