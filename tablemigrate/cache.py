@@ -87,19 +87,58 @@ def derived(value: Any, attribute: str, compute: Callable[[Any], T]) -> T:
 # --- parsed tables -----------------------------------------------------------------------------------
 
 _TABLES: dict[Hashable, Any] = {}
+_SAME_NAME: dict[tuple, list[tuple]] = {}  # (name, index texts) -> keys of _TABLES
 _USED: set[Hashable] = set()
 _LIMIT = 20_000  # a process that introspects without end (a test suite) starts over past this
+
+
+class _Pickle:
+    """The project's pickle while a `persistent` block runs: read at the first table not parsed in this
+    process, so a `generate --check` that parses nothing never pays for reading it."""
+
+    file: Path | None = None
+    loaded: set[Hashable] = set()
+
+    @classmethod
+    def load(cls) -> None:
+        file, cls.file = cls.file, None
+        try:
+            if file is not None and is_private(file):
+                with file.open("rb") as fh:
+                    stamp, tables = pickle.load(fh)
+                if stamp == _stamp():
+                    for key, value in tables.items():
+                        _remember(key, value)
+                    cls.loaded = set(tables)
+        except (OSError, pickle.PickleError, EOFError, ValueError, TypeError, AttributeError):
+            pass
 
 
 def table(key: Hashable, compute: Callable[[], T]) -> T:
     """The parsed table for `key` (name, CREATE text, index texts), computed once."""
     _USED.add(key)
     found = _TABLES.get(key)
+    if found is None and _Pickle.file is not None:
+        _Pickle.load()
+        found = _TABLES.get(key)
     if found is None:
         if len(_TABLES) > _LIMIT:
             _TABLES.clear()
-        found = _TABLES[key] = compute()
+            _SAME_NAME.clear()
+        found = compute()
+        _remember(key, found)
     return found
+
+
+def _remember(key: Hashable, value: Any) -> None:
+    if key not in _TABLES and isinstance(key, tuple):
+        _SAME_NAME.setdefault((key[0], key[2]), []).append(key)
+    _TABLES[key] = value
+
+
+def tables_named(name: str, indexes: tuple) -> list[tuple[tuple, Any]]:
+    """The parsed tables of this name with these index texts, under any CREATE text."""
+    return [(k, _TABLES[k]) for k in _SAME_NAME.get((name, indexes), ()) if k in _TABLES]
 
 
 def _stamp() -> tuple:
@@ -112,21 +151,13 @@ def _stamp() -> tuple:
 def persistent(directory: Path) -> Iterator[None]:
     """Keep the tables parsed while the block runs for the next run of this project (`generate`)."""
     file = path(directory, ".pickle")
-    loaded: set[Hashable] = set()
-    try:
-        if is_private(file):
-            with file.open("rb") as fh:
-                stamp, tables = pickle.load(fh)
-            if stamp == _stamp():
-                _TABLES.update(tables)
-                loaded = set(tables)
-    except (OSError, pickle.PickleError, EOFError, ValueError, TypeError, AttributeError):
-        pass
+    _Pickle.file, _Pickle.loaded = file, set()
     _USED.clear()
     before = computed
     try:
         yield
-        if not _USED <= loaded or computed != before:  # something new to remember
+        pending, loaded = _Pickle.file is not None, _Pickle.loaded
+        if not pending and (not _USED <= loaded or computed != before):  # something new to remember
             # What this run used, and what the last runs kept while that stays small: a `--check` that
             # never builds database A must not make the next `generate` parse A's tables again.
             keep = _USED | loaded if len(_USED | loaded) <= 3 * len(_USED) + 100 else _USED
@@ -139,6 +170,7 @@ def persistent(directory: Path) -> Iterator[None]:
             _write_private(file, dump)
     finally:
         _USED.clear()
+        _Pickle.file = None
 
 
 # --- database A --------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ DEFERRABLE, constraint names, STRICT / WITHOUT ROWID)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from dataclasses import dataclass, field
 
@@ -163,7 +164,30 @@ def introspect_table(conn: sqlite3.Connection, name: str, sql: str,
     """The table's structure. Everything PRAGMAs report is determined by the CREATE text, so results
     are cached on (name, CREATE text, indexes) (cache.py): `generate` introspects the same tables
     several times, and again on its next run."""
-    return cache.table((name, sql, tuple(index_rows)), lambda: _introspect_table(conn, name, sql, index_rows))
+    indexes = tuple(index_rows)
+    return cache.table((name, sql, indexes),
+                       lambda: _laid_out_again(name, sql, indexes) or _introspect_table(conn, name, sql, index_rows))
+
+
+def _laid_out_again(name: str, sql: str, indexes: tuple) -> Table | None:
+    """The table parsed from another layout of the same statement, when `sql` is that statement laid
+    out one column per line (`pretty_create_table`: how modules create tables and `schema.sql` keeps
+    them, while database B holds Django's one-line text). The layout keeps every token and every
+    column's and constraint's own text, so SQLite and the parser read the same table: only `sql` (and
+    the derived values that depend on it) differ. Database A of a fresh checkout is mostly such tables."""
+    if "\n" not in sql:
+        return None
+    for key, parsed in cache.tables_named(name, indexes):
+        other = key[1]
+        try:
+            if other != sql and sqltext.pretty_create_table(other) == sql:
+                twin = dataclasses.replace(parsed, sql=sql)
+                if "_digest" in parsed.__dict__:  # the compared fields are the same: so is the digest
+                    object.__setattr__(twin, "_digest", parsed.__dict__["_digest"])
+                return twin
+        except ValueError:
+            continue
+    return None
 
 
 def _introspect_table(conn: sqlite3.Connection, name: str, sql: str,

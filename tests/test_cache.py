@@ -7,12 +7,16 @@ import pickle
 import stat
 import tempfile
 
+import sqlite3
+
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from tablemigrate import cache, introspect
 from tablemigrate.generate import generate
 
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
+from .test_changes import tables
 
 
 def blog(*extra: str) -> list:
@@ -85,3 +89,57 @@ def test_derived_values_are_computed_once_per_value():
     assert cache.derived(col, "_probe", lambda c: calls.append(1) or c.name.upper()) == "A"
     assert cache.derived(col, "_probe", lambda c: calls.append(1) or "other") == "A"
     assert calls == [1] and cache.computed == before + 1
+
+
+def test_a_run_that_parses_nothing_never_reads_the_pickle(tmp_path, tmpdir_cache, monkeypatch):
+    d = tmp_path / "m"
+    generate(d, blog())
+    monkeypatch.setattr(cache, "_TABLES", {})  # the next process: a --check with nothing to do
+    monkeypatch.setattr(pickle, "load", lambda fh: pytest.fail("read the pickle"))
+    assert not generate(d, blog(), write=False).changed
+    monkeypatch.undo()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir_cache))
+    monkeypatch.setattr(cache, "_TABLES", {})
+    loads = []
+    real = pickle.load
+    monkeypatch.setattr(pickle, "load", lambda fh: loads.append(1) or real(fh))
+    generate(d, blog("body"), write=False)  # tables to parse: read once, at the first
+    assert loads == [1]
+
+
+HOSTILE = [
+    'CREATE TABLE "we""ird ""t""" ("i""d" integer PRIMARY KEY, "v""al" text  NOT   NULL /* a comment, (with) "quotes" */)',
+    'CREATE TABLE "sp ace" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "a" varchar(10) COLLATE NOCASE '
+    "DEFAULT 'x,\n y', \"b\" integer CHECK (\"b\" > 0 AND \"a\" <> ')'), \"c\" integer GENERATED ALWAYS AS "
+    '("b" * 2) VIRTUAL, CONSTRAINT "u1" UNIQUE ("a", "b"), CHECK (length("a") < 5))',
+    'CREATE TABLE kid (id INTEGER PRIMARY KEY, p INTEGER REFERENCES "sp ace" (id) ON DELETE CASCADE DEFERRABLE '
+    'INITIALLY DEFERRED, q text, FOREIGN KEY (q) REFERENCES "we""ird ""t""" ("i""d")) WITHOUT ROWID',
+    'CREATE TABLE s (a INT PRIMARY KEY, b TEXT) STRICT',
+    'CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "n" bigint NULL -- trailing\n, "m" text)',
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(extra=tables())
+def test_a_table_laid_out_one_column_per_line_is_the_same_table(extra, monkeypatch):
+    """What database A is made of (the statement laid out by `pretty_create_table`) is read from the
+    parse of database B's one-line text: every field, the text-only ones included, must be what parsing
+    the laid-out text itself gives."""
+    from tablemigrate import sqltext
+
+    monkeypatch.setattr(cache, "_TABLES", {})
+    monkeypatch.setattr(cache, "_SAME_NAME", {})
+    for sql in HOSTILE + [s for s in extra if s.startswith("CREATE TABLE")]:
+        one_line, laid_out = sqlite3.connect(":memory:"), sqlite3.connect(":memory:")
+        one_line.execute(sql)
+        laid_out.execute(sqltext.pretty_create_table(sql))
+        first = introspect.introspect(one_line)
+        [name] = first.tables
+        parse = introspect._introspect_table
+        with monkeypatch.context() as m:
+            m.setattr(introspect, "_introspect_table", lambda *a: pytest.fail("parsed the laid-out text"))
+            twin = introspect.introspect(laid_out).tables[name]  # from the cache: first's parse, laid out
+        real = parse(laid_out, first.tables[name].name,
+                                            laid_out.execute("SELECT sql FROM sqlite_master").fetchone()[0], [])
+        assert repr(twin) == repr(real) and twin == real
+        assert twin is not first.tables[name] and twin.sql == real.sql
