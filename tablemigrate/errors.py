@@ -105,6 +105,13 @@ class HistoryMismatch(TablemigrateError):
     exit_code = 2
 
 
+class ShapeMismatch(TablemigrateError):
+    """A module's table is not in the shape the module expects (shapes.py): another module changed it
+    after this one was generated. Nothing was changed."""
+
+    exit_code = 2
+
+
 class DataCheckFailed(TablemigrateError):
     """Rows in the database violate what a pending migration creates: applying would fail."""
 

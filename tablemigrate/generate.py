@@ -19,8 +19,8 @@ from django.db import models
 from .apply import apply_migration
 from .build import FieldDefaults, build_from_models, model_sql, model_sql_digest, private_database, raw
 from .diff import RenameCandidate, Renames, TableChange, check_renames, diff_schemas, rename_candidates
-from .errors import ConfigurationError, GenerateError, MigrationFailed
-from . import cache
+from .errors import ConfigurationError, GenerateError, MigrationFailed, ShapeMismatch
+from . import cache, shapes
 from .introspect import introspect, sql_made_tables
 from .verify import verify
 from .loader import SNAPSHOT_NAME, checksum, history_checksum, load_migrations, load_source, migration_files
@@ -289,7 +289,10 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
     existing = load_migrations(directory)
     try:
         for m in existing:
+            shapes.check(conn, m, "up")  # two branches that changed one table conflict here
             apply_migration(conn, m, "up", run_python=False)
+    except ShapeMismatch as exc:
+        raise GenerateError(f"the migration history conflicts with itself: {exc}") from None
     except MigrationFailed as exc:
         raise GenerateError(f"replaying the migration history failed: {exc}") from exc
     return existing, introspect(conn), (False if snapshot_schema else None)
@@ -329,10 +332,14 @@ def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: da
     all of it) against B before anything is written. `ddl`: the digest of the models' DDL and B's
     fingerprint, for the snapshot's `ddl` line (written when A after the modules is exactly B)."""
     names = module_names(plans, now, [m.name for m in existing])
+    tables = [(None if p.kind == "create" else p.old_table or p.table, None if p.kind == "drop" else p.table)
+              for p in plans]
+    checked = [load_source(render_module(p, label, now).encode(), n) for n, p in zip(names, plans)]
+    after, shapes = verify(a_conn, a, whole_a, b, checked, tables, hidden)
+    for plan, (before_shape, after_shape) in zip(plans, shapes):  # what each module will expect to find
+        plan.before, plan.after = before_shape, after_shape
     modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
     new = [load_source(m.text.encode(), m.name) for m in modules]
-    touched = {p.table for p in plans} | {p.old_table for p in plans if p.old_table}
-    after = verify(a_conn, a, whole_a, b, new, touched, hidden)
     def snapshot() -> str:
         digest = ddl[0] if ddl is not None and after.fingerprint() == ddl[1]() else None
         return render_snapshot(after, history_checksum(existing + new), fingerprint(), digest)

@@ -20,6 +20,9 @@ Step = Union[str, Operation]
 
 SNAPSHOT_NAME = "schema.sql"
 
+#: The newest module format this version reads and `generate` writes (docs/modules.md).
+MODULE_FORMAT = 1
+
 
 @dataclass
 class Migration:
@@ -33,6 +36,9 @@ class Migration:
     checksum: str = ""
     path: Path | None = None
     doc: str = ""
+    module_format: int = 0  # 0: written before formats were numbered, or by hand
+    before: dict[str, Any] | None = None  # the table's shape before `up` (shapes.py)
+    after: dict[str, Any] | None = None  # ... and after it
 
     def steps(self, direction: str) -> list[Step]:
         if direction == "up":
@@ -119,6 +125,12 @@ def load_source(source: bytes, name: str, path: Path | None = None) -> Migration
     if not isinstance(label, str):
         raise MigrationFileError(f"{where}: `label` must be a string")
     down = namespace.get("down")
+    module_format = namespace.get("module_format", 0)
+    if not isinstance(module_format, int) or isinstance(module_format, bool) or module_format < 0:
+        raise MigrationFileError(f"{where}: `module_format` must be a whole number")
+    if module_format > MODULE_FORMAT:
+        raise MigrationFileError(f"{where}: module format {module_format} is newer than this tablemigrate reads "
+                                 f"(up to {MODULE_FORMAT}): upgrade tablemigrate")
     return Migration(
         name=name,
         up=_steps(namespace["up"], where, "up"),
@@ -130,7 +142,23 @@ def load_source(source: bytes, name: str, path: Path | None = None) -> Migration
         checksum=checksum(source),
         path=path,
         doc=(namespace.get("__doc__") or "").strip(),
+        module_format=module_format,
+        before=_shape(namespace.get("before"), where, "before"),
+        after=_shape(namespace.get("after"), where, "after"),
     )
+
+
+def _shape(value: Any, where: str, attr: str) -> dict[str, Any] | None:
+    """A table shape as a module records it (shapes.py), checked; None when absent."""
+    if value is None:
+        return None
+    if (not isinstance(value, dict) or not isinstance(value.get("table"), str)
+            or not isinstance(value.get("fingerprint"), str)
+            or not isinstance(value.get("columns"), (list, tuple))
+            or not all(isinstance(c, str) for c in value["columns"])):
+        raise MigrationFileError(f"{where}: `{attr}` must be a dict with `table` (a string), `columns` (a list "
+                                 "of strings) and `fingerprint` (a string)")
+    return {"table": value["table"], "columns": list(value["columns"]), "fingerprint": value["fingerprint"]}
 
 
 def load_migration(path: Path) -> Migration:

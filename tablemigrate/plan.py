@@ -50,6 +50,10 @@ class PlannedMigration:
     down_destructive: list[str] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
     old_table: str | None = None
+    # The table's shape just before `up` and just after it (shapes.py), once generate has verified the
+    # module: what the module will expect to find.
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
 
     @property
     def verb(self) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
+from . import shapes
 from .apply import apply_migration
 from .build import private_database, raw
 from .errors import DoubleQuotedString, MigrationFailed, ObjectExists, SchemaCopyFailed
@@ -185,6 +186,7 @@ def rehearse(conn: sqlite3.Connection, migrations: list[Migration], direction: s
         try:
             for m in migrations:
                 recorder.migration = m.name
+                shapes.check(copy, m, direction)  # its table as the module expects it, after those before it
                 _rehearse_one(copy, m, direction, recorder)
         finally:
             copy.set_authorizer(None)

@@ -56,6 +56,14 @@ def status(conn: sqlite3.Connection, directory: Path) -> Status:
     return st
 
 
+def out_of_order(st: Status) -> list[Path]:
+    """Pending modules whose names sort before the newest applied one: usual after merging a branch.
+    They apply (each module states the shape of the table it expects, so one whose table another module
+    changed since is refused), and `show` says which they are."""
+    newest = max((a.name for a in st.applied), default="")
+    return [p for p in st.pending if p.stem < newest]
+
+
 def check_history(st: Status) -> None:
     if st.modified:
         raise HistoryMismatch(

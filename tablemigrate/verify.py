@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from typing import Any, Optional
 
 from . import sqltext
 from .apply import apply_migration
@@ -21,6 +22,7 @@ from .errors import GenerateError, MigrationFailed
 from .introspect import introspect
 from .loader import Migration
 from .schema import Schema, Table, same_tables
+from .shapes import live_table, shape
 from .sqltext import user_objects
 
 def _names_in(sql: str) -> set[str]:
@@ -81,16 +83,25 @@ def _mismatch(got: dict[str, Table], want: dict[str, Table]) -> str:
     return ", ".join(keys[:10]) or "(indexes or constraints)"
 
 
+Shape = Optional[dict[str, Any]]
+
+
 def verify(conn: sqlite3.Connection, a: Schema, whole_a: Schema, b: Schema, new: list[Migration],
-           touched: Iterable[str], hidden: frozenset[str] = frozenset()) -> Schema:
+           tables: list[tuple[str | None, str | None]], hidden: frozenset[str] = frozenset()
+           ) -> tuple[Schema, list[tuple[Shape, Shape]]]:
     """Apply `new` to the part of database A (`conn`, whose whole schema is `whole_a`; `a` is what the
     diff saw) that they reach: the result must be B; then their downs, in reverse, must give the part
-    back. Returns A's whole schema after `new`. Raises GenerateError otherwise."""
-    part = part_of(conn, whole_a, touched)
+    back. `tables`: each module's table before and after it (None: none, as before a create). Returns
+    A's whole schema after `new`, and the shape of each module's table just before and just after it
+    ran (shapes.py: what the module expects). Raises GenerateError otherwise."""
+    part = part_of(conn, whole_a, {t for pair in tables for t in pair if t})
+    shapes: list[tuple[Shape, Shape]] = []
     try:
         before = introspect(part)
-        for m in new:
+        for m, (old, new_name) in zip(new, tables):
+            expected = shape(live_table(part, old)) if old else None
             apply_migration(part, m, "up")
+            shapes.append((expected, shape(live_table(part, new_name)) if new_name else None))
         after = _merged(whole_a, before, introspect(part))
         mine = after.without(hidden).tables
         if not same_tables(mine, b.tables):
@@ -106,4 +117,4 @@ def verify(conn: sqlite3.Connection, a: Schema, whole_a: Schema, b: Schema, new:
         raise GenerateError(f"internal error: a generated migration failed on the empty schema: {exc}") from exc
     finally:
         part.close()
-    return after
+    return after, shapes

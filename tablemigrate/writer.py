@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .errors import GenerateError
-from .loader import SNAPSHOT_NAME, Step
+from .loader import MODULE_FORMAT, SNAPSHOT_NAME, Step
 from .operations import Operation
 from .plan import PlannedMigration
 from .schema import Schema
@@ -74,6 +74,14 @@ def _render_list(name: str, steps: list[Step]) -> tuple[str, set[str]]:
             set().union(*(needs for _, needs in rendered)))
 
 
+def _render_shape(name: str, shape: dict | None) -> str:
+    """What the module expects its table to be (shapes.py), one key per line."""
+    if shape is None:
+        return f"{name} = None\n"
+    return (f"{name} = {{\n    'table': {shape['table']!r},\n    'columns': {shape['columns']!r},\n"
+            f"    'fingerprint': {shape['fingerprint']!r},\n}}\n")
+
+
 def _render_reasons(name: str, reasons: list[str]) -> str:
     if not reasons:
         return f"{name} = []\n"
@@ -94,8 +102,10 @@ def render_module(plan: PlannedMigration, label: str, when: datetime) -> str:
     up, up_imports = _render_list("up", plan.up)
     down, down_imports = _render_list("down", plan.down)
     return (f'"""{doc}"""\n\n{_imports(up_imports | down_imports)}'
+            f"module_format = {MODULE_FORMAT}\n"
             f"table = {plan.table!r}\n"
             f"label = {label!r}\n"
+            + _render_shape("before", plan.before) + _render_shape("after", plan.after)
             + _render_reasons("destructive", plan.destructive)
             + _render_reasons("down_destructive", plan.down_destructive)
             + "\n" + up + "\n" + down)

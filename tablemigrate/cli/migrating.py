@@ -20,6 +20,7 @@ class MigrationCommands(CommandParts):
         from tablemigrate.loader import load_migration
         from tablemigrate.ownership import ownership
         from tablemigrate.runner import drift, status
+        from tablemigrate.status import out_of_order
 
         target = self._target(options)
         directory = self._existing_migrations_dir(options)
@@ -34,9 +35,12 @@ class MigrationCommands(CommandParts):
         # Pending ones in the order `run` applies them: Django's, tablemigrate's, then the Django
         # migrations that depend on an owned app.
         later = self._show_django(target, options["sql"])
+        early = set(out_of_order(st))
         for path in st.pending:
             m = load_migration(path)
             warn = "  (destructive: " + "; ".join(m.destructive) + ")" if m.destructive else ""
+            if path in early:  # merged from a branch: sorts before a module already applied here
+                warn = "  (out of order: sorts before an applied migration)" + warn
             self.stdout.write(self.style.MIGRATE_HEADING(f"[ ] {m.name}") + warn)
             if options["sql"]:
                 self._write_sql(s for step in m.up for s in statements_of(step))

@@ -1,0 +1,217 @@
+"""Two branches from one history, merged (issue 14): every generated module states the shape of its
+table before and after it, and a module whose table is not in that shape is refused, so a rebuild
+from one branch never drops what the other branch added."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tablemigrate import runner
+from tablemigrate.build import private_database, raw
+from tablemigrate.errors import GenerateError, ShapeMismatch
+from tablemigrate.generate import generate
+from tablemigrate.loader import load_migrations
+from tablemigrate.runner import Target
+from tablemigrate.writer import render_module
+
+from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
+
+T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+
+
+def users(username: int = 30, nickname: bool = False, posts: bool = False, post_title: int = 30) -> list:
+    spec = ProjectSpec()
+    fields = [FieldSpec("username", "char", max_length=username)]
+    if nickname:
+        fields.append(FieldSpec("nickname", "char", null=True))
+    spec.tables["User"] = TableSpec("User", "app_user", fields)
+    if posts:
+        spec.tables["Post"] = TableSpec("Post", "app_post", [FieldSpec("title", "char", max_length=post_title)])
+    return build_models(spec)
+
+
+def branches(tmp_path, base, left, right, left_later: bool = False):
+    """A history generated from `base`, then a module on each branch: `left` generated at T0 + 1 h,
+    `right` at T0 + 2 h (or the other way round). Returns (main, merged) directories."""
+    main = tmp_path / "main"
+    generate(main, base, now=T0)
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(main, a)
+    shutil.copytree(main, b)
+    generate(a, left, now=T0 + timedelta(hours=2 if left_later else 1))
+    generate(b, right, now=T0 + timedelta(hours=1 if left_later else 2))
+    merged = tmp_path / "merged"
+    shutil.copytree(main, merged)
+    for branch in (a, b):
+        for p in branch.glob("*.py"):
+            shutil.copy(p, merged / p.name)
+    return main, a, b, merged
+
+
+@pytest.fixture
+def database(tmp_path):
+    with private_database(str(tmp_path / "app.sqlite3")) as db:
+        yield Target("default", raw(db), tmp_path / "app.sqlite3")
+
+
+def rows(target):
+    return target.conn.execute("SELECT * FROM app_user ORDER BY id").fetchall()
+
+
+@pytest.mark.parametrize("nicknames", [["ann", None], [None, None]], ids=["with values", "only NULLs"])
+def test_a_rebuild_from_one_branch_never_drops_a_column_the_other_added(tmp_path, database, nicknames):
+    _main, a, _b, merged = branches(tmp_path, users(), users(nickname=True), users(username=60))
+    runner.run(database, a)  # staging: branch A's module is applied and rows get nicknames
+    for i, nick in enumerate(nicknames, 1):
+        database.conn.execute("INSERT INTO app_user (id, username, nickname) VALUES (?, ?, ?)", (i, f"u{i}", nick))
+    database.conn.commit()
+    before = rows(database)
+    [widen] = [m for m in load_migrations(merged) if m.name not in {p.stem for p in a.glob("*.py")}]
+    with pytest.raises(ShapeMismatch, match=rf"app_user has column nickname that {widen.name} did not expect; "
+                                            "nothing was changed") as refused:
+        runner.run(database, merged, allow_destructive=True)
+    assert refused.value.exit_code == 2 and "delete it and run `manage.py tablemigrate generate` again" in str(refused.value)
+    assert rows(database) == before  # the column and every value in it are still there
+    assert [r[0] for r in database.conn.execute("SELECT name FROM tablemigrate_history")] == \
+        sorted(p.stem for p in a.glob("*.py"))
+
+
+def test_the_merged_history_is_refused_by_generate_until_one_side_is_regenerated(tmp_path):
+    _main, a, b, merged = branches(tmp_path, users(), users(nickname=True), users(username=60))
+    both = users(username=60, nickname=True)
+    with pytest.raises(GenerateError, match="conflicts with itself: .*app_user has column nickname that .* did not expect"):
+        generate(merged, both, write=False)
+    # The way out: delete the unapplied module of one branch, generate again on the merged history.
+    b_only = sorted({p.name for p in b.glob("*.py")} - {p.name for p in a.glob("*.py")})
+    for name in b_only:
+        (merged / name).unlink()
+    result = generate(merged, both, now=T0 + timedelta(hours=3))
+    assert [m.plan.summary for m in result.modules] == [["alter column username: varchar(30) → varchar(60)",
+                                                         "rebuild table (SQLite cannot ALTER this change)"]]
+    assert "nickname" in result.modules[0].text  # the new rebuild keeps the other branch's column
+
+
+def test_branches_that_changed_different_tables_need_nothing_and_apply_out_of_order(tmp_path, database):
+    """The later module (by name) is applied on staging first; the earlier one, merged in afterwards,
+    sorts before an applied module. It applies, and `show`'s status says it is out of order."""
+    from tablemigrate.status import out_of_order, status
+
+    _main, a, b, merged = branches(tmp_path, users(posts=True), users(posts=True, username=60),
+                                   users(posts=True, post_title=80), left_later=True)
+    assert not generate(merged, users(posts=True, username=60, post_title=80), write=False).changed
+    runner.run(database, a)  # branch A's module (named later) is applied first
+    database.conn.execute("INSERT INTO app_user (username) VALUES ('kept')")
+    database.conn.commit()
+    st = status(database.conn, merged)
+    assert [p.stem for p in out_of_order(st)] == [p.stem for p in st.pending] and len(st.pending) == 1
+    applied = runner.run(database, merged)
+    assert [m.name for m in applied] == [p.stem for p in st.pending]
+    assert rows(database) == [(1, "kept")]
+    assert database.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'app_post'").fetchone()[0].count("80")
+
+
+def test_revert_refuses_a_module_whose_table_another_module_changed_since(tmp_path, database):
+    main = tmp_path / "m"
+    generate(main, users(), now=T0)
+    generate(main, users(nickname=True), now=T0 + timedelta(hours=1))
+    runner.run(database, main)
+    # By hand, outside any module: the table is no longer as the last module left it.
+    database.conn.execute("ALTER TABLE app_user ADD COLUMN extra text")
+    database.conn.commit()
+    with pytest.raises(ShapeMismatch, match="app_user has column extra that .* did not expect; nothing was "
+                                            "changed. The table is no longer as"):
+        runner.revert(database, main, allow_destructive=True)
+    assert "extra" in [r[1] for r in database.conn.execute("PRAGMA table_info(app_user)")]
+
+
+def test_frozen_modules_of_format_1_and_unnumbered_modules_keep_loading(tmp_path):
+    """Generated modules are committed: their format is public. A module written by this version (format
+    1, frozen here as text) and one from before formats were numbered both load and run."""
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "20260101_000000_01_create_t.py").write_text('''"""Create table t."""
+
+module_format = 1
+table = 't'
+label = ''
+before = None
+after = {
+    'table': 't',
+    'columns': ['id', 'v'],
+    'fingerprint': 'not checked when applying up',
+}
+destructive = []
+down_destructive = [
+    'drops table t and all its rows',
+]
+
+up = [
+    """CREATE TABLE "t" (
+    "id" integer NOT NULL PRIMARY KEY,
+    "v" text
+)""",
+]
+
+down = [
+    'DROP TABLE "t"',
+]
+''')
+    (d / "20260102_000000_01_update_t.py").write_text(
+        "table = 't'\nup = ['ALTER TABLE \"t\" ADD COLUMN \"w\" text']\ndown = ['ALTER TABLE \"t\" DROP COLUMN \"w\"']\n")
+    first, second = load_migrations(d)
+    assert (first.module_format, first.before, first.after["columns"]) == (1, None, ["id", "v"])
+    assert (second.module_format, second.before, second.after) == (0, None, None)
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    from tablemigrate.apply import apply_migration
+
+    for m in (first, second):
+        apply_migration(conn, m, "up")
+    assert [r[1] for r in conn.execute("PRAGMA table_info(t)")] == ["id", "v", "w"]
+    (d / "20260103_000000_01_future.py").write_text("module_format = 2\nup = []\n")
+    from tablemigrate.errors import MigrationFileError
+
+    with pytest.raises(MigrationFileError, match="module format 2 is newer than this tablemigrate reads"):
+        load_migrations(d)
+
+
+def test_generated_modules_state_their_shapes(tmp_path):
+    d = tmp_path / "m"
+    generate(d, users(), now=T0)
+    result = generate(d, users(nickname=True), now=T0 + timedelta(hours=1))
+    [module] = result.modules
+    assert "module_format = 1\n" in module.text
+    loaded = load_migrations(d)[-1]
+    assert loaded.before["columns"] == ["id", "username"] and loaded.after["columns"] == ["id", "username", "nickname"]
+    assert loaded.before["fingerprint"] != loaded.after["fingerprint"]
+    assert render_module(module.plan, "", T0) .count("'fingerprint'") == 2
+
+
+def test_the_format_1_fingerprint_is_frozen():
+    """Committed modules record fingerprints: the function that makes them is part of module format 1.
+    This value was computed when format 1 was defined; if it changes, old modules would refuse to run
+    (a new fingerprint needs a new module format, with format 1 modules still checked the old way).
+    Layout, name case and indexes do not count."""
+    from tablemigrate.introspect import introspect
+    from tablemigrate.shapes import fingerprint
+
+    def table(create: str, *more: str):
+        conn = sqlite3.connect(":memory:")
+        conn.execute("CREATE TABLE p (id integer PRIMARY KEY)")
+        conn.execute(create)
+        for sql in more:
+            conn.execute(sql)
+        return introspect(conn).tables["t"]
+
+    create = ('CREATE TABLE "T" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "Name" varchar(30) NOT NULL '
+              "COLLATE NOCASE DEFAULT 'x', \"p_id\" integer REFERENCES \"p\" (\"id\") DEFERRABLE INITIALLY DEFERRED, "
+              '"n" integer GENERATED ALWAYS AS ("id" * 2) VIRTUAL, CONSTRAINT "u" UNIQUE ("Name", "p_id"), '
+              'CHECK ("id" > 0))')
+    frozen = "f054059d1527ebd578056a5d0af64a1ea8ac27dd3c1c1fd8a398086140e314ab"
+    assert fingerprint(table(create, 'CREATE INDEX ix ON "T" ("n")')) == frozen
+    laid_out = create.replace(", ", ",\n    ").replace('"T"', "t").replace('"Name"', '"NAME"')
+    assert fingerprint(table(laid_out)) == frozen
+    assert fingerprint(table(create.replace("varchar(30)", "varchar(31)"))) != frozen
