@@ -50,6 +50,20 @@ def is_applied(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute(f'SELECT 1 FROM "{HISTORY_TABLE}" WHERE name = ?', (name,)).fetchone() is not None
 
 
+def accept_edits(conn: sqlite3.Connection, checksums: dict[str, tuple[str, str]]) -> None:
+    """Record intentional edits of applied modules (name -> (recorded, current checksum)), accepted in
+    the modules themselves (`previous_checksums`): from now on the edited file is the applied version,
+    so any later edit is refused again. One transaction; a row changed meanwhile is left alone."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for name, (old, new) in checksums.items():
+            conn.execute(f'UPDATE "{HISTORY_TABLE}" SET checksum = ? WHERE name = ? AND checksum = ?', (new, name, old))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def record(conn: sqlite3.Connection, migration: Migration, direction: str, seconds: float) -> None:
     """Called by the applier inside the migration's transaction."""
     if direction == "up":

@@ -39,6 +39,9 @@ class Migration:
     module_format: int = 0  # 0: written before formats were numbered, or by hand
     before: dict[str, Any] | None = None  # the table's shape before `up` (shapes.py)
     after: dict[str, Any] | None = None  # ... and after it
+    # Checksums of earlier versions of this file that databases may have recorded: an intentional edit
+    # of an applied module, accepted in the module itself (docs/modules.md).
+    previous_checksums: list[str] = field(default_factory=list)
 
     def steps(self, direction: str) -> list[Step]:
         if direction == "up":
@@ -143,9 +146,20 @@ def load_source(source: bytes, name: str, path: Path | None = None) -> Migration
         path=path,
         doc=(namespace.get("__doc__") or "").strip(),
         module_format=module_format,
+        previous_checksums=_checksums(namespace.get("previous_checksums"), where),
         before=_shape(namespace.get("before"), where, "before"),
         after=_shape(namespace.get("after"), where, "after"),
     )
+
+
+def _checksums(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v) for v in value):
+        raise MigrationFileError(f"{where}: `previous_checksums` must be a list of SHA-256 checksums (64 "
+                                 "lower-case hex digits each), as `show` prints them")
+    return list(value)
 
 
 def _shape(value: Any, where: str, attr: str) -> dict[str, Any] | None:

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import backup as backups
-from . import djangoapps
+from . import djangoapps, history
 from .drift import drift  # noqa: F401
 from .dryrun import Rehearsal, dry_run  # noqa: F401
 from .errors import (ConfigurationError, DataCheckFailed, HistoryMismatch, MigrationInterrupted,  # noqa: F401
                      NotConfirmed)
-from .loader import Migration, load_migration
+from .loader import Migration, checksum, load_migration
 from .lock import run_lock
 from .preflight import _refuse, preflight, validate  # noqa: F401
 from .recovery import DjangoApplied, Work, _apply_all, _OtherWriters, _recover  # noqa: F401
@@ -70,8 +70,7 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
     """Apply the pending Django migrations of the apps tablemigrate does not own (`django`: when the
     target is Django's own connection for its alias), then every pending tablemigrate module. Returns
     what this call applied ([] when nothing was pending, or a concurrent runner applied it first)."""
-    st = status(target.conn, directory)
-    check_history(st)
+    st = _accepting_edits(target, directory, status(target.conn, directory), lock_timeout)
     wrapper = djangoapps.wrapper_of(target.alias, target.conn) if django else None
     own = djangoapps.ownership() if wrapper is not None else None
     if not st.pending and (own is None or not djangoapps.maybe_pending(target.conn, own)):
@@ -84,6 +83,21 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
         return Work(pending_migrations(target, directory)[1], dplan)
 
     return _guarded(target, "up", select, allow_destructive, confirm, take_backup, keep, lock_timeout)
+
+
+def _accepting_edits(target: Target, directory: Path, st: Status, lock_timeout: float) -> Status:
+    """Refuse edited or missing applied modules; record the edits the modules accept themselves
+    (`previous_checksums`), under the runner lock, and read the history again."""
+    check_history(st)
+    if not st.accepted:
+        return st
+    by_stem = {p.stem: p for p in st.files}
+    recorded = {a.name: a.checksum for a in st.applied}
+    with _locked(target, lock_timeout):
+        history.accept_edits(target.conn, {n: (recorded[n], checksum(by_stem[n].read_bytes())) for n in st.accepted})
+    st = status(target.conn, directory)
+    check_history(st)
+    return st
 
 
 def _to_revert(target: Target, directory: Path, to: str | None) -> list[Migration]:
@@ -111,5 +125,6 @@ def revert(target: Target, directory: Path, *, to: str | None = None, allow_dest
            lock_timeout: float = 30) -> list[Migration | DjangoApplied]:
     """Revert the last applied tablemigrate migration, or every one applied after `to`. Django
     migrations of the apps tablemigrate does not own are Django's to revert (`migrate APP 000N`)."""
+    _accepting_edits(target, directory, status(target.conn, directory), lock_timeout)
     return _guarded(target, "down", lambda: Work(_to_revert(target, directory, to)), allow_destructive,
                     confirm, take_backup, keep, lock_timeout)

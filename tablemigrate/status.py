@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import djangoapps, history
-from .errors import ConfigurationError, HistoryMismatch
+from .errors import ConfigurationError, HistoryMismatch, MigrationFileError
 from .loader import Migration, checksum, load_migration, migration_files
 
 
@@ -37,6 +37,8 @@ class Status:
     pending: list[Path] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)  # edited after being applied, and accepted in the file
+    recorded: dict[str, str] = field(default_factory=dict)  # modified name -> the checksum the database has
 
 
 def status(conn: sqlite3.Connection, directory: Path) -> Status:
@@ -52,8 +54,20 @@ def status(conn: sqlite3.Connection, directory: Path) -> Status:
         if path is None:
             st.missing.append(a.name)
         elif checksum(path.read_bytes()) != a.checksum:
-            st.modified.append(a.name)
+            if a.checksum in _previous_checksums(path):
+                st.accepted.append(a.name)
+            else:
+                st.modified.append(a.name)
+                st.recorded[a.name] = a.checksum
     return st
+
+
+def _previous_checksums(path: Path) -> list[str]:
+    """The earlier versions an edited module accepts (only edited applied modules are imported here)."""
+    try:
+        return load_migration(path).previous_checksums
+    except MigrationFileError:
+        return []  # a module that does not load is reported as edited; loading it later says why
 
 
 def out_of_order(st: Status) -> list[Path]:
@@ -66,9 +80,12 @@ def out_of_order(st: Status) -> list[Path]:
 
 def check_history(st: Status) -> None:
     if st.modified:
+        name = st.modified[0]
         raise HistoryMismatch(
-            f"migration {st.modified[0]} was edited after it was applied (checksum differs); restore the "
-            "applied version, or write a new migration for the change")
+            f"migration {name} was edited after it was applied (checksum differs); restore the applied "
+            "version, or write a new migration for the change. If the edit is intentional and changes "
+            "nothing this database already has (a comment, a fix to a data step), accept it in the module: "
+            f"previous_checksums = [{st.recorded.get(name, '')!r}]")
     if st.missing:
         raise HistoryMismatch(f"applied migration {st.missing[0]} is missing from the migrations directory")
 

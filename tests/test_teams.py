@@ -215,3 +215,45 @@ def test_the_format_1_fingerprint_is_frozen():
     laid_out = create.replace(", ", ",\n    ").replace('"T"', "t").replace('"Name"', '"NAME"')
     assert fingerprint(table(laid_out)) == frozen
     assert fingerprint(table(create.replace("varchar(30)", "varchar(31)"))) != frozen
+
+
+def test_an_intentional_edit_of_an_applied_module_is_accepted_in_the_module_and_a_silent_one_refused(tmp_path, database):
+    from tablemigrate.errors import HistoryMismatch
+    from tablemigrate.loader import checksum
+
+    d = tmp_path / "m"
+    generate(d, users(), now=T0)
+    runner.run(database, d)
+    [path] = list(d.glob("*.py"))
+    applied = checksum(path.read_bytes())
+    path.write_text(path.read_text().replace('label = \'\'', "label = ''  # reviewed: the users table"))
+    with pytest.raises(HistoryMismatch, match=rf"edited after it was applied .* previous_checksums = \['{applied}'\]"):
+        runner.run(database, d)
+    # Accepted in the module itself, so every database that applied the earlier version accepts it, and
+    # the acceptance is reviewed and kept in version control with the edit.
+    path.write_text(path.read_text() + f"\nprevious_checksums = [{applied!r}]  # a comment was added\n")
+    generate(d, users(nickname=True), now=T0 + timedelta(hours=1))
+    assert [m.name for m in runner.run(database, d)] == [sorted(p.stem for p in d.glob("*.py"))[-1]]
+    from tablemigrate.status import status
+
+    assert status(database.conn, d).accepted == []  # recorded: the edited file is now the applied version
+    (recorded,) = database.conn.execute("SELECT checksum FROM tablemigrate_history WHERE name = ?", (path.stem,))
+    assert recorded[0] == checksum(path.read_bytes())
+    # Another edit, not accepted: refused again.
+    path.write_text(path.read_text().replace("# reviewed", "# reviewed twice"))
+    with pytest.raises(HistoryMismatch, match="edited after it was applied"):
+        runner.run(database, d)
+
+
+def test_revert_records_an_accepted_edit_too(tmp_path, database):
+    from tablemigrate.loader import checksum
+
+    d = tmp_path / "m"
+    generate(d, users(), now=T0)
+    generate(d, users(nickname=True), now=T0 + timedelta(hours=1))
+    runner.run(database, d)
+    last = sorted(d.glob("*.py"))[-1]
+    applied = checksum(last.read_bytes())
+    last.write_text(last.read_text() + f"\n# clarified\nprevious_checksums = [{applied!r}]\n")
+    assert [m.name for m in runner.revert(database, d, allow_destructive=True, lock_timeout=2)] == [last.stem]
+    assert "nickname" not in [r[1] for r in database.conn.execute("PRAGMA table_info(app_user)")]

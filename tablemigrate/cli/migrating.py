@@ -30,7 +30,8 @@ class MigrationCommands(CommandParts):
         st = status(target.conn, directory)
         for a in st.applied:
             flag = "  EDITED AFTER APPLY" if a.name in st.modified else (
-                "  MISSING FILE" if a.name in st.missing else "")
+                "  MISSING FILE" if a.name in st.missing else
+                "  edited after apply, accepted (previous_checksums)" if a.name in st.accepted else "")
             self.stdout.write(f"[X] {a.name}  (applied {a.applied_at}){flag}")
         # Pending ones in the order `run` applies them: Django's, tablemigrate's, then the Django
         # migrations that depend on an owned app.
