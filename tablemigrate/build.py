@@ -105,10 +105,12 @@ def model_sql(wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]]
 
 def model_sql_digest(statements: list[str]) -> str:
     """A digest of the models' DDL: equal digests mean the same statements, so the same schema (for one
-    version of tablemigrate's schema model, which is part of it). Order does not count."""
+    version of tablemigrate, whose schema model and fingerprint are part of it: an upgrade takes the
+    full comparison once). Order does not count."""
+    from . import __version__
     from .cache import FORMAT
 
-    return hashlib.sha256(repr((FORMAT, sorted(statements))).encode()).hexdigest()
+    return hashlib.sha256(repr((FORMAT, __version__, sorted(statements))).encode()).hexdigest()
 
 
 def build_from_models(wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]],

@@ -1,13 +1,17 @@
 """Before `generate` writes anything, the new modules must take database A to B, and back.
 
 The modules run on a copy of the part of A they can reach: the tables they name, the tables whose
-foreign keys point at those (SQLite's RENAME rewrites them), every view and trigger that mentions any
-of these (a rebuild drops and recreates them, a RENAME rewrites them), the tables such views and
-triggers read, and the parents of all of them (so every reference resolves). SQLite's ALTER TABLE
-re-reads the whole schema for each RENAME and DROP COLUMN: on a 200-model project that is 13-19 ms a
-statement on all of A, and a fraction of that on the part. A module that reaches outside the part fails
-here ("no such table"), so the rest of A is unchanged by construction, and the schema after the
-modules is A with the part replaced: checked against B as a whole.
+foreign keys point at those (SQLite's RENAME rewrites them), and the parents of all of these. SQLite's
+ALTER TABLE re-reads the whole schema for each RENAME and DROP COLUMN: on a 200-model project that is
+13-19 ms a statement on all of A, and a fraction of that on the part. A module that reaches outside
+the part fails here ("no such table"), so the rest of A is unchanged by construction, and the schema
+after the modules is A with the part replaced: checked against B as a whole.
+
+When A has any view or trigger, the part is all of A. SQLite re-checks *every* view and trigger at
+each RENAME and DROP COLUMN, those that do not name the changed table included (one left broken by a
+dropped table makes the statement fail), and a view or trigger can name a table in ways only SQLite
+resolves (`FROM 'blog_post'` reads the table). Views and triggers come only from hand-written modules,
+so most projects keep the speed; the others get the check that the real run will pass.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any, Optional
 
-from . import sqltext
 from .apply import apply_migration
 from .errors import GenerateError, MigrationFailed
 from .introspect import introspect
@@ -25,46 +28,32 @@ from .schema import Schema, Table, same_tables
 from .shapes import live_table, shape
 from .sqltext import user_objects
 
-def _names_in(sql: str) -> set[str]:
-    """Every identifier `sql` uses, lower-case, outside string literals."""
-    return {sqltext.unquote(tok.text).lower() for tok in sqltext.tokenize(sql) if tok.kind in ("ident", "word")}
-
-
-def reach(schema: Schema, touched: set[str]) -> tuple[set[str], set[str]]:
-    """What modules naming the tables `touched` (lower-case) can reach in `schema`: (tables, views and
-    triggers), by the foreign keys SQLite reports and the names the views and triggers use."""
+def reach(schema: Schema, touched: set[str]) -> set[str] | None:
+    """The tables modules naming the tables `touched` (lower-case) can reach in `schema`, by the
+    foreign keys SQLite reports; None (all of it) when the schema has any view or trigger."""
+    if schema.views or schema.triggers:
+        return None
     parents = {k: {fk.ref_table for fk in t.foreign_keys} & schema.tables.keys() for k, t in schema.tables.items()}
     names = touched & schema.tables.keys()
     names |= {t for t, refs in parents.items() if refs & names}  # children: RENAME rewrites their keys
-    others = {**{k: ("trigger", t.table, _names_in(t.sql)) for k, t in schema.triggers.items()},
-              **{k: ("view", "", _names_in(v.sql)) for k, v in schema.views.items()}}
-    readable = schema.tables.keys() | schema.virtual.keys()  # a trigger may keep an FTS index up to date
-    dependents: set[str] = set()
-    grew = True
-    while grew:  # views and triggers that mention a reached name (a view is one too), and what they read
-        grew = False
-        for name, (kind, table, used) in others.items():
-            if name not in dependents and (table in names or used & names):
-                dependents.add(name)
-                names |= used & readable
-                if kind == "view":
-                    names.add(name)
-                grew = True
-    for t in list(names & schema.tables.keys()):
+    for t in list(names):
         names |= parents[t]
-    return names & readable, dependents
+    return names
 
 
 def part_of(conn: sqlite3.Connection, schema: Schema, touched: Iterable[str]) -> sqlite3.Connection:
     """A new in-memory database holding the part of `conn`'s database (whose schema is `schema`) that
-    modules naming the tables `touched` reach, each object by its stored SQL, in the order SQLite
-    keeps them (so each comes after what it needs)."""
-    tables, dependents = reach(schema, {t.lower() for t in touched})
+    modules naming the tables `touched` reach (`reach`): each table and index by its stored SQL, in the
+    order SQLite keeps them; or a copy of all of it."""
+    tables = reach(schema, {t.lower() for t in touched})
     part = sqlite3.connect(":memory:", isolation_level=None)
+    if tables is None:
+        conn.backup(part)
+        return part
     part.execute("PRAGMA foreign_keys = OFF")
-    for kind, name, tbl, sql in conn.execute(f"SELECT type, name, tbl_name, sql FROM sqlite_master "
-                                             f"WHERE sql IS NOT NULL AND {user_objects()} ORDER BY rowid"):
-        if (name.lower() in dependents if kind in ("view", "trigger") else tbl.lower() in tables):
+    for kind, tbl, sql in conn.execute(f"SELECT type, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+                                       f"AND type IN ('table', 'index') AND {user_objects()} ORDER BY rowid"):
+        if tbl.lower() in tables:
             part.execute(sql)
     return part
 
