@@ -135,7 +135,12 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
             if should_apply is not None and not should_apply(conn):
                 conn.execute("ROLLBACK")
                 return False
-            _run_steps(conn, migration, direction, run_python, on_statement, strict_names, observer)
+            if migration.atomic:
+                _run_steps(conn, migration, direction, run_python, on_statement, strict_names, observer)
+            else:  # `atomic = False`: each statement on its own (VACUUM cannot run in a transaction);
+                conn.execute("COMMIT")  # then the checks and the history row in a transaction of their own
+                _run_steps(conn, migration, direction, run_python, on_statement, strict_names, observer)
+                conn.execute("BEGIN IMMEDIATE")
             violations = foreign_key_violations(conn, migration.table)
             if violations:
                 shown = ", ".join(f"{v[0]} row {v[1]} -> {v[2]}" for v in violations[:5])

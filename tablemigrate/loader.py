@@ -42,6 +42,9 @@ class Migration:
     # Checksums of earlier versions of this file that databases may have recorded: an intentional edit
     # of an applied module, accepted in the module itself (docs/modules.md).
     previous_checksums: list[str] = field(default_factory=list)
+    # False: the steps run outside a transaction, each statement on its own (VACUUM, some PRAGMAs), as
+    # Django's `atomic = False`; a failure leaves the completed ones, so `run` restores the backup.
+    atomic: bool = True
 
     def steps(self, direction: str) -> list[Step]:
         if direction == "up":
@@ -134,10 +137,21 @@ def load_source(source: bytes, name: str, path: Path | None = None) -> Migration
     if module_format > MODULE_FORMAT:
         raise MigrationFileError(f"{where}: module format {module_format} is newer than this tablemigrate reads "
                                  f"(up to {MODULE_FORMAT}): upgrade tablemigrate")
+    atomic = namespace.get("atomic", True)
+    if not isinstance(atomic, bool):
+        raise MigrationFileError(f"{where}: `atomic` must be True or False")
+    up_steps = _steps(namespace["up"], where, "up")
+    down_steps = None if down is None else _steps(down, where, "down")
+    if not atomic:
+        for step in up_steps + (down_steps or []):
+            if isinstance(step, Operation) and not isinstance(step, RunPython):
+                raise MigrationFileError(f"{where}: {step!r} needs a transaction, and this module has `atomic = "
+                                         "False`: put it in a module of its own")
     return Migration(
         name=name,
-        up=_steps(namespace["up"], where, "up"),
-        down=None if down is None else _steps(down, where, "down"),
+        up=up_steps,
+        down=down_steps,
+        atomic=atomic,
         table=table,
         label=label,
         destructive=_reasons(namespace.get("destructive"), where, "destructive"),

@@ -81,7 +81,7 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
         first, more = work.django.split()
         done.extend(DjangoApplied(n) for n in djangoapps.apply(first, on_migration=django_running))
         for m in work.migrations:
-            running, partial = f"migration {m.name} ({direction})", False
+            running, partial = f"migration {m.name} ({direction})", not m.atomic
             if _apply_one(target, m, direction, writers):
                 done.append(m)
         if more:  # Django migrations that depend on an owned app: planned again, now its tables exist

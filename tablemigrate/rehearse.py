@@ -195,6 +195,9 @@ def rehearse(conn: sqlite3.Connection, migrations: list[Migration], direction: s
 
 def _rehearse_one(copy: sqlite3.Connection, m: Migration, direction: str, recorder: _Recorder) -> None:
     tables = recorder.tables
+    if not m.atomic:  # its completed statements stay on the copy: one attempt, with the strict names
+        apply_migration(copy, m, direction, run_python=False, strict_names=True, observer=recorder.observe)
+        return
     try:
         apply_migration(copy, m, direction, run_python=False, strict_names=True, observer=recorder.observe)
         return
