@@ -7,6 +7,7 @@ sqlite3 connection. Optional: `table`, `label`, `destructive` (list of reasons),
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import traceback
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class Migration:
     # Checksums of earlier versions of this file that databases may have recorded: an intentional edit
     # of an applied module, accepted in the module itself (docs/modules.md).
     previous_checksums: list[str] = field(default_factory=list)
+    accepted_checksum: str | None = None  # `body_checksum` of the version those edits were accepted for
     # False: the steps run outside a transaction, each statement on its own (VACUUM, some PRAGMAs), as
     # Django's `atomic = False`; a failure leaves the completed ones, so `run` restores the backup.
     atomic: bool = True
@@ -161,16 +163,44 @@ def load_source(source: bytes, name: str, path: Path | None = None) -> Migration
         doc=(namespace.get("__doc__") or "").strip(),
         module_format=module_format,
         previous_checksums=_checksums(namespace.get("previous_checksums"), where),
+        accepted_checksum=_accepted(namespace.get("accepted_checksum"), where),
         before=_shape(namespace.get("before"), where, "before"),
         after=_shape(namespace.get("after"), where, "after"),
     )
 
 
+def _is_checksum(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _accepted(value: Any, where: str) -> str | None:
+    if value is not None and not _is_checksum(value):
+        raise MigrationFileError(f"{where}: `accepted_checksum` must be a SHA-256 checksum (64 lower-case hex "
+                                 "digits), as the refusal prints it")
+    return value
+
+
+def body_checksum(source: bytes) -> str:
+    """The checksum of a module without its `previous_checksums` and `accepted_checksum` assignments
+    (their whole lines): what an acceptance names, so that writing the acceptance into the module does
+    not change it, and any other edit does."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return checksum(source)
+    drop: set[int] = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id in ("previous_checksums", "accepted_checksum") for t in targets):
+            drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    lines = source.splitlines(keepends=True)
+    return checksum(b"".join(line for number, line in enumerate(lines, 1) if number not in drop))
+
+
 def _checksums(value: Any, where: str) -> list[str]:
     if value is None:
         return []
-    if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v) for v in value):
+    if not isinstance(value, (list, tuple)) or not all(_is_checksum(v) for v in value):
         raise MigrationFileError(f"{where}: `previous_checksums` must be a list of SHA-256 checksums (64 "
                                  "lower-case hex digits each), as `show` prints them")
     return list(value)
@@ -186,7 +216,13 @@ def _shape(value: Any, where: str, attr: str) -> dict[str, Any] | None:
             or not all(isinstance(c, str) for c in value["columns"])):
         raise MigrationFileError(f"{where}: `{attr}` must be a dict with `table` (a string), `columns` (a list "
                                  "of strings) and `fingerprint` (a string)")
-    return {"table": value["table"], "columns": list(value["columns"]), "fingerprint": value["fingerprint"]}
+    shape = {"table": value["table"], "columns": list(value["columns"]), "fingerprint": value["fingerprint"]}
+    references = value.get("references")
+    if references is not None:
+        if not isinstance(references, (list, tuple)) or not all(isinstance(r, str) for r in references):
+            raise MigrationFileError(f"{where}: `{attr}['references']` must be a list of table names")
+        shape["references"] = list(references)
+    return shape
 
 
 def load_migration(path: Path) -> Migration:

@@ -70,34 +70,38 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
     """Apply the pending Django migrations of the apps tablemigrate does not own (`django`: when the
     target is Django's own connection for its alias), then every pending tablemigrate module. Returns
     what this call applied ([] when nothing was pending, or a concurrent runner applied it first)."""
-    st = _accepting_edits(target, directory, status(target.conn, directory), lock_timeout)
+    st = status(target.conn, directory)
+    check_history(st)
     wrapper = djangoapps.wrapper_of(target.alias, target.conn) if django else None
     own = djangoapps.ownership() if wrapper is not None else None
     if not st.pending and (own is None or not djangoapps.maybe_pending(target.conn, own)):
         if target.path is not None and take_backup:  # a failing deploy was resolved another way
             backups.unpin(target.backups_dir, target.path)
+        if st.accepted:
+            _record_accepted(target, directory, lock_timeout)
         return []  # the common case at container start: no module imported, no lock, no backup
 
     def select() -> Work:  # under the lock: another runner may have applied some already
         dplan = djangoapps.plan(wrapper, own, record_squashed=True) if wrapper is not None else djangoapps.DjangoPlan()
         return Work(pending_migrations(target, directory)[1], dplan)
 
-    return _guarded(target, "up", select, allow_destructive, confirm, take_backup, keep, lock_timeout)
+    done = _guarded(target, "up", select, allow_destructive, confirm, take_backup, keep, lock_timeout)
+    if st.accepted:
+        _record_accepted(target, directory, lock_timeout)
+    return done
 
 
-def _accepting_edits(target: Target, directory: Path, st: Status, lock_timeout: float) -> Status:
-    """Refuse edited or missing applied modules; record the edits the modules accept themselves
-    (`previous_checksums`), under the runner lock, and read the history again."""
-    check_history(st)
+def _record_accepted(target: Target, directory: Path, lock_timeout: float) -> None:
+    """After a run or revert that succeeded: record the edits the modules accept themselves
+    (`previous_checksums` and `accepted_checksum`) under the runner lock, so the edited file is the
+    applied version from now on. Not before: a run refused later must have changed nothing."""
+    st = status(target.conn, directory)
     if not st.accepted:
-        return st
+        return
     by_stem = {p.stem: p for p in st.files}
     recorded = {a.name: a.checksum for a in st.applied}
     with _locked(target, lock_timeout):
         history.accept_edits(target.conn, {n: (recorded[n], checksum(by_stem[n].read_bytes())) for n in st.accepted})
-    st = status(target.conn, directory)
-    check_history(st)
-    return st
 
 
 def _to_revert(target: Target, directory: Path, to: str | None) -> list[Migration]:
@@ -125,6 +129,7 @@ def revert(target: Target, directory: Path, *, to: str | None = None, allow_dest
            lock_timeout: float = 30) -> list[Migration | DjangoApplied]:
     """Revert the last applied tablemigrate migration, or every one applied after `to`. Django
     migrations of the apps tablemigrate does not own are Django's to revert (`migrate APP 000N`)."""
-    _accepting_edits(target, directory, status(target.conn, directory), lock_timeout)
-    return _guarded(target, "down", lambda: Work(_to_revert(target, directory, to)), allow_destructive,
+    done = _guarded(target, "down", lambda: Work(_to_revert(target, directory, to)), allow_destructive,
                     confirm, take_backup, keep, lock_timeout)
+    _record_accepted(target, directory, lock_timeout)
+    return done

@@ -45,7 +45,14 @@ def shape(table: Table | None) -> dict[str, Any] | None:
     """What a module records about its table (None: no table, as before a create or after a drop)."""
     if table is None:
         return None
-    return {"table": table.name, "columns": table.column_names(), "fingerprint": fingerprint(table)}
+    return {"table": table.name, "columns": table.column_names(), "references": _references(table),
+            "fingerprint": fingerprint(table)}
+
+
+def _references(table: Table) -> list[str]:
+    """The tables its foreign keys reference (lower-case, sorted): named in a refusal, since a table
+    renamed on another branch changes this table's keys without a module of its own."""
+    return sorted({fk.ref_table for fk in table.foreign_keys})
 
 
 def live_table(conn: sqlite3.Connection, name: str) -> Table | None:
@@ -88,6 +95,11 @@ def _difference(live: Table | None, expected: dict[str, Any], module: str) -> st
     if missing:
         parts.append(f"{name} lacks column{'s' if len(missing) > 1 else ''} {', '.join(missing)} that {module} "
                      "expects")
+    expected_refs = expected.get("references")
+    if not parts and expected_refs is not None and _references(live) != expected_refs:
+        parts.append(f"{name}'s foreign keys reference {', '.join(_references(live)) or 'no table'} where {module} "
+                     f"expects {', '.join(expected_refs) or 'none'} (a table they reference was renamed or replaced "
+                     "since)")
     if not parts:
         parts.append(f"{name} is not in the shape {module} expects (a column's type, NULL, default or collation, "
                      "a key or a constraint differs)")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import djangoapps, history
 from .errors import ConfigurationError, HistoryMismatch, MigrationFileError
-from .loader import Migration, checksum, load_migration, migration_files
+from .loader import Migration, body_checksum, checksum, load_migration, migration_files
 
 
 @dataclass
@@ -39,6 +39,7 @@ class Status:
     missing: list[str] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)  # edited after being applied, and accepted in the file
     recorded: dict[str, str] = field(default_factory=dict)  # modified name -> the checksum the database has
+    now: dict[str, str] = field(default_factory=dict)  # modified name -> body_checksum of the file now
 
 
 def status(conn: sqlite3.Connection, directory: Path) -> Status:
@@ -53,21 +54,29 @@ def status(conn: sqlite3.Connection, directory: Path) -> Status:
         path = by_name.get(a.name)
         if path is None:
             st.missing.append(a.name)
-        elif checksum(path.read_bytes()) != a.checksum:
-            if a.checksum in _previous_checksums(path):
+        else:
+            source = path.read_bytes()
+            if checksum(source) == a.checksum:
+                continue
+            if _accepts(path, source, a.checksum):
                 st.accepted.append(a.name)
             else:
                 st.modified.append(a.name)
                 st.recorded[a.name] = a.checksum
+                st.now[a.name] = body_checksum(source)
     return st
 
 
-def _previous_checksums(path: Path) -> list[str]:
-    """The earlier versions an edited module accepts (only edited applied modules are imported here)."""
+def _accepts(path: Path, source: bytes, recorded: str) -> bool:
+    """Whether the edited module accepts the version this database applied: that version's checksum is
+    in its `previous_checksums`, and the file is the version the acceptance was written for (its
+    `accepted_checksum`), so a later edit, not accepted, is refused on every database. Only edited
+    applied modules are imported here; one that does not load is reported as edited."""
     try:
-        return load_migration(path).previous_checksums
+        m = load_migration(path)
     except MigrationFileError:
-        return []  # a module that does not load is reported as edited; loading it later says why
+        return False
+    return recorded in m.previous_checksums and m.accepted_checksum == body_checksum(source)
 
 
 def out_of_order(st: Status) -> list[Path]:
@@ -78,14 +87,19 @@ def out_of_order(st: Status) -> list[Path]:
     return [p for p in st.pending if p.stem < newest]
 
 
+def acceptance(st: Status, name: str) -> str:
+    """The lines that accept the edit of `name` (docs/modules.md)."""
+    return (f"previous_checksums = [{st.recorded.get(name, '')!r}] (add it to the list if there is one) and "
+            f"accepted_checksum = {st.now.get(name, '')!r}")
+
+
 def check_history(st: Status) -> None:
     if st.modified:
         name = st.modified[0]
         raise HistoryMismatch(
             f"migration {name} was edited after it was applied (checksum differs); restore the applied "
             "version, or write a new migration for the change. If the edit is intentional and changes "
-            "nothing this database already has (a comment, a fix to a data step), accept it in the module: "
-            f"previous_checksums = [{st.recorded.get(name, '')!r}]")
+            f"nothing this database already has, accept it in the module: {acceptance(st, name)}")
     if st.missing:
         raise HistoryMismatch(f"applied migration {st.missing[0]} is missing from the migrations directory")
 

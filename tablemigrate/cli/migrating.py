@@ -20,7 +20,7 @@ class MigrationCommands(CommandParts):
         from tablemigrate.loader import load_migration
         from tablemigrate.ownership import ownership
         from tablemigrate.runner import drift, status
-        from tablemigrate.status import out_of_order
+        from tablemigrate.status import acceptance, out_of_order
 
         target = self._target(options)
         directory = self._existing_migrations_dir(options)
@@ -51,6 +51,8 @@ class MigrationCommands(CommandParts):
         if st.modified or st.missing:
             self.stdout.write(self.style.ERROR(
                 "The history does not match the migration files: `run` refuses until this is resolved."))
+            for name in st.modified:
+                self.stdout.write(f"  {name}: to accept the edit, write in it: {acceptance(st, name)}")
             return
         from tablemigrate.baseline import model_tables
         from tablemigrate.build import foreign_tables, managed_models
