@@ -5,7 +5,12 @@ tablemigrate.W001  migrations are pending on the default database
 tablemigrate.W002  the models changed since the last `generate` (no migration for the change yet)
 tablemigrate.W003  an app tablemigrate owns still has Django migrations
 tablemigrate.W004  Django migrations of apps tablemigrate does not own are not applied to the default database
+tablemigrate.W005  two migration modules change one table from the same starting point (merged branches)
 tablemigrate.E001  TABLEMIGRATE_APPS is invalid
+
+W005 imports the migration modules, but only when the `schema.sql` header does not record exactly the
+modules on disk (after a merge, a pull, or a module written by hand): `generate` has verified the
+history the header records.
 """
 
 from __future__ import annotations
@@ -120,3 +125,50 @@ def _unapplied_django(own: Any) -> list[str]:
     except sqlite3.Error:
         return []
     return sorted(f"{app}.{n}" for app in own.django for n in migration_names(app) if (app, n) not in done)
+
+
+@checks.register()
+def check_branch_conflicts(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Modules that change one table from the same starting point: each records the shape of its table
+    before and after it (shapes.py). Walking them in name order, a module that does not start from the
+    shape the previous module on its table left, but from the one an earlier module started from, was
+    generated without knowing that module: a merge of two branches. `run` would refuse it."""
+    from .errors import MigrationFileError
+    from .loader import checksum, history_checksum, load_migrations, migration_files
+    from .writer import read_snapshot_header
+
+    try:
+        directory = conf.migrations_dir()
+    except TablemigrateError:
+        return []
+    files = migration_files(directory)
+    recorded = [_Entry(p.stem, checksum(p.read_bytes())) for p in files]
+    if not files or read_snapshot_header(directory).get("history") == history_checksum(recorded):
+        return []
+    try:
+        modules = load_migrations(directory)
+    except MigrationFileError:
+        return []  # `show`/`run` say what is wrong with the file
+    current: dict[str, str] = {}  # table -> the fingerprint the last module on it left
+    started: dict[tuple[str, str], str] = {}  # (table, fingerprint a module started from) -> that module
+    messages: list[checks.CheckMessage] = []
+    for m in modules:
+        if not (m.before and m.after):
+            continue
+        table, start = m.before["table"].lower(), m.before["fingerprint"]
+        earlier = started.get((table, start))
+        if earlier is not None and current.get(table) != start:
+            messages.append(checks.Warning(
+                f"tablemigrate migrations {earlier} and {m.name} both change {m.before['table']} from the same "
+                f"starting point (branches merged?): `run` refuses {m.name} where {earlier} is applied",
+                hint=f"If {m.name} is not applied anywhere, delete it and run `python manage.py tablemigrate "
+                     "generate`.", id="tablemigrate.W005"))
+        started.setdefault((table, start), m.name)
+        current.pop(table, None)
+        current[m.after["table"].lower()] = m.after["fingerprint"]
+    return messages
+
+
+class _Entry:
+    def __init__(self, name: str, checksum: str):
+        self.name, self.checksum = name, checksum

@@ -320,3 +320,27 @@ def test_a_parent_renamed_on_one_branch_is_named_when_the_other_branch_changes_a
     with pytest.raises(ShapeMismatch, match="app_child's foreign keys reference app_owner where .* expects "
                                             "app_parent \\(a table they reference was renamed or replaced since\\)"):
         runner.run(database, merged)
+
+
+def test_the_system_check_reports_a_merge_of_two_branches_that_changed_one_table(tmp_path, settings):
+    from tablemigrate.checks import check_branch_conflicts
+
+    def w005(directory):
+        settings.TABLEMIGRATE_MIGRATIONS_DIR = directory
+        return [m for m in check_branch_conflicts() if m.id == "tablemigrate.W005"]
+
+    _main, a, b, merged = branches(tmp_path / "same", users(), users(nickname=True), users(username=60))
+    [warning] = w005(merged)
+    later = sorted(p.stem for p in b.glob("*.py"))[-1]
+    assert later in warning.msg and "both change app_user from the same starting point" in warning.msg
+    assert w005(a) == [] and w005(b) == []  # each branch's own history, as generate left it
+    _main, a, b, merged = branches(tmp_path / "different", users(posts=True), users(posts=True, username=60),
+                                   users(posts=True, post_title=80))
+    assert w005(merged) == []
+    linear = tmp_path / "linear"  # a column added, then dropped: the table is back where it started
+    generate(linear, users(), now=T0)
+    generate(linear, users(nickname=True), now=T0 + timedelta(hours=1))
+    generate(linear, users(), now=T0 + timedelta(hours=2))
+    generate(linear, users(username=60), now=T0 + timedelta(hours=3))
+    (linear / "schema.sql").unlink()  # so the check reads the modules
+    assert w005(linear) == []
