@@ -28,6 +28,7 @@ from .schema import Schema, Table, same_tables
 from .shapes import live_table, shape
 from .sqltext import user_objects
 
+
 def reach(schema: Schema, touched: set[str]) -> set[str] | None:
     """The tables modules naming the tables `touched` (lower-case) can reach in `schema`, by the
     foreign keys SQLite reports; None (all of it) when the schema has any view or trigger."""
