@@ -128,6 +128,12 @@ class BackupError(TablemigrateError):
     exit_code = 1
 
 
+class NoSpace(TablemigrateError):
+    """The backup or a rebuild would not fit on its file system (space.py); nothing was changed."""
+
+    exit_code = 1
+
+
 class CopyTimeout(TablemigrateError):
     """The backup API waited for a lock past its deadline; the copy was abandoned, nothing changed."""
 

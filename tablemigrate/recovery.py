@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import backup as backups
-from . import djangoapps, history, signals
+from . import djangoapps, history, signals, space
 from .apply import apply_migration
 from .errors import DatabaseLocked, MigrationFailed, MigrationInterrupted, TablemigrateError
 from .loader import Migration
@@ -56,6 +56,8 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
     """Back up, apply (the Django migrations first), restore on failure; the caller holds the runner
     lock. Returns what was applied."""
     conn = target.conn
+    if target.path is not None:  # before the first byte is written: the backup and the rebuilds fit
+        space.check(conn, target.path, target.backups_dir if take_backup else None, work.migrations, direction)
     history.ensure(conn)
     names = work.names
     writers = _OtherWriters(conn)  # from before the backup: a commit during the copy counts too
