@@ -6,6 +6,7 @@ tablemigrate.W002  the models changed since the last `generate` (no migration fo
 tablemigrate.W003  an app tablemigrate owns still has Django migrations
 tablemigrate.W004  Django migrations of apps tablemigrate does not own are not applied to the default database
 tablemigrate.W005  two migration modules change one table from the same starting point (merged branches)
+tablemigrate.W006  a module applied to the default database was edited since (`run` refuses it)
 tablemigrate.E001  TABLEMIGRATE_APPS is invalid
 
 W005 imports the migration modules, but only when the `schema.sql` header does not record exactly the
@@ -27,8 +28,9 @@ from .errors import TablemigrateError
 from .sqltext import readonly_uri
 
 
-def _applied(db_path: str) -> set[str] | None:
-    """Names in the history table, read-only; None when the database file does not exist yet."""
+def _applied(db_path: str) -> dict[str, str] | None:
+    """Names in the history table with their checksums, read-only; None when the database file does
+    not exist yet."""
     from .history import HISTORY_TABLE  # here, not at import: every Django process imports this module
 
     if not Path(db_path).is_file():
@@ -36,11 +38,11 @@ def _applied(db_path: str) -> set[str] | None:
     try:
         conn = sqlite3.connect(readonly_uri(db_path), uri=True)
         try:
-            return {r[0] for r in conn.execute(f'SELECT name FROM "{HISTORY_TABLE}"')}
+            return dict(conn.execute(f'SELECT name, checksum FROM "{HISTORY_TABLE}"').fetchall())
         finally:
             conn.close()
     except sqlite3.Error:  # no history table yet
-        return set()
+        return {}
 
 
 @checks.register()
@@ -69,6 +71,7 @@ def check_pending_and_model_changes(app_configs: Any = None, **kwargs: Any) -> l
             messages.append(checks.Warning(
                 f"{len(pending)} tablemigrate migration(s) not applied to {name}, e.g. {pending[0]}",
                 hint="Run `python manage.py tablemigrate run`.", id="tablemigrate.W001"))
+        messages += _edited(files, applied, str(name))
     recorded = read_snapshot_header(directory).get("models")
     if recorded and recorded != models_fingerprint(managed_models(alias)):
         messages.append(checks.Warning(
@@ -172,3 +175,24 @@ def check_branch_conflicts(app_configs: Any = None, **kwargs: Any) -> list[check
 class _Entry:
     def __init__(self, name: str, checksum: str):
         self.name, self.checksum = name, checksum
+
+
+def _edited(files: list[Path], applied: dict[str, str], database: str) -> list[checks.CheckMessage]:
+    """W006: applied modules whose file changed since, unless the module accepts the edit (it is
+    imported only then). `run` refuses them; `generate` cannot see it (it reads no database)."""
+    from .loader import checksum
+    from .status import _accepts
+
+    out: list[checks.CheckMessage] = []
+    for path in files:
+        recorded = applied.get(path.stem)
+        if recorded is None:
+            continue
+        source = path.read_bytes()
+        if checksum(source) != recorded and not _accepts(path, source, recorded):
+            out.append(checks.Warning(
+                f"tablemigrate migration {path.stem} was edited after it was applied to {database}; "
+                "`tablemigrate run` refuses it",
+                hint="Restore the applied version, or accept the edit in the module: `tablemigrate show` prints "
+                     "the two lines (docs/modules.md).", id="tablemigrate.W006"))
+    return out

@@ -69,15 +69,20 @@ def live_table(conn: sqlite3.Connection, name: str) -> Table | None:
 def check(conn: sqlite3.Connection, migration: Any, direction: str) -> None:
     """Raise ShapeMismatch unless the table `migration` changes is in the shape it expects before
     `direction` runs: `before` for up, `after` for down."""
+    refused = refusal(conn, migration, direction)
+    if refused:
+        raise ShapeMismatch(refused)
+
+
+def refusal(conn: sqlite3.Connection, migration: Any, direction: str) -> str | None:
+    """Why `check` would refuse `migration` on `conn` now (None: it would not)."""
     expected = migration.before if direction == "up" else migration.after
     if not expected:
-        return
-    name = expected["table"]
-    live = live_table(conn, name)
+        return None
+    live = live_table(conn, expected["table"])
     if live is not None and fingerprint(live) == expected["fingerprint"]:
-        return
-    raise ShapeMismatch(f"{_difference(live, expected, migration.name)}; nothing was changed. "
-                        + _advice(migration.name, direction))
+        return None
+    return f"{_difference(live, expected, migration.name)}; nothing was changed. " + _advice(migration.name, direction)
 
 
 def _difference(live: Table | None, expected: dict[str, Any], module: str) -> str:

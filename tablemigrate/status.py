@@ -101,7 +101,10 @@ def check_history(st: Status) -> None:
             "version, or write a new migration for the change. If the edit is intentional and changes "
             f"nothing this database already has, accept it in the module: {acceptance(st, name)}")
     if st.missing:
-        raise HistoryMismatch(f"applied migration {st.missing[0]} is missing from the migrations directory")
+        raise HistoryMismatch(
+            f"applied migration {st.missing[0]} is missing from the migrations directory; restore the file (from "
+            "version control), or, to remove it, put it back, `tablemigrate revert` it on this database, then "
+            "delete it")
 
 
 def pending_migrations(target: Target, directory: Path) -> tuple[Status, list[Migration]]:

@@ -221,6 +221,12 @@ def test_system_checks_warn_about_pending_migrations_model_changes_and_django_mi
 
     manage(example, "run", "--noinput")
     assert "tablemigrate.W" not in check()
+    applied = sorted((example / "example_project" / "tablemigrations").glob("2*.py"))[0]
+    original = applied.read_text()
+    applied.write_text(original + "# a comment\n")  # W006: run would refuse it; generate cannot know
+    assert "tablemigrate.W006" in check() and "was edited after it was applied" in check()
+    assert "to accept the edit, write in it: previous_checksums" in manage(example, "show").stdout
+    applied.write_text(original)
     (example / "example_project" / "tablemigrations" / "99999999_999999_01_more.py").write_text(
         "up = ['CREATE TABLE more (x)']\ndown = ['DROP TABLE more']\n")
     assert "tablemigrate.W001" in check()

@@ -19,6 +19,7 @@ from tablemigrate.runner import Target
 from tablemigrate.writer import render_module
 
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
+from .test_example_e2e import example  # noqa: F401 (the fixture)
 
 T0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
 
@@ -344,3 +345,20 @@ def test_the_system_check_reports_a_merge_of_two_branches_that_changed_one_table
     generate(linear, users(username=60), now=T0 + timedelta(hours=3))
     (linear / "schema.sql").unlink()  # so the check reads the modules
     assert w005(linear) == []
+
+
+def test_show_says_which_pending_module_run_would_refuse_and_why(example):
+    """Through manage.py on the example project: a pending module expecting another shape of its table
+    (as after a merge) is listed with the refusal `run` would give."""
+    from .test_example_e2e import manage
+
+    manage(example, "run", "--noinput")
+    (example / "example_project" / "tablemigrations" / "99999999_999999_01_update_posts_post.py").write_text(
+        "module_format = 1\ntable = 'posts_post'\n"
+        "before = {'table': 'posts_post', 'columns': ['id', 'title'], 'fingerprint': '" + "0" * 64 + "'}\n"
+        "after = None\nup = ['DROP TABLE posts_post']\n")
+    out = manage(example, "show").stdout
+    assert "`run` refuses it: posts_post has column" in out and "that 99999999_999999_01_update_posts_post did not " \
+        "expect" in out
+    refused = manage(example, "run", "--noinput", check=False)
+    assert refused.returncode == 2 and "did not expect; nothing was changed" in refused.stderr

@@ -20,6 +20,7 @@ class MigrationCommands(CommandParts):
         from tablemigrate.loader import load_migration
         from tablemigrate.ownership import ownership
         from tablemigrate.runner import drift, status
+        from tablemigrate import shapes
         from tablemigrate.status import acceptance, out_of_order
 
         target = self._target(options)
@@ -37,12 +38,18 @@ class MigrationCommands(CommandParts):
         # migrations that depend on an owned app.
         later = self._show_django(target, options["sql"])
         early = set(out_of_order(st))
+        touched: set[str] = set()  # tables an earlier pending module changes: its shape is not known yet
         for path in st.pending:
             m = load_migration(path)
             warn = "  (destructive: " + "; ".join(m.destructive) + ")" if m.destructive else ""
             if path in early:  # merged from a branch: sorts before a module already applied here
                 warn = "  (out of order: sorts before an applied migration)" + warn
             self.stdout.write(self.style.MIGRATE_HEADING(f"[ ] {m.name}") + warn)
+            refusal = shapes.refusal(target.conn, m, "up") if m.before and \
+                m.before["table"].lower() not in touched else None
+            if refusal:
+                self.stdout.write(self.style.ERROR(f"      `run` refuses it: {refusal}"))
+            touched |= {t["table"].lower() for t in (m.before, m.after) if t} | ({m.table.lower()} if m.table else set())
             if options["sql"]:
                 self._write_sql(s for step in m.up for s in statements_of(step))
         later()
