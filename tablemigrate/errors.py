@@ -56,6 +56,14 @@ class GenerateError(TablemigrateError):
     exit_code = 1
 
 
+class HistoryConflict(GenerateError):
+    """Replaying the history, `module` found its table changed by an earlier module (merged branches)."""
+
+    def __init__(self, message: str, module: str):
+        super().__init__(message)
+        self.module = module
+
+
 # Applying ----------------------------------------------------------------------------------------
 
 class DatabaseLocked(TablemigrateError):
@@ -107,9 +115,13 @@ class HistoryMismatch(TablemigrateError):
 
 class ShapeMismatch(TablemigrateError):
     """A module's table is not in the shape the module expects (shapes.py): another module changed it
-    after this one was generated. Nothing was changed."""
+    after this one was generated. Nothing was changed. `module`: the refused module's name."""
 
     exit_code = 2
+
+    def __init__(self, message: str, module: str = ""):
+        super().__init__(message)
+        self.module = module
 
 
 class DataCheckFailed(TablemigrateError):

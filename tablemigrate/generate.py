@@ -19,7 +19,7 @@ from django.db import models
 from .apply import apply_migration
 from .build import FieldDefaults, build_from_models, model_sql, model_sql_digest, private_database, raw
 from .diff import RenameCandidate, Renames, TableChange, check_renames, diff_schemas, rename_candidates
-from .errors import ConfigurationError, GenerateError, MigrationFailed, ShapeMismatch
+from .errors import ConfigurationError, GenerateError, HistoryConflict, MigrationFailed, ShapeMismatch
 from . import cache, shapes
 from .introspect import introspect, sql_made_tables
 from .verify import verify
@@ -158,6 +158,29 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
              renames: Renames | None = None, questioner: Questioner | None = None,
              now: datetime | None = None, write: bool = True,
              foreign: frozenset[str] = frozenset()) -> GenerateResult:
+    """Database A (the history) against B (the models) -> one module per changed table. A history that
+    conflicts with itself (two merged branches changed one table) is refused; asked interactively, the
+    refused module can be re-planned against the merged history instead (a rebase: it is deleted and the
+    change is generated again from the history without it), when a writing `generate` is told it is
+    applied nowhere."""
+    questioner = questioner or Questioner()
+    while True:
+        try:
+            return _generate(directory, model_list, label=label, renames=renames, questioner=questioner, now=now,
+                             write=write, foreign=foreign)
+        except HistoryConflict as conflict:
+            path = directory / f"{conflict.module}.py"
+            if not (write and questioner.interactive and path.is_file() and questioner.confirm(
+                    f"{conflict}\nRe-plan it: delete {path.name} and generate its change again from the merged "
+                    f"history? Answer yes only if {conflict.module} is applied on no database")):
+                raise
+            path.unlink()
+
+
+def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, label: str = "",
+              renames: Renames | None = None, questioner: Questioner | None = None,
+              now: datetime | None = None, write: bool = True,
+              foreign: frozenset[str] = frozenset()) -> GenerateResult:
     """`foreign`: lower-case tables of apps that keep their Django migrations (build.foreign_tables). A
     history that created them (tablemigrate owned every app before) keeps them in database A, but the
     diff leaves them alone: handing an app to its Django migrations never drops its tables."""
@@ -292,7 +315,7 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recor
             shapes.check(conn, m, "up")  # two branches that changed one table conflict here
             apply_migration(conn, m, "up", run_python=False)
     except ShapeMismatch as exc:
-        raise GenerateError(f"the migration history conflicts with itself: {exc}") from None
+        raise HistoryConflict(f"the migration history conflicts with itself: {exc}", exc.module) from None
     except MigrationFailed as exc:
         raise GenerateError(f"replaying the migration history failed: {exc}") from exc
     return existing, introspect(conn), (False if snapshot_schema else None)

@@ -71,7 +71,7 @@ def check(conn: sqlite3.Connection, migration: Any, direction: str) -> None:
     `direction` runs: `before` for up, `after` for down."""
     refused = refusal(conn, migration, direction)
     if refused:
-        raise ShapeMismatch(refused)
+        raise ShapeMismatch(refused, migration.name)
 
 
 def refusal(conn: sqlite3.Connection, migration: Any, direction: str) -> str | None:

@@ -362,3 +362,33 @@ def test_show_says_which_pending_module_run_would_refuse_and_why(example):
         "expect" in out
     refused = manage(example, "run", "--noinput", check=False)
     assert refused.returncode == 2 and "did not expect; nothing was changed" in refused.stderr
+
+
+def test_generate_offers_to_replan_the_refused_module_against_the_merged_history(tmp_path):
+    """The rebase, asked: the module the replay refuses is deleted and its change generated again from
+    the merged history, only when a human says it is applied nowhere."""
+    from tablemigrate.generate import Questioner
+
+    class Answers(Questioner):
+        interactive = True
+
+        def __init__(self, *answers):
+            self.answers, self.asked = list(answers), []
+
+        def confirm(self, question):
+            self.asked.append(question)
+            return self.answers.pop(0) if self.answers else False
+
+    _main, a, b, merged = branches(tmp_path, users(), users(nickname=True), users(username=60))
+    both = users(username=60, nickname=True)
+    refused = sorted({p.name for p in b.glob("*.py")} - {p.name for p in a.glob("*.py")})
+    no = Answers(False)
+    with pytest.raises(GenerateError, match="conflicts with itself"):
+        generate(merged, both, questioner=no, now=T0 + timedelta(hours=3))
+    assert "Answer yes only if" in no.asked[0] and (merged / refused[0]).is_file()
+    yes = Answers(True)
+    result = generate(merged, both, questioner=yes, now=T0 + timedelta(hours=3))
+    assert not (merged / refused[0]).exists() and len(yes.asked) == 1
+    [module] = result.modules
+    assert "nickname" in module.text and "varchar(60)" in module.text
+    assert not generate(merged, both, write=False).changed  # the merged history is the merged models
