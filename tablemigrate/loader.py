@@ -217,11 +217,12 @@ def _shape(value: Any, where: str, attr: str) -> dict[str, Any] | None:
         raise MigrationFileError(f"{where}: `{attr}` must be a dict with `table` (a string), `columns` (a list "
                                  "of strings) and `fingerprint` (a string)")
     shape = {"table": value["table"], "columns": list(value["columns"]), "fingerprint": value["fingerprint"]}
-    references = value.get("references")
-    if references is not None:
-        if not isinstance(references, (list, tuple)) or not all(isinstance(r, str) for r in references):
-            raise MigrationFileError(f"{where}: `{attr}['references']` must be a list of table names")
-        shape["references"] = list(references)
+    for key in ("types", "references"):  # for the refusal's words only
+        listed = value.get(key)
+        if listed is not None:
+            if not isinstance(listed, (list, tuple)) or not all(isinstance(r, str) for r in listed):
+                raise MigrationFileError(f"{where}: `{attr}['{key}']` must be a list of strings")
+            shape[key] = list(listed)
     return shape
 
 

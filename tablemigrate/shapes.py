@@ -45,8 +45,15 @@ def shape(table: Table | None) -> dict[str, Any] | None:
     """What a module records about its table (None: no table, as before a create or after a drop)."""
     if table is None:
         return None
-    return {"table": table.name, "columns": table.column_names(), "references": _references(table),
-            "fingerprint": fingerprint(table)}
+    return {"table": table.name, "columns": table.column_names(), "types": _types(table),
+            "references": _references(table), "fingerprint": fingerprint(table)}
+
+
+def _types(table: Table) -> list[str]:
+    """Each column's declared type and NOT NULL, in column order: named in a refusal."""
+    from .changes import display_type
+
+    return [display_type(c.type) + (" NOT NULL" if c.notnull else "") for c in table.columns.values()]
 
 
 def _references(table: Table) -> list[str]:
@@ -100,6 +107,11 @@ def _difference(live: Table | None, expected: dict[str, Any], module: str) -> st
     if missing:
         parts.append(f"{name} lacks column{'s' if len(missing) > 1 else ''} {', '.join(missing)} that {module} "
                      "expects")
+    expected_types = expected.get("types")
+    if not parts and expected_types is not None and len(expected_types) == len(expected["columns"]):
+        now = dict(zip((c.lower() for c in live.column_names()), _types(live)))
+        parts += [f"{name}.{column} is {now[column.lower()]} where {module} expects {was}"
+                  for column, was in zip(expected["columns"], expected_types) if now.get(column.lower()) != was]
     expected_refs = expected.get("references")
     if not parts and expected_refs is not None and _references(live) != expected_refs:
         parts.append(f"{name}'s foreign keys reference {', '.join(_references(live)) or 'no table'} where {module} "

@@ -78,9 +78,9 @@ def _render_shape(name: str, shape: dict | None) -> str:
     """What the module expects its table to be (shapes.py), one key per line."""
     if shape is None:
         return f"{name} = None\n"
-    references = f"    'references': {shape['references']!r},\n" if "references" in shape else ""
+    optional = "".join(f"    {key!r}: {shape[key]!r},\n" for key in ("types", "references") if key in shape)
     return (f"{name} = {{\n    'table': {shape['table']!r},\n    'columns': {shape['columns']!r},\n"
-            f"{references}    'fingerprint': {shape['fingerprint']!r},\n}}\n")
+            f"{optional}    'fingerprint': {shape['fingerprint']!r},\n}}\n")
 
 
 def _render_reasons(name: str, reasons: list[str]) -> str:

@@ -392,3 +392,12 @@ def test_generate_offers_to_replan_the_refused_module_against_the_merged_history
     [module] = result.modules
     assert "nickname" in module.text and "varchar(60)" in module.text
     assert not generate(merged, both, write=False).changed  # the merged history is the merged models
+
+
+def test_a_type_change_from_the_other_branch_is_named_in_the_refusal(tmp_path, database):
+    """Found by a new-user trial: the refusal on the database that applied the widening named no column."""
+    _main, a, b, merged = branches(tmp_path, users(), users(nickname=True), users(username=60))
+    runner.run(database, b)  # the widening first; branch A's module (named earlier) expects varchar(30)
+    with pytest.raises(ShapeMismatch, match=r"app_user.username is varchar\(60\) NOT NULL where "
+                                            r"20261201_010000_01_update_app_user expects varchar\(30\) NOT NULL"):
+        runner.run(database, merged)
