@@ -279,9 +279,10 @@ def collect_sql(dplan: DjangoPlan) -> list[tuple[str, list[str]]]:
 
 
 @contextmanager
-def stand_in(alias: str) -> Iterator[BaseDatabaseWrapper]:
-    """A Django connection on a private in-memory database, registered under `alias` itself while the
-    block runs (this thread only): the ORM's queries for `alias`, a data step's included, go to it."""
+def stand_in(alias: str, name: str = ":memory:") -> Iterator[BaseDatabaseWrapper]:
+    """A Django connection on a private database (`name`: in memory, or a file), registered under `alias`
+    itself while the block runs (this thread only): the ORM's queries for `alias`, a data step's
+    included, go to it."""
     original = connections[alias]
-    with registered(type(original)({**original.settings_dict, "NAME": ":memory:"}, alias), original) as wrapper:
+    with registered(type(original)({**original.settings_dict, "NAME": name}, alias), original) as wrapper:
         yield wrapper

@@ -63,10 +63,10 @@ def _mb(n: float) -> str:
 
 
 def check(conn: sqlite3.Connection, db_path: Path | None, backups_dir: Path | None,
-          migrations: list[Migration], direction: str) -> None:
-    """Raise NoSpace when the backup (`backups_dir`: None for no backup) and the rebuilds of
-    `migrations` would not fit on their file systems. An in-memory database (`db_path` None) writes
-    nothing to disk."""
+          migrations: list[Migration], direction: str, copy: str = "the backup") -> None:
+    """Raise NoSpace when the backup (`backups_dir`: None for no backup; `copy` names it) and the
+    rebuilds of `migrations` in the database at `db_path` would not fit on their file systems. An
+    in-memory database (`db_path` None) writes nothing to disk."""
     if db_path is None:
         return
     needs: dict[int, list[tuple[str, float, Path]]] = {}
@@ -78,7 +78,7 @@ def check(conn: sqlite3.Connection, db_path: Path | None, backups_dir: Path | No
         needs.setdefault(dev, []).append((what, size, where))
 
     if backups_dir is not None:
-        need("the backup", database_bytes(conn), backups_dir)
+        need(copy, database_bytes(conn), backups_dir)
     rebuilt = sorted({s.table for m in migrations for s in m.steps(direction) if isinstance(s, RebuildTable)},
                      key=str.lower)
     if rebuilt:

@@ -70,3 +70,29 @@ def test_without_a_backup_only_the_rebuild_counts(project, monkeypatch):
         runner.run(target, d, take_backup=False)
     free(monkeypatch, 2 * table / 2**20 + 16)
     assert [m.name for m in runner.run(target, d, take_backup=False)] == ["0002_rebuild"]
+
+
+def test_the_dry_run_works_on_a_temporary_file_beside_the_backups_and_removes_it(project, tmp_path):
+    """Bounded memory for any database size: the copy is a file, not memory (issue 15)."""
+    from tablemigrate import dryrun
+
+    target, d = project
+    seen = tmp_path / "seen.txt"
+    module(d, "0003_where", f"def where(db):\n    open({str(seen)!r}, 'w').write(db.execute("
+           "'PRAGMA database_list').fetchall()[0][2])\n\nup = [where]\n")
+    before = target.path.read_bytes()
+    report = dryrun.dry_run(target, d)
+    assert [r.migration for r in report] == ["0002_rebuild", "0003_where"]
+    copy = seen.read_text()
+    assert copy.startswith(str(target.path.parent / "backups")) and ".dry-run-" in copy  # a file, not ":memory:"
+    assert not any(p.name.startswith(".dry-run-") for p in (target.path.parent / "backups").iterdir())
+    assert target.path.read_bytes() == before
+
+
+def test_a_dry_run_that_would_not_fit_is_refused(project, monkeypatch):
+    from tablemigrate import dryrun
+
+    target, d = project
+    free(monkeypatch, 1)
+    with pytest.raises(NoSpace, match="the dry run's copy of the database and the rebuild of \"t\" need about"):
+        dryrun.dry_run(target, d)

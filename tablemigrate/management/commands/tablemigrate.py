@@ -115,7 +115,7 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                        "the newest backups.")
         add_apply_options(r)
         r.add_argument("--dry-run", action="store_true",
-                       help="rehearse on an in-memory copy of the database and report; change nothing")
+                       help="rehearse on a temporary copy of the database (a file beside the backups) and report; change nothing")
         rv = add("revert", "Revert the last applied tablemigrate migration (or every one after --to NAME), "
                            "with the same lock/backup/restore safety. Other apps: `manage.py migrate APP 000N`.")
         add_apply_options(rv)
