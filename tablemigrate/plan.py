@@ -16,11 +16,11 @@ from .changes import (AddColumn, AddConstraint, AddIndex, AlterColumn, Change, D
                       RenameColumn, RenameTable, display_type, of_type)
 from .diff import TableChange, column_sources, rename_order
 from .loader import Step
-from .operations import FillColumn, RebuildTable
-from .schema import Column, ForeignKey, Table, affinity
+from .operations import AlterTableInPlace, FillColumn, RebuildTable
+from .schema import Check, Column, ForeignKey, Table, affinity
 from .sqltext import quote
 
-__all__ = ["NATIVE", "REBUILD", "PlannedMigration", "RuntimeValue", "Value", "Values", "added_nullable_columns",
+__all__ = ["IN_PLACE", "NATIVE", "REBUILD", "PlannedMigration", "RuntimeValue", "Value", "Values", "added_nullable_columns",
            "affinity", "column_sources", "describe_value", "display_type", "made_not_null", "needed_values",
            "path", "plan_change", "plan_changes", "zero_literal"]
 
@@ -114,7 +114,7 @@ class _Transition:
     summary: list[str]
 
 
-NATIVE, REBUILD = "native", "rebuild"
+NATIVE, IN_PLACE, REBUILD = "native", "in place", "rebuild"
 
 
 def path(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str, Value]) -> str:
@@ -150,7 +150,33 @@ def path(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str, Value
             return op.column is not None and isinstance(op.constraint, ForeignKey)
         return False  # AlterColumn, AlterTable: SQLite has no ALTER for these
 
-    return NATIVE if all(native(op) for op in ops) else REBUILD
+    if all(native(op) for op in ops):
+        return NATIVE
+    return IN_PLACE if _in_place(frm, to, ops) else REBUILD
+
+
+def _in_place(frm: Table, to: Table, ops: tuple[Change, ...]) -> bool:
+    """Whether the stored CREATE text can simply be replaced (operations.AlterTableInPlace): no stored
+    record moves or reads differently. Every change is a column keeping its place, affinity, key,
+    collation, default and generated expression while it widens its declared type or drops NOT NULL, a
+    table-level CHECK or foreign key dropped, or an index added or dropped. A default is left out: a
+    column added by ADD COLUMN reads its default from the schema in rows written before it existed."""
+    if list(frm.columns) != list(to.columns) or frm.strict or to.strict:
+        return False
+    changed = False
+    for op in ops:
+        if isinstance(op, AlterColumn):
+            old, new = op.old, op.new
+            if (affinity(old.type) != affinity(new.type) or old.pk != new.pk or old.collation != new.collation
+                    or old.default != new.default or (old.generated, old.generated_kind)
+                    != (new.generated, new.generated_kind) or (new.notnull and not old.notnull)):
+                return False
+            changed = True
+        elif isinstance(op, DropConstraint) and op.column is None and isinstance(op.constraint, (Check, ForeignKey)):
+            changed = True
+        elif not isinstance(op, (AddIndex, DropIndex)):
+            return False
+    return changed
 
 
 def _transition(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str, Value]) -> _Transition:
@@ -167,7 +193,8 @@ def _transition(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str
     add_keys = {op.index.name.lower() for op in of_type(ops, AddIndex)}
     drop_indexes = [i for k, i in frm.indexes.items() if k in drop_keys]
     create_indexes = [i for k, i in to.indexes.items() if k in add_keys]
-    rebuild = path(frm, to, ops, values) == REBUILD
+    way = path(frm, to, ops, values)
+    rebuild = way != NATIVE
 
     destructive = [line for k in frm.columns if k in dropped for line in DropColumn(frm.columns[k]).destructive(t)]
     destructive += [line for k in source if k in altered for line in altered[k].destructive(t)]
@@ -177,7 +204,9 @@ def _transition(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str
             summary.append(f"{op.describe()} (existing rows: {describe_value(values[op.column.key])})")
         elif not isinstance(op, AddIndex) and op.describe():
             summary.append(op.describe())
-    if rebuild:
+    if way == IN_PLACE:
+        summary.append("change the table's definition in place (no row is copied)")
+    elif rebuild:
         summary.append("rebuild table (SQLite cannot ALTER this change)")
     summary += [op.describe() for op in of_type(ops, AddIndex)]
 
@@ -195,14 +224,14 @@ def _transition(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str
         steps += [f"ALTER TABLE {quote(t)} DROP COLUMN {quote(c.name)}" for k, c in frm.columns.items() if k in dropped]
         steps += [f"ALTER TABLE {quote(t)} ADD COLUMN {c.definition}" for k, c in to.columns.items() if k in added]
     elif source or added or dropped:
-        steps += _rebuild(frm, to, source, values, destructive)
+        steps += _rebuild(frm, to, source, values, destructive, in_place=way == IN_PLACE)
     steps += fill_after
     steps += [i.raw for i in create_indexes]
     return _Transition(steps, destructive, summary)
 
 
 def _rebuild(frm: Table, to: Table, source: dict[str, str], values: dict[str, Value],
-             destructive: list[str]) -> list[Step]:
+             destructive: list[str], in_place: bool = False) -> list[Step]:
     """The rebuild into `to`'s definition, with what each column copies (`source`: to key -> frm key),
     after the fills of existing NULLs it needs. Appends the NULLs it replaces to `destructive`."""
     t = to.name
@@ -225,7 +254,8 @@ def _rebuild(frm: Table, to: Table, source: dict[str, str], values: dict[str, Va
             copy[col.name] = value
         elif isinstance(value, RuntimeValue) and col.notnull:
             copy[col.name] = value.placeholder  # replaced by the FillColumn that follows
-    steps.append(RebuildTable(t, sqltext.pretty_create_table(to.sql), copy))
+    kind = AlterTableInPlace if in_place else RebuildTable
+    steps.append(kind(t, sqltext.pretty_create_table(to.sql), copy))
     return steps
 
 
@@ -319,8 +349,8 @@ def _name_parents_as_they_are_then(ordered: list[TableChange], plans: list[Plann
 def _rename_parents(step: Step, mapping: dict[str, str]) -> Step:
     if not mapping:
         return step
-    if isinstance(step, RebuildTable):
-        return RebuildTable(step.table, sqltext.rename_references(step.create, mapping), step.copy)
+    if isinstance(step, RebuildTable):  # or AlterTableInPlace: the same kind again
+        return type(step)(step.table, sqltext.rename_references(step.create, mapping), step.copy)
     if isinstance(step, str):
         return sqltext.rename_references(step, mapping)
     return step

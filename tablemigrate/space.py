@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import NoSpace
 from .loader import Migration
-from .operations import RebuildTable
+from .operations import AlterTableInPlace, RebuildTable
 from .sqltext import quote
 
 #: Headroom on top of the estimate: the journal, SQLite's temporary files, estimate error.
@@ -79,8 +79,8 @@ def check(conn: sqlite3.Connection, db_path: Path | None, backups_dir: Path | No
 
     if backups_dir is not None:
         need(copy, database_bytes(conn), backups_dir)
-    rebuilt = sorted({s.table for m in migrations for s in m.steps(direction) if isinstance(s, RebuildTable)},
-                     key=str.lower)
+    rebuilt = sorted({s.table for m in migrations for s in m.steps(direction)
+                      if isinstance(s, RebuildTable) and not isinstance(s, AlterTableInPlace)}, key=str.lower)
     if rebuilt:
         wal = conn.execute("PRAGMA main.journal_mode").fetchone()[0].lower() == "wal"
         reusable = _pages(conn, "freelist_count") * _pages(conn, "page_size")

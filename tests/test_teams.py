@@ -92,7 +92,7 @@ def test_the_merged_history_is_refused_by_generate_until_one_side_is_regenerated
         (merged / name).unlink()
     result = generate(merged, both, now=T0 + timedelta(hours=3))
     assert [m.plan.summary for m in result.modules] == [["alter column username: varchar(30) → varchar(60)",
-                                                         "rebuild table (SQLite cannot ALTER this change)"]]
+                                                         "change the table's definition in place (no row is copied)"]]
     assert "nickname" in result.modules[0].text  # the new rebuild keeps the other branch's column
 
 

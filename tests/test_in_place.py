@@ -1,0 +1,100 @@
+"""Changes that move no stored record are made in place (issue 15): the table's stored CREATE text is
+rewritten, as SQLite's documentation describes, instead of copying every row."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tablemigrate.apply import apply_migration
+from tablemigrate.diff import diff_schemas
+from tablemigrate.introspect import introspect
+from tablemigrate.loader import Migration
+from tablemigrate.operations import AlterTableInPlace, RebuildTable
+from tablemigrate.plan import plan_changes
+
+OLD = ('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "name" varchar(30) NOT NULL, "n" integer NULL '
+       'DEFAULT 1, "p_id" integer NULL REFERENCES "p" ("id"), CHECK ("n" > 0))')
+NEW = ('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "name" varchar(60) NULL, "n" bigint NULL '
+       'DEFAULT 1, "p_id" integer NULL)')
+
+
+def schema(*statements: str):
+    conn = sqlite3.connect(":memory:")
+    conn.execute('CREATE TABLE "p" ("id" integer PRIMARY KEY)')
+    for sql in statements:
+        conn.execute(sql)
+    return introspect(conn)
+
+
+def database(create: str = OLD) -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute('CREATE TABLE "p" ("id" integer PRIMARY KEY)')
+    conn.execute(create)
+    conn.execute('CREATE INDEX "t_name" ON "t" ("name")')
+    conn.execute("INSERT INTO p VALUES (1)")
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", [(i, f"n{i}", i, 1) for i in range(1, 101)])
+    return conn
+
+
+def run(conn: sqlite3.Connection, steps) -> None:
+    apply_migration(conn, Migration("m", up=list(steps), down=None, table="t"), "up")
+
+
+def test_widening_and_loosening_are_planned_in_place_and_keep_every_row():
+    [plan] = plan_changes(diff_schemas(schema(OLD), schema(NEW)), {})
+    [step] = plan.up
+    assert type(step) is AlterTableInPlace
+    assert plan.summary[-1] == "change the table's definition in place (no row is copied)"
+    conn = database()
+    before = conn.execute("SELECT * FROM t ORDER BY id").fetchall()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    run(conn, plan.up)
+    assert introspect(conn).tables["t"] == schema(NEW, 'CREATE INDEX "t_name" ON "t" ("name")').tables["t"]
+    assert conn.execute("SELECT * FROM t ORDER BY id").fetchall() == before
+    assert conn.execute("PRAGMA page_count").fetchone()[0] == pages  # no row was copied
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.execute("INSERT INTO t VALUES (101, NULL, -1, 7)")  # NOT NULL, CHECK and the key are gone
+    # `down` puts NOT NULL and the CHECK back: that needs the data check and a rebuild.
+    assert any(type(s) is RebuildTable for s in plan.down)
+
+
+@pytest.mark.parametrize("new", [
+    NEW.replace("DEFAULT 1", "DEFAULT 2"),  # rows from before an ADD COLUMN read the default from the schema
+    NEW.replace('"n" bigint', '"n" real'),  # another affinity: stored values convert
+    NEW.replace('"name" varchar(60) NULL', '"name" varchar(60) NOT NULL COLLATE NOCASE'),  # index order
+])
+def test_what_could_change_a_stored_value_or_an_index_is_rebuilt(new):
+    [plan] = plan_changes(diff_schemas(schema(OLD), schema(new)), {})
+    assert not any(isinstance(s, AlterTableInPlace) for s in plan.up)
+
+
+def test_columns_in_another_order_on_the_live_table_are_rebuilt_not_rewritten():
+    """The record layout is the column order: rewriting the text over another order would read every
+    row wrongly. The operation checks the live table when it runs and rebuilds instead."""
+    live = OLD.replace('"n" integer NULL DEFAULT 1, "p_id" integer NULL REFERENCES "p" ("id")',
+                       '"p_id" integer NULL REFERENCES "p" ("id"), "n" integer NULL DEFAULT 1')
+    conn = database(live)
+    before = {r[0]: r for r in conn.execute("SELECT id, name, n, p_id FROM t")}
+    run(conn, [AlterTableInPlace("t", NEW, {"id": '"id"', "name": '"name"', "n": '"n"', "p_id": '"p_id"'})])
+    assert [r[1] for r in conn.execute("PRAGMA table_info(t)")] == ["id", "name", "n", "p_id"]
+    assert {r[0]: r for r in conn.execute("SELECT id, name, n, p_id FROM t")} == before
+
+
+def test_where_sqlite_refuses_to_write_the_schema_the_table_is_rebuilt():
+    """A connection in defensive mode cannot write `sqlite_schema` (`writable_schema` is ignored).
+    Python 3.12+ can set that mode; before, an authorizer ignores the pragma the same way."""
+    conn = database()
+    before = conn.execute("SELECT * FROM t ORDER BY id").fetchall()
+    if hasattr(conn, "setconfig"):
+        conn.setconfig(sqlite3.SQLITE_DBCONFIG_DEFENSIVE, True)
+    else:
+        conn.set_authorizer(lambda action, arg1, *_: sqlite3.SQLITE_IGNORE
+                            if action == sqlite3.SQLITE_PRAGMA and arg1 == "writable_schema" else sqlite3.SQLITE_OK)
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    run(conn, [AlterTableInPlace("t", NEW, {"id": '"id"', "name": '"name"', "n": '"n"', "p_id": '"p_id"'})])
+    conn.set_authorizer(None)
+    assert introspect(conn).tables["t"] == schema(NEW, 'CREATE INDEX "t_name" ON "t" ("name")').tables["t"]
+    assert conn.execute("SELECT * FROM t ORDER BY id").fetchall() == before
+    assert conn.execute("PRAGMA page_count").fetchone()[0] > pages  # copied: the rebuild ran
