@@ -222,22 +222,14 @@ class AlterTableInPlace(RebuildTable):
             super().apply(conn)
 
     def _in_place(self, conn: sqlite3.Connection) -> bool:
-        row = conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table' AND lower(name) = lower(?)",
-                           (self.table,)).fetchone()
+        row = conn.execute("SELECT name, sql FROM main.sqlite_master WHERE type = 'table' AND lower(name) = "
+                           "lower(?)", (self.table,)).fetchone()
         if row is None:
             return False
-        name = row[0]
+        name, live = row
         text = sqltext.pretty_create_table(self.create, name)
-        scratch = sqlite3.connect(":memory:")
-        try:
-            scratch.execute(text)
-            wanted = [r[1].lower() for r in scratch.execute(f"PRAGMA table_xinfo({quote(name)})")]
-        except sqlite3.Error:
-            return False
-        finally:
-            scratch.close()
-        if [r[1].lower() for r in conn.execute(f"PRAGMA main.table_xinfo({quote(name)})")] != wanted:
-            return False  # another column order: every stored record would be read wrongly
+        if _layout(live, name) != _layout(text, name) or _layout(text, name) is None:
+            return False  # the new text would read the stored records or hidden indexes differently
         version = conn.execute("PRAGMA main.schema_version").fetchone()[0]
         conn.execute("PRAGMA writable_schema = ON")
         try:
@@ -255,6 +247,37 @@ class AlterTableInPlace(RebuildTable):
         conn.execute(f"SELECT * FROM main.{quote(name)} LIMIT 0").fetchall()  # SQLite reads the new schema
         logger.debug("changed the definition of %s in place", name)
         return True
+
+
+def _layout(create: str, name: str) -> tuple | None:
+    """How SQLite stores a table made by `create`, as SQLite reports it on a scratch database: its
+    columns in order (a record holds its values by position), whether it has a rowid, and its hidden
+    indexes (PRIMARY KEY and UNIQUE constraints) in the order SQLite numbers them, with their columns,
+    sort orders and collations. Two definitions with the same layout read the same stored pages: only
+    then may one replace the other in place. (Only a column declared exactly `INTEGER PRIMARY KEY` is
+    the rowid; `PRIMARY KEY DESC` on the column is not; `sqlite_autoindex_<table>_N` follows the order
+    the constraints are written in.) None when the text does not make a table."""
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.execute(create)
+        q = quote(name)
+        columns = scratch.execute(f"PRAGMA table_xinfo({q})").fetchall()
+        indexes = []
+        for _seq, index, unique, origin, partial in scratch.execute(f"PRAGMA index_list({q})").fetchall():
+            if origin != "c":  # made by the table's own text
+                indexes.append((index, unique, origin, partial,
+                                scratch.execute(f"PRAGMA index_xinfo({quote(index)})").fetchall()))
+        try:
+            scratch.execute(f"SELECT rowid FROM {q} LIMIT 0")
+            rowid = True
+        except sqlite3.OperationalError:  # WITHOUT ROWID
+            rowid = False
+        alias = [c[1] for c in columns if c[5] == 1 and rowid and not any(i[2] == "pk" for i in indexes)]
+        return ([(c[1].lower(), c[6]) for c in columns], rowid, alias, sorted(indexes))
+    except sqlite3.Error:
+        return None
+    finally:
+        scratch.close()
 
 
 def _schema_objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:

@@ -157,8 +157,10 @@ def path(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str, Value
 
 def _in_place(frm: Table, to: Table, ops: tuple[Change, ...]) -> bool:
     """Whether the stored CREATE text can simply be replaced (operations.AlterTableInPlace): no stored
-    record moves or reads differently. Every change is a column keeping its place, affinity, key,
-    collation, default and generated expression while it widens its declared type or drops NOT NULL, a
+    record moves or reads differently. Every change is a column outside the primary key (a column
+    declared exactly `INTEGER PRIMARY KEY` is the rowid, stored in no record: any other type would make
+    it a column of its own, NULL in every row) keeping its place, affinity, collation, default and
+    generated expression while it changes its declared type or drops NOT NULL, a
     table-level CHECK or foreign key dropped, or an index added or dropped. A default is left out: a
     column added by ADD COLUMN reads its default from the schema in rows written before it existed."""
     if list(frm.columns) != list(to.columns) or frm.strict or to.strict:
@@ -167,7 +169,8 @@ def _in_place(frm: Table, to: Table, ops: tuple[Change, ...]) -> bool:
     for op in ops:
         if isinstance(op, AlterColumn):
             old, new = op.old, op.new
-            if (affinity(old.type) != affinity(new.type) or old.pk != new.pk or old.collation != new.collation
+            if (old.pk or new.pk  # `INTEGER PRIMARY KEY` is the rowid itself; `bigint PRIMARY KEY` is not
+                    or affinity(old.type) != affinity(new.type) or old.collation != new.collation
                     or old.default != new.default or (old.generated, old.generated_kind)
                     != (new.generated, new.generated_kind) or (new.notnull and not old.notnull)):
                 return False

@@ -64,6 +64,7 @@ def test_widening_and_loosening_are_planned_in_place_and_keep_every_row():
     NEW.replace("DEFAULT 1", "DEFAULT 2"),  # rows from before an ADD COLUMN read the default from the schema
     NEW.replace('"n" bigint', '"n" real'),  # another affinity: stored values convert
     NEW.replace('"name" varchar(60) NULL', '"name" varchar(60) NOT NULL COLLATE NOCASE'),  # index order
+    NEW.replace('"id" integer NOT NULL PRIMARY KEY', '"id" bigint NOT NULL PRIMARY KEY'),  # no longer the rowid
 ])
 def test_what_could_change_a_stored_value_or_an_index_is_rebuilt(new):
     [plan] = plan_changes(diff_schemas(schema(OLD), schema(new)), {})
@@ -98,3 +99,41 @@ def test_where_sqlite_refuses_to_write_the_schema_the_table_is_rebuilt():
     assert introspect(conn).tables["t"] == schema(NEW, 'CREATE INDEX "t_name" ON "t" ("name")').tables["t"]
     assert conn.execute("SELECT * FROM t ORDER BY id").fetchall() == before
     assert conn.execute("PRAGMA page_count").fetchone()[0] > pages  # copied: the rebuild ran
+
+
+LAYOUTS = {  # definitions whose stored layout differs although the diff may see no structural change
+    "rowid alias lost": ('CREATE TABLE t (id integer PRIMARY KEY, n int NOT NULL)',
+                         'CREATE TABLE t (id bigint PRIMARY KEY, n int)'),
+    "hidden UNIQUE indexes renumbered": ('CREATE TABLE t (id integer PRIMARY KEY, a text UNIQUE, b text UNIQUE)',
+                                         'CREATE TABLE t (id integer PRIMARY KEY, a text, b varchar(10), '
+                                         'UNIQUE (b), UNIQUE (a))'),
+    "text key moved beside a UNIQUE": ('CREATE TABLE t (code text PRIMARY KEY, x text UNIQUE, n int NOT NULL)',
+                                       'CREATE TABLE t (code text, x text UNIQUE, n int, PRIMARY KEY (code))'),
+    "PRIMARY KEY DESC on the column is not the rowid": ('CREATE TABLE t (id integer, n int NOT NULL, '
+                                                        'PRIMARY KEY (id DESC))',
+                                                        'CREATE TABLE t (id integer PRIMARY KEY DESC, n int)'),
+}
+
+
+@pytest.mark.parametrize("case", list(LAYOUTS))
+def test_a_definition_with_another_stored_layout_is_rebuilt_whatever_planned_it(case):
+    """Found by an independent review: the rowid alias and the hidden indexes of PRIMARY KEY and UNIQUE
+    constraints (numbered in the order they are written) are part of how the rows are stored. The
+    operation compares them, as SQLite reports them on a scratch copy of each definition, and rebuilds
+    when they differ, so a hand-written or mis-planned module cannot corrupt the table."""
+    old, new = LAYOUTS[case]
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute(old)
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(t)")]
+    values = {"id": lambda i: i, "n": lambda i: i, "a": lambda i: f"a{i}", "b": lambda i: f"b{9 - i}",
+              "code": lambda i: f"c{i}", "x": lambda i: f"x{9 - i}"}
+    conn.executemany(f"INSERT INTO t ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                     [tuple(values[c](i) for c in columns) for i in range(1, 6)])
+    before = sorted(conn.execute(f"SELECT {', '.join(columns)} FROM t").fetchall())
+    run(conn, [AlterTableInPlace("t", new, {c: f'"{c}"' for c in columns})])
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert sorted(conn.execute(f"SELECT {', '.join(columns)} FROM t").fetchall()) == before
+    for column in columns:  # every indexed lookup finds its row
+        for row in before:
+            value = row[columns.index(column)]
+            assert conn.execute(f"SELECT count(*) FROM t WHERE {column} = ?", (value,)).fetchone()[0] >= 1
