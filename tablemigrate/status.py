@@ -43,7 +43,8 @@ class Status:
 
 
 def status(conn: sqlite3.Connection, directory: Path) -> Status:
-    """Applied vs files, from file names and checksums only (no module is imported)."""
+    """Applied vs files, from file names and checksums (no module is imported, except an applied one
+    edited since: whether it accepts the edit is written in it)."""
     files = migration_files(directory)
     applied = history.applied(conn)
     by_name = {p.stem: p for p in files}
