@@ -137,16 +137,15 @@ def check_branch_conflicts(app_configs: Any = None, **kwargs: Any) -> list[check
     shape the previous module on its table left, but from the one an earlier module started from, was
     generated without knowing that module: a merge of two branches. `run` would refuse it."""
     from .errors import MigrationFileError
-    from .loader import checksum, history_checksum, load_migrations, migration_files
+    from .loader import history_checksum, load_migrations, recorded_files
     from .writer import read_snapshot_header
 
     try:
         directory = conf.migrations_dir()
     except TablemigrateError:
         return []
-    files = migration_files(directory)
-    recorded = [_Entry(p.stem, checksum(p.read_bytes())) for p in files]
-    if not files or read_snapshot_header(directory).get("history") == history_checksum(recorded):
+    recorded = recorded_files(directory)
+    if not recorded or read_snapshot_header(directory).get("history") == history_checksum(recorded):
         return []
     try:
         modules = load_migrations(directory)
@@ -172,16 +171,11 @@ def check_branch_conflicts(app_configs: Any = None, **kwargs: Any) -> list[check
     return messages
 
 
-class _Entry:
-    def __init__(self, name: str, checksum: str):
-        self.name, self.checksum = name, checksum
-
-
 def _edited(files: list[Path], applied: dict[str, str], database: str) -> list[checks.CheckMessage]:
     """W006: applied modules whose file changed since, unless the module accepts the edit (it is
     imported only then). `run` refuses them; `generate` cannot see it (it reads no database)."""
     from .loader import checksum
-    from .status import _accepts
+    from .status import accepts
 
     out: list[checks.CheckMessage] = []
     for path in files:
@@ -189,7 +183,7 @@ def _edited(files: list[Path], applied: dict[str, str], database: str) -> list[c
         if recorded is None:
             continue
         source = path.read_bytes()
-        if checksum(source) != recorded and not _accepts(path, source, recorded):
+        if checksum(source) != recorded and not accepts(path, source, recorded):
             out.append(checks.Warning(
                 f"tablemigrate migration {path.stem} was edited after it was applied to {database}; "
                 "`tablemigrate run` refuses it",

@@ -23,7 +23,7 @@ from .errors import ConfigurationError, GenerateError, HistoryConflict, Migratio
 from . import cache, shapes
 from .introspect import introspect, sql_made_tables
 from .verify import verify
-from .loader import SNAPSHOT_NAME, checksum, history_checksum, load_migrations, load_source, migration_files
+from .loader import SNAPSHOT_NAME, Recorded, history_checksum, load_migrations, load_source, recorded_files
 from .plan import PlannedMigration, Values, added_nullable_columns, made_not_null, needed_values, plan_changes
 from .fingerprint import models_fingerprint
 from .schema import Schema
@@ -191,7 +191,7 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
     with cache.persistent(directory), private_database() as a_db, private_database() as b_db:
         statements = model_sql(b_db, model_list)
         ddl = model_sql_digest(statements)
-        recorded = _recorded(directory)
+        recorded = recorded_files(directory)
         header = read_snapshot_header(directory)
         snapshot_schema = _snapshot_schema(header, recorded)
         fingerprint = functools.cache(lambda: models_fingerprint(model_list))  # once, and only when needed
@@ -248,19 +248,7 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
     return result
 
 
-@dataclass(frozen=True)
-class _Recorded:
-    """A history entry known by name and checksum only (its module is not imported)."""
-
-    name: str
-    checksum: str
-
-
-def _recorded(directory: Path) -> list[_Recorded]:
-    return [_Recorded(p.stem, checksum(p.read_bytes())) for p in migration_files(directory)]
-
-
-def _snapshot_schema(header: dict[str, str], recorded: list[_Recorded]) -> str | None:
+def _snapshot_schema(header: dict[str, str], recorded: list[Recorded]) -> str | None:
     """The schema fingerprint `schema.sql`'s header records, when the header records exactly this
     history (names and file checksums); None otherwise."""
     if recorded and header.get("history") == history_checksum(recorded):
@@ -286,7 +274,7 @@ def _stale_snapshot(directory: Path, header: dict[str, str], existing: list, a: 
     return None
 
 
-def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[_Recorded],
+def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[Recorded],
                 snapshot_schema: str | None) -> tuple[list, Schema, bool | None]:
     """Database A: from `schema.sql` when its header records exactly this history (`snapshot_schema`
     set) and that fingerprint matches what the file's statements build; otherwise by importing and

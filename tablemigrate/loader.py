@@ -238,6 +238,19 @@ def load_migrations(directory: Path) -> list[Migration]:
     return [load_migration(p) for p in migration_files(directory)]
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A history entry known by name and checksum only (its module is not imported)."""
+
+    name: str
+    checksum: str
+
+
+def recorded_files(directory: Path) -> list[Recorded]:
+    """The migration files as `history_checksum` reads them, without importing any."""
+    return [Recorded(p.stem, checksum(p.read_bytes())) for p in migration_files(directory)]
+
+
 def history_checksum(migrations: list) -> str:
     """One hash of the whole history (names and contents), used by the schema snapshot file. Takes
     anything with `name` and `checksum` (loaded migrations, or entries known only by their files)."""

@@ -60,7 +60,7 @@ def status(conn: sqlite3.Connection, directory: Path) -> Status:
             source = path.read_bytes()
             if checksum(source) == a.checksum:
                 continue
-            if _accepts(path, source, a.checksum):
+            if accepts(path, source, a.checksum):
                 st.accepted.append(a.name)
             else:
                 st.modified.append(a.name)
@@ -69,7 +69,7 @@ def status(conn: sqlite3.Connection, directory: Path) -> Status:
     return st
 
 
-def _accepts(path: Path, source: bytes, recorded: str) -> bool:
+def accepts(path: Path, source: bytes, recorded: str) -> bool:
     """Whether the edited module accepts the version this database applied: that version's checksum is
     in its `previous_checksums`, and the file is the version the acceptance was written for (its
     `accepted_checksum`), so a later edit, not accepted, is refused on every database. Only edited
