@@ -50,7 +50,7 @@ def check_pending_and_model_changes(app_configs: Any = None, **kwargs: Any) -> l
     from .build import managed_models
     from .fingerprint import models_fingerprint
     from .loader import migration_files
-    from .writer import read_snapshot_header
+    from .schemafile import read_header
 
     try:
         alias = conf.sqlite_alias("default")
@@ -72,7 +72,7 @@ def check_pending_and_model_changes(app_configs: Any = None, **kwargs: Any) -> l
                 f"{len(pending)} tablemigrate migration(s) not applied to {name}, e.g. {pending[0]}",
                 hint="Run `python manage.py tablemigrate run`.", id="tablemigrate.W001"))
         messages += _edited(files, applied, str(name))
-    recorded = read_snapshot_header(directory).get("models")
+    recorded = read_header(directory).get("models")
     if recorded and recorded != models_fingerprint(managed_models(alias)):
         messages.append(checks.Warning(
             "the models changed since the last `tablemigrate generate`; the change has no migration yet",
@@ -138,14 +138,14 @@ def check_branch_conflicts(app_configs: Any = None, **kwargs: Any) -> list[check
     generated without knowing that module: a merge of two branches. `run` would refuse it."""
     from .errors import MigrationFileError
     from .loader import history_checksum, load_migrations, recorded_files
-    from .writer import read_snapshot_header
+    from .schemafile import read_header
 
     try:
         directory = conf.migrations_dir()
     except TablemigrateError:
         return []
     recorded = recorded_files(directory)
-    if not recorded or read_snapshot_header(directory).get("history") == history_checksum(recorded):
+    if not recorded or read_header(directory).get("history") == history_checksum(recorded):
         return []
     try:
         modules = load_migrations(directory)

@@ -9,7 +9,7 @@ from .build import private_database, raw
 from .introspect import introspect
 from .loader import checksum, load_migration
 from .status import Target, check_history, status
-from .writer import read_snapshot_header
+from .schemafile import read_header
 
 
 def drift(target: Target, directory: Path, owned: set[str] | None = None,
@@ -21,7 +21,7 @@ def drift(target: Target, directory: Path, owned: set[str] | None = None,
     st = status(target.conn, directory)
     check_history(st)
     live_schema = introspect(target.conn)
-    header = read_snapshot_header(directory)
+    header = read_header(directory)
     applied_hash = checksum("\n".join(f"{a.name} {a.checksum}" for a in st.applied).encode())
     if not st.pending and header.get("history") == applied_hash and header.get("schema") == live_schema.fingerprint():
         return []  # the snapshot describes exactly this history, and the live schema matches it

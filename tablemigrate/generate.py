@@ -20,15 +20,16 @@ from .apply import apply_migration
 from .build import FieldDefaults, build_from_models, model_sql, model_sql_digest, private_database, raw
 from .diff import RenameCandidate, Renames, TableChange, check_renames, diff_schemas, rename_candidates
 from .errors import ConfigurationError, GenerateError, HistoryConflict, MigrationFailed, ShapeMismatch
-from . import cache, shapes
+from . import cache, partial, schemafile, shapes
 from .introspect import introspect, sql_made_tables
-from .verify import verify
+from .verify import Shape, verify
 from .loader import SNAPSHOT_NAME, Recorded, history_checksum, load_migrations, load_source, recorded_files
 from .plan import PlannedMigration, Values, added_nullable_columns, made_not_null, needed_values, plan_changes
 from .fingerprint import models_fingerprint
-from .schema import Schema
+from .schema import Schema, table_digest
 from .sqltext import quote, user_objects
-from .writer import module_names, read_snapshot_header, render_module, render_snapshot
+from .schemafile import read_header, render as render_snapshot, statement_key
+from .writer import module_names, render_module
 
 
 class Questioner:
@@ -121,6 +122,16 @@ def _hint_renames(plans: list[PlannedMigration], unasked: list[RenameCandidate])
                     f"this drops its rows; to keep them, generate with `{rename_option(cand)}`")
 
 
+def _changes(a: Schema, b: Schema, renames: Renames, questioner: Questioner) -> list[TableChange]:
+    """The diff of `a` and `b`, after the renames asked for are checked and the plausible ones asked about."""
+    try:
+        check_renames(a, b, renames)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    _ask_renames(a, b, renames, questioner)
+    return diff_schemas(a, b, renames)
+
+
 def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Questioner,
             unasked: list[RenameCandidate]) -> Values:
     values: Values = {}
@@ -192,7 +203,7 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
         statements = model_sql(b_db, model_list)
         ddl = model_sql_digest(statements)
         recorded = recorded_files(directory)
-        header = read_snapshot_header(directory)
+        header = read_header(directory)
         snapshot_schema = _snapshot_schema(header, recorded)
         fingerprint = functools.cache(lambda: models_fingerprint(model_list))  # once, and only when needed
         quick = not write and not (renames.tables or renames.columns) and snapshot_schema is not None
@@ -201,10 +212,21 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
             # `ddl` line is written only when these very statements built exactly the schema its
             # `schema` line records (the schema after this history: `snapshot_schema`). Neither database
             # is built: a fresh CI checkout would otherwise run and parse every table twice.
-            return GenerateResult([], directory, lambda: render_snapshot(
-                models_schema(model_list), history_checksum(recorded), fingerprint(), ddl))
+            return GenerateResult([], directory, lambda: _models_snapshot(model_list, recorded, fingerprint(), ddl))
+        blocks = schemafile.read_blocks(directory, header) if snapshot_schema and partial.ENABLED else None
+        if blocks is not None:
+            # `schema.sql`'s markers say which tables the models' DDL leaves as they are: only the others
+            # are built and compared (partial.py).
+            result = partial.generate(partial.Inputs(
+                directory, blocks, header, statements, ddl, b_db, model_list, recorded, foreign, fingerprint),
+                renames, questioner, label, now)
+            if result is not None:
+                if write:
+                    write_result(result)
+                return result
         build_from_models(b_db, model_list, statements)
         b = introspect(raw(b_db))
+        owners = functools.cache(lambda: statement_owners(raw(b_db), statements))
         same_as_b = functools.cache(lambda: b.fingerprint())
 
         if quick and snapshot_schema == same_as_b() and header.get("models", fingerprint()) == fingerprint():
@@ -214,7 +236,7 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
             # verified; another schema (triggers and views included) does not match, nor does a header
             # recording other models (W002 would warn) or another history.
             return GenerateResult([], directory, lambda: render_snapshot(b, history_checksum(recorded),
-                                                                          fingerprint(), ddl))
+                                                                          fingerprint(), ddl, owners()))
         a_conn = raw(a_db)
         existing, a, body_ok = _database_a(directory, a_conn, recorded, snapshot_schema)
         # A model standing for a virtual table or view the history made by SQL is left alone, as are
@@ -222,23 +244,28 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
         sql_made = frozenset(sql_made_tables(a_conn))
         hidden = foreign | sql_made
         a_diff, b_diff = a.without(hidden), b.without(sql_made)
-        try:
-            check_renames(a_diff, b_diff, renames)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
-        _ask_renames(a_diff, b_diff, renames, questioner)
-        changes = diff_schemas(a_diff, b_diff, renames)
+        changes = _changes(a_diff, b_diff, renames, questioner)
         if not changes:
             result = GenerateResult([], directory, lambda: render_snapshot(
-                a, history_checksum(existing), fingerprint(), ddl if a.fingerprint() == same_as_b() else None),
-                _stale_snapshot(directory, header, existing, a, fingerprint, body_ok))
+                a, history_checksum(existing), fingerprint(), ddl if a.fingerprint() == same_as_b() else None,
+                _built_by(a, b, owners())),
+                _stale_snapshot(directory, header, existing, a.fingerprint(), fingerprint, body_ok))
         else:
             unasked = [] if questioner.interactive else rename_candidates(a_diff, b_diff, renames)
             values = _values(changes, FieldDefaults(b_db, model_list), questioner, unasked)
             plans = plan_changes(changes, values)
             _hint_renames(plans, unasked)
-            result = _modules(directory, plans, label, now, existing, a_conn, a_diff, a, b_diff, fingerprint,
-                              hidden, (ddl, same_as_b))
+
+            def check(checked: list, tables: list) -> tuple[list[tuple[Shape, Shape]], Callable[[list], str]]:
+                after, shapes = verify(a_conn, a_diff, a, b_diff, checked, tables, hidden)
+
+                def snapshot(new: list) -> str:
+                    digest = ddl if after.fingerprint() == same_as_b() else None
+                    return render_snapshot(after, history_checksum(existing + new), fingerprint(), digest,
+                                           _built_by(after, b, owners()))
+                return shapes, snapshot
+
+            result = _modules(directory, plans, label, now, existing, check)
         if write:
             old = directory / SNAPSHOT_NAME
             snapshot_before = old.read_bytes() if old.is_file() else None
@@ -246,6 +273,35 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
             if result.changed:
                 _leave_database_a(result, snapshot_before)
     return result
+
+
+def statement_owners(conn: sqlite3.Connection, statements: list[str]) -> dict[str, list[str]]:
+    """The keys (`schemafile.statement_key`) of `statements`, by the lower-case table SQLite says each
+    made or indexed on `conn`, where they ran. SQLite keeps a CREATE statement's text as it was given;
+    a statement it keeps otherwise is left out (a table that misses one is never taken as unchanged:
+    partial.py)."""
+    made = {sql: tbl.lower() for tbl, sql in conn.execute("SELECT tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL")}
+    out: dict[str, list[str]] = {}
+    for statement in statements:
+        table = made.get(statement.strip().rstrip(";").rstrip())
+        if table is not None:
+            out.setdefault(table, []).append(statement_key(statement))
+    return out
+
+
+def _built_by(schema: Schema, b: Schema, owners: dict[str, list[str]]) -> dict[str, list[str]]:
+    """For `schema.sql`'s markers: the keys of the models' statements of each table of `schema` that is
+    exactly the models' (B's) table."""
+    return {k: owners[k] for k, t in schema.tables.items()
+            if k in owners and k in b.tables and table_digest(t) == table_digest(b.tables[k])}
+
+
+def _models_snapshot(model_list: list, recorded: list[Recorded], models: str, ddl: str) -> str:
+    with private_database() as b_db:
+        statements = model_sql(b_db, model_list)
+        build_from_models(b_db, model_list, statements)
+        b = introspect(raw(b_db))
+        return render_snapshot(b, history_checksum(recorded), models, ddl, statement_owners(raw(b_db), statements))
 
 
 def _snapshot_schema(header: dict[str, str], recorded: list[Recorded]) -> str | None:
@@ -256,16 +312,17 @@ def _snapshot_schema(header: dict[str, str], recorded: list[Recorded]) -> str | 
     return None
 
 
-def _stale_snapshot(directory: Path, header: dict[str, str], existing: list, a: Schema,
+def _stale_snapshot(directory: Path, header: dict[str, str], existing: list, schema: str,
                     fingerprint: Callable[[], str], body_ok: bool | None) -> str | None:
-    """Why `schema.sql` does not describe the history (`existing`, whose schema is `a`) and the models,
+    """Why `schema.sql` does not describe the history (`existing`, whose schema's fingerprint is
+    `schema`) and the models,
     or None when it does. A snapshot without a `models` line (written by `baseline`) records no models."""
     if not (directory / SNAPSHOT_NAME).is_file():
         return f"{SNAPSHOT_NAME} is missing" if existing else None
     if header.get("history") != history_checksum(existing):
         return (f"{SNAPSHOT_NAME} records another migration history than the modules in {directory} "
                 "(a module was added, edited or deleted after it was written)")
-    if header.get("schema") != a.fingerprint():
+    if header.get("schema") != schema:
         return f"{SNAPSHOT_NAME} records another schema than the migration history produces"
     if body_ok is False:
         return f"{SNAPSHOT_NAME}'s statements do not build the schema its header records (edited by hand?)"
@@ -325,7 +382,12 @@ def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", 
         a_conn = raw(a_db)
         a = introspect(a_conn)
         plans = plan_changes(diff_schemas(a, live, Renames()), {})
-        return _modules(directory, plans, label, now, [], a_conn, a, a, live, lambda: fingerprint)
+
+        def check(checked: list, tables: list) -> tuple[list[tuple[Shape, Shape]], Callable[[list], str]]:
+            after, shapes = verify(a_conn, a, a, live, checked, tables)
+            return shapes, lambda new: render_snapshot(after, history_checksum(new), fingerprint)
+
+        return _modules(directory, plans, label, now, [], check)
 
 
 def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
@@ -335,27 +397,25 @@ def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
         return introspect(raw(b_db))
 
 
+#: Verifies the modules (loaded, with each one's table before and after it) before anything is written:
+#: returns each module's shapes and the snapshot after them, given them as written.
+Checker = Callable[[list, list], tuple[list[tuple[Shape, Shape]], Callable[[list], str]]]
+
+
 def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
-             a_conn, a: Schema, whole_a: Schema, b: Schema, fingerprint: Callable[[], str | None],
-             hidden: frozenset[str] = frozenset(),
-             ddl: tuple[str, Callable[[], str]] | None = None) -> GenerateResult:
-    """The modules for `plans`, verified on database A (`a_conn`; `a` the part the diff saw, `whole_a`
-    all of it) against B before anything is written. `ddl`: the digest of the models' DDL and B's
-    fingerprint, for the snapshot's `ddl` line (written when A after the modules is exactly B)."""
+             check: Checker) -> GenerateResult:
+    """The modules for `plans`, after the history `existing`, verified by `check` before anything is
+    written; each states the shapes `check` saw (what it will expect to find)."""
     names = module_names(plans, now, [m.name for m in existing])
     tables = [(None if p.kind == "create" else p.old_table or p.table, None if p.kind == "drop" else p.table)
               for p in plans]
     checked = [load_source(render_module(p, label, now).encode(), n) for n, p in zip(names, plans)]
-    after, shapes = verify(a_conn, a, whole_a, b, checked, tables, hidden)
-    for plan, (before_shape, after_shape) in zip(plans, shapes):  # what each module will expect to find
+    shapes, snapshot = check(checked, tables)
+    for plan, (before_shape, after_shape) in zip(plans, shapes):
         plan.before, plan.after = before_shape, after_shape
     modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
     new = [load_source(m.text.encode(), m.name) for m in modules]
-    def snapshot() -> str:
-        digest = ddl[0] if ddl is not None and after.fingerprint() == ddl[1]() else None
-        return render_snapshot(after, history_checksum(existing + new), fingerprint(), digest)
-
-    return GenerateResult(modules, directory, snapshot)
+    return GenerateResult(modules, directory, functools.cache(lambda: snapshot(new)))
 
 
 def _leave_database_a(result: GenerateResult, snapshot_before: bytes | None) -> None:

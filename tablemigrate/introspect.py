@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from . import cache, sqltext
-from .schema import Check, Column, ForeignKey, Index, Schema, Table, Trigger, Unique, View
+from .schema import Check, Column, ForeignKey, Index, Schema, Table, Trigger, Unique, View, table_digest
 from .history import HISTORY_TABLE, TEST_MODELS_TABLE  # noqa: F401 (importable from here too)
 from .sqltext import Token
 
@@ -182,8 +182,11 @@ def _laid_out_again(name: str, sql: str, indexes: tuple) -> Table | None:
         try:
             if other != sql and sqltext.pretty_create_table(other) == sql:
                 twin = dataclasses.replace(parsed, sql=sql)
-                if "_digest" in parsed.__dict__:  # the compared fields are the same: so is the digest
-                    object.__setattr__(twin, "_digest", parsed.__dict__["_digest"])
+                # The compared fields are the same, so is the digest; the layout is its own (it is
+                # idempotent) and the other's.
+                object.__setattr__(twin, "_digest", table_digest(parsed))
+                object.__setattr__(twin, "_pretty", sql)
+                object.__setattr__(parsed, "_pretty", sql)
                 return twin
         except ValueError:
             continue

@@ -147,26 +147,29 @@ class Schema:
         out.extend(self.views[k].raw for k in sorted(self.views))
         return out
 
-    def dump(self) -> str:
-        return "".join(stmt.rstrip().rstrip(";") + ";\n\n" for stmt in self.statements())
-
     def fingerprint(self) -> str:
         """A hash of the structure (not the text): structurally equal schemas hash the same."""
-        parts = ([("table", k, _digest(t)) for k, t in sorted(self.tables.items())]
-                 + [("trigger", k, repr(_structure(t))) for k, t in sorted(self.triggers.items())]
-                 + [("view", k, repr(_structure(v))) for k, v in sorted(self.views.items())]
-                 + [("virtual", k, sqltext.normalize(sql)) for k, sql in sorted(self.virtual.items())])
-        return hashlib.sha256(repr(parts).encode()).hexdigest()
+        return fingerprint_of({k: table_digest(t) for k, t in self.tables.items()},
+                              [("trigger", k, repr(_structure(t))) for k, t in sorted(self.triggers.items())]
+                              + [("view", k, repr(_structure(v))) for k, v in sorted(self.views.items())]
+                              + [("virtual", k, sqltext.normalize(sql)) for k, sql in sorted(self.virtual.items())])
+
+
+def fingerprint_of(table_digests: dict[str, str], others: list[tuple[str, str, str]] | None = None) -> str:
+    """`Schema.fingerprint` from the tables' digests (`table_digest`, by lower-case name) and the other
+    objects' parts: `schema.sql`'s markers give the digests of tables nobody parsed."""
+    parts = [("table", k, d) for k, d in sorted(table_digests.items())] + (others or [])
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def same_tables(x: dict[str, Table], y: dict[str, Table]) -> bool:
     """`x == y` for two schemas' tables, by their cached structure digests (equal exactly when the
     compared fields are equal): a 200-table comparison costs microseconds, not a deep walk."""
-    return x.keys() == y.keys() and all(t is y[k] or _digest(t) == _digest(y[k]) for k, t in x.items())
+    return x.keys() == y.keys() and all(t is y[k] or table_digest(t) == table_digest(y[k]) for k, t in x.items())
 
 
-def _digest(table: Table) -> str:
-    """The structure of one table."""
+def table_digest(table: Table) -> str:
+    """The structure of one table: equal exactly when the compared fields are equal."""
     return cache.derived(table, "_digest", lambda t: hashlib.sha256(repr(_structure(t)).encode()).hexdigest())
 
 

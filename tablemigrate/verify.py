@@ -17,7 +17,7 @@ so most projects keep the speed; the others get the check that the real run will
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Optional
 
 from .apply import apply_migration
@@ -68,12 +68,15 @@ def _merged(whole: Schema, before: Schema, after: Schema) -> Schema:
                   swap(whole.views, before.views, after.views), whole.virtual)
 
 
-def _mismatch(got: dict[str, Table], want: dict[str, Table]) -> str:
+def mismatch(got: dict[str, Table], want: dict[str, Table]) -> str:
     keys = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
     return ", ".join(keys[:10]) or "(indexes or constraints)"
 
 
 Shape = Optional[dict[str, Any]]
+
+
+Check = Callable[[Schema, Schema], Optional[str]]
 
 
 def verify(conn: sqlite3.Connection, a: Schema, whole_a: Schema, b: Schema, new: list[Migration],
@@ -84,7 +87,27 @@ def verify(conn: sqlite3.Connection, a: Schema, whole_a: Schema, b: Schema, new:
     back. `tables`: each module's table before and after it (None: none, as before a create). Returns
     A's whole schema after `new`, and the shape of each module's table just before and just after it
     ran (shapes.py: what the module expects). Raises GenerateError otherwise."""
+    def merged(before: Schema, got: Schema) -> dict[str, Table]:
+        return _merged(whole_a, before, got).without(hidden).tables
+
+    def after_ups(before: Schema, got: Schema) -> str | None:
+        mine = merged(before, got)
+        return None if same_tables(mine, b.tables) else mismatch(mine, b.tables)
+
+    def after_downs(before: Schema, back: Schema) -> str | None:
+        mine = merged(before, back)
+        return None if same_tables(mine, a.tables) else mismatch(mine, a.tables)
+
     part = part_of(conn, whole_a, {t for pair in tables for t in pair if t})
+    before, got, shapes = exercise(part, new, tables, after_ups, after_downs)
+    return _merged(whole_a, before, got), shapes
+
+
+def exercise(part: sqlite3.Connection, new: list[Migration], tables: list[tuple[str | None, str | None]],
+             after_ups: Check, after_downs: Check) -> tuple[Schema, Schema, list[tuple[Shape, Shape]]]:
+    """Run `new`'s ups on `part` (which it closes), then their downs in reverse. `after_ups(before, got)`
+    and `after_downs(before, back)` name the tables that are not as they must be (None: all are).
+    Returns the part's schema before and after the ups, and each module's shapes."""
     shapes: list[tuple[Shape, Shape]] = []
     try:
         before = introspect(part)
@@ -92,19 +115,19 @@ def verify(conn: sqlite3.Connection, a: Schema, whole_a: Schema, b: Schema, new:
             expected = shape(live_table(part, old)) if old else None
             apply_migration(part, m, "up")
             shapes.append((expected, shape(live_table(part, new_name)) if new_name else None))
-        after = _merged(whole_a, before, introspect(part))
-        mine = after.without(hidden).tables
-        if not same_tables(mine, b.tables):
+        got = introspect(part)
+        wrong = after_ups(before, got)
+        if wrong is not None:
             raise GenerateError("internal error: the generated migrations do not reproduce the models' "
-                                f"schema (tables: {_mismatch(mine, b.tables)}); nothing written")
+                                f"schema (tables: {wrong}); nothing written")
         for m in reversed(new):
             apply_migration(part, m, "down")
-        back = _merged(whole_a, before, introspect(part)).without(hidden)
-        if not same_tables(back.tables, a.tables):
+        wrong = after_downs(before, introspect(part))
+        if wrong is not None:
             raise GenerateError("internal error: the generated `down` steps do not restore the previous "
-                                f"schema (tables: {_mismatch(back.tables, a.tables)}); nothing written")
+                                f"schema (tables: {wrong}); nothing written")
     except MigrationFailed as exc:
         raise GenerateError(f"internal error: a generated migration failed on the empty schema: {exc}") from exc
     finally:
         part.close()
-    return after, shapes
+    return before, got, shapes

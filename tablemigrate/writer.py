@@ -1,21 +1,14 @@
-"""Planned migrations -> readable Python modules; the schema snapshot file."""
+"""Planned migrations -> readable Python modules (the snapshot file is `schemafile`'s)."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from .errors import GenerateError
-from .loader import MODULE_FORMAT, SNAPSHOT_NAME, Step
+from .loader import MODULE_FORMAT, Step
 from .operations import Operation
 from .plan import PlannedMigration
-from .schema import Schema
-
-SNAPSHOT_HEADER = (
-    "-- tablemigrate schema snapshot: the schema that replaying every migration module in this\n"
-    "-- directory produces. Rewritten by `manage.py tablemigrate generate`; do not edit by hand.\n"
-)
 
 
 def py_string(text: str, indent: str = "") -> str:
@@ -159,31 +152,3 @@ def module_names(plans: list[PlannedMigration], when: datetime, existing: list[s
                             "so new modules would run before it: rename it with a YYYYMMDD_HHMMSS_ prefix "
                             "before it is applied anywhere, or move it out of the directory")
     return names
-
-
-def render_snapshot(schema: Schema, history_checksum: str, models: str | None = None, ddl: str | None = None) -> str:
-    """`models`: the fingerprint of the models the history matches (None when unknown, e.g. baseline).
-    `ddl`: the digest of the models' DDL (`build.model_sql_digest`), given only when that DDL builds
-    exactly `schema`: `generate --check` then knows there is nothing to do without building anything."""
-    models_line = f"-- models: {models}\n" if models else ""
-    ddl_line = f"-- ddl: {ddl}\n" if ddl else ""
-    return (SNAPSHOT_HEADER
-            + f"-- history: {history_checksum}\n-- schema: {schema.fingerprint()}\n{models_line}{ddl_line}\n"
-            + schema.dump())
-
-
-def read_snapshot_header(directory: Path) -> dict[str, str]:
-    """The `-- key: value` lines at the top of the snapshot file ({} when there is none)."""
-    path = directory / SNAPSHOT_NAME
-    out: dict[str, str] = {}
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if not line.startswith("-- "):
-                    break
-                key, sep, value = line[3:].partition(": ")
-                if sep and key in ("history", "schema", "models", "ddl"):
-                    out[key] = value.strip()
-    except OSError:
-        return {}
-    return out

@@ -7,3 +7,12 @@ def _allow_private_databases(django_db_blocker):
     pytest-django blocks every Django connection by default, so the tests lift the block."""
     with django_db_blocker.unblock():
         yield
+
+
+@pytest.fixture
+def full_comparison(monkeypatch):
+    """`generate` compares the whole schemas even where `schema.sql`'s markers would let it compare the
+    changed tables only (partial.py): for tests of database A and its cache."""
+    from tablemigrate import partial
+
+    monkeypatch.setattr(partial, "ENABLED", False)

@@ -8,7 +8,7 @@ import pytest
 from tablemigrate import build
 from tablemigrate import generate as gen
 from tablemigrate.generate import generate
-from tablemigrate.writer import read_snapshot_header
+from tablemigrate.schemafile import read_header
 
 from .helpers import module
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
@@ -24,14 +24,17 @@ def blog(*extra: str) -> list:
 
 
 def forbid_building(monkeypatch) -> None:
+    from tablemigrate import partial
+
     monkeypatch.setattr(gen, "build_from_models", lambda *a, **k: pytest.fail("built database B"))
+    monkeypatch.setattr(partial, "build_from_models", lambda *a, **k: pytest.fail("built database B"))
     monkeypatch.setattr(gen, "_database_a", lambda *a, **k: pytest.fail("built database A"))
 
 
 def test_check_with_nothing_to_do_builds_neither_database(tmp_path, monkeypatch):
     d = tmp_path / "m"
     generate(d, blog())
-    header = read_snapshot_header(d)
+    header = read_header(d)
     assert header["ddl"] == build.model_sql_digest(build.model_sql(build.unconnected_wrapper(), blog()))
     with monkeypatch.context() as m:
         forbid_building(m)
@@ -42,7 +45,7 @@ def test_check_with_nothing_to_do_builds_neither_database(tmp_path, monkeypatch)
     assert [m.plan.summary for m in generate(d, blog("body"), write=False).modules] == [["add column body"]]
     # After the change is generated, the line is that of the new models.
     generate(d, blog("body"))
-    assert read_snapshot_header(d)["ddl"] != header["ddl"]
+    assert read_header(d)["ddl"] != header["ddl"]
     forbid_building(monkeypatch)
     assert not generate(d, blog("body"), write=False).changed
 
@@ -55,7 +58,7 @@ def test_no_ddl_line_when_the_history_is_more_than_the_models(tmp_path, monkeypa
     module(d, "20990101_000000_01_trigger", 'table = "blog_post"\nup = ["CREATE TRIGGER t AFTER INSERT ON '
            'blog_post BEGIN SELECT 1; END"]\ndown = ["DROP TRIGGER t"]\n')
     generate(d, blog())  # rewrites schema.sql for the new history
-    assert "ddl" not in read_snapshot_header(d)
+    assert "ddl" not in read_header(d)
     built = []
     real = gen.build_from_models
     monkeypatch.setattr(gen, "build_from_models", lambda *a, **k: built.append(1) or real(*a, **k))
@@ -69,8 +72,8 @@ def test_a_ddl_line_for_other_models_is_not_trusted(tmp_path, monkeypatch):
     d = tmp_path / "m"
     generate(d, blog("body"))
     generate(tmp_path / "other", blog())
-    other = read_snapshot_header(tmp_path / "other")["ddl"]
+    other = read_header(tmp_path / "other")["ddl"]
     text = (d / "schema.sql").read_text()
-    (d / "schema.sql").write_text(text.replace(read_snapshot_header(d)["ddl"], other))
+    (d / "schema.sql").write_text(text.replace(read_header(d)["ddl"], other))
     result = generate(d, blog(), write=False)  # the models lost `body`; the forged line says "blog()"
     assert [m.plan.summary for m in result.modules] == [["drop column body"]]

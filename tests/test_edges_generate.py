@@ -26,7 +26,8 @@ from tablemigrate.generate import generate
 from tablemigrate.loader import load_migrations, migration_files
 from tablemigrate import operations
 from tablemigrate.plan import PlannedMigration
-from tablemigrate.writer import SNAPSHOT_NAME, module_names
+from tablemigrate.loader import SNAPSHOT_NAME
+from tablemigrate.writer import module_names
 
 from .helpers import apply_new
 from .modelgen import DEFAULTS, KINDS, FieldSpec, ProjectSpec, TableSpec, build_models

@@ -148,7 +148,12 @@ def blog(**extra) -> ProjectSpec:
     ("down", "do not restore the previous schema"),
     ("outside", "failed on the empty schema"),
 ])
-def test_a_planner_bug_stops_generate_before_anything_is_written(tmp_path, monkeypatch, bug, message):
+@pytest.mark.parametrize("changed_tables_only", [True, False])
+def test_a_planner_bug_stops_generate_before_anything_is_written(tmp_path, monkeypatch, bug, message,
+                                                                 changed_tables_only):
+    from tablemigrate import partial
+
+    monkeypatch.setattr(partial, "ENABLED", changed_tables_only)
     d = tmp_path / "m"
     generate(d, build_models(blog()))
     before = sorted(p.name for p in d.iterdir())
@@ -165,6 +170,7 @@ def test_a_planner_bug_stops_generate_before_anything_is_written(tmp_path, monke
         return plans
 
     monkeypatch.setattr(gen, "plan_changes", broken)
+    monkeypatch.setattr(partial, "plan_changes", broken)
     with pytest.raises(GenerateError, match=message):
         generate(d, build_models(blog(body=("text", {"null": True}))))
     assert sorted(p.name for p in d.iterdir()) == before
