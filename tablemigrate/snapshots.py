@@ -10,6 +10,7 @@ folds the WAL back into the file, all under the runner lock.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
@@ -22,6 +23,8 @@ from .errors import ConfigurationError, RestoreRefused, is_readonly  # noqa: F40
 from .history import HISTORY_TABLE
 from .lock import run_lock
 from .sqltext import readonly_uri
+
+logger = logging.getLogger("tablemigrate")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -106,6 +109,28 @@ def resolve_backup(backups_dir: Path, given: str) -> Path:
     if not path.exists() and path.name == given:
         path = backups_dir / given
     return path
+
+
+def fold_wal(conn: sqlite3.Connection) -> bool:
+    """Copy a restore's pages from the WAL into the database file and empty the WAL (it grew to the
+    database's size), without waiting for readers. A TRUNCATE checkpoint waits through the busy timeout
+    for every reader to leave the WAL, holding the write lock all along, and a replicator such as
+    Litestream keeps a read transaction open at all times: the restore then stalled the application's
+    writes for the whole busy timeout (30 s by default) and did not truncate anyway. With no busy handler
+    SQLite gives up at once and checkpoints what the readers allow, as PASSIVE does; the rest is
+    checkpointed later (the replicator's or SQLite's own checkpoints). Returns whether the WAL was
+    emptied, as SQLite reports it (busy = 0)."""
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+    if busy:
+        logger.info("the WAL was not truncated after the restore (%s of %s frames copied into the database "
+                    "file): another connection, such as a replicator (Litestream), is reading it; SQLite "
+                    "checkpoints it later", max(done, 0), max(frames, 0))
+    return not busy
 
 
 def _quiet_moment(conn: sqlite3.Connection, timeout: float) -> int:
@@ -198,6 +223,6 @@ def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: 
             finally:  # also after an error or an interrupt: the application expects its WAL mode
                 conn.execute("PRAGMA journal_mode = WAL")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            fold_wal(conn)
     backups.unpin(backups_dir, db_path)  # the state is the one the user chose: a new streak pins afresh
     return safety
