@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from . import sqltext
+from . import online as online_rebuild
 from .errors import DatabaseLocked, MigrationFailed, is_busy
 from .loader import Migration, Step
 from .operations import Operation, RunPython
@@ -105,12 +106,14 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
                     should_apply: Callable[[sqlite3.Connection], bool] | None = None,
                     run_python: bool = True, on_statement: OnStatement | None = None,
                     after_rollback: Callable[[sqlite3.Connection], None] | None = None,
-                    strict_names: bool = False, observer: Observer | None = None) -> bool:
+                    strict_names: bool = False, observer: Observer | None = None, online: bool = False) -> bool:
     """Apply one migration in its own transaction. Returns False when `should_apply` (called inside
     the transaction, after the write lock is held) says it is no longer needed. `run_python=False`
     skips Python steps (validation on an empty schema copy, where data functions cannot run).
     `strict_names` (the rehearsal on a schema copy): plain statements run with double-quoted names in
-    backticks, so one that matches nothing is an error instead of a string. `observer`: see Observer."""
+    backticks, so one that matches nothing is an error instead of a string. `observer`: see Observer.
+    `online` (a real run or revert): a module that rebuilds a big table copies it in short transactions
+    while the application keeps writing (online.py) instead of in one."""
     if conn.in_transaction:
         raise MigrationFailed("the connection is already inside a transaction; refusing to apply")
     if conn.isolation_level is not None:
@@ -123,7 +126,8 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
     # is the same; SQLite caps the number at its compile-time maximum.
     conn.execute(f"PRAGMA threads = {SORTER_THREADS}")
     started = time.perf_counter()
-    try:
+
+    def begin() -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -131,6 +135,23 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
                 raise DatabaseLocked(f"migration {migration.name}: the database stayed locked by another "
                                      f"connection past the busy timeout ({exc}); nothing was changed") from None
             raise
+
+    try:
+        work = online_rebuild.plan(conn, migration, direction) if online else None
+        if work is not None:
+            def finish() -> bool:  # in the final transaction
+                if should_apply is not None and not should_apply(conn):
+                    return False
+                if in_transaction is not None:
+                    in_transaction(conn, migration, direction, time.perf_counter() - started)
+                return True
+            try:
+                return online_rebuild.run(conn, work, begin, finish)
+            except MigrationFailed as exc:
+                if after_rollback is not None:
+                    after_rollback(conn)
+                raise MigrationFailed(f"migration {migration.name} ({direction}) failed: {exc}") from exc
+        begin()
         try:
             if should_apply is not None and not should_apply(conn):
                 conn.execute("ROLLBACK")

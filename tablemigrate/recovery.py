@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import backup as backups
-from . import djangoapps, history, signals, space
+from . import djangoapps, history, online, signals, space
 from .apply import apply_migration
 from .errors import DatabaseLocked, MigrationFailed, MigrationInterrupted, TablemigrateError
 from .loader import Migration
@@ -59,6 +59,7 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
     if target.path is not None:  # before the first byte is written: the backup and the rebuilds fit
         space.check(conn, target.path, target.backups_dir if take_backup else None, work.migrations, direction)
     history.ensure(conn)
+    online.clean_leftovers(conn)  # of an online rebuild killed mid-copy: before the backup copies them
     names = work.names
     writers = _OtherWriters(conn)  # from before the backup: a commit during the copy counts too
     history_before = _history_names(conn)
@@ -225,7 +226,7 @@ def _apply_one(target: Target, m: Migration, direction: str, writers: _OtherWrit
 
     try:
         done = apply_migration(target.conn, m, direction, in_transaction=history.record,
-                               should_apply=still_needed, after_rollback=writers.rolled_back)
+                               should_apply=still_needed, after_rollback=writers.rolled_back, online=True)
         verb = "applied" if direction == "up" else "reverted"
         if done:
             logger.info("migration %s %s (%.0f ms)", m.name, verb, (time.perf_counter() - started) * 1000,

@@ -1,0 +1,235 @@
+"""Copying rebuilds of big tables keep the application writable (issue 15, online.py): the copy runs
+in short transactions while the application writes, and not one of its committed writes is lost."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from tablemigrate import online
+from tablemigrate.apply import apply_migration
+from tablemigrate.errors import MigrationFailed
+from tablemigrate.introspect import introspect
+from tablemigrate.loader import Migration
+from tablemigrate.operations import RebuildTable
+
+OWNER = 'CREATE TABLE "owner" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NOT NULL)'
+ITEM = ('CREATE TABLE "item" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "owner_id" integer NOT NULL '
+        'REFERENCES "owner" ("id") DEFERRABLE INITIALLY DEFERRED, "code" varchar(20) NOT NULL UNIQUE, '
+        '"amount" integer NULL, "note" text NULL)')
+# `amount` becomes text (another affinity: a copy), NOT NULL with 0 for NULLs; `note` is dropped.
+NEW_ITEM = ('CREATE TABLE "item" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "owner_id" integer NOT NULL '
+            'REFERENCES "owner" ("id") DEFERRABLE INITIALLY DEFERRED, "code" varchar(20) NOT NULL UNIQUE, '
+            '"amount" text NOT NULL)')
+COPY = {"id": '"id"', "owner_id": '"owner_id"', "code": '"code"', "amount": 'COALESCE("amount", 0)'}
+ROWS = 3000
+
+
+def database(path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(OWNER)
+    conn.execute(ITEM)
+    conn.execute('CREATE INDEX "item_owner_id" ON "item" ("owner_id")')
+    conn.execute('CREATE INDEX "item_note" ON "item" ("note")')
+    conn.execute('CREATE TABLE "tag" ("id" integer PRIMARY KEY, "item_id" integer REFERENCES "item" ("id"))')
+    conn.execute('CREATE TRIGGER "item_touch" AFTER UPDATE ON "item" BEGIN SELECT 1; END')
+    conn.execute('CREATE VIEW "item_codes" AS SELECT "code" FROM "item"')
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO owner (name) VALUES (?)", [(f"o{i}",) for i in range(10)])
+    conn.executemany("INSERT INTO item (owner_id, code, amount, note) VALUES (?, ?, ?, ?)",
+                     [(i % 10 + 1, f"c{i}", None if i % 7 == 0 else i, "x") for i in range(ROWS)])
+    conn.executemany("INSERT INTO tag (item_id) VALUES (?)", [(i,) for i in range(1000, 1050)])
+    conn.execute("COMMIT")
+    return conn
+
+
+def module(*extra: str) -> Migration:
+    return Migration("0002_item", up=['DROP INDEX "item_note"', RebuildTable("item", NEW_ITEM, COPY),
+                                      'CREATE INDEX "item_amount" ON "item" ("amount")', *extra],
+                     down=None, table="item")
+
+
+@pytest.fixture
+def small_chunks(monkeypatch, settings):
+    settings.TABLEMIGRATE_ONLINE_REBUILD_ROWS = 1000
+    monkeypatch.setattr(online, "FIRST_CHUNK", 200)
+    monkeypatch.setattr(online, "CHUNK_SECONDS", 0.0001)  # many chunks: the application writes between them
+    monkeypatch.setattr(online, "PAUSE_SECONDS", 0)
+
+
+class Application:
+    """Another connection that writes between the rebuild's transactions, as a web process would; every
+    write is made on a reference copy of the database too, which no migration touches."""
+
+    def __init__(self, path, monkeypatch):
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA foreign_keys = ON")  # as Django's connections
+        self.reference = database(path.parent / "reference.sqlite3")
+        self.turn = 0
+        real = online.run
+
+        def run(conn, work, begin, finish):
+            def begin_after_the_application():
+                self.write()
+                begin()
+            return real(conn, work, begin_after_the_application, finish)
+        monkeypatch.setattr(online, "run", run)
+
+    def write(self) -> None:
+        """Each turn: a new row, an update of an early and of a late row, a delete."""
+        self.turn += 1
+        n = self.turn
+        old_code = "note" in {r[1] for r in self.conn.execute("PRAGMA table_info(item)")}
+        for c in (self.conn, self.reference):
+            c.execute("INSERT INTO item (owner_id, code, amount) VALUES (1, ?, ?)", (f"new{n}", n))
+            if old_code:  # after the swap the old code stops (it would write NULLs the new table refuses)
+                c.execute("UPDATE item SET amount = amount + 1000, code = code || '!' WHERE id = ?", (n * 3,))
+                c.execute("UPDATE item SET amount = NULL WHERE id = ?", (ROWS - n * 5,))
+                c.execute("DELETE FROM item WHERE id = ?", (n * 3 + 1,))
+
+    def expected(self) -> list[tuple]:
+        """The reference's rows as the new definition holds them."""
+        return self.reference.execute("SELECT id, owner_id, code, CAST(COALESCE(amount, 0) AS TEXT) FROM item "
+                                      "ORDER BY id").fetchall()
+
+
+def objects(conn) -> set[tuple[str, str]]:
+    return {(t, n) for t, n in conn.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
+
+
+def test_every_write_of_the_application_during_the_copy_is_in_the_rebuilt_table(tmp_path, monkeypatch,
+                                                                                small_chunks):
+    conn = database(tmp_path / "db.sqlite3")
+    app = Application(tmp_path / "db.sqlite3", monkeypatch)
+    seq_before = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'item'").fetchone()[0]
+    assert apply_migration(conn, module(), "up", online=True)
+    assert app.turn > 10  # the application wrote between many chunks
+    got = conn.execute("SELECT id, owner_id, code, amount FROM item ORDER BY id").fetchall()
+    assert got == app.expected()  # every write the application committed, converted
+    assert {"new1", f"new{app.turn}"} <= {r[2] for r in got} and (3, 3, "c2!", "1002") in got
+    # the schema is exactly the one the module gives
+    want = sqlite3.connect(":memory:")
+    for sql in (OWNER, NEW_ITEM, 'CREATE INDEX "item_owner_id" ON "item" ("owner_id")',
+                'CREATE INDEX "item_amount" ON "item" ("amount")'):
+        want.execute(sql)
+    assert introspect(conn).tables["item"] == introspect(want).tables["item"]
+    names = objects(conn)
+    assert ("trigger", "item_touch") in names and ("view", "item_codes") in names
+    assert not [n for _t, n in names if n.startswith(online.PREFIX)]
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    # the tables that reference it still name it, and AUTOINCREMENT never goes back
+    assert '"item"' in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'tag'").fetchone()[0]
+    assert conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'item'").fetchone()[0] >= seq_before + app.turn
+    # the indexes work: a lookup through each one finds the row
+    for sql in ("SELECT count(*) FROM item INDEXED BY item_amount WHERE amount = '1003'",
+                "SELECT count(*) FROM item INDEXED BY item_owner_id WHERE owner_id = 1"):
+        assert conn.execute(sql).fetchone()[0] > 0
+
+
+def test_a_failure_during_the_copy_leaves_the_table_as_the_application_left_it(tmp_path, monkeypatch,
+                                                                               small_chunks):
+    conn = database(tmp_path / "db.sqlite3")
+    app = Application(tmp_path / "db.sqlite3", monkeypatch)
+    real_replay = online._replay
+
+    def replay(c, work, upto):
+        if app.turn == 5:  # a row the new definition refuses, written by the application mid-copy
+            app.conn.execute("UPDATE item SET code = NULL WHERE id = 2")
+        return real_replay(c, work, upto)
+    monkeypatch.setattr(online, "_replay", replay)
+    before_objects = objects(conn)
+    with pytest.raises(MigrationFailed, match="online"):
+        apply_migration(conn, module(), "up", online=True)
+    assert objects(conn) == before_objects  # nothing of the rebuild is left
+    assert conn.execute("SELECT count(*) FROM item").fetchone()[0] == ROWS
+    assert app.conn.execute("SELECT count(*) FROM item WHERE code LIKE 'new%'").fetchone()[0] == app.turn
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_what_a_killed_rebuild_leaves_is_dropped_before_the_next_one(tmp_path, small_chunks):
+    conn = database(tmp_path / "db.sqlite3")
+    before_objects = objects(conn)
+    work = online.plan(conn, module(), "up")
+    assert work is not None
+    conn.execute("BEGIN IMMEDIATE")
+    online._setup(conn, work)  # then the process is killed: the triggers keep logging
+    conn.execute("COMMIT")
+    other = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    other.execute("INSERT INTO item (owner_id, code) VALUES (1, 'while dead')")
+    assert objects(conn) > before_objects
+    assert online.clean_leftovers(conn)
+    assert objects(conn) == before_objects
+    other.execute("INSERT INTO item (owner_id, code) VALUES (1, 'after')")  # no trigger left to log it
+    assert conn.execute("SELECT count(*) FROM item").fetchone()[0] == ROWS + 2
+
+
+@pytest.mark.parametrize("case", ["journal", "threshold", "small", "other step", "key changed", "no rowid"])
+def test_what_is_not_done_online_rebuilds_in_one_transaction(tmp_path, settings, small_chunks, case):
+    conn = database(tmp_path / "db.sqlite3")
+    m = module()
+    if case == "journal":  # readers would block the application's writes: WAL only
+        conn.execute("PRAGMA journal_mode = DELETE")
+    elif case == "threshold":
+        settings.TABLEMIGRATE_ONLINE_REBUILD_ROWS = None
+    elif case == "small":
+        settings.TABLEMIGRATE_ONLINE_REBUILD_ROWS = ROWS + 1
+    elif case == "other step":  # a data step: the module must stay one transaction
+        m = module("UPDATE item SET amount = '1'")
+    elif case == "key changed":  # its foreign key changes: the application's own checks do not cover it
+        m = Migration("0002", up=[RebuildTable("item", NEW_ITEM.replace(' REFERENCES "owner" ("id") DEFERRABLE '
+                                                                         'INITIALLY DEFERRED', ''), COPY)],
+                      down=None, table="item")
+    else:
+        m = Migration("0002", up=[RebuildTable("item", NEW_ITEM.replace("AUTOINCREMENT", "") + " WITHOUT ROWID",
+                                               COPY)], down=None, table="item")
+    assert online.plan(conn, m, "up") is None
+    if case not in ("no rowid",):
+        assert apply_migration(conn, m, "up", online=True)
+        assert conn.execute("SELECT count(*) FROM item").fetchone()[0] == ROWS
+
+
+def test_where_sqlite_refuses_to_write_the_schema_the_indexes_are_made_again(tmp_path, monkeypatch,
+                                                                               small_chunks):
+    conn = database(tmp_path / "db.sqlite3")
+    if hasattr(conn, "setconfig"):
+        conn.setconfig(sqlite3.SQLITE_DBCONFIG_DEFENSIVE, True)
+    else:
+        conn.set_authorizer(lambda action, arg1, *_: sqlite3.SQLITE_IGNORE
+                            if action == sqlite3.SQLITE_PRAGMA and arg1 == "writable_schema" else sqlite3.SQLITE_OK)
+    assert apply_migration(conn, module(), "up", online=True)
+    conn.set_authorizer(lambda *_: sqlite3.SQLITE_OK)
+    names = {n for _t, n in objects(conn)}
+    assert {"item_owner_id", "item_amount"} <= names and "item_note" not in names
+    assert not [n for n in names if n.startswith(online.PREFIX)]
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_run_rebuilds_a_big_table_online_with_its_backup_and_history(tmp_path, small_chunks):
+    from tablemigrate import runner
+    from tablemigrate.build import private_database, raw
+    from tablemigrate.runner import Target
+
+    from .helpers import module as write_module
+
+    path = tmp_path / "app.sqlite3"
+    database(path).close()
+    d = tmp_path / "tablemigrations"
+    write_module(d, "0002_item", "from tablemigrate.operations import RebuildTable\ntable = 'item'\n"
+                 f"up = [RebuildTable('item', {NEW_ITEM!r}, {COPY!r})]\ndown = None\n")
+    with private_database(str(path)) as db:
+        conn = raw(db)
+        started = []
+        real = online.run
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(online, "run", lambda *a: started.append(1) or real(*a))
+            assert [x.name for x in runner.run(Target("default", conn, path), d,
+                                                               allow_destructive=True, django=False)] == ["0002_item"]
+        assert started == [1]  # the online path, through the real run
+        assert conn.execute("SELECT name FROM tablemigrate_history").fetchall() == [("0002_item",)]
+        assert conn.execute("SELECT count(*) FROM item").fetchone()[0] == ROWS
+        assert "amount\" text NOT NULL" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'item'").fetchone()[0]
+        assert list((tmp_path / "backups").iterdir())  # the backup was taken first
+        assert not conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'tablemigrate_online%'").fetchall()
