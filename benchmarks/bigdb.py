@@ -47,7 +47,7 @@ from pathlib import Path
 import django
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # this tree's tablemigrate, also where another is installed
 import projectgen  # noqa: E402
 import run as bench  # noqa: E402  (run.py: timed, median_of, env_for, manage, fill, rebuild_sql, ...)
 
@@ -520,6 +520,16 @@ def bench_writewait(out: list[str], projects: Projects, sizes: list[int], reps: 
             shutil.rmtree(tm)
 
 
+def code_under_test() -> str:
+    """Which tablemigrate the child processes run (run.py puts ROOT on their PYTHONPATH): its tree, commit,
+    and whether it has uncommitted changes, which a benchmark in a shared working tree must say."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True).stdout.strip()
+    dirty = git("status", "--porcelain", "--", "tablemigrate")
+    return f"tablemigrate in {ROOT} at {git('rev-parse', '--short', 'HEAD') or '?'}" + \
+        (" + UNCOMMITTED CHANGES" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
@@ -543,7 +553,8 @@ def main() -> None:
     rows = [int(x.replace("_", "")) for x in args.rows.split(",")] if args.rows else None
     work = Path(tempfile.mkdtemp(prefix="tablemigrate-bigdb-", dir=args.workdir))
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"Django {django.get_version()}, SQLite {sqlite3.sqlite_version}; work dir {work}", flush=True)
+          f"Django {django.get_version()}, SQLite {sqlite3.sqlite_version}; {code_under_test()}; work dir {work}",
+          flush=True)
     projects = Projects(work)
     out: list[str] = []
     try:
