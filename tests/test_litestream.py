@@ -72,7 +72,8 @@ class Site:
     def start(self) -> None:
         self.config.write_text(
             f"socket:\n  enabled: true\n  path: {self.socket}\n"
-            f"dbs:\n  - path: {self.db}\n    replica:\n      type: file\n      path: {self.replica}\n")
+            f"dbs:\n  - path: {self.db}\n    monitor-interval: 100ms\n"  # default 1s: only for a faster test
+            f"    replica:\n      type: file\n      path: {self.replica}\n      sync-interval: 100ms\n")
         self.proc = subprocess.Popen([LITESTREAM, "replicate", "-config", str(self.config), "-log-level", "debug"],
                                      stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
         # Until Litestream's own monitor has opened the database and replicated it once. (A `litestream
@@ -156,7 +157,8 @@ def assert_replica_matches(site: Site, name: str) -> None:
 
 
 @pytest.fixture
-def site(tmp_path):
+def prepared(tmp_path):
+    """The site with its database and rows, Litestream not started yet."""
     shutil.copy(ROOT / "manage.py", tmp_path)
     shutil.copytree(ROOT / "example_project", tmp_path / "example_project",
                     ignore=shutil.ignore_patterns("*.sqlite3*", "backups", "__pycache__"))
@@ -173,11 +175,16 @@ def site(tmp_path):
                      [(i, f"title {i}", "body " * 20, i % 2) for i in range(1, POSTS + 1)])
     conn.commit()
     conn.close()
-    s.start()
     try:
         yield s
     finally:
         s.stop()
+
+
+@pytest.fixture
+def site(prepared):
+    prepared.start()
+    return prepared
 
 
 def migration_module(site: Site, name: str, text: str) -> Path:
@@ -266,4 +273,45 @@ def test_restore_does_not_wait_for_a_reader_that_holds_the_wal(tmp_path):
     assert took < 1.5, took
     assert snapshots.fold_wal(conn) and os.path.getsize(f"{db}-wal") == 0  # no reader left: emptied
     reader.close()
+    conn.close()
+
+
+@needs_litestream
+def test_restore_of_a_snapshot_from_before_litestream_keeps_its_tables(prepared):
+    """Litestream keeps two tables of its own in the database (its read lock and its checkpoints use
+    them). A snapshot taken before it was set up lacks them; restoring it must not remove them from
+    the live database, or every Litestream checkpoint fails from then on and the WAL only grows."""
+    prepared.manage("snapshot", "--name", "early")
+    prepared.start()
+    prepared.manage("restore", "--name", "early")
+    assert_replica_matches(prepared, "restored")
+    conn = sqlite3.connect(prepared.db)
+    # more than Litestream's 1000-page checkpoint threshold, so that it checkpoints
+    conn.execute("CREATE TABLE later (x)")
+    conn.executemany("INSERT INTO later VALUES (?)", [("x" * 3000,) for _ in range(2000)])
+    conn.commit()
+    conn.close()
+    assert_replica_matches(prepared, "written")
+    log = prepared.log.read_text()
+    assert "level=ERROR" not in log, [line for line in log.splitlines() if "level=ERROR" in line]
+    assert "msg=checkpoint" in log  # Litestream's own checkpoint ran, and succeeded
+
+
+def test_restore_keeps_the_tables_a_replicator_keeps_in_the_live_database(tmp_path):
+    db, backups_dir = tmp_path / "app.sqlite3", tmp_path / "backups"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (x)")
+    snap = snapshots.take_snapshot(conn, backups_dir, "before")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.execute("CREATE TABLE later (x)")  # created after the snapshot: the restore removes it
+    conn.execute("CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER)")  # as Litestream does
+    conn.execute("CREATE TABLE _litestream_lock (id INTEGER)")
+    conn.execute("INSERT INTO _litestream_seq VALUES (1, 7)")
+    snapshots.restore(conn, db, snap, backups_dir, lock_timeout=3)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"t", "_litestream_seq", "_litestream_lock"}
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM _litestream_seq").fetchone() == (0,)  # its rows: the source's
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
