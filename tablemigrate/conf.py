@@ -8,6 +8,9 @@ TABLEMIGRATE_POST_MIGRATE    send Django's post_migrate after `run`/`revert` cha
                              `migrate` does (content types, permissions) (default: True)
 TABLEMIGRATE_TEST_MIGRATIONS build the test database by running the history instead of from the
                              models (default: False; see tablemigrate.testing)
+TABLEMIGRATE_ONLINE_REBUILD_ROWS  in WAL mode, rebuild tables of at least this many rows in short
+                             transactions while the application keeps writing (default: 50000; None:
+                             never; see tablemigrate.online)
 """
 
 from __future__ import annotations

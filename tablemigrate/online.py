@@ -447,6 +447,7 @@ def run(conn: sqlite3.Connection, work: Online, begin: Callable[[], None],
     busy handling); `finish()`, inside the final transaction, re-checks that the module is still needed
     (False: nothing done) and records it. Returns whether it was applied. On failure everything the
     setup made is dropped and the live table is as the application left it."""
+    clean_leftovers(conn, begin)  # of a run killed mid-copy (`run` drops them before its backup too)
     try:
         begin()
         _setup(conn, work)
