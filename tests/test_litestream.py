@@ -193,8 +193,30 @@ def migration_module(site: Site, name: str, text: str) -> Path:
     return path
 
 
+def online_plan(site: Site, threshold: int | None) -> object:
+    """What tablemigrate.online plans for the newest module with that threshold (None: the rebuild is
+    done in one transaction)."""
+    from django.test import override_settings
+
+    from tablemigrate import online
+    from tablemigrate.loader import load_migrations
+
+    newest = load_migrations(site.root / "example_project" / "tablemigrations")[-1]
+    conn = sqlite3.connect(site.db)
+    try:
+        with override_settings(TABLEMIGRATE_ONLINE_REBUILD_ROWS=threshold):
+            return online.plan(conn, newest, "up")
+    finally:
+        conn.close()
+
+
 @needs_litestream
-def test_run_that_rebuilds_a_table_is_replicated(site):
+@pytest.mark.parametrize("online", [False, True], ids=["in-one-transaction", "online"])
+def test_run_that_rebuilds_a_table_is_replicated(site, online):
+    # online: the copying rebuild in short chunks with triggers and a swap (TABLEMIGRATE_ONLINE_REBUILD_ROWS)
+    settings = site.root / "example_project" / "settings.py"
+    threshold = 1000 if online else None
+    settings.write_text(settings.read_text() + f"TABLEMIGRATE_ONLINE_REBUILD_ROWS = {threshold}\n")
     assert_replica_matches(site, "start")
     models = site.root / "example_project" / "posts" / "models.py"
     # bool (NUMERIC affinity) -> varchar (TEXT): every stored record changes, so the table is rebuilt
@@ -203,6 +225,7 @@ def test_run_that_rebuilds_a_table_is_replicated(site):
         "    published = models.CharField(max_length=5, default='no')\n"))
     site.manage("generate", "PublishedText", "--noinput")
     assert 'INSERT OR ABORT INTO "new__posts_post"' in site.manage("show").stdout  # the rebuild path
+    assert (online_plan(site, threshold) is not None) == online
     assert "Applied" in site.manage("run", "--noinput").stdout
     assert_replica_matches(site, "rebuilt")
     conn = sqlite3.connect(site.db)
