@@ -59,7 +59,9 @@ class Site:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EXAMPLE_", "DJANGO_SETTINGS"))}
-        env.update(PYTHONPATH=str(self.root), EXAMPLE_DB=str(self.db), EXAMPLE_BUSY_TIMEOUT=str(BUSY_TIMEOUT))
+        # the project first, then the tablemigrate this test imports (a checkout under test, not the installed one)
+        path = [str(self.root), str(Path(snapshots.__file__).resolve().parent.parent)]
+        env.update(PYTHONPATH=os.pathsep.join(path), EXAMPLE_DB=str(self.db), EXAMPLE_BUSY_TIMEOUT=str(BUSY_TIMEOUT))
         return env
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
