@@ -200,18 +200,28 @@ class RebuildTable(Operation):
 class AlterTableInPlace(RebuildTable):
     """Give `table` the definition `create` by rewriting its stored CREATE text, when the change moves
     no stored record: a declared type of the same affinity (`varchar(30)` → `varchar(60)`, integer →
-    bigint), NOT NULL, a CHECK or a foreign key dropped. SQLite's procedure for such changes
+    bigint), NOT NULL, a CHECK or a foreign key dropped or added. SQLite's procedure for such changes
     (lang_altertable.html, "making other kinds of table schema changes"): `writable_schema`, an UPDATE
     of `sqlite_schema`, a `schema_version` bump, in the migration's transaction. It takes milliseconds at
-    any size.
+    any size, or one read of the table when `check` is set: a NOT NULL or CHECK rule added is proved on
+    every row with `PRAGMA quick_check(table)` (which checks exactly those, not the indexes), an added
+    foreign key by the applier's `foreign_key_check`; a row that breaks one fails the migration.
 
     At run time it checks what makes that safe: the live table's columns, in order, are the new
     definition's (a record's values are read by position), and SQLite accepts the new text. Where it
     cannot (a connection in defensive mode refuses to write the schema, the columns differ), it runs
     the rebuild instead, with the same `copy`."""
 
+    def __init__(self, table: str, create: str, copy: dict[str, str], *, check: bool = False):
+        super().__init__(table, create, copy)
+        self.check = check  # prove the rows satisfy what the definition adds (NOT NULL, CHECK)
+
     def __repr__(self) -> str:
         return f"AlterTableInPlace({self.table!r})"
+
+    def deconstruct(self) -> tuple[list[Any], dict[str, Any]]:
+        args, kwargs = super().deconstruct()
+        return args, {**kwargs, "check": True} if self.check else kwargs
 
     def sql_preview(self) -> list[str]:
         return [f"-- {quote(self.table)} is given this definition in place (no row is copied; where SQLite "
@@ -245,6 +255,11 @@ class AlterTableInPlace(RebuildTable):
         finally:
             conn.execute("PRAGMA writable_schema = OFF")
         conn.execute(f"SELECT * FROM main.{quote(name)} LIMIT 0").fetchall()  # SQLite reads the new schema
+        if self.check:  # every row against the new NOT NULL and CHECK rules (foreign keys: the applier)
+            found = conn.execute(f"PRAGMA main.quick_check({quote(name)})").fetchmany(4)
+            if found != [("ok",)]:
+                raise sqlite3.IntegrityError(f"rows of {name} do not satisfy its new definition: "
+                                             + "; ".join(str(r[0]) for r in found[:3]))
         logger.debug("changed the definition of %s in place", name)
         return True
 

@@ -152,17 +152,19 @@ def path(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str, Value
 
     if all(native(op) for op in ops):
         return NATIVE
-    return IN_PLACE if _in_place(frm, to, ops) else REBUILD
+    return IN_PLACE if _in_place(frm, to, ops, values) else REBUILD
 
 
-def _in_place(frm: Table, to: Table, ops: tuple[Change, ...]) -> bool:
+def _in_place(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str, Value] | None = None) -> bool:
     """Whether the stored CREATE text can simply be replaced (operations.AlterTableInPlace): no stored
     record moves or reads differently. Every change is a column outside the primary key (a column
     declared exactly `INTEGER PRIMARY KEY` is the rowid, stored in no record: any other type would make
     it a column of its own, NULL in every row) keeping its place, affinity, collation, default and
-    generated expression while it changes its declared type or drops NOT NULL, a
-    table-level CHECK or foreign key dropped, or an index added or dropped. A default is left out: a
-    column added by ADD COLUMN reads its default from the schema in rows written before it existed."""
+    generated expression while it changes its declared type or gains or drops NOT NULL, a CHECK or
+    foreign key added or dropped, or an index added or dropped. A default is left out: a column added
+    by ADD COLUMN reads its default from the schema in rows written before it existed; so is a UNIQUE
+    constraint (SQLite keeps it in a hidden index). What is added is proved on the rows at run time
+    (`tightens`); existing NULLs of a column made NOT NULL first take their value by an UPDATE."""
     if list(frm.columns) != list(to.columns) or frm.strict or to.strict:
         return False
     changed = False
@@ -172,14 +174,21 @@ def _in_place(frm: Table, to: Table, ops: tuple[Change, ...]) -> bool:
             if (old.pk or new.pk  # `INTEGER PRIMARY KEY` is the rowid itself; `bigint PRIMARY KEY` is not
                     or affinity(old.type) != affinity(new.type) or old.collation != new.collation
                     or old.default != new.default or (old.generated, old.generated_kind)
-                    != (new.generated, new.generated_kind) or (new.notnull and not old.notnull)):
+                    != (new.generated, new.generated_kind)):
                 return False
             changed = True
-        elif isinstance(op, DropConstraint) and op.column is None and isinstance(op.constraint, (Check, ForeignKey)):
+        elif isinstance(op, (DropConstraint, AddConstraint)) and op.column is None and isinstance(
+                op.constraint, (Check, ForeignKey)):
             changed = True
         elif not isinstance(op, (AddIndex, DropIndex)):
             return False
     return changed
+
+
+def tightens(ops: tuple[Change, ...]) -> bool:
+    """Whether the changes add a rule the rows must satisfy (NOT NULL, CHECK, foreign key)."""
+    return any((isinstance(op, AlterColumn) and op.new.notnull and not op.old.notnull)
+               or isinstance(op, AddConstraint) for op in ops)
 
 
 def _transition(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str, Value]) -> _Transition:
@@ -227,16 +236,19 @@ def _transition(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str
         steps += [f"ALTER TABLE {quote(t)} DROP COLUMN {quote(c.name)}" for k, c in frm.columns.items() if k in dropped]
         steps += [f"ALTER TABLE {quote(t)} ADD COLUMN {c.definition}" for k, c in to.columns.items() if k in added]
     elif source or added or dropped:
-        steps += _rebuild(frm, to, source, values, destructive, in_place=way == IN_PLACE)
+        steps += _rebuild(frm, to, source, values, destructive, in_place=way == IN_PLACE,
+                          check=way == IN_PLACE and tightens(ops))
     steps += fill_after
     steps += [i.raw for i in create_indexes]
     return _Transition(steps, destructive, summary)
 
 
 def _rebuild(frm: Table, to: Table, source: dict[str, str], values: dict[str, Value],
-             destructive: list[str], in_place: bool = False) -> list[Step]:
+             destructive: list[str], in_place: bool = False, check: bool = False) -> list[Step]:
     """The rebuild into `to`'s definition, with what each column copies (`source`: to key -> frm key),
-    after the fills of existing NULLs it needs. Appends the NULLs it replaces to `destructive`."""
+    after the fills of existing NULLs it needs. Appends the NULLs it replaces to `destructive`. In place
+    (`in_place`), existing NULLs take their value by an UPDATE first, and `check` proves the rows
+    satisfy what the definition adds."""
     t = to.name
     steps: list[Step] = []
     copy: dict[str, str] = {}
@@ -250,15 +262,18 @@ def _rebuild(frm: Table, to: Table, source: dict[str, str], values: dict[str, Va
                 if isinstance(value, RuntimeValue):
                     steps.append(FillColumn(t, col.name, value.field, only_null=True))
                 else:
-                    expr = f"COALESCE({expr}, {value})"
+                    expr = f"COALESCE({expr}, {value})"  # the copy, where the change is rebuilt after all
+                    if in_place:
+                        steps.append(f"UPDATE {quote(t)} SET {quote(col.name)} = {value} "
+                                     f"WHERE {quote(col.name)} IS NULL")
                 destructive.append(f"NULLs in {t}.{col.name} become {describe_value(value)}")
             copy[col.name] = expr
         elif isinstance(value, str):
             copy[col.name] = value
         elif isinstance(value, RuntimeValue) and col.notnull:
             copy[col.name] = value.placeholder  # replaced by the FillColumn that follows
-    kind = AlterTableInPlace if in_place else RebuildTable
-    steps.append(kind(t, sqltext.pretty_create_table(to.sql), copy))
+    create = sqltext.pretty_create_table(to.sql)
+    steps.append(AlterTableInPlace(t, create, copy, check=check) if in_place else RebuildTable(t, create, copy))
     return steps
 
 

@@ -181,11 +181,14 @@ def test_nullable_to_not_null_asks_for_a_value_for_existing_nulls(tmp_path, live
     live.execute("INSERT INTO blog_post VALUES (1, 1, 't', NULL)")
     strict = build_models(blog(body=("int", {})))
     kept = generate(d, strict, write=False).modules[0]  # --noinput: NULLs kept, the run would fail safely
-    assert kept.plan.up[0].copy["body"] == '"body"' and not kept.plan.destructive
+    assert kept.plan.up[-1].copy["body"] == '"body"' and not kept.plan.destructive
+    assert len(kept.plan.up) == 1 and kept.plan.up[0].check  # in place, the rows proved at run time
     answers = Answers(value="-1")
     (module,) = generate(d, strict, questioner=answers).modules
     assert "blog_post.body becomes NOT NULL" in answers.asked[0]
-    assert module.plan.up[0].copy["body"] == 'COALESCE("body", -1)'
+    # in place: the NULLs take the value first (the copy has it too, should the table be rebuilt after all)
+    assert module.plan.up[0] == 'UPDATE "blog_post" SET "body" = -1 WHERE "body" IS NULL'
+    assert module.plan.up[-1].copy["body"] == 'COALESCE("body", -1)'
     assert module.plan.destructive == ["NULLs in blog_post.body become -1"]
     apply_new(live, d, applied)
     assert live.execute("SELECT body FROM blog_post").fetchall() == [(-1,)]

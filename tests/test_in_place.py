@@ -9,9 +9,10 @@ import pytest
 
 from tablemigrate.apply import apply_migration
 from tablemigrate.diff import diff_schemas
+from tablemigrate.errors import MigrationFailed
 from tablemigrate.introspect import introspect
 from tablemigrate.loader import Migration
-from tablemigrate.operations import AlterTableInPlace, RebuildTable
+from tablemigrate.operations import AlterTableInPlace
 from tablemigrate.plan import plan_changes
 
 OLD = ('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "name" varchar(30) NOT NULL, "n" integer NULL '
@@ -56,8 +57,10 @@ def test_widening_and_loosening_are_planned_in_place_and_keep_every_row():
     assert conn.execute("PRAGMA page_count").fetchone()[0] == pages  # no row was copied
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.execute("INSERT INTO t VALUES (101, NULL, -1, 7)")  # NOT NULL, CHECK and the key are gone
-    # `down` puts NOT NULL and the CHECK back: that needs the data check and a rebuild.
-    assert any(type(s) is RebuildTable for s in plan.down)
+    # `down` puts NOT NULL, the CHECK and the key back, in place too: the rows are proved when it runs.
+    *fills, back = plan.down
+    assert type(back) is AlterTableInPlace and back.check
+    assert fills == ['UPDATE "t" SET "name" = \'\' WHERE "name" IS NULL']  # as the rebuild's COALESCE did
 
 
 @pytest.mark.parametrize("new", [
@@ -137,3 +140,71 @@ def test_a_definition_with_another_stored_layout_is_rebuilt_whatever_planned_it(
         for row in before:
             value = row[columns.index(column)]
             assert conn.execute(f"SELECT count(*) FROM t WHERE {column} = ?", (value,)).fetchone()[0] >= 1
+
+
+TIGHT = OLD.replace('"name" varchar(30) NOT NULL', '"name" varchar(30) NULL')
+TIGHTER = OLD.replace('CHECK ("n" > 0))', 'CHECK ("n" > 0), CHECK ("n" < 1000))')
+
+
+@pytest.mark.parametrize("change", ["not null", "check", "foreign key"])
+def test_rules_added_are_proved_on_the_rows_and_made_in_place(change):
+    """Adding NOT NULL, a CHECK or a foreign key moves no record either: the text is rewritten in place
+    once every row is proved to satisfy the new rule (issue 15); a row that breaks it fails the
+    migration, and nothing is changed."""
+    old, new = {"not null": (TIGHT, OLD), "check": (OLD, TIGHTER),
+                "foreign key": (OLD.replace(' REFERENCES "p" ("id")', ''), OLD)}[change]
+    [plan] = plan_changes(diff_schemas(schema(old), schema(new)), {})
+    [step] = plan.up
+    assert type(step) is AlterTableInPlace and step.check
+    conn = database(old)
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    run(conn, plan.up)
+    assert introspect(conn).tables["t"] == schema(new, 'CREATE INDEX "t_name" ON "t" ("name")').tables["t"]
+    assert conn.execute("PRAGMA page_count").fetchone()[0] == pages  # no row was copied
+    bad = database(old)
+    bad.execute({"not null": "UPDATE t SET name = NULL WHERE id = 5", "check": "UPDATE t SET n = 5000 WHERE id = 5",
+                 "foreign key": "UPDATE t SET p_id = 99 WHERE id = 5"}[change])
+    before = list(bad.iterdump())
+    with pytest.raises(MigrationFailed):
+        run(bad, plan.up)
+    assert list(bad.iterdump()) == before
+
+
+def test_existing_nulls_take_their_value_before_not_null_is_added_in_place():
+    [plan] = plan_changes(diff_schemas(schema(TIGHT), schema(OLD)), {("t", "name"): "'?'"})
+    assert plan.up[0] == '''UPDATE "t" SET "name" = '?' WHERE "name" IS NULL'''
+    conn = database(TIGHT)
+    conn.execute("UPDATE t SET name = NULL WHERE id <= 3")
+    run(conn, plan.up)
+    assert [r[0] for r in conn.execute("SELECT name FROM t WHERE id <= 4 ORDER BY id")] == ["?", "?", "?", "n4"]
+
+
+def test_a_run_that_would_break_an_added_rule_is_refused_before_anything_is_written(tmp_path):
+    """The pre-run data check reads an in-place change as it reads a rebuild: NULLs that would stay in
+    a column made NOT NULL refuse the run, with their count, and nothing is written."""
+    from tablemigrate import runner
+    from tablemigrate.build import private_database, raw
+    from tablemigrate.errors import TablemigrateError
+    from tablemigrate.runner import Target
+
+    from .helpers import module
+
+    d = tmp_path / "m"
+    module(d, "0001_create", "table = 't'\nup = " + repr([
+        "CREATE TABLE t (id integer PRIMARY KEY, name varchar(30) NULL)",
+        "INSERT INTO t (name) VALUES ('a'), (NULL), (NULL)"]) + "\ndown = ['DROP TABLE t']\n")
+    path = tmp_path / "db.sqlite3"
+    with private_database(str(path)) as db:
+        runner.run(Target("default", raw(db), path), d, django=False)
+    step = AlterTableInPlace("t", 'CREATE TABLE "t" (id integer PRIMARY KEY, name varchar(30) NOT NULL)',
+                             {"id": '"id"', "name": '"name"'}, check=True)
+    args, kwargs = step.deconstruct()
+    module(d, "0002_not_null", "from tablemigrate.operations import AlterTableInPlace\ntable = 't'\n"
+           f"up = [AlterTableInPlace(*{args!r}, **{kwargs!r})]\ndown = None\n")
+    with private_database(str(path)) as db:
+        conn = raw(db)
+        before = list(conn.iterdump())
+        with pytest.raises(TablemigrateError, match="2 rows of t would hold NULL in name") as refused:
+            runner.run(Target("default", conn, path), d, django=False, allow_destructive=True)
+        assert "nothing was changed" in str(refused.value)
+        assert list(conn.iterdump()) == before
