@@ -242,16 +242,53 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+# Tables a replicator keeps in the live database for itself: Litestream (https://litestream.io) creates
+# these two when it starts and needs them for its read lock and its checkpoints. They belong to the live
+# file, not to its data: a restore whose source lacks them (a snapshot or backup taken before Litestream
+# was set up) removed them, after which every Litestream checkpoint failed until it was restarted, and
+# the WAL only grew. Both restores keep them (empty when recreated: their rows mean nothing to the data).
+REPLICATOR_TABLES = ("_litestream_seq", "_litestream_lock")
+
+
+def _tables(conn: sqlite3.Connection, schema: str, names: tuple[str, ...]) -> dict[str, str]:
+    """{name: CREATE statement} of those of the tables `names` that `schema` ('main' or an alias) has."""
+    if not names:
+        return {}
+    marks = ", ".join("?" * len(names))
+    return dict(conn.execute(f"SELECT name, sql FROM {schema}.sqlite_master WHERE type = 'table' AND "
+                             f"name IN ({marks})", names).fetchall())
+
+
+def _recreate(conn: sqlite3.Connection, tables: dict[str, str]) -> None:
+    """Create again, empty, those of `tables` that the page copy removed (in their own transaction: the
+    backup API commits its own)."""
+    present = _tables(conn, "main", tuple(tables))
+    missing = [sql for name, sql in tables.items() if name not in present]
+    if not missing:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql in missing:
+            conn.execute(sql)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def restore(conn: sqlite3.Connection, source: Path, *, verified: bool = False, timeout: float | None = None) -> None:
     """Copy `source` over the live database behind `conn`, through the backup API (safe with WAL and
-    with other open connections, unlike replacing the file). `verified`: the caller just checked it."""
+    with other open connections, unlike replacing the file). `verified`: the caller just checked it.
+    A replicator's tables (REPLICATOR_TABLES) that the source lacks are created again."""
     if not verified:
         verify(source)
+    replicator = _tables(conn, "main", REPLICATOR_TABLES)
     src = sqlite3.connect(readonly_uri(source), uri=True)
     try:
         _copy(src, conn, f"restoring {source.name}", timeout)
     finally:
         src.close()
+    _recreate(conn, replicator)
 
 
 _ALIAS = "tablemigrate_backup"
@@ -277,10 +314,13 @@ def restore_in_transaction(conn: sqlite3.Connection, source: Path,
             if not may_restore(conn):
                 conn.execute("ROLLBACK")
                 return False
+            # A replicator's tables that the backup lacks stay as they are (see REPLICATOR_TABLES).
+            kept = set(_tables(conn, "main", REPLICATOR_TABLES)) - set(_tables(conn, _ALIAS, REPLICATOR_TABLES))
             live = conn.execute(f"SELECT type, name FROM main.sqlite_master WHERE {user_objects()} AND "
                                 "type IN ('view', 'trigger', 'table') ORDER BY type != 'view', type != 'trigger'")
             for kind, name in live.fetchall():
-                conn.execute(f"DROP {kind.upper()} IF EXISTS main.{quote(name)}")
+                if name not in kept:
+                    conn.execute(f"DROP {kind.upper()} IF EXISTS main.{quote(name)}")
             objects = conn.execute(f"SELECT type, name, sql FROM {_ALIAS}.sqlite_master WHERE sql IS NOT NULL "
                                    f"AND {user_objects()}").fetchall()
             tables = [name for kind, name, _sql in objects if kind == "table"]

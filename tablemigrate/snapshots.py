@@ -26,12 +26,6 @@ from .sqltext import readonly_uri
 
 logger = logging.getLogger("tablemigrate")
 
-# Tables a replicator keeps in the live database for itself: Litestream (https://litestream.io) creates
-# these two when it starts, and needs them for its read lock and its checkpoints. They belong to the live
-# file, not to its data: a restore whose source lacks them (a snapshot taken before Litestream was set up)
-# removed them, after which every Litestream checkpoint failed until it was restarted, and the WAL grew.
-REPLICATOR_TABLES = ("_litestream_seq", "_litestream_lock")
-
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -115,29 +109,6 @@ def resolve_backup(backups_dir: Path, given: str) -> Path:
     if not path.exists() and path.name == given:
         path = backups_dir / given
     return path
-
-
-def _tables(conn: sqlite3.Connection, names: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(name, CREATE statement) of those of the tables `names` that the live database has."""
-    marks = ", ".join("?" * len(names))
-    return conn.execute(f"SELECT name, sql FROM main.sqlite_master WHERE type = 'table' AND name IN ({marks})",
-                        names).fetchall()
-
-
-def _recreate(conn: sqlite3.Connection, tables: list[tuple[str, str]]) -> None:
-    """Create again, empty, those of `tables` (see REPLICATOR_TABLES) that the restore removed."""
-    present = {name for name, _sql in _tables(conn, tuple(name for name, _sql in tables))} if tables else set()
-    missing = [sql for name, sql in tables if name not in present]
-    if not missing:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for sql in missing:
-            conn.execute(sql)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def fold_wal(conn: sqlite3.Connection) -> bool:
@@ -234,7 +205,6 @@ def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: 
             raise backups.CopyTimeout("the database kept changing while its safety backup was taken; stop the "
                                       "application and retry (nothing was changed)")
         wal = conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
-        replicator = _tables(conn, REPLICATOR_TABLES)
         try:
             backups.restore(conn, source, verified=True, timeout=lock_timeout)
         except sqlite3.OperationalError as exc:
@@ -252,7 +222,6 @@ def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: 
                 backups.restore(conn, source, verified=True, timeout=lock_timeout)
             finally:  # also after an error or an interrupt: the application expects its WAL mode
                 conn.execute("PRAGMA journal_mode = WAL")
-        _recreate(conn, replicator)
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
             fold_wal(conn)
     backups.unpin(backups_dir, db_path)  # the state is the one the user chose: a new streak pins afresh

@@ -340,3 +340,26 @@ def test_restore_keeps_the_tables_a_replicator_keeps_in_the_live_database(tmp_pa
     assert conn.execute("SELECT count(*) FROM _litestream_seq").fetchone() == (0,)  # its rows: the source's
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
+
+
+def test_failed_run_restore_keeps_the_tables_a_replicator_keeps_in_the_live_database(tmp_path):
+    """The failed run's restore (one write transaction: drop everything, recreate it from the backup)
+    keeps them too when its backup lacks them (Litestream set up after the backup was taken)."""
+    from tablemigrate import backup
+
+    db, saved = tmp_path / "app.sqlite3", tmp_path / "saved.sqlite3"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (x)")
+    backup.take_backup(conn, saved)
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.execute("CREATE TABLE later (x)")
+    conn.execute("CREATE TABLE _litestream_seq (id INTEGER PRIMARY KEY, seq INTEGER)")
+    conn.execute("CREATE TABLE _litestream_lock (id INTEGER)")
+    conn.execute("INSERT INTO _litestream_seq VALUES (1, 7)")
+    assert backup.restore_in_transaction(conn, saved, lambda _conn: True)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"t", "_litestream_seq", "_litestream_lock"}
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    assert conn.execute("SELECT * FROM _litestream_seq").fetchall() == [(1, 7)]  # untouched
+    conn.close()
