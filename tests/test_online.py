@@ -329,3 +329,28 @@ def test_a_rebuild_killed_mid_copy_loses_nothing_and_the_next_one_finishes(tmp_p
     assert not [n for _t, n in objects(conn) if n.startswith(online.PREFIX)]
     assert conn.execute("SELECT code, amount FROM item WHERE id = 1").fetchone() == ("after the kill", "0")
     assert conn.execute("SELECT count(*) FROM item").fetchone()[0] == ROWS
+
+
+def test_show_says_which_pending_rebuild_runs_online(tmp_path, small_chunks, settings):
+    from .test_edges_command import tm
+
+    path = tmp_path / "db.sqlite3"
+    database(path).close()
+    settings.TABLEMIGRATE_MIGRATIONS_DIR = tmp_path / "m"
+    from django.db import connections
+
+    settings.DATABASES["edge"] = dict(connections["default"].settings_dict, NAME=str(path), TEST={})
+    try:
+        from .helpers import module as write_module
+
+        write_module(tmp_path / "m", "0002_item", "from tablemigrate.operations import RebuildTable\n"
+                     f"table = 'item'\nup = [RebuildTable('item', {NEW_ITEM!r}, {COPY!r})]\ndown = None\n")
+        out, _err = tm("show")
+        assert "online: item is rebuilt in short transactions" in out
+        settings.TABLEMIGRATE_ONLINE_REBUILD_ROWS = None
+        out, _err = tm("show")
+        assert "[ ] 0002_item" in out and "online:" not in out
+    finally:
+        connections["edge"].close()
+        del connections["edge"]
+        del settings.DATABASES["edge"]

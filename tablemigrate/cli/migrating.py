@@ -20,7 +20,7 @@ class MigrationCommands(CommandParts):
         from tablemigrate.loader import load_migration
         from tablemigrate.ownership import ownership
         from tablemigrate.runner import drift, status
-        from tablemigrate import shapes
+        from tablemigrate import online, shapes
         from tablemigrate.status import acceptance, out_of_order
 
         target = self._target(options)
@@ -49,6 +49,9 @@ class MigrationCommands(CommandParts):
                 m.before["table"].lower() not in touched else None
             if refusal:
                 self.stdout.write(self.style.ERROR(f"      `run` refuses it: {refusal}"))
+            elif m.table and m.table.lower() not in touched and online.plan(target.conn, m, "up") is not None:
+                self.stdout.write(f"      online: {m.table} is rebuilt in short transactions while the "
+                                  "application keeps writing (TABLEMIGRATE_ONLINE_REBUILD_ROWS)")
             touched |= {t["table"].lower() for t in (m.before, m.after) if t} | ({m.table.lower()} if m.table else set())
             if options["sql"]:
                 self._write_sql(s for step in m.up for s in statements_of(step))
