@@ -15,13 +15,14 @@ tokenizer cannot place gives the full comparison instead (None).
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .build import FieldDefaults, build_from_models, raw
+from .build import FieldDefaults, build_from_models, private_database, raw
 from .diff import Renames, rename_candidates
 from .errors import GenerateError
 from .introspect import introspect
@@ -73,29 +74,54 @@ def _changed_tables(inputs: Inputs, renames: Renames) -> tuple[set[str], dict[st
 
 def generate(inputs: Inputs, renames: Renames, questioner, label: str, now: datetime):
     """`generate`'s result from the changed tables (see the module docstring), or None."""
-    from .generate import GenerateResult, _changes, _hint_renames, _modules, _stale_snapshot, _values
-
     found = _changed_tables(inputs, renames)
     if found is None:
         return None
-    changed, b_owners = found
+    with private_database() as b_db:  # its own: the full comparison builds all of B in `inputs.b_db`
+        return _generate(inputs, renames, questioner, label, now, *found, b_db)
+
+
+def _generate(inputs: Inputs, renames: Renames, questioner, label: str, now: datetime, changed: set[str],
+              b_owners: dict[str, list[str]], b_db):
+    from .generate import GenerateResult, _changes, _hint_renames, _modules, _stale_snapshot, _values
+
     blocks = inputs.blocks
     b_keys = {h for keys in b_owners.values() for h in keys}
     b_statements = [s for s in inputs.statements if statement_key(s) in b_keys]  # Django's order
-    build_from_models(inputs.b_db, [], b_statements)
-    b = introspect(raw(inputs.b_db))
-    a_part = _built(blocks, sorted(changed & blocks.keys()))
+    build_from_models(b_db, [], b_statements)
+    b_conn = raw(b_db)
+    outside = {n for k, blk in blocks.items() if k not in changed for n in (k, *blk.indexes)}
+    if any(name.lower() in outside for (name,) in b_conn.execute("SELECT name FROM sqlite_master")):
+        return None  # a new table or index takes the name of an unchanged table's: the full build says so
+    b = introspect(b_conn)
+    # The part of database A the modules can reach (verify.py), which holds the changed tables: built
+    # once, before any question is asked, for the diff and then for the verification.
+    part = _built(blocks, sorted(reach(blocks, changed)))
+    if part is None:
+        return None
     try:
-        a = introspect(a_part)
-    finally:
-        a_part.close()
-    changes = _changes(a, b, renames, questioner)
+        whole_part = introspect(part)
+    except BaseException:
+        part.close()
+        raise
+    a = Schema({k: t for k, t in whole_part.tables.items() if k in changed})
+    try:
+        changes = _changes(a, b, renames, questioner)
+    except BaseException:
+        part.close()
+        raise
 
     def marker_ddl(k: str, table: Table) -> list[str]:
         """The models' statements that build `table` exactly, for its marker."""
+        if k in inputs.foreign:  # no model of tablemigrate's builds it
+            return []
         if k in b.tables:
             return b_owners.get(k, []) if same_tables({k: table}, {k: b.tables[k]}) else []
         return [] if k in changed else list(blocks[k].ddl)
+
+    def kept(blk: Block) -> Block:
+        """An unchanged block, as the full comparison writes it."""
+        return dataclasses.replace(blk, ddl=()) if blk.key in inputs.foreign and blk.ddl else blk
 
     def with_ddl_line(new_blocks: dict[str, Block]) -> str | None:
         # Every table is the models' (unchanged ones, and the changed ones checked), and B has no other
@@ -105,7 +131,8 @@ def generate(inputs: Inputs, renames: Renames, questioner, label: str, now: date
 
     history = history_checksum(inputs.recorded)
     if not changes:
-        new_blocks = dict(blocks)
+        part.close()
+        new_blocks = {k: kept(blk) for k, blk in blocks.items()}
         for k in changed & a.tables.keys():
             new_blocks[k] = block(a.tables[k], marker_ddl(k, a.tables[k]))
         stale = _stale_snapshot(inputs.directory, inputs.header, inputs.recorded, inputs.header["schema"],
@@ -113,14 +140,17 @@ def generate(inputs: Inputs, renames: Renames, questioner, label: str, now: date
         return GenerateResult([], inputs.directory, lambda: render_blocks(
             new_blocks, history, inputs.fingerprint(), with_ddl_line(new_blocks)), stale)
 
-    unasked = [] if questioner.interactive else rename_candidates(a, b, renames)
-    values = _values(changes, FieldDefaults(inputs.b_db, inputs.model_list), questioner, unasked)
-    plans = plan_changes(changes, values)
-    _hint_renames(plans, unasked)
+    try:
+        unasked = [] if questioner.interactive else rename_candidates(a, b, renames)
+        values = _values(changes, FieldDefaults(inputs.b_db, inputs.model_list), questioner, unasked)
+        plans = plan_changes(changes, values)
+        _hint_renames(plans, unasked)
+    except BaseException:
+        part.close()
+        raise
 
     def check(checked: list, tables: list):
         touched = {t.lower() for pair in tables for t in pair if t}
-        part = _built(blocks, sorted(reach(blocks, touched)))
 
         def after_ups(before: Schema, got: Schema) -> str | None:
             # The tables of apps that keep their Django migrations are left out, as the full comparison
@@ -138,7 +168,7 @@ def generate(inputs: Inputs, renames: Renames, questioner, label: str, now: date
         if not same_tables(untouched, {k: b.tables[k] for k in untouched if k in b.tables}):
             raise GenerateError("internal error: tables without a migration differ from the models' "
                                 f"({mismatch(untouched, b.tables)}); nothing written")
-        new_blocks = {k: v for k, v in blocks.items() if k not in before.tables}
+        new_blocks = {k: kept(v) for k, v in blocks.items() if k not in before.tables}
         for k, t in {**untouched, **got.tables}.items():
             new_blocks[k] = block(t, marker_ddl(k, t))
 
@@ -160,9 +190,15 @@ def reach(blocks: dict[str, Block], touched: set[str]) -> set[str]:
     return names
 
 
-def _built(blocks: dict[str, Block], keys: list[str]) -> sqlite3.Connection:
-    """A new in-memory database holding the tables `keys`, by their blocks' statements."""
+def _built(blocks: dict[str, Block], keys: list[str]) -> sqlite3.Connection | None:
+    """A new in-memory database holding the tables `keys`, by their blocks' statements; None when
+    SQLite does not run them (a text written by an older version: the full comparison replays the
+    history instead, as it does for such a `schema.sql`)."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    conn.execute("PRAGMA foreign_keys = OFF")
-    conn.executescript("BEGIN;\n" + "".join(blocks[k].text for k in keys) + "COMMIT;")
+    try:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.executescript("BEGIN;\n" + "".join(blocks[k].text for k in keys) + "COMMIT;")
+    except sqlite3.Error:
+        conn.close()
+        return None
     return conn

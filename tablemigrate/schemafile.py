@@ -8,14 +8,15 @@ tables only.
     -- ddl: <digest of the models' DDL, when that DDL builds exactly this schema>
     -- tables: <format of the markers>
 
-    -- table {"name": ..., "digest": ..., "ddl": [...], "refs": [...], "check": ...}
+    -- table {"name": ..., "digest": ..., "ddl": [...], "refs": [...], "indexes": [...], "check": ...}
     CREATE TABLE ...;
     CREATE INDEX ...;
 
 A marker gives the table's structure digest (`schema._digest`, so the header's fingerprint can be
 recomputed from the markers alone), the keys of the Django statements that build exactly this table
 (empty when the models' table differs, or the table is not a model's), the tables its foreign keys
-reference, and a check over all of it and the block's text. Markers are written only for schemas of
+reference, the names of its indexes (SQLite's names are schema-wide: a new index or table must not take
+one), and a check over all of it and the block's text. Markers are written only for schemas of
 tables and indexes alone (no view, trigger or virtual table) and are trusted only when every one of them
 checks, they recompute the header's fingerprint, and the `tables` line is this version's
 (`read_blocks`); otherwise `generate` reads the file as SQL, as before.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,7 @@ class Block:
     ddl: tuple[str, ...]
     refs: tuple[str, ...]
     text: str
+    indexes: tuple[str, ...] = ()  # lower-case names of its explicit indexes
 
     @property
     def key(self) -> str:
@@ -73,17 +76,24 @@ class Block:
 
     def render(self) -> str:
         marker = json.dumps({"name": self.name, "digest": self.digest, "ddl": list(self.ddl),
-                             "refs": list(self.refs), "check": self.check()})
+                             "refs": list(self.refs), "indexes": list(self.indexes), "check": self.check()})
         return f"{MARKER}{marker}\n{self.text}"
 
 
 def _check(b: Block) -> str:
-    payload = json.dumps([b.name, b.digest, list(b.ddl), list(b.refs), b.text])
+    payload = json.dumps([b.name, b.digest, list(b.ddl), list(b.refs), list(b.indexes), b.text])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
 def _statements_text(statements: Iterable[str]) -> str:
-    return "".join(stmt.rstrip().rstrip(";") + ";\n\n" for stmt in statements)
+    return "".join(_terminated(stmt) + "\n\n" for stmt in statements)
+
+
+def _terminated(statement: str) -> str:
+    """`statement` ending in a `;` SQLite sees: a text SQLite keeps may end in a `--` comment (a
+    hand-written index), which would swallow a `;` put on the same line."""
+    text = statement.rstrip().rstrip(";")
+    return text + ";" if sqlite3.complete_statement(text + ";") else text + "\n;"
 
 
 def pretty(table: Table) -> str:
@@ -98,7 +108,7 @@ def block(table: Table, ddl: Iterable[str] = ()) -> Block:
     """`table`'s block; `ddl`: the keys of the Django statements that build exactly this table."""
     refs = sorted({fk.ref_table for fk in table.foreign_keys})
     return Block(table.name, table_digest(table), tuple(sorted(ddl)), tuple(refs),
-                 _statements_text(table_statements(table)))
+                 _statements_text(table_statements(table)), tuple(sorted(table.indexes)))
 
 
 def _body(schema: Schema, ddl_of: Mapping[str, Iterable[str]] | None) -> str:
@@ -177,7 +187,8 @@ def read_blocks(directory: Path, header: Mapping[str, str]) -> dict[str, Block] 
             body += "\n"  # the separator took the blank line's newline
         try:
             fields = json.loads(marker)
-            found = Block(fields["name"], fields["digest"], tuple(fields["ddl"]), tuple(fields["refs"]), body)
+            found = Block(fields["name"], fields["digest"], tuple(fields["ddl"]), tuple(fields["refs"]), body,
+                          tuple(fields["indexes"]))
             valid = isinstance(found.name, str) and fields["check"] == found.check()
         except (ValueError, KeyError, TypeError, AttributeError):
             return None

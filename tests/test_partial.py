@@ -193,3 +193,82 @@ def test_a_new_index_on_a_table_whose_other_statements_are_unchanged_is_found(tm
     assert [m.plan.summary for m in result.modules] == [[next(
         s for s in result.modules[0].plan.summary if s.startswith("add index"))]]
     assert not generate(d, build_models(indexed), write=False).changed
+
+
+# Found by an independent review: each case runs both ways on copies of one directory.
+
+def _make(author_table="blog_author", post=True, author_meta=None, other_meta=None):
+    from django.apps.registry import Apps
+    from django.db import models
+
+    global _made
+    _made = globals().get("_made", 0) + 1
+    reg, label = Apps(), f"review{_made}"
+
+    def model(name, table, fields, meta=None):
+        attrs = {"__module__": "x", **fields,
+                 "Meta": type("Meta", (), {"app_label": label, "apps": reg, "db_table": table, **(meta or {})})}
+        return type(name, (models.Model,), attrs)
+    author = model("Author", author_table, {"name": models.CharField(max_length=30)}, author_meta)
+    out = [author, model("Other", "blog_other", {"x": models.IntegerField()}, other_meta)]
+    if post:
+        out.append(model("Post", "blog_post", {
+            "author": models.ForeignKey(author, on_delete=models.CASCADE, related_name="+"),
+            "title": models.CharField(max_length=30, db_index=True)}))
+    return out
+
+
+def _both_ways(d, models_, monkeypatch, **kw):
+    out = []
+    for only in (True, False):
+        copy = d.parent / f"{d.name}-{only}"
+        shutil.copytree(d, copy)
+        with monkeypatch.context() as m:
+            m.setattr(partial, "ENABLED", only)
+            try:
+                result = generate(copy, models_, questioner=AutoValue(), **kw)
+                out.append(([x.name for x in result.modules], (copy / "schema.sql").read_text()))
+            except (TablemigrateError, sqlite3.Error) as exc:
+                out.append(("error", type(exc).__name__, str(exc)))
+    return out
+
+
+def test_a_table_handed_to_its_django_migrations_keeps_no_statement_keys(tmp_path, monkeypatch):
+    """Its app keeps its own migrations, so no model of tablemigrate's builds it: SQLite's RENAME of the
+    table it references rewrote it, and when the app is handed back it must be compared, not taken as
+    unchanged by the keys it had before."""
+    d = tmp_path / "m"
+    generate(d, _make(), now=NOW)
+    generate(d, _make(author_table="blog_writer", post=False), renames=Renames.parse(["blog_author:blog_writer"]),
+             foreign=frozenset({"blog_post"}), questioner=AutoValue(), now=NOW.replace(hour=13))
+    blocks = schemafile.read_blocks(d, schemafile.read_header(d))
+    assert blocks is not None and blocks["blog_post"].ddl == ()
+    partial_result, full_result = _both_ways(d, _make(), monkeypatch, now=NOW.replace(hour=14))
+    assert partial_result == full_result
+    assert any("update_blog_post" in name for name in partial_result[0])
+
+
+def test_an_index_text_ending_in_a_comment_is_written_so_that_it_runs(tmp_path, monkeypatch):
+    from django.db import models
+
+    d = tmp_path / "m"
+    generate(d, _make(), now=NOW)
+    (d / "20260501_130000_hand_index.py").write_text(
+        'up = ["CREATE INDEX hand_idx ON blog_other (x) -- reports"]\ndown = ["DROP INDEX hand_idx"]\n')
+    one = {"indexes": [models.Index(fields=["x"], name="hand_idx")]}
+    generate(d, _make(other_meta=one), now=NOW.replace(hour=14))
+    assert "-- reports\n;" in (d / "schema.sql").read_text()
+    two = {"indexes": [models.Index(fields=["x"], name="hand_idx"), models.Index(fields=["id", "x"], name="ix2")]}
+    partial_result, full_result = _both_ways(d, _make(other_meta=two), monkeypatch, now=NOW.replace(hour=15))
+    assert partial_result == full_result and partial_result[0] != "error"
+
+
+def test_a_new_index_named_like_an_unchanged_tables_is_refused_as_the_full_build_refuses_it(tmp_path, monkeypatch):
+    from django.db import models
+
+    d = tmp_path / "m"
+    shared = {"indexes": [models.Index(fields=["x"], name="shared_ix")]}
+    generate(d, _make(other_meta=shared), now=NOW)
+    clash = _make(other_meta=shared, author_meta={"indexes": [models.Index(fields=["name"], name="shared_ix")]})
+    partial_result, full_result = _both_ways(d, clash, monkeypatch, now=NOW.replace(hour=13))
+    assert partial_result == full_result and partial_result[0] == "error"
