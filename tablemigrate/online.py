@@ -272,19 +272,18 @@ def _columns(work: Online) -> tuple[str, str]:
 
 
 def _copy(conn: sqlite3.Connection, work: Online, where: str, params: tuple = ()) -> int:
-    """Copy the live table's rows `where` into the new table, replacing what it holds for them."""
+    """Make the new table's rows `where` the live table's: every such row is deleted first, then all are
+    copied. One DELETE before one INSERT: a row the application changed keeps no stale copy that a
+    UNIQUE value it gave up could collide with (it moved the value to another row meanwhile)."""
     cols, select = _columns(work)
     conn.execute(f"DELETE FROM {quote(work.tmp)} WHERE {where}", params)
     return conn.execute(f"INSERT OR ABORT INTO {quote(work.tmp)} ({cols}) SELECT {select} "
                         f"FROM {quote(work.table)} WHERE {where}", params).rowcount
 
 
-def _replay(conn: sqlite3.Connection, work: Online, upto: int | None) -> None:
-    """Copy again the rows the application changed in the part already copied (rowid <= `upto`; all
-    logged rows when None), and forget them."""
-    bound, params = ("", ()) if upto is None else (" WHERE rid <= ?", (upto,))
-    _copy(conn, work, f"rowid IN (SELECT rid FROM {LOG}{bound})", params)
-    conn.execute(f"DELETE FROM {LOG}{bound}", params)
+def _logged(upto: str) -> str:
+    """The rows the application changed, up to a rowid (`upto`: an SQL expression, '' for all)."""
+    return f"rowid IN (SELECT rid FROM {LOG}{f' WHERE rid <= {upto}' if upto else ''})"
 
 
 def _setup(conn: sqlite3.Connection, work: Online) -> None:
@@ -323,9 +322,11 @@ def _chunks(conn: sqlite3.Connection, work: Online, begin: Callable[[], None]) -
             if high is None:  # the application deleted the rest meanwhile
                 conn.execute("COMMIT")
                 break
-            copied += _copy(conn, work, "rowid >= ? AND rowid <= ?", (start, high))
-            conn.execute(f"DELETE FROM {LOG} WHERE rid >= ? AND rid <= ?", (start, high))
-            _replay(conn, work, high)
+            # the chunk, and the rows the application changed in the part already copied
+            _copy(conn, work, f"(rowid >= ? AND rowid <= ?) OR {_logged('?')}", (start, high, high))
+            copied += conn.execute(f"SELECT count(*) FROM {quote(work.table)} WHERE rowid >= ? AND rowid <= ?",
+                                   (start, high)).fetchone()[0]
+            conn.execute(f"DELETE FROM {LOG} WHERE rid <= ?", (high,))
             work.watermark = high
             start = conn.execute(f"SELECT min(rowid) FROM {t} WHERE rowid > ?", (high,)).fetchone()[0]
             conn.execute("COMMIT")
@@ -352,11 +353,11 @@ def _swap(conn: sqlite3.Connection, work: Online) -> None:
     table, t = work.table, quote(work.table)
     before_objects = {o for o in _schema_objects(conn)  # less what the module drops
                       if not o[1].startswith(PREFIX) and not (o[0] == "index" and o[1] in work.drops)}
-    if work.watermark is not None:
-        _copy(conn, work, "rowid > ?", (work.watermark,))
+    if work.watermark is not None:  # what came after the last chunk, and the last changes
+        _copy(conn, work, f"rowid > ? OR {_logged('')}", (work.watermark,))
     else:
         _copy(conn, work, "1")
-    _replay(conn, work, None)
+    conn.execute(f"DELETE FROM {LOG}")
     before = conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
     after = conn.execute(f"SELECT count(*) FROM {quote(work.tmp)}").fetchone()[0]
     if after != before:

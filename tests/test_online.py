@@ -88,6 +88,9 @@ class Application:
                 c.execute("UPDATE item SET amount = amount + 1000, code = code || '!' WHERE id = ?", (n * 3,))
                 c.execute("UPDATE item SET amount = NULL WHERE id = ?", (ROWS - n * 5,))
                 c.execute("DELETE FROM item WHERE id = ?", (n * 3 + 1,))
+                # a UNIQUE value moves from a copied row to a new one (copied later, or at the swap)
+                c.execute("UPDATE item SET code = 'moved' || ? WHERE id = ?", (n, n * 3 + 2))
+                c.execute("INSERT INTO item (owner_id, code) VALUES (1, ?)", (f"c{n * 3 + 1}",))
 
     def expected(self) -> list[tuple]:
         """The reference's rows as the new definition holds them."""
@@ -133,19 +136,23 @@ def test_a_failure_during_the_copy_leaves_the_table_as_the_application_left_it(t
                                                                                small_chunks):
     conn = database(tmp_path / "db.sqlite3")
     app = Application(tmp_path / "db.sqlite3", monkeypatch)
-    real_replay = online._replay
+    real_write = app.write
 
-    def replay(c, work, upto):
+    def write():
+        real_write()
         if app.turn == 5:  # a row the new definition refuses, written by the application mid-copy
-            app.conn.execute("UPDATE item SET code = NULL WHERE id = 2")
-        return real_replay(c, work, upto)
-    monkeypatch.setattr(online, "_replay", replay)
+            for c in (app.conn, app.reference):
+                c.execute("UPDATE item SET code = 'a code far longer than twenty' WHERE id = 2")
+    app.write = write
+    strict = NEW_ITEM.replace('"amount" text NOT NULL)', '"amount" text NOT NULL, CHECK (length("code") <= 20))')
     before_objects = objects(conn)
-    with pytest.raises(MigrationFailed, match="online"):
-        apply_migration(conn, module(), "up", online=True)
+    with pytest.raises(MigrationFailed, match="CHECK constraint failed"):
+        apply_migration(conn, Migration("0002", up=[RebuildTable("item", strict, COPY)], down=None, table="item"),
+                        "up", online=True)
+    assert app.turn > 5  # it failed after the application's write, not before
     assert objects(conn) == before_objects  # nothing of the rebuild is left
-    assert conn.execute("SELECT count(*) FROM item").fetchone()[0] == ROWS
-    assert app.conn.execute("SELECT count(*) FROM item WHERE code LIKE 'new%'").fetchone()[0] == app.turn
+    every = "SELECT * FROM item ORDER BY id"
+    assert conn.execute(every).fetchall() == app.reference.execute(every).fetchall()  # every write kept
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
