@@ -97,7 +97,7 @@ class Online:
         return self.op.table
 
 
-def _index_statement(sql: str) -> tuple[str, list[sqltext.Token]] | None:
+def index_statement(sql: str) -> tuple[str, list[sqltext.Token]] | None:
     """('drop', tokens) / ('create', tokens) for a plain DROP INDEX / CREATE [UNIQUE] INDEX statement."""
     try:
         statements = sqltext.split_statements(sql)
@@ -168,7 +168,7 @@ def plan(conn: sqlite3.Connection, migration: Migration, direction: str) -> Onli
     for step in steps:
         if not isinstance(step, str):
             continue
-        found = _index_statement(step)
+        found = index_statement(step)
         if found is None:
             return None
         kind, tokens = found

@@ -208,3 +208,26 @@ def test_a_run_that_would_break_an_added_rule_is_refused_before_anything_is_writ
             runner.run(Target("default", conn, path), d, django=False, allow_destructive=True)
         assert "nothing was changed" in str(refused.value)
         assert list(conn.iterdump()) == before
+
+
+def test_an_in_place_change_that_adds_no_rule_reads_no_row(monkeypatch):
+    """The applier's foreign key check reads every row of the table and of those referencing it: after a
+    change that moved no row and added no rule it has nothing to find, and is skipped (O(1) at any size);
+    after a rule is added, or the table was rebuilt, it runs."""
+    from tablemigrate import apply
+
+    checked = []
+    real = apply.foreign_key_violations
+    monkeypatch.setattr(apply, "foreign_key_violations", lambda conn, t: checked.append(t) or real(conn, t))
+    [loosen] = plan_changes(diff_schemas(schema(OLD), schema(NEW)), {})
+    run(database(), loosen.up)
+    assert checked == []
+    [tighten] = plan_changes(diff_schemas(schema(OLD.replace(' REFERENCES "p" ("id")', '')), schema(OLD)), {})
+    run(database(OLD.replace(' REFERENCES "p" ("id")', '')), tighten.up)
+    assert checked == ["t"]
+    conn = database()
+    conn.setconfig(sqlite3.SQLITE_DBCONFIG_DEFENSIVE, True) if hasattr(conn, "setconfig") else conn.set_authorizer(
+        lambda action, arg1, *_: sqlite3.SQLITE_IGNORE if action == sqlite3.SQLITE_PRAGMA and arg1 == "writable_schema"
+        else sqlite3.SQLITE_OK)
+    run(conn, loosen.up)  # SQLite refuses to write the schema: rebuilt, so checked
+    assert checked == ["t", "t"]
