@@ -31,11 +31,12 @@ everything else rebuilds in one transaction, as before.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from . import progress, sqltext
@@ -51,11 +52,13 @@ PREFIX = "tablemigrate_online_"
 LOG = PREFIX + "log"
 #: Seconds a chunk's transaction aims at, and the least pause after it. An application write that finds
 #: the lock taken waits in SQLite's busy handler, which retries after 1, 2, 5, 10, 15, 20, 25, 25, 25, 50,
-#: 50, then every 100 ms: back-to-back chunks would leave it only microseconds to get in, and it waited
-#: 1.7 s (1.5M rows, measured). With a pause at least this long (and 0.7 of a longer chunk), one of its
-#: first retries finds the lock free: about 30-100 ms by simulation of that schedule.
-CHUNK_SECONDS = 0.03
-PAUSE_SECONDS = 0.02
+#: 50, then every 100 ms: with chunks back to back it got in only by luck and waited 1.7 s (1.5M rows,
+#: measured); a pause of 25 ms lets one of its early retries in. Measured on 1.5M rows with a write every
+#: 10 ms: chunks of 30 ms with 20 ms pauses gave a longest wait of 86-123 ms and a run of 11.6-11.9 s;
+#: 100 ms with 25 ms, 106-130 ms and 7.6-8.2 s (150 ms: 184 ms); the blocking rebuild takes about 5 s.
+CHUNK_SECONDS = 0.1
+PAUSE_SECONDS = 0.025
+PAUSE_SHARE = 0.3  # of a chunk that ran longer than planned: the pause grows with it
 FIRST_CHUNK = 2_000
 
 
@@ -68,7 +71,7 @@ class Pacer:
     def done(self, took: float) -> None:
         """After a chunk's COMMIT: the next size, then the pause that lets waiting writers in."""
         self.size = max(100, min(self.size * 4, int(self.size * CHUNK_SECONDS / max(took, 1e-4))))
-        time.sleep(max(PAUSE_SECONDS, 0.7 * took))
+        time.sleep(max(PAUSE_SECONDS, PAUSE_SHARE * took))
 DEFAULT_ROWS = 50_000
 
 
@@ -453,7 +456,8 @@ def run(conn: sqlite3.Connection, work: Online, begin: Callable[[], None],
         begin()
         _setup(conn, work)
         conn.execute("COMMIT")
-        _chunks(conn, work, begin)
+        with _unsynced(conn):
+            _chunks(conn, work, begin)
         _check_foreign_keys(conn, work)
         begin()
         if not finish():
@@ -470,8 +474,23 @@ def run(conn: sqlite3.Connection, work: Online, begin: Callable[[], None],
             raise MigrationFailed(f"rebuild of {work.table} (online) failed: {type(exc).__name__}: {exc}; "
                                   "the table is as the application left it") from exc
         raise
-    clean_leftovers(conn, begin)  # the old table, in chunks
+    with _unsynced(conn):
+        clean_leftovers(conn, begin)  # the old table, in chunks
     return True
+
+
+@contextlib.contextmanager
+def _unsynced(conn: sqlite3.Connection) -> Iterator[None]:
+    """`synchronous = NORMAL` while the chunks commit (WAL mode: a commit then waits for no fsync; the
+    checkpoints still sync). A power loss can only take back the last chunks of a copy nobody reads yet,
+    or of the old table's deletion: the next run drops the leftovers. The swap commits as the
+    connection was set up."""
+    level = conn.execute("PRAGMA synchronous").fetchone()[0]
+    conn.execute("PRAGMA synchronous = NORMAL" if level > 1 else f"PRAGMA synchronous = {int(level)}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA synchronous = {int(level)}")
 
 
 def clean_leftovers(conn: sqlite3.Connection, begin: Callable[[], None] | None = None) -> list[str]:
