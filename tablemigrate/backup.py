@@ -189,23 +189,20 @@ def _discard(tmp: Path) -> None:
 
 
 def _copy_file(conn: sqlite3.Connection, dest: Path) -> bool:
-    """The fast path: copy the database file itself while holding SQLite's write lock, which is a
-    consistent snapshot when every committed page is in the main file (a rollback journal, or WAL after
-    a complete checkpoint). Returns False (nothing done) when that does not hold, or when a progress
-    display wants page counts; the caller then uses the backup API."""
+    """The fast path for a database in rollback-journal mode: copy the file itself while holding
+    SQLite's write lock, a consistent snapshot since every committed page is in the file (3x the backup
+    API's speed, measured). Returns False (nothing done) in WAL mode, or when a progress display wants
+    page counts; the caller then uses the backup API. In WAL mode the backup API reads in one read
+    transaction, which never blocks the application's writes, where the copy would hold the write lock
+    for the whole file (0.6 s at 1 GB, measured by benchmarks/bigdb.py). In rollback-journal mode any
+    reader blocks writers anyway, so the shortest lock wins."""
     name = conn.execute("PRAGMA database_list").fetchone()[2]
     if not name or conn.in_transaction or progress.current().enabled or not os.path.getsize(name):
         return False
-    wal = conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
-    version = conn.execute("PRAGMA data_version").fetchone()[0]
-    if wal:  # PASSIVE never waits for readers; it must have copied every frame into the file
-        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if busy or frames < 0 or frames != done:  # (1, -1, -1): another checkpointer is at work
-            return False  # some committed pages may still live only in the WAL
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+        return False
     conn.execute("BEGIN IMMEDIATE")  # no writer can change the file while it is copied
     try:
-        if wal and conn.execute("PRAGMA data_version").fetchone()[0] != version:
-            return False  # another connection committed (into the WAL) after the checkpoint
         source = _held_fd(name)
         with open(dest, "wb") as out:
             size, offset = os.fstat(source).st_size, 0

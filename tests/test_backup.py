@@ -36,7 +36,8 @@ def test_file_copy_is_complete_and_self_contained(live, monkeypatch):
     real = backup._copy
     monkeypatch.setattr(backup, "_copy", lambda *a, **k: used.append(True) or real(*a, **k))
     dest = backup.take_backup(conn, tmp_path / "b" / "copy.sqlite3")
-    assert used == []  # the fast path was taken
+    wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert used == ([True] if wal else [])  # the file copy under the write lock, except in WAL mode
     assert rows(dest) == rows(tmp_path / "live.sqlite3")
     assert stat.S_IMODE(os.stat(dest).st_mode) == 0o600
     assert sqlite3.connect(dest).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
@@ -82,29 +83,23 @@ def test_the_copy_keeps_this_process_sqlite_locks(tmp_path):
     other.close()
 
 
-def test_a_busy_checkpointer_means_the_backup_api(tmp_path, monkeypatch):
-    conn = sqlite3.connect(tmp_path / "live.sqlite3", isolation_level=None)
+def test_a_wal_database_is_backed_up_without_the_write_lock(tmp_path, monkeypatch):
+    """In WAL mode the backup API reads in one read transaction, which never blocks the application's
+    writes: a backup completes while another connection holds the write lock, and holds what was
+    committed. (The file copy under the write lock waited for it: 0.6 s per GB of blocked writes.)"""
+    path = tmp_path / "live.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None, timeout=0.5)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("CREATE TABLE t (id integer PRIMARY KEY, v text)")
     conn.execute("INSERT INTO t (v) VALUES ('committed in the WAL')")
-    real_execute = conn.execute
-
-    class Busy:  # what PRAGMA wal_checkpoint(PASSIVE) returns while another checkpoint runs
-        def __init__(self, c):
-            self.c = c
-
-        def execute(self, sql, *a):
-            if "wal_checkpoint" in sql:
-                return real_execute("SELECT 1, -1, -1")
-            return real_execute(sql, *a)
-
-        def __getattr__(self, name):
-            return getattr(self.c, name)
-
+    app = sqlite3.connect(path, isolation_level=None)
+    app.execute("BEGIN IMMEDIATE")  # the application is writing
+    app.execute("INSERT INTO t (v) VALUES ('not committed yet')")
     used = []
     real = backup._copy
-    monkeypatch.setattr(backup, "_copy", lambda *a, **k: used.append(True) or real(conn, *a[1:], **k))
-    dest = backup.take_backup(Busy(conn), tmp_path / "b" / "copy.sqlite3")
+    monkeypatch.setattr(backup, "_copy", lambda *a, **k: used.append(True) or real(*a, **k))
+    dest = backup.take_backup(conn, tmp_path / "b" / "copy.sqlite3")
+    app.execute("COMMIT")  # and was never held up
     assert used == [True] and rows(dest) == [(1, "committed in the WAL")]
 
 
