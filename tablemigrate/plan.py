@@ -282,6 +282,15 @@ def _create_steps(table: Table) -> list[Step]:
     return steps + [i.raw for i in table.indexes.values()]
 
 
+def values_for_down(old: Table, undo: tuple[Change, ...]) -> dict[str, Value]:
+    """Rows that reach `down` need values for the NOT NULL columns it brings back (their data is gone)
+    or makes NOT NULL again: the type's zero."""
+    restored = {op.column.key for op in of_type(undo, AddColumn)}
+    loosened = {op.new.key for op in of_type(undo, AlterColumn) if not op.old.notnull}
+    return {k: zero_literal(c) for k, c in old.columns.items()
+            if c.notnull and not c.generated and ((k in restored and c.default is None) or k in loosened)}
+
+
 def plan_change(change: TableChange, values: Values) -> PlannedMigration:
     """`up` from the change's typed changes, `down` from their reverse."""
     if change.kind in ("create", "drop"):
@@ -299,12 +308,8 @@ def plan_change(change: TableChange, values: Values) -> PlannedMigration:
     up_values = {c: v for (tb, c), v in values.items() if tb == new.key}
     up = _transition(old, new, change.ops, up_values)
     undo = changes.reverse_all(change.ops)
-    # Rows that reach `down` need values for NOT NULL columns it brings back (their data is gone).
+    down_values = values_for_down(old, undo)
     restored = {op.column.key for op in of_type(undo, AddColumn)}
-    loosened = {op.new.key for op in of_type(undo, AlterColumn) if not op.old.notnull}
-    down_values: dict[str, Value] = {k: zero_literal(c) for k, c in old.columns.items()
-                                     if c.notnull and not c.generated
-                                     and ((k in restored and c.default is None) or k in loosened)}
     down = _transition(new, old, undo, down_values)
     for k, lit in down_values.items():
         if k in restored:
