@@ -309,6 +309,19 @@ def _setup(conn: sqlite3.Connection, work: Online) -> None:
     conn.execute(f"CREATE TRIGGER {trigger}_d AFTER DELETE ON {t} BEGIN {log} (OLD.rowid); END")
 
 
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection, begin: Callable[[], None]) -> Iterator[None]:
+    """One write transaction: `begin()`, the block, COMMIT; rolled back on any exception."""
+    begin()
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _chunks(conn: sqlite3.Connection, work: Online, begin: Callable[[], None]) -> None:
     """Copy every row, one short transaction per chunk, sized to take about CHUNK_SECONDS."""
     t = quote(work.table)
@@ -317,26 +330,19 @@ def _chunks(conn: sqlite3.Connection, work: Online, begin: Callable[[], None]) -
     pacer, copied = Pacer(), 0
     start = conn.execute(f"SELECT min(rowid) FROM {t}").fetchone()[0]
     while start is not None:
-        begin()
-        began = time.perf_counter()  # the lock is ours from here to the COMMIT
-        try:
+        with _transaction(conn, begin):
+            began = time.perf_counter()  # the lock is ours from here to the COMMIT
             high = conn.execute(f"SELECT max(rowid) FROM (SELECT rowid FROM {t} WHERE rowid >= ? ORDER BY rowid "
                                 f"LIMIT {int(pacer.size)})", (start,)).fetchone()[0]
-            if high is None:  # the application deleted the rest meanwhile
-                conn.execute("COMMIT")
-                break
-            # the chunk, and the rows the application changed in the part already copied
-            _copy(conn, work, f"(rowid >= ? AND rowid <= ?) OR {_logged('?')}", (start, high, high))
-            copied += conn.execute(f"SELECT count(*) FROM {quote(work.table)} WHERE rowid >= ? AND rowid <= ?",
-                                   (start, high)).fetchone()[0]
-            conn.execute(f"DELETE FROM {LOG} WHERE rid <= ?", (high,))
-            work.watermark = high
-            start = conn.execute(f"SELECT min(rowid) FROM {t} WHERE rowid > ?", (high,)).fetchone()[0]
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            if high is not None:  # (None: the application deleted the rest meanwhile)
+                # the chunk, and the rows the application changed in the part already copied
+                _copy(conn, work, f"(rowid >= ? AND rowid <= ?) OR {_logged('?')}", (start, high, high))
+                copied += conn.execute(f"SELECT count(*) FROM {t} WHERE rowid >= ? AND rowid <= ?",
+                                       (start, high)).fetchone()[0]
+                conn.execute(f"DELETE FROM {LOG} WHERE rid <= ?", (high,))
+                work.watermark = high
+            start = None if high is None else conn.execute(f"SELECT min(rowid) FROM {t} WHERE rowid > ?",
+                                                           (high,)).fetchone()[0]
         pacer.done(time.perf_counter() - began)
         shown.show(f"rebuilding {work.table} (the application keeps writing): {copied:,}/{total:,} rows copied")
     shown.clear()
@@ -504,15 +510,10 @@ def clean_leftovers(conn: sqlite3.Connection, begin: Callable[[], None] | None =
     found = conn.execute(like, (PREFIX.replace("_", "\\_") + "%",)).fetchall()
     if not found:
         return []
-    begin()
-    try:
+    with _transaction(conn, begin):
         for kind, name in found:
             if kind == "trigger":
                 conn.execute(f"DROP TRIGGER {quote(name)}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     for kind, name in found:
         if kind == "table":
             _drop_in_chunks(conn, name, begin)
@@ -527,18 +528,12 @@ def _drop_in_chunks(conn: sqlite3.Connection, table: str, begin: Callable[[], No
     q = quote(table)
     pacer = Pacer()
     while True:
-        begin()
-        began = time.perf_counter()
-        try:
+        with _transaction(conn, begin):
+            began = time.perf_counter()
             gone = conn.execute(f"DELETE FROM {q} WHERE rowid IN (SELECT rowid FROM {q} LIMIT {int(pacer.size)})"
                                 ).rowcount
             if gone <= 0:
                 conn.execute(f"DROP TABLE {q}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         if gone <= 0:
             return
         pacer.done(time.perf_counter() - began)
