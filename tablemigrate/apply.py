@@ -163,8 +163,9 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
             try:
                 return online_rebuild.run(conn, work, begin, finish)
             except MigrationFailed as exc:
-                if after_rollback is not None:
-                    after_rollback(conn)
+                # No `after_rollback`: the application's commits during the copy must count as other
+                # writers (the run then keeps the database as it is instead of restoring the backup,
+                # which would lose them); our own commits never count (`PRAGMA data_version`).
                 raise MigrationFailed(f"migration {migration.name} ({direction}) failed: {exc}") from exc
         begin()
         try:

@@ -390,8 +390,11 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection, what: str, tim
                               "nothing was changed")
         shown.show(f"{what}: {total - remaining:,}/{total:,} pages")
 
+    # Steps (for a progress display) start over after any commit by another connection; in WAL mode
+    # the application keeps committing, so the copy is one step there: one read transaction.
+    stepped = shown.enabled and source.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal"
     try:
-        source.backup(target, pages=4096 if shown.enabled else -1, progress=report, sleep=0.05)
+        source.backup(target, pages=4096 if stepped else -1, progress=report, sleep=0.05)
     finally:
         shown.clear()
 

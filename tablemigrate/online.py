@@ -32,8 +32,10 @@ everything else rebuilds in one transaction, as before.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -90,7 +92,9 @@ class Online:
     op: RebuildTable
     drops: set[str]  # lower-case names of the table's indexes the module drops
     creates: list[str]  # the module's CREATE INDEX statements for the table
-    explicit_rowid: bool  # the new table has no rowid alias: the rowid is copied by name
+    new_without_keys: str  # the new definition without its foreign keys: the copy's while it is filled
+    old_without_keys: str  # the live definition without them: the old table's while it is dropped
+    live_sql: str  # the live definition, which must not change under the rebuild
     tmp: str = ""
     indexes: dict[str, str] = field(default_factory=dict)  # private name -> the real CREATE INDEX text
     watermark: int | None = None  # rows up to this rowid are copied
@@ -177,20 +181,117 @@ def plan(conn: sqlite3.Connection, migration: Migration, direction: str) -> Onli
         kind, tokens = found
         if kind == "drop":
             at = _name_at(tokens, 2)
-            if at is None:
+            if at is None or not _own_plain_index(conn, op.table, tokens[at].name()):
                 return None
             drops.add(tokens[at].name().lower())
         else:
             parts = _create_index_parts(step)
-            if parts is None or tokens[parts[1]].name().lower() != table:
+            if parts is None or tokens[parts[1]].name().lower() != table or any(
+                    t.keyword() == "exists" for t in tokens[:parts[0]]):  # IF NOT EXISTS: which index?
                 return None
             creates.append(step)
-    explicit = _rowids_kept(conn, op)
-    if explicit is None or not _keys_unchanged(conn, op):
+    live = _live_sql(conn, op.table)
+    if live is None or not _rowids_kept(conn, op) or not _keys_unchanged(conn, op):
+        return None
+    new_free, old_free = _without_keys(op.create, op.table), _without_keys(live, op.table)
+    if new_free is None or old_free is None or not _schema_writable(conn):
         return None
     if conn.execute(f"SELECT count(*) FROM {quote(op.table)}").fetchone()[0] < rows:
         return None
-    return Online(op, drops, creates, explicit)
+    return Online(op, drops, creates, new_free, old_free, live)
+
+
+def _own_plain_index(conn: sqlite3.Connection, table: str, index: str) -> bool:
+    """`index` is an index of `table` that no foreign key can depend on (not UNIQUE): dropping a UNIQUE
+    index another table's key refers to must fail as the rebuild in one transaction fails."""
+    row = conn.execute("SELECT tbl_name FROM main.sqlite_master WHERE type = 'index' AND lower(name) = lower(?)",
+                       (index,)).fetchone()
+    if row is None or row[0].lower() != table.lower():
+        return False
+    return any(r[1].lower() == index.lower() and not r[2] for r in conn.execute(f"PRAGMA index_list({quote(table)})"))
+
+
+def _schema_writable(conn: sqlite3.Connection) -> bool:
+    """Whether SQLite lets this connection write `sqlite_schema` (not in defensive mode, no authorizer
+    that forbids it): the swap writes the real definitions there. Asked with an UPDATE of no row."""
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        conn.execute("UPDATE main.sqlite_master SET sql = sql WHERE 0")
+        return bool(conn.execute("PRAGMA writable_schema").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")
+
+
+def _without_keys(create: str, name: str) -> str | None:
+    """`create` without its foreign keys (a column's REFERENCES clause, a table's FOREIGN KEY constraint),
+    when SQLite and the parser read everything else exactly as in `create` (the same stored layout, the
+    same columns, constraints and options); None otherwise. The copy is filled under this definition,
+    and the old table dropped under it, so that neither holds rows that would make the application's
+    delete of a parent fail."""
+    from .introspect import introspect
+
+    try:
+        _head, body, _options, _index = sqltext.create_statement_parts(create)
+        tokens = sqltext.tokenize(create)
+    except ValueError:
+        return None
+    cut: set[int] = set()  # token positions (by offset) to leave out
+    at = {t.pos: i for i, t in enumerate(tokens)}
+    for part in sqltext.split_top_level(body):
+        words = [t.keyword() for t in part]
+        named = 2 if words[:1] == ["constraint"] else 0
+        if words[named:named + 1] == ["foreign"]:
+            cut.update(t.pos for t in part)
+            cut.add(tokens[at[part[0].pos] - 1].pos)  # the comma before it (a table constraint is never first)
+            continue
+        for i, word in enumerate(words):
+            if word != "references":
+                continue
+            start = i - 2 if i >= 2 and words[i - 2] == "constraint" else i
+            end = _references_end(part, i)
+            cut.update(t.pos for t in part[start:end])
+    text = " ".join(t.text for t in tokens if t.pos not in cut)
+    check = sqlite3.connect(":memory:")
+    try:
+        check.execute(create)
+        want = introspect(check).tables[name.lower()]
+        check.execute(f"DROP TABLE {quote(name)}")
+        check.execute(text)
+        got = introspect(check).tables[name.lower()]
+        same = (_layout(create, name) == _layout(text, name) and got.foreign_keys == frozenset()
+                and dataclasses.replace(want, foreign_keys=frozenset()) == got)
+    except (sqlite3.Error, KeyError, ValueError):
+        return None
+    finally:
+        check.close()
+    return text if same else None
+
+
+def _references_end(part: list[sqltext.Token], at: int) -> int:
+    """The index just past a REFERENCES clause that starts at `at` (SQLite's foreign-key-clause): the
+    table, its columns, then ON DELETE|UPDATE actions, MATCH name, [NOT] DEFERRABLE [INITIALLY ...]."""
+    words = [t.keyword() for t in part]
+
+    def word(i: int) -> str:
+        return words[i] if i < len(words) else ""
+
+    i = at + 2  # REFERENCES name
+    if i < len(part) and part[i].text == "(":
+        i = sqltext.matching_paren(part, i) + 1
+    while True:
+        if word(i) == "on" and word(i + 1) in ("delete", "update"):
+            i += 2
+            i += 2 if word(i) in ("set", "no") else 1  # SET NULL | SET DEFAULT | NO ACTION | CASCADE | RESTRICT
+        elif word(i) == "match":
+            i += 2
+        elif word(i) == "deferrable" or (word(i) == "not" and word(i + 1) == "deferrable"):
+            i += 1 if word(i) == "deferrable" else 2
+            if word(i) == "initially":
+                i += 2
+        else:
+            return i
 
 
 def _live_sql(conn: sqlite3.Connection, table: str) -> str | None:
@@ -209,19 +310,17 @@ def _copied_as_is(op: RebuildTable, column: str, old_name: str | None = None) ->
     return source is not None and source.lower() == quote(old_name or column).lower()
 
 
-def _rowids_kept(conn: sqlite3.Connection, op: RebuildTable) -> bool | None:
-    """Whether the copy keeps each row's rowid (the log of changes is kept by rowid): False when the new
-    table's rowid alias copies the live table's alias, True when the new table has no alias (the rowid is
-    copied by name), None otherwise (WITHOUT ROWID, a column named like the rowid, another mapping)."""
+def _rowids_kept(conn: sqlite3.Connection, op: RebuildTable) -> bool:
+    """Whether both tables keep each row's rowid in a column (an INTEGER PRIMARY KEY that the copy takes
+    as it is): the log of changes is kept by rowid, and only such a rowid survives a VACUUM the
+    application may run meanwhile (it renumbers implicit rowids, in each table its own way)."""
     live = _live_sql(conn, op.table)
     old, new = (_layout(live, op.table) if live else None), _layout(op.create, op.table)
-    if old is None or new is None or not old[1] or not new[1]:
-        return None
+    if old is None or new is None or not old[1] or not new[1] or not old[2] or not new[2]:
+        return False
     if {c for c, _hidden in old[0] + new[0]} & {"rowid", "_rowid_", "oid"}:
-        return None
-    if not new[2]:
-        return True
-    return False if old[2] and _copied_as_is(op, new[2][0], old[2][0]) else None
+        return False
+    return _copied_as_is(op, new[2][0], old[2][0])
 
 
 def _keys_unchanged(conn: sqlite3.Connection, op: RebuildTable) -> bool:
@@ -267,11 +366,7 @@ def _private(kind: str, table: str) -> str:
 
 def _columns(work: Online) -> tuple[str, str]:
     """(target column list, select list) of the copy."""
-    cols = ", ".join(quote(c) for c in work.op.copy)
-    select = work.op._select_list()
-    if work.explicit_rowid:
-        return f"rowid, {cols}", f"rowid, {select}"
-    return cols, select
+    return ", ".join(quote(c) for c in work.op.copy), work.op._select_list()
 
 
 def _copy(conn: sqlite3.Connection, work: Online, where: str, params: tuple = ()) -> int:
@@ -293,7 +388,9 @@ def _setup(conn: sqlite3.Connection, work: Online) -> None:
     op, t = work.op, quote(work.table)
     op.check_sources(conn)
     work.tmp = _private("new", work.table)
-    conn.execute(sqltext.pretty_create_table(op.create, work.tmp))
+    if _live_sql(conn, work.table) != work.live_sql:
+        raise sqlite3.IntegrityError(f"the definition of {work.table} changed since the rebuild was planned")
+    conn.execute(sqltext.pretty_create_table(work.new_without_keys, work.tmp))
     own = [r for r in conn.execute("SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT "
                                    "NULL AND lower(tbl_name) = lower(?) ORDER BY rowid", (work.table,))]
     real = [sql for name, sql in own if name.lower() not in work.drops] + work.creates
@@ -349,9 +446,11 @@ def _chunks(conn: sqlite3.Connection, work: Online, begin: Callable[[], None]) -
 
 
 def _check_foreign_keys(conn: sqlite3.Connection, work: Online) -> None:
-    """The copy's foreign keys, read outside any write transaction (WAL: the application keeps
-    writing). What the application writes meanwhile its own enforcement checks."""
-    bad = conn.execute(f"PRAGMA foreign_key_check({quote(work.tmp)})").fetchmany(5)
+    """The keys of the rows, read outside any write transaction (WAL: the application keeps writing):
+    the copy has no foreign keys while it is filled, but its key columns and keys are the live table's,
+    copied as they are (`_keys_unchanged`), so the live table is checked. What the application writes
+    meanwhile its own enforcement checks."""
+    bad = conn.execute(f"PRAGMA foreign_key_check({quote(work.table)})").fetchmany(5)
     if bad:
         shown = ", ".join(f"row {v[1]} -> {v[2]}" for v in bad)
         raise sqlite3.IntegrityError(f"rebuild of {work.table} would leave foreign key violations: {shown}")
@@ -360,6 +459,8 @@ def _check_foreign_keys(conn: sqlite3.Connection, work: Online) -> None:
 def _swap(conn: sqlite3.Connection, work: Online) -> None:
     """Inside the final transaction: the last changes, the proof, the new table in place."""
     table, t = work.table, quote(work.table)
+    if _live_sql(conn, table) != work.live_sql:  # the application changed it (a column added, say)
+        raise sqlite3.IntegrityError(f"the definition of {table} was changed during the rebuild")
     before_objects = {o for o in _schema_objects(conn)  # less what the module drops
                       if not o[1].startswith(PREFIX) and not (o[0] == "index" and o[1] in work.drops)}
     if work.watermark is not None:  # what came after the last chunk, and the last changes
@@ -384,11 +485,22 @@ def _swap(conn: sqlite3.Connection, work: Online) -> None:
     conn.execute("PRAGMA legacy_alter_table = ON")  # other tables' keys keep naming `table`
     try:
         conn.execute(f"ALTER TABLE {t} RENAME TO {quote(old)}")
-        _set_aside_indexes(conn, old)
         conn.execute(f"ALTER TABLE {quote(work.tmp)} RENAME TO {t}")
     finally:
         conn.execute("PRAGMA legacy_alter_table = OFF")
-    _name_indexes(conn, work)
+    # One edit of sqlite_schema: the new table gets its real definition (its foreign keys), the old one
+    # loses its keys (its rows must not hold the application's parent deletes), the old indexes private
+    # names, the new ones their real names.
+    edits = [("table", table, table, sqltext.pretty_create_table(work.op.create, table)),
+             ("table", old, old, sqltext.pretty_create_table(work.old_without_keys, old))]
+    for n, (name, sql) in enumerate(conn.execute(
+            "SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name = ?",
+            (old,)).fetchall()):
+        edits.append(("index", name, f"{old}_{n}", _renamed_index(sql, f"{old}_{n}", old)))
+    for private, sql in work.indexes.items():
+        real = sqltext.tokenize(sql)[_create_index_parts(sql)[0]].name()  # type: ignore[index]
+        edits.append(("index", private, real, _renamed_index(sql, real, table)))
+    _edit_schema(conn, edits)
     for _kind, _name, sql in own_triggers + dependents:
         conn.execute(sql)
     if sequence is not None:
@@ -399,56 +511,26 @@ def _swap(conn: sqlite3.Connection, work: Online) -> None:
                                      + ", ".join(f"{k} {n}" for k, n in sorted(lost)) + "; nothing was changed")
 
 
-def _writable_schema(conn: sqlite3.Connection, updates: list[tuple[str, str, str]]) -> bool:
-    """Rename indexes in `sqlite_schema` (old name -> (new name, new text)), as decision 108 edits a
-    table's text: False when SQLite refuses (defensive mode), with nothing changed."""
-    if not updates:
-        return True
+def _edit_schema(conn: sqlite3.Connection, edits: list[tuple[str, str, str, str]]) -> None:
+    """(type, name, new name, new text) for rows of `sqlite_schema`, with SQLite's `writable_schema`
+    procedure (decision 108): one UPDATE each, then a `schema_version` bump, in the swap's transaction.
+    A new name that another object has (SQLite's names are schema-wide, in any case) is refused."""
     version = conn.execute("PRAGMA main.schema_version").fetchone()[0]
+    renamed = {name.lower() for _kind, name, new, _sql in edits if new != name}
+    for _kind, name, new, _sql in edits:
+        if new != name and conn.execute("SELECT 1 FROM main.sqlite_master WHERE lower(name) = lower(?)",
+                                        (new,)).fetchone() and new.lower() not in renamed:
+            raise sqlite3.IntegrityError(f"cannot name an index {new}: another object of the schema has that name")
     conn.execute("PRAGMA writable_schema = ON")
     try:
-        conn.execute("SAVEPOINT tablemigrate_rename")
-        try:
-            for old, new, sql in updates:
-                if conn.execute("UPDATE main.sqlite_master SET name = ?, sql = ? WHERE type = 'index' AND name = ?",
-                                (new, sql, old)).rowcount != 1:
-                    raise sqlite3.IntegrityError(f"index {old} not found")
-        except sqlite3.DatabaseError:
-            conn.execute("ROLLBACK TO tablemigrate_rename")
-            conn.execute("RELEASE tablemigrate_rename")
-            return False
-        conn.execute("RELEASE tablemigrate_rename")
+        for kind, name, new, sql in edits:
+            if conn.execute("UPDATE main.sqlite_master SET name = ?, sql = ? WHERE type = ? AND name = ?",
+                            (new, sql, kind, name)).rowcount != 1:
+                raise sqlite3.IntegrityError(f"{kind} {name} not found in the schema")
         conn.execute(f"PRAGMA main.schema_version = {int(version) + 1}")
     finally:
         conn.execute("PRAGMA writable_schema = OFF")
-    return True
-
-
-def _set_aside_indexes(conn: sqlite3.Connection, old: str) -> None:
-    """The renamed-aside table's explicit indexes take private names, freeing theirs; where SQLite
-    refuses to edit the schema they are dropped (a walk over their pages)."""
-    rows = conn.execute("SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND "
-                        "tbl_name = ?", (old,)).fetchall()
-    updates = [(name, f"{old}_{n}", _renamed_index(sql, f"{old}_{n}", old)) for n, (name, sql) in enumerate(rows)]
-    if not _writable_schema(conn, updates):
-        for name, _sql in rows:
-            conn.execute(f"DROP INDEX {quote(name)}")
-
-
-def _name_indexes(conn: sqlite3.Connection, work: Online) -> None:
-    """The new table's indexes take their real names and texts (built during the copy, under private
-    names); where SQLite refuses to edit the schema, they are made again under their real names."""
-    updates = []
-    for private, sql in work.indexes.items():
-        parts = _create_index_parts(sql)
-        assert parts is not None
-        real = sqltext.tokenize(sql)[parts[0]].name()
-        updates.append((private, real, _renamed_index(sql, real, work.table)))
-    if not _writable_schema(conn, updates):
-        for private, sql in work.indexes.items():
-            conn.execute(f"DROP INDEX {quote(private)}")
-            conn.execute(_renamed_index(sql, sqltext.tokenize(sql)[_create_index_parts(sql)[0]].name(),  # type: ignore[index]
-                                        work.table))
+    conn.execute("SELECT * FROM main.sqlite_master LIMIT 0").fetchall()  # SQLite reads the new schema
 
 
 def run(conn: sqlite3.Connection, work: Online, begin: Callable[[], None],
@@ -499,15 +581,24 @@ def _unsynced(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute(f"PRAGMA synchronous = {int(level)}")
 
 
+_LEFTOVER = re.compile(rf"{PREFIX}(?:(?:new|old)_[0-9a-f]{{8}}|log|trigger_[0-9a-f]{{8}}_[iud])")
+
+
+def leftovers(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(type, name) of what an online rebuild left, triggers first: exactly the names it gives (a
+    project's own `TableMigrate_Online_Audit` is not one)."""
+    rows = conn.execute("SELECT type, name FROM main.sqlite_master WHERE name LIKE ? ESCAPE '\\' AND type IN "
+                        "('trigger', 'table') ORDER BY type = 'table'", (PREFIX.replace("_", "\\_") + "%",))
+    return [(kind, name) for kind, name in rows if _LEFTOVER.fullmatch(name)]
+
+
 def clean_leftovers(conn: sqlite3.Connection, begin: Callable[[], None] | None = None) -> list[str]:
     """Drop what an online rebuild left (its triggers first, so the application stops logging; then its
     tables, emptied in chunks so no transaction holds the lock long). Returns the names dropped."""
     if begin is None:
         def begin() -> None:
             conn.execute("BEGIN IMMEDIATE")
-    like = ("SELECT type, name FROM main.sqlite_master WHERE name LIKE ? ESCAPE '\\' AND type IN ('trigger', "
-            "'table') ORDER BY type = 'table'")
-    found = conn.execute(like, (PREFIX.replace("_", "\\_") + "%",)).fetchall()
+    found = leftovers(conn)
     if not found:
         return []
     with _transaction(conn, begin):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import backup as backups
-from . import djangoapps, history
+from . import djangoapps, history, online
 from .drift import drift  # noqa: F401
 from .dryrun import Rehearsal, dry_run  # noqa: F401
 from .errors import (ConfigurationError, DataCheckFailed, HistoryMismatch, MigrationInterrupted,  # noqa: F401
@@ -77,6 +77,9 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
     if not st.pending and (own is None or not djangoapps.maybe_pending(target.conn, own)):
         if target.path is not None and take_backup:  # a failing deploy was resolved another way
             backups.unpin(target.backups_dir, target.path)
+        if online.leftovers(target.conn):  # of an online rebuild killed midway: its triggers still log
+            with _locked(target, lock_timeout):
+                online.clean_leftovers(target.conn)
         if st.accepted:
             _record_accepted(target, directory, lock_timeout)
         return []  # the common case at container start: no module imported, no lock, no backup

@@ -198,14 +198,17 @@ def test_what_is_not_done_online_rebuilds_in_one_transaction(tmp_path, settings,
         assert conn.execute("SELECT count(*) FROM item").fetchone()[0] == ROWS
 
 
-def test_where_sqlite_refuses_to_write_the_schema_the_indexes_are_made_again(tmp_path, monkeypatch,
-                                                                               small_chunks):
+def test_where_sqlite_refuses_to_write_the_schema_the_rebuild_runs_in_one_transaction(tmp_path, monkeypatch,
+                                                                                       small_chunks):
+    """The swap writes the real definitions into sqlite_schema: a connection that may not (defensive
+    mode) rebuilds as before."""
     conn = database(tmp_path / "db.sqlite3")
     if hasattr(conn, "setconfig"):
         conn.setconfig(sqlite3.SQLITE_DBCONFIG_DEFENSIVE, True)
     else:
         conn.set_authorizer(lambda action, arg1, *_: sqlite3.SQLITE_IGNORE
                             if action == sqlite3.SQLITE_PRAGMA and arg1 == "writable_schema" else sqlite3.SQLITE_OK)
+    assert online.plan(conn, module(), "up") is None
     assert apply_migration(conn, module(), "up", online=True)
     conn.set_authorizer(lambda *_: sqlite3.SQLITE_OK)
     names = {n for _t, n in objects(conn)}
@@ -361,3 +364,132 @@ def test_show_says_which_pending_rebuild_runs_online(tmp_path, small_chunks, set
         connections["edge"].close()
         del connections["edge"]
         del settings.DATABASES["edge"]
+
+
+# Found by an independent review -------------------------------------------------------------------------
+
+def test_the_application_deletes_parents_during_the_copy_as_django_does(tmp_path, monkeypatch, small_chunks):
+    """Django deletes the children, then the parent, with its deferred foreign keys on. The copy, and
+    the old table while it is dropped, hold rows of the children: with the foreign keys in their
+    definitions those rows made the parent's delete fail. They have none until the swap."""
+    conn = database(tmp_path / "db.sqlite3")
+    app = Application(tmp_path / "db.sqlite3", monkeypatch)
+    failures = []
+
+    def write():
+        app.turn += 1
+        owner = (app.turn % 10) + 1
+        try:
+            app.conn.execute("BEGIN")
+            app.conn.execute("DELETE FROM tag WHERE item_id IN (SELECT id FROM item WHERE owner_id = ?)", (owner,))
+            app.conn.execute("DELETE FROM item WHERE owner_id = ?", (owner,))
+            app.conn.execute("DELETE FROM owner WHERE id = ?", (owner,))
+            app.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            failures.append(str(exc))
+            if app.conn.in_transaction:
+                app.conn.execute("ROLLBACK")
+    app.write = write
+    assert apply_migration(conn, module(), "up", online=True)
+    assert failures == [] and app.turn > 10
+    assert conn.execute("SELECT count(*) FROM owner").fetchone()[0] == 0
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert 'REFERENCES "owner"' in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'item'").fetchone()[0]
+
+
+def test_a_run_that_fails_mid_copy_keeps_the_applications_writes(tmp_path, monkeypatch, small_chunks):
+    """A module applied earlier in the run, then the online rebuild fails mid-copy: the application
+    wrote meanwhile, so the backup is not restored (it would lose those writes)."""
+    from tablemigrate import runner
+    from tablemigrate.build import private_database, raw
+    from tablemigrate.runner import Target
+
+    from .helpers import module as write_module
+
+    path = tmp_path / "app.sqlite3"
+    database(path).close()
+    d = tmp_path / "tablemigrations"
+    write_module(d, "0002_other", "table = 'extra'\nup = ['CREATE TABLE extra (x)']\ndown = ['DROP TABLE extra']\n")
+    strict = NEW_ITEM.replace('"amount" text NOT NULL)', '"amount" text NOT NULL, CHECK (length("code") <= 20))')
+    write_module(d, "0003_item", "from tablemigrate.operations import RebuildTable\ntable = 'item'\n"
+                 f"up = [RebuildTable('item', {strict!r}, {COPY!r})]\ndown = None\n")
+    app = Application(path, monkeypatch)
+    real_write = app.write
+
+    def write():
+        real_write()
+        if app.turn == 5:  # a row the new definition refuses
+            app.conn.execute("UPDATE item SET code = 'a code far longer than twenty' WHERE id = 2")
+    app.write = write
+    with private_database(str(path)) as db:
+        conn = raw(db)
+        with pytest.raises(MigrationFailed, match="NOT restored"):
+            runner.run(Target("default", conn, path), d, allow_destructive=True, django=False)
+        assert conn.execute("SELECT count(*) FROM item WHERE code LIKE 'new%'").fetchone()[0] == app.turn
+        assert conn.execute("SELECT code FROM item WHERE id = 2").fetchone()[0] == "a code far longer than twenty"
+        assert [n for (n,) in conn.execute("SELECT name FROM tablemigrate_history")] == ["0002_other"]
+
+
+@pytest.mark.parametrize("case", ["if not exists", "drop unique", "drop another table's index", "no rowid alias"])
+def test_modules_the_swap_cannot_keep_exact_rebuild_in_one_transaction(tmp_path, small_chunks, case):
+    conn = database(tmp_path / "db.sqlite3")
+    conn.execute('CREATE UNIQUE INDEX "item_code_u" ON "item" ("code")')
+    conn.execute('CREATE INDEX "owner_name" ON "owner" ("name")')
+    up = {"if not exists": ['CREATE INDEX IF NOT EXISTS "item_owner_id" ON "item" ("owner_id")',
+                            RebuildTable("item", NEW_ITEM, COPY)],
+          "drop unique": ['DROP INDEX "item_code_u"', RebuildTable("item", NEW_ITEM, COPY)],
+          "drop another table's index": ['DROP INDEX "owner_name"', RebuildTable("item", NEW_ITEM, COPY)],
+          "no rowid alias": [RebuildTable("item", NEW_ITEM.replace("NOT NULL PRIMARY KEY AUTOINCREMENT", "NOT NULL"),
+                                          COPY)]}[case]
+    m = Migration("0002", up=up, down=None, table="item")
+    assert online.plan(conn, m, "up") is None
+    if case == "drop another table's index":
+        assert apply_migration(conn, m, "up", online=True)
+        assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'owner_name'").fetchone()
+
+
+def test_a_projects_own_table_named_like_ours_is_never_taken_for_a_leftover(tmp_path):
+    conn = database(tmp_path / "db.sqlite3")
+    conn.execute("CREATE TABLE TableMigrate_Online_Audit (x)")
+    conn.execute("CREATE TABLE tablemigrate_online_new_notours (x)")
+    conn.execute("INSERT INTO TableMigrate_Online_Audit VALUES (1)")
+    assert online.leftovers(conn) == [] and online.clean_leftovers(conn) == []
+    assert conn.execute("SELECT count(*) FROM TableMigrate_Online_Audit").fetchone()[0] == 1
+
+
+def test_a_column_the_application_adds_during_the_copy_fails_the_rebuild_and_is_kept(tmp_path, monkeypatch,
+                                                                                    small_chunks):
+    conn = database(tmp_path / "db.sqlite3")
+    app = Application(tmp_path / "db.sqlite3", monkeypatch)
+    real_write = app.write
+
+    def write():
+        real_write()
+        if app.turn == 4:
+            app.conn.execute("ALTER TABLE item ADD COLUMN added text")
+            app.conn.execute("UPDATE item SET added = 'kept' WHERE id = 3")
+    app.write = write
+    with pytest.raises(MigrationFailed, match="changed during the rebuild"):
+        apply_migration(conn, module(), "up", online=True)
+    assert conn.execute("SELECT added FROM item WHERE id = 3").fetchone()[0] == "kept"
+    assert not online.leftovers(conn)
+
+
+def test_run_with_nothing_pending_drops_what_a_killed_rebuild_left(tmp_path, small_chunks):
+    from tablemigrate import runner
+    from tablemigrate.build import private_database, raw
+    from tablemigrate.runner import Target
+
+    path = tmp_path / "app.sqlite3"
+    conn = database(path)
+    work = online.plan(conn, module(), "up")
+    conn.execute("BEGIN IMMEDIATE")
+    online._setup(conn, work)
+    conn.execute("COMMIT")  # then killed: the triggers keep logging every write of the application
+    conn.close()
+    d = tmp_path / "tablemigrations"
+    d.mkdir()
+    with private_database(str(path)) as db:
+        assert online.leftovers(raw(db))
+        assert runner.run(Target("default", raw(db), path), d, django=False) == []
+        assert not online.leftovers(raw(db))
