@@ -57,8 +57,9 @@ LOG = PREFIX + "log"
 #: 50, then every 100 ms: with chunks back to back it got in only by luck and waited 1.7 s (1.5M rows,
 #: measured); a pause of 25 ms lets one of its early retries in. Measured on 1.5M rows with a write every
 #: 10 ms: chunks of 30 ms with 20 ms pauses gave a longest wait of 86-123 ms and a run of 11.6-11.9 s;
-#: 100 ms with 25 ms, 106-130 ms and 7.6-8.2 s (150 ms: 184 ms); the blocking rebuild takes about 5 s.
-CHUNK_SECONDS = 0.1
+#: 100 ms with 25 ms, 106-195 ms and 7.6-8.5 s (150 ms: 184 ms); 75 ms, 105-122 ms and 8.5-9.3 s (three
+#: runs each). The rebuild in one transaction takes about 3.8 s.
+CHUNK_SECONDS = 0.075
 PAUSE_SECONDS = 0.025
 PAUSE_SHARE = 0.3  # of a chunk that ran longer than planned: the pause grows with it
 FIRST_CHUNK = 2_000
