@@ -1,32 +1,36 @@
-"""Copying rebuilds that keep the application writable (issue 15).
+"""Copying rebuilds that keep the application writable (issue 15, decision 110).
 
 A `RebuildTable` copies every row inside the migration's one transaction, so SQLite's write lock is held
-for the whole copy: on a 1.5M-row table an application insert waited 2.3 s, and at 10M rows it would pass
-Django's 5 s busy timeout ("database is locked"). For a big table (`TABLEMIGRATE_ONLINE_REBUILD_ROWS`,
+for the whole copy: on a 1.5M-row table an application insert waited 3.3 s (5.2 s, and one "database is
+locked" past Django's 5 s timeout, on a busy machine). For a big table (`TABLEMIGRATE_ONLINE_REBUILD_ROWS`,
 default 50,000 rows; None turns this off) of a database in WAL mode, `run` and `revert` instead:
 
-1. **Set up** (one short transaction): the new table and its indexes, under private names, and three
-   triggers on the live table that record the rowid of every row the application inserts, updates or
-   deletes from then on (`tablemigrate_online_log`). The triggers only record: the application's
-   writes never fail because of the new definition.
-2. **Copy** in chunks of rowids, each its own short transaction (sized to take about 50 ms): the chunk
-   is copied from the live table as it is then, and the rows the application changed in the part
-   already copied are copied again. Between chunks the application writes.
-3. **Check** the copy's foreign keys in a read transaction (WAL: readers never block writers).
+1. **Set up** (one short transaction): the new table, without its foreign keys while it is filled, and
+   its indexes, under private names; three triggers on the live table that record the rowid of every
+   row the application inserts, updates or deletes from then on (`tablemigrate_online_log`). The
+   triggers only record: the application's writes never fail because of the new definition.
+2. **Copy** in chunks of rowids, each its own short transaction (about 75 ms, then a pause): the chunk,
+   and the rows the application changed in the part already copied, are copied again from the live
+   table as it is then. Between chunks the application writes.
+3. **Check** the keys, on the live table (whose key columns the copy takes as they are), in a read
+   transaction (WAL: readers never block writers).
 4. **Swap** (one short transaction, with the history row): the last changes are copied, the row counts
    must be equal (the proof the whole rebuild gives), the live table is renamed aside and the new one
-   takes its name, its indexes take their real names (written into `sqlite_schema` with SQLite's
-   `writable_schema` procedure, as decision 108; where SQLite refuses, they are created again), the
-   table's triggers and its dependent views and triggers are made again, the AUTOINCREMENT value kept.
-5. **Drop** the old table in chunks (a DROP of a big table walks every page: 0.2 s at 300 MB).
+   takes its name; one `writable_schema` edit of `sqlite_schema` (decision 108's procedure) gives the
+   new table its real definition, the old one a definition without foreign keys, and the indexes
+   their names; the table's triggers and its dependent views and triggers are made again, the
+   AUTOINCREMENT value kept.
+5. **Drop** the old table in chunks (a DROP of a big table walks every page: 0.2 s at 300 MB, 2.8 s
+   where SQLite zeroes freed pages).
 
 A failure before the swap commits drops what the setup made: the live table was never touched, and the
-application's writes are all in it. A process killed meanwhile leaves the private objects behind; the
-next `run` or `revert` drops them first (`clean_leftovers`). Used only for a module that is exactly one
-`RebuildTable` with the `DROP INDEX`/`CREATE INDEX` statements of its table around it, on a rowid table
-whose rows keep their rowids and whose foreign keys, and the keys other tables reference, are copied
-unchanged (so the application's own foreign key enforcement covers what it writes during the copy);
-everything else rebuilds in one transaction, as before.
+application's writes are all in it (the run then does not restore its backup over them). A process
+killed meanwhile leaves the private objects behind; the next `run` or `revert` drops them first
+(`clean_leftovers`). Used only for a module that is exactly one `RebuildTable` with `DROP INDEX` (of a
+plain index of its table) and `CREATE INDEX` statements around it, on a table with a rowid alias that
+the copy keeps, whose foreign keys, primary key and UNIQUE constraints are the live table's and copied
+as they are, on a connection allowed to write `sqlite_schema`; everything else rebuilds in one
+transaction, as before.
 """
 
 from __future__ import annotations
@@ -214,10 +218,11 @@ def _own_plain_index(conn: sqlite3.Connection, table: str, index: str) -> bool:
 
 def _schema_writable(conn: sqlite3.Connection) -> bool:
     """Whether SQLite lets this connection write `sqlite_schema` (not in defensive mode, no authorizer
-    that forbids it): the swap writes the real definitions there. Asked with an UPDATE of no row."""
+    that forbids it): the swap writes the real definitions there. SQLite decides when it prepares the
+    statement, so EXPLAIN asks without writing anything (`show` calls this too)."""
     conn.execute("PRAGMA writable_schema = ON")
     try:
-        conn.execute("UPDATE main.sqlite_master SET sql = sql WHERE 0")
+        conn.execute("EXPLAIN UPDATE main.sqlite_master SET sql = sql WHERE 0").fetchall()
         return bool(conn.execute("PRAGMA writable_schema").fetchone()[0])
     except sqlite3.DatabaseError:
         return False
