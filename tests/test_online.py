@@ -22,6 +22,8 @@ ITEM = ('CREATE TABLE "item" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "
 NEW_ITEM = ('CREATE TABLE "item" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "owner_id" integer NOT NULL '
             'REFERENCES "owner" ("id") DEFERRABLE INITIALLY DEFERRED, "code" varchar(20) NOT NULL UNIQUE, '
             '"amount" text NOT NULL)')
+# ... and refusing a code longer than 20 characters (a CHECK the application can break mid-copy).
+STRICT_ITEM = NEW_ITEM.replace('"amount" text NOT NULL)', '"amount" text NOT NULL, CHECK (length("code") <= 20))')
 COPY = {"id": '"id"', "owner_id": '"owner_id"', "code": '"code"', "amount": 'COALESCE("amount", 0)'}
 ROWS = 3000
 
@@ -92,10 +94,26 @@ class Application:
                 c.execute("UPDATE item SET code = 'moved' || ? WHERE id = ?", (n, n * 3 + 2))
                 c.execute("INSERT INTO item (owner_id, code) VALUES (1, ?)", (f"c{n * 3 + 1}",))
 
+    def at_turn(self, turn: int, action) -> None:
+        """After its usual writes of turn `turn`, the application also runs `action()`."""
+        usual = self.write
+
+        def write() -> None:
+            usual()
+            if self.turn == turn:
+                action()
+        self.write = write  # type: ignore[method-assign]
+
     def expected(self) -> list[tuple]:
         """The reference's rows as the new definition holds them."""
         return self.reference.execute("SELECT id, owner_id, code, CAST(COALESCE(amount, 0) AS TEXT) FROM item "
                                       "ORDER BY id").fetchall()
+
+
+def too_long_code(app) -> None:
+    """A code the stricter definition refuses, written by the application on both its databases."""
+    for c in (app.conn, app.reference):
+        c.execute("UPDATE item SET code = 'a code far longer than twenty' WHERE id = 2")
 
 
 def objects(conn) -> set[tuple[str, str]]:
@@ -136,18 +154,10 @@ def test_a_failure_during_the_copy_leaves_the_table_as_the_application_left_it(t
                                                                                small_chunks):
     conn = database(tmp_path / "db.sqlite3")
     app = Application(tmp_path / "db.sqlite3", monkeypatch)
-    real_write = app.write
-
-    def write():
-        real_write()
-        if app.turn == 5:  # a row the new definition refuses, written by the application mid-copy
-            for c in (app.conn, app.reference):
-                c.execute("UPDATE item SET code = 'a code far longer than twenty' WHERE id = 2")
-    app.write = write
-    strict = NEW_ITEM.replace('"amount" text NOT NULL)', '"amount" text NOT NULL, CHECK (length("code") <= 20))')
+    app.at_turn(5, lambda: too_long_code(app))  # a row the new definition refuses, written mid-copy
     before_objects = objects(conn)
     with pytest.raises(MigrationFailed, match="CHECK constraint failed"):
-        apply_migration(conn, Migration("0002", up=[RebuildTable("item", strict, COPY)], down=None, table="item"),
+        apply_migration(conn, Migration("0002", up=[RebuildTable("item", STRICT_ITEM, COPY)], down=None, table="item"),
                         "up", online=True)
     assert app.turn > 5  # it failed after the application's write, not before
     assert objects(conn) == before_objects  # nothing of the rebuild is left
@@ -410,17 +420,10 @@ def test_a_run_that_fails_mid_copy_keeps_the_applications_writes(tmp_path, monke
     database(path).close()
     d = tmp_path / "tablemigrations"
     write_module(d, "0002_other", "table = 'extra'\nup = ['CREATE TABLE extra (x)']\ndown = ['DROP TABLE extra']\n")
-    strict = NEW_ITEM.replace('"amount" text NOT NULL)', '"amount" text NOT NULL, CHECK (length("code") <= 20))')
     write_module(d, "0003_item", "from tablemigrate.operations import RebuildTable\ntable = 'item'\n"
-                 f"up = [RebuildTable('item', {strict!r}, {COPY!r})]\ndown = None\n")
+                 f"up = [RebuildTable('item', {STRICT_ITEM!r}, {COPY!r})]\ndown = None\n")
     app = Application(path, monkeypatch)
-    real_write = app.write
-
-    def write():
-        real_write()
-        if app.turn == 5:  # a row the new definition refuses
-            app.conn.execute("UPDATE item SET code = 'a code far longer than twenty' WHERE id = 2")
-    app.write = write
+    app.at_turn(5, lambda: too_long_code(app))  # a row the new definition refuses
     with private_database(str(path)) as db:
         conn = raw(db)
         with pytest.raises(MigrationFailed, match="NOT restored"):
@@ -461,14 +464,8 @@ def test_a_column_the_application_adds_during_the_copy_fails_the_rebuild_and_is_
                                                                                     small_chunks):
     conn = database(tmp_path / "db.sqlite3")
     app = Application(tmp_path / "db.sqlite3", monkeypatch)
-    real_write = app.write
-
-    def write():
-        real_write()
-        if app.turn == 4:
-            app.conn.execute("ALTER TABLE item ADD COLUMN added text")
-            app.conn.execute("UPDATE item SET added = 'kept' WHERE id = 3")
-    app.write = write
+    app.at_turn(4, lambda: app.conn.executescript(
+        "ALTER TABLE item ADD COLUMN added text; UPDATE item SET added = 'kept' WHERE id = 3;"))
     with pytest.raises(MigrationFailed, match="changed during the rebuild"):
         apply_migration(conn, module(), "up", online=True)
     assert conn.execute("SELECT added FROM item WHERE id = 3").fetchone()[0] == "kept"
