@@ -373,23 +373,6 @@ def _empty(conn: sqlite3.Connection) -> None:
         conn.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
 
 
-def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", now: datetime | None = None,
-                     fingerprint: str | None = None) -> GenerateResult:
-    """Modules that create `live`'s tables from nothing, verified to reproduce it exactly (for adopting
-    a database that has no tablemigrate history). `fingerprint`: the models', when they match `live`."""
-    now = now or datetime.now(timezone.utc)
-    with private_database() as a_db:
-        a_conn = raw(a_db)
-        a = introspect(a_conn)
-        plans = plan_changes(diff_schemas(a, live, Renames()), {})
-
-        def check(checked: list, tables: list) -> tuple[list[tuple[Shape, Shape]], Callable[[list], str]]:
-            after, shapes = verify(a_conn, a, a, live, checked, tables)
-            return shapes, lambda new: render_snapshot(after, history_checksum(new), fingerprint)
-
-        return _modules(directory, plans, label, now, [], check)
-
-
 def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
     """Database B on its own: the schema the models create."""
     with private_database() as b_db:

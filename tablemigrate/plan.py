@@ -54,6 +54,7 @@ class PlannedMigration:
     # module: what the module will expect to find.
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
+    noun: str = "table"  # what `table` names: "view" and "virtual table" in baseline's modules too
 
     @property
     def verb(self) -> str:

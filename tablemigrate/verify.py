@@ -65,7 +65,7 @@ def _merged(whole: Schema, before: Schema, after: Schema) -> Schema:
         return {**{k: v for k, v in objects.items() if k not in old}, **new}
 
     return Schema(swap(whole.tables, before.tables, after.tables), swap(whole.triggers, before.triggers, after.triggers),
-                  swap(whole.views, before.views, after.views), whole.virtual)
+                  swap(whole.views, before.views, after.views), swap(whole.virtual, before.virtual, after.virtual))
 
 
 def mismatch(got: dict[str, Table], want: dict[str, Table]) -> str:

@@ -86,7 +86,7 @@ def render_module(plan: PlannedMigration, label: str, when: datetime) -> str:
     what = {"create": "Create", "update": "Update", "rename": "Rename and update", "drop": "Drop"}[plan.verb]
     summary = "".join(f"  - {line}\n" for line in plan.summary)
     destructive = "yes: " + "; ".join(plan.destructive) if plan.destructive else "no"
-    doc = (f"{what} table {plan.table}.\n\n"
+    doc = (f"{what} {plan.noun} {plan.table}.\n\n"
            f"{summary}\n"
            f"Table:       {plan.table}\n"
            f"Generated:   {when.strftime('%Y-%m-%dT%H:%M:%SZ')} by `manage.py tablemigrate generate`\n"

@@ -157,23 +157,51 @@ def test_a_model_whose_table_is_a_virtual_table_is_left_alone_by_generate(tmp_pa
 
 
 @isolate_apps("tests.sampleapp")
-def test_baseline_lists_an_owned_virtual_table_and_adopts_the_rest(tmp_path):
+def test_baseline_carries_what_sql_made_where_the_modules_make_what_it_needs(tmp_path):
+    """The FTS5 table an owned model stands for, the trigger that fills it and a view over an adopted
+    table go into the modules; a view or trigger that needs a table the modules do not make (another
+    app's, one made by hand) is listed instead: in database A it would break every later RENAME."""
     Note, Tag = _notes_models()
     db = tmp_path / "db.sqlite3"
     conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("CREATE VIRTUAL TABLE notes_note USING fts5(body)")
-    conn.execute('CREATE TABLE "notes_tag" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NOT NULL)')
-    result, left_alone = baseline(Target("default", conn, db), tmp_path / "m", [Note, Tag], write=False)
-    assert [m.plan.table for m in result.modules] == ["notes_tag"]
-    conn.execute("CREATE TRIGGER notes_tag_ai AFTER INSERT ON notes_tag BEGIN SELECT 1; END")
-    conn.execute("CREATE VIEW notes_names AS SELECT name FROM notes_tag")
-    conn.execute("CREATE TABLE legacy (x)")
-    _result, left_alone = baseline(Target("default", conn, db), tmp_path / "m", [Note, Tag], write=False,
-                                   foreign=frozenset({"legacy"}))
+    conn.executescript("""
+        CREATE VIRTUAL TABLE notes_note USING fts5(body);
+        CREATE TABLE "notes_tag" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NOT NULL);
+        CREATE TRIGGER notes_tag_ai AFTER INSERT ON notes_tag BEGIN INSERT INTO notes_note(body) VALUES (NEW.name); END;
+        CREATE VIEW notes_names AS SELECT name FROM notes_tag;
+        CREATE TRIGGER notes_names_ii INSTEAD OF INSERT ON notes_names BEGIN INSERT INTO notes_tag(name) VALUES (NEW.name); END;
+        CREATE TABLE legacy (x);
+        CREATE TABLE handmade (y);
+        CREATE VIEW notes_legacy AS SELECT t.name, l.x FROM notes_tag t, legacy l;
+        CREATE VIEW notes_nested AS SELECT * FROM notes_legacy;
+        CREATE TRIGGER notes_tag_ad AFTER DELETE ON notes_tag BEGIN DELETE FROM handmade; END;
+        CREATE TRIGGER handmade_ai AFTER INSERT ON handmade BEGIN SELECT 1; END;
+        CREATE TRIGGER legacy_ai AFTER INSERT ON legacy BEGIN SELECT 1; END;
+    """)
+    result, left_alone = baseline(Target("default", conn, db), tmp_path / "m", [Note, Tag], write=False,
+                                  foreign=frozenset({"legacy"}))
+    assert [m.plan.table for m in result.modules] == ["notes_tag", "notes_note", "notes_names"]
+    assert [m.plan.noun for m in result.modules] == ["table", "virtual table", "view"]
     assert left_alone == [
         "left alone, their apps' Django migrations own them: legacy",
-        "kept in this database but not in the modules (copy their SQL into a hand-written module for new "
-        "databases): trigger notes_tag_ai, view notes_names, virtual table notes_note"]
+        "left alone, no model of yours owns them (unmanaged models, made by hand): handmade",
+        "kept in this database but not in the modules, as they need tables the modules do not make (new "
+        "databases will not have them): view notes_legacy, view notes_nested, trigger notes_tag_ad, "
+        "trigger handmade_ai"]
+
+    d = tmp_path / "m"
+    baseline(Target("default", conn, db), d, [Note, Tag], foreign=frozenset({"legacy"}))
+    assert "-- models: " in (d / "schema.sql").read_text()  # the models match: W002 works from the start
+    assert not generate(d, [Note, Tag], write=False).changed  # never a CREATE TABLE notes_note
+    fresh = sqlite3.connect(":memory:", isolation_level=None)
+    apply_new(fresh, d, set())
+    made = "SELECT type, name FROM sqlite_master WHERE name LIKE 'notes%' AND name NOT LIKE 'notes_note_%' ORDER BY 2"
+    assert fresh.execute(made).fetchall() == [
+        ("view", "notes_names"), ("trigger", "notes_names_ii"), ("table", "notes_note"), ("table", "notes_tag"),
+        ("trigger", "notes_tag_ai")]
+    fresh.execute("INSERT INTO notes_names(name) VALUES ('through the view')")  # both triggers work
+    assert fresh.execute("SELECT body FROM notes_note WHERE notes_note MATCH 'view'").fetchall() == [
+        ("through the view",)]
 
 
 def test_migrate_refuses_owned_apps_migrations_and_everything_when_tablemigrate_owns_all(settings):

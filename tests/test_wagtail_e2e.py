@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -190,6 +191,48 @@ def test_the_test_database_has_wagtails_initial_data_under_both_runners(tmp_path
          "--rootdir", str(SITE), "-c", os.devnull, "home/tests.py"],
         cwd=SITE, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert pytest_run.returncode == 0 and "1 passed" in pytest_run.stdout, pytest_run.stdout + pytest_run.stderr
+
+
+OWN_ALL = ("from wagtail_site.settings import *  # noqa\n"
+           "from tablemigrate.coexist import DjangoMigrationsDisabled\n"
+           "MIGRATION_MODULES = DjangoMigrationsDisabled()\n")
+
+
+def test_a_site_adopted_the_01_way_keeps_wagtails_fts5_search_index(tmp_path):
+    """Issue 22, item 9: a database whose Wagtail search index Wagtail's migration made (an FTS5 virtual table
+    that SQLiteFTSIndexEntry stands for, and the triggers on wagtailsearch_indexentry that fill it), adopted
+    by `baseline` when the project owns every app the 0.1 way: the history carries the virtual table, so
+    `generate` writes no CREATE TABLE for it, and a new database built by `run` has a working index."""
+    manage(tmp_path, "tablemigrate", "generate", "--noinput")
+    manage(tmp_path, "tablemigrate", "run", "--noinput")  # Wagtail's own migrations make the index
+    shutil.rmtree(tmp_path / "tablemigrations")
+    rows(tmp_path / "db.sqlite3", "DROP TABLE tablemigrate_history")
+    (tmp_path / "own_all_settings.py").write_text(OWN_ALL)
+
+    def own_all(*args: str, db: str = "db.sqlite3", check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = dict(_env(tmp_path), DJANGO_SETTINGS_MODULE="own_all_settings", WAGTAIL_SITE_DB=str(tmp_path / db))
+        env["PYTHONPATH"] += os.pathsep + str(tmp_path)
+        proc = subprocess.run([sys.executable, "manage.py", "tablemigrate", *args], cwd=SITE, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert not check or proc.returncode == 0, f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    own_all("baseline", "--noinput")
+    generated = own_all("generate", "--check", "--noinput", check=False)
+    assert (generated.returncode, generated.stdout.strip()) == (0, "No changes detected"), generated.stdout
+    own_all("run", "--noinput", db="fresh.sqlite3")
+    fresh = sqlite3.connect(tmp_path / "fresh.sqlite3", isolation_level=None)
+    try:
+        [(sql,)] = fresh.execute("SELECT sql FROM sqlite_master WHERE name = 'wagtailsearch_indexentry_fts'")
+        assert sql.startswith("CREATE VIRTUAL TABLE")
+        fresh.execute("INSERT OR IGNORE INTO django_content_type (app_label, model) VALUES ('home', 'homepage')")
+        fresh.execute("INSERT INTO wagtailsearch_indexentry (content_type_id, object_id, title_norm, title, body, "
+                      "autocomplete) SELECT id, '1', 1.0, 'Hello Wagtail', 'a searchable body', '' FROM "
+                      "django_content_type WHERE model = 'homepage'")
+        assert fresh.execute("SELECT title FROM wagtailsearch_indexentry_fts WHERE wagtailsearch_indexentry_fts "
+                             "MATCH 'searchable'").fetchall() == [("Hello Wagtail",)]
+    finally:
+        fresh.close()
 
 
 def _tables_written_by_modules(directory: Path) -> set[str]:
