@@ -13,6 +13,7 @@ would lose one fails and rolls back.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sqlite3
 import time
@@ -48,6 +49,21 @@ class Operation:
     def comment(self) -> str:
         """A few words the writer puts beside the operation ('' for none)."""
         return ""
+
+    def replaced(self, **changes: Any) -> Operation:
+        """The same operation again, with the arguments named in `changes` replaced: the one way an
+        operation is copied or altered. It is made from `deconstruct()`, as a module makes it, so a copy
+        keeps every argument the module would (a copy from a few attributes once lost `check=True`);
+        an operation that cannot be written into a module cannot be copied (TypeError), nor can an
+        argument its constructor does not take be changed."""
+        args, kwargs = self.deconstruct()
+        bound = inspect.signature(type(self)).bind(*args, **kwargs)
+        unknown = set(changes) - set(inspect.signature(type(self)).parameters)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} takes no argument {', '.join(sorted(unknown))}")
+        bound.arguments.update(changes)
+        return type(self)(*bound.args, **bound.kwargs)
+
 
 
 class RebuildTable(Operation):
