@@ -13,14 +13,17 @@ would lose one fails and rolls back.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import progress, sqltext
 from .errors import MissingSource
+from .schema import affinity
 from .sqltext import quote
 
 logger = logging.getLogger("tablemigrate")
@@ -48,6 +51,20 @@ class Operation:
     def comment(self) -> str:
         """A few words the writer puts beside the operation ('' for none)."""
         return ""
+
+    def replaced(self, **changes: Any) -> Operation:
+        """The same operation again, with the arguments named in `changes` replaced: the one way an
+        operation is copied or altered. It is made from `deconstruct()`, as a module makes it, so a copy
+        keeps every argument the module would (a copy from a few attributes once lost `check=True`);
+        an operation that cannot be written into a module cannot be copied (TypeError), nor can an
+        argument its constructor does not take be changed."""
+        args, kwargs = self.deconstruct()
+        bound = inspect.signature(type(self)).bind(*args, **kwargs)
+        unknown = set(changes) - set(inspect.signature(type(self)).parameters)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} takes no argument {', '.join(sorted(unknown))}")
+        bound.arguments.update(changes)
+        return type(self)(*bound.args, **bound.kwargs)
 
 
 class RebuildTable(Operation):
@@ -203,18 +220,23 @@ class AlterTableInPlace(RebuildTable):
     bigint), NOT NULL, a CHECK or a foreign key dropped or added. SQLite's procedure for such changes
     (lang_altertable.html, "making other kinds of table schema changes"): `writable_schema`, an UPDATE
     of `sqlite_schema`, a `schema_version` bump, in the migration's transaction. It takes milliseconds at
-    any size, or one read of the table when `check` is set: a NOT NULL or CHECK rule added is proved on
-    every row with `PRAGMA quick_check(table)` (which checks exactly those, not the indexes), an added
-    foreign key by the applier's `foreign_key_check`; a row that breaks one fails the migration.
+    any size, or one read of the table when the definition adds a rule: a NOT NULL or CHECK rule added is
+    proved on every row with `PRAGMA quick_check(table)` (which checks exactly those, not the indexes), an
+    added foreign key by the applier's `foreign_key_check`; a row that breaks one fails the migration.
+    Whether a rule is added is read from the two definitions when it runs (NOT NULL and foreign keys as
+    SQLite reports them, CHECKs from the text); `check=True` (what `generate` writes) forces the proof.
 
-    At run time it checks what makes that safe: the live table's columns, in order, are the new
-    definition's (a record's values are read by position), and SQLite accepts the new text. Where it
-    cannot (a connection in defensive mode refuses to write the schema, the columns differ), it runs
-    the rebuild instead, with the same `copy`."""
+    At run time it checks what makes that safe, as SQLite reports it for the live definition and the new
+    one on a scratch database with the live table's explicit indexes (`_reading`): the stored layout
+    (columns in order, the rowid, the hidden indexes), each column's affinity (in a STRICT table its
+    declared type), DEFAULT, collation and generated expression, STRICT, AUTOINCREMENT, and the keys of
+    every explicit index. Where anything differs, or SQLite refuses (a connection in defensive mode does
+    not write the schema), it runs the rebuild instead, with the same `copy`. After the rewrite, the live
+    table's columns and every index's keys are compared with what the scratch copy reported (O(1))."""
 
     def __init__(self, table: str, create: str, copy: dict[str, str], *, check: bool = False):
         super().__init__(table, create, copy)
-        self.check = check  # prove the rows satisfy what the definition adds (NOT NULL, CHECK)
+        self.check = check  # prove the rows satisfy the definition (NOT NULL, CHECK), whatever it adds
 
     def __repr__(self) -> str:
         return f"AlterTableInPlace({self.table!r})"
@@ -235,7 +257,7 @@ class AlterTableInPlace(RebuildTable):
     def kept_every_row_and_key(self) -> bool:
         """After `apply`: no row was copied and no rule was added, so no foreign key can be broken that
         was not broken before (the applier's O(rows) `foreign_key_check` has nothing to find)."""
-        return getattr(self, "moved_rows", True) is False and not self.check
+        return getattr(self, "moved_rows", True) is False and not getattr(self, "added_rules", True)
 
     def _in_place(self, conn: sqlite3.Connection) -> bool:
         row = conn.execute("SELECT name, sql FROM main.sqlite_master WHERE type = 'table' AND lower(name) = "
@@ -244,8 +266,14 @@ class AlterTableInPlace(RebuildTable):
             return False
         name, live = row
         text = sqltext.pretty_create_table(self.create, name)
-        if _layout(live, name) != _layout(text, name) or _layout(text, name) is None:
-            return False  # the new text would read the stored records or hidden indexes differently
+        indexes = [sql for (sql,) in conn.execute(
+            "SELECT sql FROM main.sqlite_master WHERE type = 'index' AND lower(tbl_name) = lower(?) "
+            "AND sql IS NOT NULL ORDER BY rowid", (name,))]
+        before, after = _reading(live, name, indexes), _reading(text, name, indexes)
+        if before is None or after is None or before.stored != after.stored:
+            return False  # the new text would read the stored records or an index differently
+        self.added_rules = self.check or after.adds_rules_to(before)  # what the module says, or finds
+        indexed = _index_infos(conn, name)
         version = conn.execute("PRAGMA main.schema_version").fetchone()[0]
         conn.execute("PRAGMA writable_schema = ON")
         try:
@@ -261,7 +289,12 @@ class AlterTableInPlace(RebuildTable):
         finally:
             conn.execute("PRAGMA writable_schema = OFF")
         conn.execute(f"SELECT * FROM main.{quote(name)} LIMIT 0").fetchall()  # SQLite reads the new schema
-        if self.check:  # every row against the new NOT NULL and CHECK rules (foreign keys: the applier)
+        # O(1) proof that SQLite reads the live table as the scratch copy did: the same columns, and every
+        # index (explicit and hidden) keyed exactly as before.
+        if (_columns(conn, name) != after.columns or _index_infos(conn, name) != indexed):
+            raise sqlite3.IntegrityError(f"{name} does not read as its new definition does on its own; "
+                                         "nothing was changed")
+        if self.added_rules:  # every row against the new NOT NULL and CHECK rules (foreign keys: the applier)
             found = conn.execute(f"PRAGMA main.quick_check({quote(name)})").fetchmany(4)
             if found != [("ok",)]:
                 raise sqlite3.IntegrityError(f"rows of {name} do not satisfy its new definition: "
@@ -270,35 +303,114 @@ class AlterTableInPlace(RebuildTable):
         return True
 
 
-def _layout(create: str, name: str) -> tuple | None:
-    """How SQLite stores a table made by `create`, as SQLite reports it on a scratch database: its
-    columns in order (a record holds its values by position), whether it has a rowid, and its hidden
-    indexes (PRIMARY KEY and UNIQUE constraints) in the order SQLite numbers them, with their columns,
-    sort orders and collations. Two definitions with the same layout read the same stored pages: only
-    then may one replace the other in place. (Only a column declared exactly `INTEGER PRIMARY KEY` is
-    the rowid; `PRIMARY KEY DESC` on the column is not; `sqlite_autoindex_<table>_N` follows the order
-    the constraints are written in.) None when the text does not make a table."""
+@dataclass(frozen=True)
+class _Reading:
+    """What SQLite makes of one definition of a table, with the live table's explicit indexes built on
+    it (on a scratch database): `stored`, everything the stored records and index entries are read by,
+    which must be the same on both sides of an in-place rewrite; and the rules rows must satisfy, which
+    may differ (what is added is proved on the rows)."""
+
+    stored: tuple
+    columns: list[tuple]  # PRAGMA table_xinfo
+    not_null: tuple[bool, ...]
+    foreign_keys: frozenset[tuple]
+    checks: frozenset
+
+    def adds_rules_to(self, before: _Reading) -> bool:
+        """Whether this definition has a NOT NULL, foreign key or CHECK that `before` does not have."""
+        return (any(now and not then for now, then in zip(self.not_null, before.not_null))
+                or not self.foreign_keys <= before.foreign_keys or not self.checks <= before.checks)
+
+
+def _reading(create: str, name: str, indexes: list[str]) -> _Reading | None:
+    """`create` and the CREATE INDEX texts `indexes` on a scratch database, as SQLite reports them: the
+    stored layout (`_layout`); each column's affinity (SQLite's rules on its declared type; in a STRICT
+    table the declared type itself), its DEFAULT as written (a record written before the column was added
+    is short, and SQLite reads the missing value from the schema's DEFAULT), its collation (asked of
+    SQLite through an index on every column: what comparisons, CHECKs, generated values and every index,
+    partial and expression ones included, use) and its generated expression; STRICT and AUTOINCREMENT;
+    and the keys of every explicit index. None when SQLite does not accept the text or an index on it."""
+    from .introspect import parse_create_table  # (introspect imports the loader, which imports this)
+
+    q = quote(name)
     scratch = sqlite3.connect(":memory:")
     try:
         scratch.execute(create)
-        q = quote(name)
-        columns = scratch.execute(f"PRAGMA table_xinfo({q})").fetchall()
-        indexes = []
-        for _seq, index, unique, origin, partial in scratch.execute(f"PRAGMA index_list({q})").fetchall():
-            if origin != "c":  # made by the table's own text
-                indexes.append((index, unique, origin, partial,
-                                scratch.execute(f"PRAGMA index_xinfo({quote(index)})").fetchall()))
+        for sql in indexes:
+            scratch.execute(sql)
+        layout = _layout_on(scratch, name)
+        columns = _columns(scratch, name)
+        explicit = _index_infos(scratch, name)
+        probe = quote("tablemigrate collation probe " + name)
+        scratch.execute(f"CREATE INDEX {probe} ON {q} ({', '.join(quote(c[1]) for c in columns)})")
+        collations = tuple(r[4].lower() for r in scratch.execute(f"PRAGMA index_xinfo({probe})") if r[5])
+        parsed = parse_create_table(create)
         try:
-            scratch.execute(f"SELECT rowid FROM {q} LIMIT 0")
-            rowid = True
-        except sqlite3.OperationalError:  # WITHOUT ROWID
-            rowid = False
-        alias = [c[1] for c in columns if c[5] == 1 and rowid and not any(i[2] == "pk" for i in indexes)]
-        return ([(c[1].lower(), c[6]) for c in columns], rowid, alias, sorted(indexes))
+            strict = bool(scratch.execute(f"SELECT strict FROM pragma_table_list({sqltext.literal(name)})")
+                          .fetchone()[0])
+        except sqlite3.OperationalError:  # SQLite before 3.37 has no STRICT tables to read
+            strict = parsed.strict
+        autoincrement = scratch.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone()
+        types = tuple((c[2].upper() if strict else affinity(c[2]), c[4], c[6]) for c in columns)
+        stored = (layout, types, collations, strict, autoincrement is not None,
+                  sorted(parsed.generated.items()), explicit)
+        keys: dict[int, list[tuple]] = {}
+        for fk in scratch.execute(f"PRAGMA foreign_key_list({q})"):  # names in any case name the same
+            keys.setdefault(fk[0], []).append((fk[2].lower(), fk[3].lower(), (fk[4] or "").lower(), *fk[5:]))
+        return _Reading(stored, columns, tuple(bool(c[3]) for c in columns),
+                        frozenset(tuple(rows) for rows in keys.values()), frozenset(parsed.checks))
+    except (sqlite3.Error, ValueError, IndexError):  # SQLite refuses it, or the parser cannot read it
+        return None
+    finally:
+        scratch.close()
+
+
+def _columns(conn: sqlite3.Connection, name: str) -> list[tuple]:
+    return conn.execute(f"PRAGMA main.table_xinfo({quote(name)})").fetchall()
+
+
+def _index_infos(conn: sqlite3.Connection, name: str) -> list[tuple]:
+    """Every index of table `name` (explicit and hidden) with its keys as SQLite reports them: columns,
+    sort orders, collations."""
+    return sorted((index.lower(), unique, origin, partial,
+                   conn.execute(f"PRAGMA main.index_xinfo({quote(index)})").fetchall())
+                  for _seq, index, unique, origin, partial in conn.execute(f"PRAGMA main.index_list({quote(name)})"))
+
+
+def _layout(create: str, name: str) -> tuple | None:
+    """How SQLite stores a table made by `create` (see `_layout_on`), on a scratch database. None when the
+    text does not make a table."""
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.execute(create)
+        return _layout_on(scratch, name)
     except sqlite3.Error:
         return None
     finally:
         scratch.close()
+
+
+def _layout_on(scratch: sqlite3.Connection, name: str) -> tuple:
+    """How SQLite stores table `name`, as SQLite reports it: its columns in order (a record holds its
+    values by position), whether it has a rowid, and its hidden indexes (PRIMARY KEY and UNIQUE
+    constraints) in the order SQLite numbers them, with their columns, sort orders and collations. Two
+    definitions with the same layout read the same stored pages. (Only a column declared exactly
+    `INTEGER PRIMARY KEY` is the rowid; `PRIMARY KEY DESC` on the column is not;
+    `sqlite_autoindex_<table>_N` follows the order the constraints are written in.)"""
+    q = quote(name)
+    columns = scratch.execute(f"PRAGMA table_xinfo({q})").fetchall()
+    indexes = []
+    for _seq, index, unique, origin, partial in scratch.execute(f"PRAGMA index_list({q})").fetchall():
+        if origin != "c":  # made by the table's own text
+            indexes.append((index, unique, origin, partial,
+                            scratch.execute(f"PRAGMA index_xinfo({quote(index)})").fetchall()))
+    try:
+        scratch.execute(f"SELECT rowid FROM {q} LIMIT 0")
+        rowid = True
+    except sqlite3.OperationalError:  # WITHOUT ROWID
+        rowid = False
+    alias = [c[1] for c in columns if c[5] == 1 and rowid and not any(i[2] == "pk" for i in indexes)]
+    return ([(c[1].lower(), c[6]) for c in columns], rowid, alias, sorted(indexes))
 
 
 def _schema_objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:

@@ -373,8 +373,8 @@ def _name_parents_as_they_are_then(ordered: list[TableChange], plans: list[Plann
 def _rename_parents(step: Step, mapping: dict[str, str]) -> Step:
     if not mapping:
         return step
-    if isinstance(step, RebuildTable):  # or AlterTableInPlace: the same kind again
-        return type(step)(step.table, sqltext.rename_references(step.create, mapping), step.copy)
+    if isinstance(step, RebuildTable):  # or AlterTableInPlace: the same operation, every argument kept
+        return step.replaced(create=sqltext.rename_references(step.create, mapping))
     if isinstance(step, str):
         return sqltext.rename_references(step, mapping)
     return step

@@ -12,7 +12,7 @@ from tablemigrate.diff import diff_schemas
 from tablemigrate.errors import MigrationFailed
 from tablemigrate.introspect import introspect
 from tablemigrate.loader import Migration
-from tablemigrate.operations import AlterTableInPlace
+from tablemigrate.operations import AlterTableInPlace, RebuildTable
 from tablemigrate.plan import plan_changes
 
 OLD = ('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "name" varchar(30) NOT NULL, "n" integer NULL '
@@ -144,6 +144,12 @@ def test_a_definition_with_another_stored_layout_is_rebuilt_whatever_planned_it(
 
 TIGHT = OLD.replace('"name" varchar(30) NOT NULL', '"name" varchar(30) NULL')
 TIGHTER = OLD.replace('CHECK ("n" > 0))', 'CHECK ("n" > 0), CHECK ("n" < 1000))')
+RULES = {  # rule -> (definition without it, with it, an UPDATE that makes a row break it)
+    "not null": (TIGHT, OLD, "UPDATE t SET name = NULL WHERE id = 5"),
+    "check": (OLD, TIGHTER, "UPDATE t SET n = 5000 WHERE id = 5"),
+    "foreign key": (OLD.replace(' REFERENCES "p" ("id")', ''), OLD, "UPDATE t SET p_id = 99 WHERE id = 5"),
+}
+COPY = {"id": '"id"', "name": '"name"', "n": '"n"', "p_id": '"p_id"'}
 
 
 @pytest.mark.parametrize("change", ["not null", "check", "foreign key"])
@@ -151,8 +157,7 @@ def test_rules_added_are_proved_on_the_rows_and_made_in_place(change):
     """Adding NOT NULL, a CHECK or a foreign key moves no record either: the text is rewritten in place
     once every row is proved to satisfy the new rule (issue 15); a row that breaks it fails the
     migration, and nothing is changed."""
-    old, new = {"not null": (TIGHT, OLD), "check": (OLD, TIGHTER),
-                "foreign key": (OLD.replace(' REFERENCES "p" ("id")', ''), OLD)}[change]
+    old, new, breaks = RULES[change]
     [plan] = plan_changes(diff_schemas(schema(old), schema(new)), {})
     [step] = plan.up
     assert type(step) is AlterTableInPlace and step.check
@@ -162,8 +167,7 @@ def test_rules_added_are_proved_on_the_rows_and_made_in_place(change):
     assert introspect(conn).tables["t"] == schema(new, 'CREATE INDEX "t_name" ON "t" ("name")').tables["t"]
     assert conn.execute("PRAGMA page_count").fetchone()[0] == pages  # no row was copied
     bad = database(old)
-    bad.execute({"not null": "UPDATE t SET name = NULL WHERE id = 5", "check": "UPDATE t SET n = 5000 WHERE id = 5",
-                 "foreign key": "UPDATE t SET p_id = 99 WHERE id = 5"}[change])
+    bad.execute(breaks)
     before = list(bad.iterdump())
     with pytest.raises(MigrationFailed):
         run(bad, plan.up)
@@ -231,3 +235,150 @@ def test_an_in_place_change_that_adds_no_rule_reads_no_row(monkeypatch):
         else sqlite3.SQLITE_OK)
     run(conn, loosen.up)  # SQLite refuses to write the schema: rebuilt, so checked
     assert checked == ["t", "t"]
+
+
+# Issue 22: a hand-written (or hand-edited) AlterTableInPlace whose new text would read the stored
+# records or an index differently is rebuilt, whatever its author believed. Each case: the old
+# definition, rows and indexes made on it, the new definition, and the query whose answer must be the
+# same as on a table built fresh with the new definition (and filled by the same copy).
+UNSAFE = {
+    "collation of an indexed column": (
+        "CREATE TABLE t (id integer PRIMARY KEY, name text)", ["CREATE INDEX t_name ON t (name)"],
+        "CREATE TABLE t (id integer PRIMARY KEY, name text COLLATE NOCASE)", "SELECT id FROM t WHERE name = 'ABC'"),
+    "collation of a comparison an expression index stores": (
+        "CREATE TABLE t (id integer PRIMARY KEY, name text)", ["CREATE INDEX t_name ON t ((name = 'abc'))"],
+        "CREATE TABLE t (id integer PRIMARY KEY, name text COLLATE NOCASE)",
+        "SELECT id FROM t WHERE (name = 'abc') = 1"),
+    "collation of a column a partial index filters on": (
+        "CREATE TABLE t (id integer PRIMARY KEY, name text, n int)", ["CREATE INDEX t_n ON t (n) WHERE name = 'abc'"],
+        "CREATE TABLE t (id integer PRIMARY KEY, name text COLLATE NOCASE, n int)",
+        "SELECT id FROM t WHERE name = 'abc' AND n >= 0"),
+    "affinity": (
+        "CREATE TABLE t (id integer PRIMARY KEY, n text)", ["CREATE INDEX t_n ON t (n)"],
+        "CREATE TABLE t (id integer PRIMARY KEY, n integer)", "SELECT id FROM t WHERE n = 12"),
+    "STRICT declared type": (
+        "CREATE TABLE t (id integer PRIMARY KEY, n any) STRICT", ["CREATE INDEX t_n ON t (n)"],
+        "CREATE TABLE t (id integer PRIMARY KEY, n integer) STRICT", "SELECT id FROM t WHERE n = 12"),
+    "STRICT dropped": (
+        "CREATE TABLE t (id integer PRIMARY KEY, n any) STRICT", ["CREATE INDEX t_n ON t (n)"],
+        "CREATE TABLE t (id integer PRIMARY KEY, n any)", "SELECT id FROM t WHERE n = 12"),
+    "DEFAULT of a column added by ADD COLUMN": (
+        "CREATE TABLE t (id integer PRIMARY KEY, name text)", ["ALTER TABLE t ADD COLUMN flag integer DEFAULT 1"],
+        "CREATE TABLE t (id integer PRIMARY KEY, name text, flag integer DEFAULT 2)", "SELECT id, flag FROM t"),
+    "expression of a STORED generated column": (
+        "CREATE TABLE t (id integer PRIMARY KEY, n int, g int GENERATED ALWAYS AS (n * 2) STORED)", [],
+        "CREATE TABLE t (id integer PRIMARY KEY, n int, g int GENERATED ALWAYS AS (n * 3) STORED)",
+        "SELECT id, g FROM t"),
+    "expression of an indexed VIRTUAL generated column": (
+        "CREATE TABLE t (id integer PRIMARY KEY, n int, g int GENERATED ALWAYS AS (n * 2))",
+        ["CREATE INDEX t_g ON t (g)"],
+        "CREATE TABLE t (id integer PRIMARY KEY, n int, g int GENERATED ALWAYS AS (n * 3))",
+        "SELECT id FROM t WHERE g = 36"),
+    "AUTOINCREMENT added": (  # in place, the next INSERT finds no sqlite_sequence: "malformed"
+        "CREATE TABLE t (id integer PRIMARY KEY, n int)", [],
+        "CREATE TABLE t (id integer PRIMARY KEY AUTOINCREMENT, n int)", "SELECT name, seq FROM sqlite_sequence"),
+}
+ROWS = [(1, "abc", 12), (2, "ABC", "12"), (3, "x", 5), (4, "Abc", 12.0)]
+
+
+def _filled(create: str, after: list[str]) -> sqlite3.Connection:
+    """A table made by `create` with ROWS in it, then the statements `after` (indexes, an ADD COLUMN),
+    then ROWS again with other ids: rows written before and after each of them."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute(create)
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(t)")]
+
+    def insert(offset: int) -> None:
+        for row in ROWS:
+            values = {"id": row[0] + offset, "name": row[1], "n": row[2]}
+            names = [c for c in columns if c in values]
+            conn.execute(f"INSERT INTO t ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                         [values[c] for c in names])
+
+    insert(0)
+    for sql in after:
+        conn.execute(sql)
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(t)")]
+    insert(10)
+    return conn
+
+
+def _contents(conn: sqlite3.Connection, query: str) -> tuple:
+    columns = [r[1] for r in conn.execute("PRAGMA table_xinfo(t)")]
+    every = ", ".join(f"typeof({c}), {c}" for c in columns)
+    return (conn.execute(f"SELECT {every} FROM t ORDER BY id").fetchall(),
+            sorted(conn.execute(query).fetchall()))
+
+
+@pytest.mark.parametrize("case", list(UNSAFE))
+def test_a_change_in_place_would_read_differently_is_rebuilt(case):
+    """Issue 22: a collation under an index, an affinity or STRICT type, the DEFAULT of a column added by
+    ADD COLUMN (rows written before it are short and read it from the schema), a generated expression or
+    AUTOINCREMENT, changed by a hand-written AlterTableInPlace: the table ends exactly as one built fresh
+    with the new definition and filled by the same copy (integrity_check ok, every lookup and value, new
+    rows taken), because it was rebuilt, not rewritten."""
+    old, after, new, query = UNSAFE[case]
+    conn = _filled(old, after)
+    copy = {r[1]: f'"{r[1]}"' for r in conn.execute("PRAGMA table_xinfo(t)") if r[6] in (0, 1)}
+    expected = _filled(old, after)
+    run(expected, [RebuildTable("t", new, copy)])
+    step = AlterTableInPlace("t", new, copy)
+    run(conn, [step])
+    for db in (conn, expected):
+        db.execute("INSERT INTO t DEFAULT VALUES")  # and the table takes new rows
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert _contents(conn, query) == _contents(expected, query)
+    assert step.moved_rows is True
+
+
+NAME, N = '"name" varchar(30) COLLATE NOCASE', '"n" integer NULL'
+SAFE = {  # what `generate` makes in place, with an index, a collation and an ADD COLUMN'd default around
+    "varchar(30) -> varchar(60)": ((NAME, N), ('"name" varchar(60) COLLATE NOCASE', N)),
+    "NOT NULL added": ((NAME, N), (NAME, '"n" integer NOT NULL')),
+    "NOT NULL dropped": ((NAME + " NOT NULL", N), (NAME, N)),
+    "CHECK added": ((NAME, N), (NAME, N + ' CHECK ("n" > 0)')),
+    "CHECK dropped": ((NAME, N + ' CHECK ("n" > 0)'), (NAME, N)),
+}
+
+
+@pytest.mark.parametrize("case", list(SAFE))
+def test_what_generate_makes_in_place_stays_in_place(case):
+    """The guard refuses only what would read differently: a type of the same affinity, NOT NULL or a
+    CHECK added or dropped still change the text alone (the table's root page and every row are kept),
+    with the rules added proved on the rows."""
+    table = 'CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, {}, {}, "flag" integer NULL DEFAULT 7)'
+    before, after = SAFE[case]
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute(table.format(*before).replace(', "flag" integer NULL DEFAULT 7', ''))
+    conn.execute('CREATE INDEX "t_name" ON "t" ("name")')
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, f"N{i}", i) for i in range(1, 51)])
+    conn.execute('ALTER TABLE "t" ADD COLUMN "flag" integer NULL DEFAULT 7')  # rows above are short
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 't'").fetchone()
+    rows = conn.execute("SELECT * FROM t ORDER BY id").fetchall()
+    step = AlterTableInPlace("t", table.format(*after), {c: f'"{c}"' for c in ("id", "name", "n", "flag")})
+    run(conn, [step])
+    assert step.moved_rows is False
+    assert conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 't'").fetchone() == root
+    assert introspect(conn).tables["t"] == schema(table.format(*after), 'CREATE INDEX "t_name" ON "t" ("name")'
+                                                  ).tables["t"]
+    assert conn.execute("SELECT * FROM t ORDER BY id").fetchall() == rows
+    assert conn.execute("SELECT id FROM t WHERE name = 'n7'").fetchall() == [(7,)]
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+@pytest.mark.parametrize("rule", ["not null", "check", "foreign key"])
+def test_a_rule_added_in_place_is_proved_even_when_the_module_does_not_say_so(rule):
+    """The rows are proved against what the new definition adds as SQLite reads it (NOT NULL, foreign
+    keys from the PRAGMAs; CHECKs from the text), not only when the module passes `check=True`: a
+    hand-written module, or a copy that lost the argument, cannot add a rule that rows break."""
+    old, new, breaks = RULES[rule]
+    bad = database(old)
+    bad.execute(breaks)
+    before = list(bad.iterdump())
+    with pytest.raises(MigrationFailed):
+        run(bad, [AlterTableInPlace("t", new, COPY)])
+    assert list(bad.iterdump()) == before
+    good = database(old)
+    step = AlterTableInPlace("t", new, COPY)
+    run(good, [step])
+    assert step.moved_rows is False and not step.kept_every_row_and_key()
