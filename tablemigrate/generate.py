@@ -18,7 +18,8 @@ from django.db import models
 
 from .apply import apply_migration
 from .build import FieldDefaults, build_from_models, model_sql, model_sql_digest, private_database, raw
-from .diff import RenameCandidate, Renames, TableChange, check_renames, diff_schemas, rename_candidates
+from .diff import (JoinTable, RenameCandidate, Renames, TableChange, carry_renames, check_renames, diff_schemas,
+                   rename_candidates)
 from .errors import ConfigurationError, GenerateError, HistoryConflict, MigrationFailed, ShapeMismatch
 from . import cache, partial, schemafile, shapes
 from .introspect import introspect, sql_made_tables
@@ -69,11 +70,37 @@ class GenerateResult:
         return self.render_snapshot()
 
 
-def _ask_renames(a, b, renames: Renames, questioner: Questioner) -> None:
+def join_tables(model_list: Iterable[type[models.Model]]) -> list[JoinTable]:
+    """The many-to-many tables Django creates for the models' fields (auto-created through models),
+    from the models' metadata, for `carry_renames`. A table named by Django's rule (the owner's table
+    and the field's name) follows the owner's table; one the field names (`db_table`) keeps its name.
+    A name that is neither (another Django's rule) is left out: nothing is carried for it."""
+    from django.db import connection
+    from django.db.backends.utils import strip_quotes, truncate_name
+
+    limit = connection.ops.max_name_length()
+    out = []
+    for model in model_list:
+        for f in model._meta.local_many_to_many:
+            through = f.remote_field.through
+            if isinstance(through, str) or not through._meta.auto_created:
+                continue
+            table, owner = through._meta.db_table, model._meta.db_table
+            if f.db_table:
+                out.append(JoinTable(table.lower(), owner.lower()))
+            elif truncate_name(f"{strip_quotes(owner)}_{f.name}", limit) == table:
+                out.append(JoinTable(table.lower(), owner.lower(), f.name, limit))
+    return out
+
+
+def _ask_renames(a, b, renames: Renames, questioner: Questioner, joins: list[JoinTable]) -> None:
     """Ask about each plausible rename once, tables before columns (a table rename makes its columns
-    comparable)."""
+    comparable); the renames that go with the tables' (`carry_renames`) are made before the columns
+    are asked about."""
     refused: set = set()
     for kind in ("table", "column"):
+        if kind == "column":
+            carry_renames(a, b, renames, joins)
         pending = True
         while pending:
             pending = False
@@ -122,13 +149,15 @@ def _hint_renames(plans: list[PlannedMigration], unasked: list[RenameCandidate])
                     f"this drops its rows; to keep them, generate with `{rename_option(cand)}`")
 
 
-def _changes(a: Schema, b: Schema, renames: Renames, questioner: Questioner) -> list[TableChange]:
-    """The diff of `a` and `b`, after the renames asked for are checked and the plausible ones asked about."""
+def _changes(a: Schema, b: Schema, renames: Renames, questioner: Questioner,
+             model_list: Iterable[type[models.Model]] = ()) -> list[TableChange]:
+    """The diff of `a` and `b`, after the renames asked for are checked, the plausible ones asked about,
+    and those that go with the tables' added (the models' many-to-many tables and their columns)."""
     try:
         check_renames(a, b, renames)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-    _ask_renames(a, b, renames, questioner)
+    _ask_renames(a, b, renames, questioner, join_tables(model_list))
     return diff_schemas(a, b, renames)
 
 
@@ -244,7 +273,7 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
         sql_made = frozenset(sql_made_tables(a_conn))
         hidden = foreign | sql_made
         a_diff, b_diff = a.without(hidden), b.without(sql_made)
-        changes = _changes(a_diff, b_diff, renames, questioner)
+        changes = _changes(a_diff, b_diff, renames, questioner, model_list)
         if not changes:
             result = GenerateResult([], directory, lambda: render_snapshot(
                 a, history_checksum(existing), fingerprint(), ddl if a.fingerprint() == same_as_b() else None,
