@@ -20,7 +20,8 @@ from .schema import Column, ForeignKey, Schema, Table, Unique
 
 @dataclass
 class Renames:
-    """Renames the user confirmed: tables old -> new, columns per (new) table old -> new (lower-case)."""
+    """Renames the user confirmed, and those that go with them (`carry_renames`): tables old -> new,
+    columns per (new) table old -> new (lower-case)."""
 
     tables: dict[str, str] = field(default_factory=dict)
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -190,7 +191,7 @@ def check_renames(a: Schema, b: Schema, renames: Renames) -> None:
     """ValueError unless every declared rename names a table or column pair the two sides have."""
     for old, new in renames.tables.items():
         if old not in a.tables or new not in b.tables or new in a.tables:
-            raise ValueError(f"rename {old} -> {new}: expected {old} only in the history and {new} "
+            raise ValueError(f"rename {old} -> {new}: expected {old} in the history and {new} "
                              "only in the models")
     pairs = {new_t.key: (old_t, new_t) for old_t, new_t in _pairs(a, b, renames)}
     for table, columns in renames.columns.items():
@@ -238,7 +239,10 @@ def diff_schemas(a: Schema, b: Schema, renames: Renames | None = None) -> list[T
     changes: list[TableChange] = []
     for old_t, new_t in _pairs(a, b, renames):
         col_renames = renames.columns.get(new_t.key, {})
-        if old_t.key != new_t.key or col_renames or old_t != new_t:
+        # A child of a renamed table compares under the rename even where its text is the same: its
+        # foreign key may name a new table that took the freed name.
+        follows = any(fk.ref_table in renames.tables for fk in old_t.foreign_keys)
+        if old_t.key != new_t.key or col_renames or old_t != new_t or follows:
             ops = table_changes(old_t, new_t, col_renames, ctx)
             changes.append(TableChange("alter", old_t, new_t, ops))
     renamed_new = set(renames.tables.values())

@@ -75,8 +75,7 @@ def join_tables(model_list: Iterable[type[models.Model]]) -> list[JoinTable]:
     from the models' metadata, for `carry_renames`. A table named by Django's rule (the owner's table
     and the field's name) follows the owner's table; one the field names (`db_table`) keeps its name.
     A name that is neither (another Django's rule) is left out: nothing is carried for it."""
-    from django.db import connection
-    from django.db.backends.utils import strip_quotes, truncate_name
+    from django.db import connection  # the one Django names the tables for
 
     limit = connection.ops.max_name_length()
     out = []
@@ -86,10 +85,9 @@ def join_tables(model_list: Iterable[type[models.Model]]) -> list[JoinTable]:
             if isinstance(through, str) or not through._meta.auto_created:
                 continue
             table, owner = through._meta.db_table, model._meta.db_table
-            if f.db_table:
-                out.append(JoinTable(table.lower(), owner.lower()))
-            elif truncate_name(f"{strip_quotes(owner)}_{f.name}", limit) == table:
-                out.append(JoinTable(table.lower(), owner.lower(), f.name, limit))
+            join = JoinTable(table.lower(), owner.lower(), None if f.db_table else f.name, limit)
+            if join.name_for(owner) == join.table:
+                out.append(join)
     return out
 
 

@@ -35,11 +35,11 @@ ROWS = {
 
 
 def shop(item: str = "Item", item_table: str | None = None, new_item: bool = False,
-         labels: str = "labels", m2m: bool = True) -> list[type[models.Model]]:
+         labels: str = "labels", m2m: bool = True, review_new: bool = False) -> list[type[models.Model]]:
     """Tag; Item (renamed `item`, its table `item_table`) with two many-to-many fields to Tag (`tags`,
     `labels`) and one to itself; Order with a many-to-many field to Item; Review with a foreign key to Item. `new_item`: a new
     model named Item, with many-to-many tags of its own (it takes the names the rename frees). Without
-    `m2m`: Tag, Item and Review alone."""
+    `m2m`: Tag, Item and Review alone. `review_new`: Review's foreign key points at the new Item."""
     registry = Apps()
 
     def model(class_name: str, table: str | None = None, **fields: models.Field) -> type[models.Model]:
@@ -55,9 +55,10 @@ def shop(item: str = "Item", item_table: str | None = None, new_item: bool = Fal
     out = [tag, renamed]
     if m2m:
         out.append(model("Order", note=models.CharField(max_length=20), **{"items": many(renamed)["tags"]}))
-    out.append(model("Review", item=models.ForeignKey(renamed, models.CASCADE, related_name="+"), text=models.TextField()))
     if new_item:
         out.append(model("Item", label=models.CharField(max_length=20), **many(tag)))
+    parent = out[-1] if review_new else renamed
+    out.append(model("Review", item=models.ForeignKey(parent, models.CASCADE, related_name="+"), text=models.TextField()))
     return out
 
 
@@ -215,6 +216,23 @@ def test_a_name_freed_and_taken_without_many_to_many_tables_too(command):
     assert got == want and rows("shop_item") == ROWS["shop_item"] and rows("shop_review") == ROWS["shop_review"]
 
 
+def test_a_foreign_key_moved_to_the_new_table_of_the_freed_name_is_rebuilt_to_point_at_it(command):
+    """Review's text is the same before and after (REFERENCES "shop_item"), but it names another table:
+    the rename would have carried it to shop_product."""
+    first = shop(m2m=False)
+    applied = seeded(command, first, {"shop_review": "no such table: no review rows"})
+    renamed = shop("Product", new_item=True, m2m=False, review_new=True)
+    command(renamed, "generate", "--rename", "shop_item:shop_product")
+    command(renamed, "run", "--no-backup")
+    got, want = shop_schema(renamed)
+    assert got == want and rows("shop_product") == ROWS["shop_item"]
+    assert live().execute("SELECT \"table\" FROM pragma_foreign_key_list('shop_review')").fetchall() == [("shop_item",)]
+    command(renamed, "revert", "--no-backup", "--allow-destructive", "--to", applied[-1])
+    got, want = shop_schema(first)
+    assert got == want and rows("shop_item") == ROWS["shop_item"]
+    assert live().execute("SELECT \"table\" FROM pragma_foreign_key_list('shop_review')").fetchall() == [("shop_item",)]
+
+
 class Answers(Questioner):
     interactive = True
 
@@ -265,3 +283,21 @@ def test_a_rename_the_user_declared_wins_over_the_carried_one(tmp_path):
     assert {m.plan.old_table: m.plan.table for m in modules if m.plan.verb == "rename"} == {
         "shop_item": "shop_product", "shop_item_labels": "shop_product_tags",
         "shop_item_tags": "shop_product_labels", "shop_item_related": "shop_product_related"}
+
+
+def test_a_many_to_many_table_named_by_its_field_keeps_its_name_and_renames_its_column(tmp_path):
+    def models_(item: str) -> list:
+        registry = Apps()
+        meta = type("Meta", (), {"app_label": "shop", "apps": registry})
+        tag = type("Tag", (models.Model,), {"__module__": __name__, "Meta": meta})
+        owner = type(item, (models.Model,), {"__module__": __name__, "Meta": type("Meta", (), {
+            "app_label": "shop", "apps": registry}), "tags": models.ManyToManyField(tag, db_table="tag_links")})
+        return [tag, owner]
+
+    d = tmp_path / "m"
+    generate(d, models_("Item"))
+    modules = generate(d, models_("Product"), renames=Renames.parse(["shop_item:shop_product"]), write=False).modules
+    links = next(m for m in modules if m.plan.table == "tag_links")
+    assert links.plan.verb == "update"
+    assert 'ALTER TABLE "tag_links" RENAME COLUMN "item_id" TO "product_id"' in links.plan.up
+    assert not [r for m in modules for r in m.plan.destructive]
