@@ -27,7 +27,7 @@ from .verify import Shape, verify
 from .loader import SNAPSHOT_NAME, Recorded, history_checksum, load_migrations, load_source, recorded_files
 from .plan import PlannedMigration, Values, added_nullable_columns, made_not_null, needed_values, plan_changes
 from .fingerprint import models_fingerprint
-from .schema import Schema, table_digest
+from .schema import Schema, Table, table_digest
 from .sqltext import quote, user_objects
 from .schemafile import read_header, render as render_snapshot, statement_key
 from .writer import module_names, render_module
@@ -123,12 +123,23 @@ def rename_option(cand: RenameCandidate) -> str:
     return f"--rename {cand.table}.{cand.old}:{cand.new}"
 
 
-def _rename_hint(unasked: list[RenameCandidate], table: str, column: str) -> str:
-    """' If blog_post.body was renamed to content, pass --rename blog_post.body:content.' or ''."""
+def _rename_hint(unasked: list[RenameCandidate], table: str, column: str, refs: set[str]) -> str:
+    """' If blog_post.body was renamed to content, pass --rename blog_post.body:content.' or ''. A table
+    the column references (`refs`, lower-case) that looks renamed comes first: the columns named after
+    it follow its rename (a many-to-many table's `item_id` -> `product_id`)."""
+    for cand in unasked:
+        if cand.kind == "table" and cand.new.lower() in refs:
+            return (f" If table {cand.old} was renamed to {cand.new}, pass `{rename_option(cand)}` (its "
+                    "many-to-many tables and columns follow).")
     for cand in unasked:
         if cand.kind == "column" and cand.table.lower() == table.lower() and cand.new.lower() == column.lower():
             return f" If {cand.table}.{cand.old} was renamed to {cand.new}, pass `{rename_option(cand)}`."
     return ""
+
+
+def _references(table: Table, column: str) -> set[str]:
+    """The tables `column`'s own foreign keys reference (lower-case)."""
+    return {fk.ref_table for fk in table.foreign_keys if fk.columns == (column.lower(),)}
 
 
 def _hint_renames(plans: list[PlannedMigration], unasked: list[RenameCandidate]) -> None:
@@ -162,6 +173,7 @@ def _changes(a: Schema, b: Schema, renames: Renames, questioner: Questioner,
 def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Questioner,
             unasked: list[RenameCandidate]) -> Values:
     values: Values = {}
+    tables = {ch.table.key: ch.table for ch in changes}
     for table, column in needed_values(changes):
         value = defaults.value(table, column)
         if value is None:
@@ -171,7 +183,7 @@ def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Que
         if value is None:
             raise GenerateError(
                 f"column {table}.{column} is NOT NULL with no default: existing rows need a value."
-                f"{_rename_hint(unasked, table, column)} Otherwise give the field a default, make it "
+                f"{_rename_hint(unasked, table, column, _references(tables[table.lower()], column))} Otherwise give the field a default, make it "
                 "nullable, or run generate interactively to enter one")
         values[(table.lower(), column.lower())] = value
     for table, column in added_nullable_columns(changes):  # Django's AddField fills these too

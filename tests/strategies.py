@@ -146,10 +146,15 @@ def changes(draw, old: ProjectSpec) -> tuple[ProjectSpec, Renames, list[str]]:
             continue
         done.append(f"{op} {t.key}")
     renames = Renames()
-    for key, t in new.tables.items():
+    for key, t in list(new.tables.items()):
         before = old.tables.get(key)
         if before is not None and before.db_table != t.db_table:
             renames.add_table(before.db_table, t.db_table)  # its many-to-many tables follow: not declared
+            if draw(st.booleans()):  # a new model takes the name the rename frees (and its m2m tables')
+                taker = fresh("T")
+                new.tables[taker] = draw(table_specs(taker, list(new.tables)))
+                new.tables[taker].db_table = before.db_table
+                done.append(f"take_freed_name {key}")
     final: dict[tuple[str, str], str] = {}  # (table key, original column) -> last name
     for key, old_col, new_col in column_renames:
         origin = next((o for (k, o), n in final.items() if k == key and n == old_col), old_col)

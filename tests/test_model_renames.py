@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 from django.apps.registry import Apps
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, models
 from django.test import override_settings
 
@@ -231,6 +231,16 @@ def test_a_foreign_key_moved_to_the_new_table_of_the_freed_name_is_rebuilt_to_po
     got, want = shop_schema(first)
     assert got == want and rows("shop_item") == ROWS["shop_item"]
     assert live().execute("SELECT \"table\" FROM pragma_foreign_key_list('shop_review')").fetchall() == [("shop_item",)]
+
+
+def test_an_undeclared_model_rename_is_named_as_the_rename_to_declare(command):
+    """Without --rename, the join column Django renamed (`shop_order_items.product_id`, NOT NULL) cannot
+    be filled: the error names the table rename that carries it, not a rename of that column alone."""
+    seeded(command, shop())
+    with pytest.raises(CommandError, match=r"If table shop_item was renamed to shop_product, pass "
+                                           r"`--rename shop_item:shop_product`") as caught:
+        command(shop("Product"), "generate")
+    assert caught.value.returncode != 0 and "\n" not in str(caught.value)
 
 
 class Answers(Questioner):
