@@ -181,9 +181,10 @@ def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Que
                 f"Column {table}.{column} is NOT NULL with no default, and existing rows need a value. "
                 "Enter a one-off SQL literal (e.g. 0 or 'unknown')")
         if value is None:
+            hint = _rename_hint(unasked, table, column, _references(tables[table.lower()], column))
             raise GenerateError(
                 f"column {table}.{column} is NOT NULL with no default: existing rows need a value."
-                f"{_rename_hint(unasked, table, column, _references(tables[table.lower()], column))} Otherwise give the field a default, make it "
+                f"{hint} Otherwise give the field a default, make it "
                 "nullable, or run generate interactively to enter one")
         values[(table.lower(), column.lower())] = value
     for table, column in added_nullable_columns(changes):  # Django's AddField fills these too
