@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from django.db.backends.utils import strip_quotes, truncate_name
+
 from . import sqltext
 from .changes import (AddColumn, AddConstraint, AddIndex, AlterColumn, AlterTable, Change, CreateTable, DropColumn,
                       DropConstraint, DropIndex, DropTable, RenameColumn, RenameTable, of_type)
@@ -18,7 +20,8 @@ from .schema import Column, ForeignKey, Schema, Table, Unique
 
 @dataclass
 class Renames:
-    """Renames the user confirmed: tables old -> new, columns per (new) table old -> new (lower-case)."""
+    """Renames the user confirmed, and those that go with them (`carry_renames`): tables old -> new,
+    columns per (new) table old -> new (lower-case)."""
 
     tables: dict[str, str] = field(default_factory=dict)
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -188,7 +191,7 @@ def check_renames(a: Schema, b: Schema, renames: Renames) -> None:
     """ValueError unless every declared rename names a table or column pair the two sides have."""
     for old, new in renames.tables.items():
         if old not in a.tables or new not in b.tables or new in a.tables:
-            raise ValueError(f"rename {old} -> {new}: expected {old} only in the history and {new} "
+            raise ValueError(f"rename {old} -> {new}: expected {old} in the history and {new} "
                              "only in the models")
     pairs = {new_t.key: (old_t, new_t) for old_t, new_t in _pairs(a, b, renames)}
     for table, columns in renames.columns.items():
@@ -236,15 +239,86 @@ def diff_schemas(a: Schema, b: Schema, renames: Renames | None = None) -> list[T
     changes: list[TableChange] = []
     for old_t, new_t in _pairs(a, b, renames):
         col_renames = renames.columns.get(new_t.key, {})
-        if old_t.key != new_t.key or col_renames or old_t != new_t:
+        # A child of a renamed table compares under the rename even where its text is the same: its
+        # foreign key may name a new table that took the freed name.
+        follows = any(fk.ref_table in renames.tables for fk in old_t.foreign_keys)
+        if old_t.key != new_t.key or col_renames or old_t != new_t or follows:
             ops = table_changes(old_t, new_t, col_renames, ctx)
             changes.append(TableChange("alter", old_t, new_t, ops))
     renamed_new = set(renames.tables.values())
+    # A name a rename frees may be taken by a new table in the same step (the plan renames first).
     changes += [TableChange("create", None, t, (CreateTable(t),)) for k, t in b.tables.items()
-                if k not in a.tables and k not in renamed_new]
+                if (k not in a.tables or k in renames.tables) and k not in renamed_new]
     changes += [TableChange("drop", t, None, (DropTable(t),)) for k, t in a.tables.items()
                 if k not in b.tables and k not in renames.tables]
     return changes
+
+
+@dataclass(frozen=True)
+class JoinTable:
+    """A many-to-many table Django creates for a field (its auto-created through model), as the models'
+    metadata gives it: `table`, and `owner`, the table of the model the field is on (lower-case).
+    `field`: the field's name when Django names the table after the owner's table and the field (the
+    name follows the owner's table when it is renamed); None when the field names it (`db_table`)."""
+
+    table: str
+    owner: str
+    field: str | None = None
+    max_length: int | None = None  # Django's limit on names (None on SQLite)
+
+    def name_for(self, owner: str) -> str:
+        """The table's name with the owner's table named `owner`, by Django's own rule."""
+        if self.field is None:
+            return self.table
+        return truncate_name(f"{strip_quotes(owner)}_{self.field}", self.max_length).lower()
+
+
+def _columns_by_reference(table: Table, table_renames: dict[str, str]) -> dict[str, list[str]]:
+    """Referenced table (the renames applied) -> the columns whose own foreign key references it, in
+    the table's column order."""
+    out: dict[str, list[str]] = {}
+    for key in table.columns:
+        for ref in sorted({fk.ref_table for fk in table.foreign_keys if fk.columns == (key,)}):
+            out.setdefault(table_renames.get(ref, ref), []).append(key)
+    return out
+
+
+def carry_renames(a: Schema, b: Schema, renames: Renames, joins: list[JoinTable]) -> None:
+    """Adds to `renames` what Django's RenameModel renames along with a model: the many-to-many tables
+    Django created for the model's fields (their name follows the model's table) and, in every such
+    table, a column named after a renamed model (`item_id` -> `product_id`, in the renamed model's own
+    tables and in those of other models' fields that point at it). Which tables these are and what
+    their names follow comes from the models' metadata (`joins`); which column is which, from the
+    schemas: the column whose foreign key references the same table (the renames applied), in the
+    same place among the columns that reference it. Nothing is added where the sides do not pair up
+    so: the diff then drops and creates, and says so."""
+    inverse = {new: old for old, new in renames.tables.items()}
+    pairs: list[tuple[Table, Table]] = []
+    # The tables of renamed owners first: a name they leave may be taken by a new model's table.
+    for join in sorted(joins, key=lambda j: (j.owner not in inverse, j.table)):
+        if join.table not in b.tables:
+            continue
+        renamed_owner = a.tables.get(inverse.get(join.owner, ""))
+        old = inverse.get(join.table) or (join.name_for(renamed_owner.name) if renamed_owner else join.table)
+        if old not in a.tables or renames.tables.get(old, join.table) != join.table:
+            continue  # a new table, or its old name taken by another rename
+        if old != join.table and old not in renames.tables:
+            if join.table in a.tables:
+                continue  # a rename onto a table A still has: left to the diff (and check_renames)
+            renames.add_table(old, join.table)
+            inverse[join.table] = old
+        pairs.append((a.tables[old], b.tables[join.table]))
+    for old_t, new_t in pairs:
+        declared = renames.columns.get(new_t.key, {})
+        old_refs = _columns_by_reference(old_t, renames.tables)
+        for ref, new_cols in _columns_by_reference(new_t, {}).items():
+            old_cols = old_refs.get(ref, [])
+            if len(old_cols) != len(new_cols):
+                continue
+            for o, n in zip(old_cols, new_cols):
+                if (o != n and o not in declared and n not in declared.values() and n not in old_t.columns
+                        and o not in new_t.columns):
+                    renames.add_column(new_t.key, o, n)
 
 
 def _shape(table: Table) -> list[tuple[str, Column]]:

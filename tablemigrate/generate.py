@@ -18,7 +18,8 @@ from django.db import models
 
 from .apply import apply_migration
 from .build import FieldDefaults, build_from_models, model_sql, model_sql_digest, private_database, raw
-from .diff import RenameCandidate, Renames, TableChange, check_renames, diff_schemas, rename_candidates
+from .diff import (JoinTable, RenameCandidate, Renames, TableChange, carry_renames, check_renames, diff_schemas,
+                   rename_candidates)
 from .errors import ConfigurationError, GenerateError, HistoryConflict, MigrationFailed, ShapeMismatch
 from . import cache, partial, schemafile, shapes
 from .introspect import introspect, sql_made_tables
@@ -26,7 +27,7 @@ from .verify import Shape, verify
 from .loader import SNAPSHOT_NAME, Recorded, history_checksum, load_migrations, load_source, recorded_files
 from .plan import PlannedMigration, Values, added_nullable_columns, made_not_null, needed_values, plan_changes
 from .fingerprint import models_fingerprint
-from .schema import Schema, table_digest
+from .schema import Schema, Table, table_digest
 from .sqltext import quote, user_objects
 from .schemafile import read_header, render as render_snapshot, statement_key
 from .writer import module_names, render_module
@@ -69,11 +70,35 @@ class GenerateResult:
         return self.render_snapshot()
 
 
-def _ask_renames(a, b, renames: Renames, questioner: Questioner) -> None:
+def join_tables(model_list: Iterable[type[models.Model]]) -> list[JoinTable]:
+    """The many-to-many tables Django creates for the models' fields (auto-created through models),
+    from the models' metadata, for `carry_renames`. A table named by Django's rule (the owner's table
+    and the field's name) follows the owner's table; one the field names (`db_table`) keeps its name.
+    A name that is neither (another Django's rule) is left out: nothing is carried for it."""
+    from django.db import connection  # the one Django names the tables for
+
+    limit = connection.ops.max_name_length()
+    out = []
+    for model in model_list:
+        for f in model._meta.local_many_to_many:
+            through = f.remote_field.through
+            if isinstance(through, str) or not through._meta.auto_created:
+                continue
+            table, owner = through._meta.db_table, model._meta.db_table
+            join = JoinTable(table.lower(), owner.lower(), None if f.db_table else f.name, limit)
+            if join.name_for(owner) == join.table:
+                out.append(join)
+    return out
+
+
+def _ask_renames(a, b, renames: Renames, questioner: Questioner, joins: list[JoinTable]) -> None:
     """Ask about each plausible rename once, tables before columns (a table rename makes its columns
-    comparable)."""
+    comparable); the renames that go with the tables' (`carry_renames`) are made before the columns
+    are asked about."""
     refused: set = set()
     for kind in ("table", "column"):
+        if kind == "column":
+            carry_renames(a, b, renames, joins)
         pending = True
         while pending:
             pending = False
@@ -98,12 +123,23 @@ def rename_option(cand: RenameCandidate) -> str:
     return f"--rename {cand.table}.{cand.old}:{cand.new}"
 
 
-def _rename_hint(unasked: list[RenameCandidate], table: str, column: str) -> str:
-    """' If blog_post.body was renamed to content, pass --rename blog_post.body:content.' or ''."""
+def _rename_hint(unasked: list[RenameCandidate], table: str, column: str, refs: set[str]) -> str:
+    """' If blog_post.body was renamed to content, pass --rename blog_post.body:content.' or ''. A table
+    the column references (`refs`, lower-case) that looks renamed comes first: the columns named after
+    it follow its rename (a many-to-many table's `item_id` -> `product_id`)."""
+    for cand in unasked:
+        if cand.kind == "table" and cand.new.lower() in refs:
+            return (f" If table {cand.old} was renamed to {cand.new}, pass `{rename_option(cand)}` (its "
+                    "many-to-many tables and columns follow).")
     for cand in unasked:
         if cand.kind == "column" and cand.table.lower() == table.lower() and cand.new.lower() == column.lower():
             return f" If {cand.table}.{cand.old} was renamed to {cand.new}, pass `{rename_option(cand)}`."
     return ""
+
+
+def _references(table: Table, column: str) -> set[str]:
+    """The tables `column`'s own foreign keys reference (lower-case)."""
+    return {fk.ref_table for fk in table.foreign_keys if fk.columns == (column.lower(),)}
 
 
 def _hint_renames(plans: list[PlannedMigration], unasked: list[RenameCandidate]) -> None:
@@ -122,19 +158,22 @@ def _hint_renames(plans: list[PlannedMigration], unasked: list[RenameCandidate])
                     f"this drops its rows; to keep them, generate with `{rename_option(cand)}`")
 
 
-def _changes(a: Schema, b: Schema, renames: Renames, questioner: Questioner) -> list[TableChange]:
-    """The diff of `a` and `b`, after the renames asked for are checked and the plausible ones asked about."""
+def _changes(a: Schema, b: Schema, renames: Renames, questioner: Questioner,
+             model_list: Iterable[type[models.Model]] = ()) -> list[TableChange]:
+    """The diff of `a` and `b`, after the renames asked for are checked, the plausible ones asked about,
+    and those that go with the tables' added (the models' many-to-many tables and their columns)."""
     try:
         check_renames(a, b, renames)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-    _ask_renames(a, b, renames, questioner)
+    _ask_renames(a, b, renames, questioner, join_tables(model_list))
     return diff_schemas(a, b, renames)
 
 
 def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Questioner,
             unasked: list[RenameCandidate]) -> Values:
     values: Values = {}
+    tables = {ch.table.key: ch.table for ch in changes}
     for table, column in needed_values(changes):
         value = defaults.value(table, column)
         if value is None:
@@ -142,9 +181,10 @@ def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Que
                 f"Column {table}.{column} is NOT NULL with no default, and existing rows need a value. "
                 "Enter a one-off SQL literal (e.g. 0 or 'unknown')")
         if value is None:
+            hint = _rename_hint(unasked, table, column, _references(tables[table.lower()], column))
             raise GenerateError(
                 f"column {table}.{column} is NOT NULL with no default: existing rows need a value."
-                f"{_rename_hint(unasked, table, column)} Otherwise give the field a default, make it "
+                f"{hint} Otherwise give the field a default, make it "
                 "nullable, or run generate interactively to enter one")
         values[(table.lower(), column.lower())] = value
     for table, column in added_nullable_columns(changes):  # Django's AddField fills these too
@@ -244,7 +284,7 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
         sql_made = frozenset(sql_made_tables(a_conn))
         hidden = foreign | sql_made
         a_diff, b_diff = a.without(hidden), b.without(sql_made)
-        changes = _changes(a_diff, b_diff, renames, questioner)
+        changes = _changes(a_diff, b_diff, renames, questioner, model_list)
         if not changes:
             result = GenerateResult([], directory, lambda: render_snapshot(
                 a, history_checksum(existing), fingerprint(), ddl if a.fingerprint() == same_as_b() else None,

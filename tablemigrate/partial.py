@@ -68,6 +68,9 @@ def _changed_tables(inputs: Inputs, renames: Renames) -> tuple[set[str], dict[st
             owners.setdefault(table.lower(), []).append(h)
             unchanged.discard(table.lower())
     unchanged -= set(renames.tables) | set(renames.tables.values()) | set(renames.columns)
+    # A child of a renamed table follows it (and its many-to-many columns with it: diff.carry_renames),
+    # even where a new model's table of the freed name has the very same statements.
+    unchanged -= {k for k in unchanged if renames.tables.keys() & set(inputs.blocks[k].refs)}
     changed = (inputs.blocks.keys() | owners.keys()) - unchanged - inputs.foreign
     return changed, {k: owners[k] for k in changed if k in owners}
 
@@ -106,7 +109,7 @@ def _generate(inputs: Inputs, renames: Renames, questioner, label: str, now: dat
         raise
     a = Schema({k: t for k, t in whole_part.tables.items() if k in changed})
     try:
-        changes = _changes(a, b, renames, questioner)
+        changes = _changes(a, b, renames, questioner, inputs.model_list)
     except BaseException:
         part.close()
         raise

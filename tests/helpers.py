@@ -46,10 +46,9 @@ def fill(conn: sqlite3.Connection, spec: ProjectSpec, rows: int = 4) -> None:
             conn.execute(f"INSERT INTO {quote(t.db_table)} ({', '.join(map(quote, cols))}) "
                          f"VALUES ({', '.join('?' * len(vals))})", vals)
         for name, target in t.m2m:
-            for i in range(1, rows + 1):
-                conn.execute(f"INSERT INTO {quote(t.db_table + '_' + name)} "
-                             f"({quote(t.key.lower() + '_id')}, {quote(target.lower() + '_id')}) VALUES (?, 1)",
-                             (i,))
+            for i in range(1, rows + 1):  # columns named after the models, as Django names them
+                conn.execute(f"INSERT INTO {quote(t.db_table + '_' + name)} ({quote(t.cls.lower() + '_id')}, "
+                             f"{quote(spec.tables[target].cls.lower() + '_id')}) VALUES (?, ?)", (i, rows + 1 - i))
     conn.commit()
 
 

@@ -1,7 +1,7 @@
 """Model sets as data, turned into real Django models in isolated app registries, plus row data.
 
 Used by the hypothesis round-trip tests: a `ProjectSpec` is mutated by `Change`s (add/drop/alter/rename
-fields and tables, indexes, constraints), and both versions are built as models.
+fields, tables and models, indexes, constraints), and both versions are built as models.
 """
 
 from __future__ import annotations
@@ -65,6 +65,11 @@ class TableSpec:
     indexes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (name, field names)
     uniques: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     checks: list[tuple[str, str]] = field(default_factory=list)  # (name, field name): field >= 0
+    model_name: str | None = None  # the class name, when the model was renamed (`key` stays)
+
+    @property
+    def cls(self) -> str:
+        return self.model_name or self.key
 
     def field(self, name: str) -> FieldSpec:
         return next(f for f in self.fields if f.name == name)
@@ -136,7 +141,7 @@ def build_models(spec: ProjectSpec) -> list[type[models.Model]]:
                     "constraints": [models.UniqueConstraint(fields=list(fs), name=n) for n, fs in t.uniques]
                     + [_check(n, fname) for n, fname in t.checks]}
             attrs["Meta"] = type("Meta", (), meta)
-            classes[t.key] = type(t.key, (models.Model,), attrs)
+            classes[t.key] = type(t.cls, (models.Model,), attrs)
             pending.remove(t)
             progressed = True
         if not progressed:

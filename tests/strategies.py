@@ -71,7 +71,7 @@ def changes(draw, old: ProjectSpec) -> tuple[ProjectSpec, Renames, list[str]]:
         t = draw(st.sampled_from(tables))
         op = draw(st.sampled_from([
             "add_field", "drop_field", "toggle_null", "change_type", "toggle_index", "toggle_unique",
-            "rename_field", "add_table", "drop_table", "rename_table", "toggle_meta_index",
+            "rename_field", "add_table", "drop_table", "rename_table", "rename_model", "toggle_meta_index",
             "toggle_check", "toggle_default", "change_on_delete"]))
         plain = [f for f in t.fields if f.kind != "fk"]
         earlier = list(new.tables)[:list(new.tables).index(t.key)]
@@ -122,6 +122,8 @@ def changes(draw, old: ProjectSpec) -> tuple[ProjectSpec, Renames, list[str]]:
             del new.tables[t.key]
         elif op == "rename_table" and t.key in old.tables and t.db_table == old.tables[t.key].db_table:
             t.db_table = f"tbl_{fresh('renamed')}"
+        elif op == "rename_model" and t.key in old.tables and t.cls == old.tables[t.key].cls:
+            t.model_name = fresh("M")  # its many-to-many columns follow (`t0_id` -> `m101_id`): nothing declared
         elif op == "toggle_meta_index":
             cols = [f.name for f in plain if f.kind not in ("json", "binary")]
             if t.indexes:
@@ -144,13 +146,15 @@ def changes(draw, old: ProjectSpec) -> tuple[ProjectSpec, Renames, list[str]]:
             continue
         done.append(f"{op} {t.key}")
     renames = Renames()
-    for key, t in new.tables.items():
+    for key, t in list(new.tables.items()):
         before = old.tables.get(key)
         if before is not None and before.db_table != t.db_table:
-            renames.add_table(before.db_table, t.db_table)
-            for name, _target in before.m2m:
-                if (name, _target) in t.m2m:
-                    renames.add_table(f"{before.db_table}_{name}", f"{t.db_table}_{name}")
+            renames.add_table(before.db_table, t.db_table)  # its many-to-many tables follow: not declared
+            if draw(st.booleans()):  # a new model takes the name the rename frees (and its m2m tables')
+                taker = fresh("T")
+                new.tables[taker] = draw(table_specs(taker, list(new.tables)))
+                new.tables[taker].db_table = before.db_table
+                done.append(f"take_freed_name {key}")
     final: dict[tuple[str, str], str] = {}  # (table key, original column) -> last name
     for key, old_col, new_col in column_renames:
         origin = next((o for (k, o), n in final.items() if k == key and n == old_col), old_col)

@@ -48,9 +48,11 @@ def assert_rows_preserved(before, after, old: ProjectSpec, new: ProjectSpec, ren
                 if value is None and not f_new.null:
                     continue  # became NOT NULL: NULLs took the default, by design
                 assert new_rows[rid][new_col.lower()] == value, f"{new_t.db_table}.{new_col} row {rid}"
-        for name, target in old_t.m2m:
+        for name, target in old_t.m2m:  # every link kept, its ids in their columns (renamed or not)
             if (name, target) in new_t.m2m:
-                assert len(after[f"{new_t.db_table}_{name}"]) == len(before[f"{old_t.db_table}_{name}"])
+                links = {table: {i: tuple(r.values()) for i, r in rows[f"{t.db_table}_{name}"].items()}
+                         for table, rows, t in (("old", before, old_t), ("new", after, new_t))}
+                assert links["new"] == links["old"], f"links of {old_t.db_table}.{name}"
 
 
 def check_roundtrip(old: ProjectSpec, new: ProjectSpec, renames: Renames, tmp) -> None:
