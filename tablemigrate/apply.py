@@ -3,7 +3,9 @@
 Per migration: foreign keys off *before* BEGIN (inside a transaction the PRAGMA is silently ignored),
 `BEGIN IMMEDIATE`, statements one at a time (never `executescript`, which commits an open
 transaction first), a foreign-key check of the tables involved, the caller's bookkeeping inside the
-same transaction, COMMIT; on any error ROLLBACK. Foreign keys are restored to their previous value.
+same transaction, COMMIT; on any error (or interrupt, from right after BEGIN returns) ROLLBACK. Foreign
+keys are restored to their previous value. A busy or locked database anywhere in it (BEGIN, a statement,
+the check, the history row, COMMIT), told by SQLite's result code, is DatabaseLocked (exit 3).
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ def _executable(sql: str, strict_names: bool) -> str:
         return sql
 
 
+def _locked(migration: Migration, direction: str, at: str, exc: BaseException) -> DatabaseLocked:
+    """SQLITE_BUSY/LOCKED (`is_busy`, by result code) anywhere in a migration: exit 3, not a failed migration."""
+    return DatabaseLocked(f"migration {migration.name} ({direction}): the database stayed locked by another "
+                          f"connection past the busy timeout, at {at} ({exc})")
+
+
 def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str, run_python: bool,
                on_statement: OnStatement | None, strict_names: bool = False,
                observer: Observer | None = None) -> None:
@@ -79,6 +87,8 @@ def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str, r
             try:
                 step.apply(conn)
             except Exception as exc:
+                if is_busy(exc):
+                    raise _locked(migration, direction, f"step {number} {step!r}", exc) from exc
                 raise MigrationFailed(
                     f"migration {migration.name} ({direction}) failed at step {number} "
                     f"{step!r}: {type(exc).__name__}: {exc}") from exc
@@ -92,6 +102,8 @@ def _run_steps(conn: sqlite3.Connection, migration: Migration, direction: str, r
             try:
                 conn.execute(_executable(sql, strict_names))
             except sqlite3.Error as exc:
+                if is_busy(exc):
+                    raise _locked(migration, direction, f"step {number} [{_short(sql)}]", exc) from exc
                 raise MigrationFailed(
                     f"migration {migration.name} ({direction}) failed at step {number} "
                     f"[{_short(sql)}]: {exc}") from exc
@@ -142,13 +154,14 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
     conn.execute(f"PRAGMA threads = {SORTER_THREADS}")
     started = time.perf_counter()
 
+    doing = "BEGIN IMMEDIATE"  # for a busy error's message
+
     def begin() -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if is_busy(exc):
-                raise DatabaseLocked(f"migration {migration.name}: the database stayed locked by another "
-                                     f"connection past the busy timeout ({exc}); nothing was changed") from None
+                raise _locked(migration, direction, "BEGIN IMMEDIATE", exc) from None
             raise
 
     try:
@@ -160,6 +173,7 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
                 if in_transaction is not None:
                     in_transaction(conn, migration, direction, time.perf_counter() - started)
                 return True
+            doing = "the online rebuild"
             try:
                 return online_rebuild.run(conn, work, begin, finish)
             except MigrationFailed as exc:
@@ -167,32 +181,44 @@ def apply_migration(conn: sqlite3.Connection, migration: Migration, direction: s
                 # writers (the run then keeps the database as it is instead of restoring the backup,
                 # which would lose them); our own commits never count (`PRAGMA data_version`).
                 raise MigrationFailed(f"migration {migration.name} ({direction}) failed: {exc}") from exc
-        begin()
+        asked = False  # whether `should_apply` answered in this transaction (see `after_rollback` below)
         try:
+            begin()  # in the `try`: a signal right after BEGIN returns must roll back too
             if should_apply is not None and not should_apply(conn):
                 conn.execute("ROLLBACK")
                 return False
+            asked = True
             if migration.atomic:
                 _run_steps(conn, migration, direction, run_python, on_statement, strict_names, observer)
             else:  # `atomic = False`: each statement on its own (VACUUM cannot run in a transaction);
                 conn.execute("COMMIT")  # then the checks and the history row in a transaction of their own
                 _run_steps(conn, migration, direction, run_python, on_statement, strict_names, observer)
                 conn.execute("BEGIN IMMEDIATE")
+            doing = "the foreign key check"
             violations = [] if _left_keys_alone(migration, direction) else foreign_key_violations(conn, migration.table)
             if violations:
                 shown = ", ".join(f"{v[0]} row {v[1]} -> {v[2]}" for v in violations[:5])
                 raise MigrationFailed(
                     f"migration {migration.name} ({direction}) would leave {len(violations)} foreign key "
                     f"violation(s): {shown}")
+            doing = "recording it"
             if in_transaction is not None:
                 in_transaction(conn, migration, direction, time.perf_counter() - started)
+            doing = "COMMIT"
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
+            if conn.in_transaction:  # asked, not assumed: also after an interrupt right after BEGIN returned
                 conn.execute("ROLLBACK")
-            if after_rollback is not None:  # at once: nothing else of ours runs in between
+            # At once (nothing of ours in between), and only after `should_apply` answered: a caller that
+            # re-reads its state there (the run's other-writer check) must not take another connection's
+            # commit before this BEGIN for a side effect of our own rollback.
+            if after_rollback is not None and asked:
                 after_rollback(conn)
             raise
+    except Exception as exc:
+        if is_busy(exc) and not isinstance(exc, DatabaseLocked):  # the check, the history row, COMMIT, online
+            raise _locked(migration, direction, doing, exc) from exc
+        raise
     finally:
         conn.execute(f"PRAGMA foreign_keys = {int(fk_before)}")
         conn.execute(f"PRAGMA threads = {int(threads_before)}")

@@ -201,8 +201,8 @@ def _copy_file(conn: sqlite3.Connection, dest: Path) -> bool:
         return False
     if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
         return False
-    conn.execute("BEGIN IMMEDIATE")  # no writer can change the file while it is copied
     try:
+        conn.execute("BEGIN IMMEDIATE")  # no writer can change the file while it is copied
         source = _held_fd(name)
         with open(dest, "wb") as out:
             size, offset = os.fstat(source).st_size, 0
@@ -212,8 +212,9 @@ def _copy_file(conn: sqlite3.Connection, dest: Path) -> bool:
                     raise OSError(f"{name}: short read while copying")
                 offset += sent
         return True
-    finally:
-        conn.execute("ROLLBACK")
+    finally:  # BEGIN in the `try`: no window for a signal; a busy BEGIN opened nothing to roll back
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
 
 _HELD: dict[tuple[int, int], int] = {}
@@ -263,13 +264,14 @@ def _recreate(conn: sqlite3.Connection, tables: dict[str, str]) -> None:
     missing = [sql for name, sql in tables.items() if name not in present]
     if not missing:
         return
-    conn.execute("BEGIN IMMEDIATE")
     try:
+        conn.execute("BEGIN IMMEDIATE")
         for sql in missing:
             conn.execute(sql)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -306,8 +308,8 @@ def restore_in_transaction(conn: sqlite3.Connection, source: Path,
                         f"SELECT 1 FROM {_ALIAS}.sqlite_master WHERE sql LIKE 'CREATE VIRTUAL%'").fetchone():
             raise NeedsPageRestore
         conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute("BEGIN IMMEDIATE")
             if not may_restore(conn):
                 conn.execute("ROLLBACK")
                 return False

@@ -26,6 +26,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.exceptions import InconsistentMigrationHistory
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.migration import Migration as DjangoMigrationClass
+from django.db.migrations.operations import AddField, CreateModel
 from django.utils.module_loading import module_has_submodule
 
 from . import signals
@@ -77,6 +78,48 @@ class DjangoPlan:
         return bool(self.steps)
 
 
+class _Seen:
+    """A Django migration, every attribute its own except those given (`initial=True`)."""
+
+    def __init__(self, migration: DjangoMigrationClass, **overrides: Any):
+        self._migration = migration
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._migration, name)
+
+
+class _DeferredSqlFirst(_Seen):
+    """A Django migration whose `apply` ends by running the schema editor's deferred SQL itself (the
+    indexes of its foreign keys, its `Meta.indexes`...), inside the migration's atomic block."""
+
+    def apply(self, project_state: Any, schema_editor: Any, collect_sql: bool = False) -> Any:
+        state = self._migration.apply(project_state, schema_editor, collect_sql)
+        for sql in schema_editor.deferred_sql:  # what the editor's __exit__ would run, in the same order
+            schema_editor.execute(sql, None)
+        schema_editor.deferred_sql = []
+        return state
+
+
+class Executor(MigrationExecutor):
+    """Django's executor, with an atomic migration recorded in the transaction that applies it.
+
+    Django (4.2 and 5.2, `MigrationExecutor.apply_migration`) records a migration inside its atomic block
+    only when the schema editor has no deferred SQL left; with any (a foreign key's index), it records
+    after the block has committed. A SIGTERM in between left the migration applied and unrecorded, and
+    every later run failed with "table ... already exists". Here the deferred SQL runs at the end of
+    the migration's own `apply`, still inside the block, so Django takes its in-block path: the record
+    commits with the migration or not at all. (The SQLite editor's foreign key check then runs after
+    those statements instead of before them; they only create indexes, which change no row.) A
+    non-atomic migration is applied as Django does: recovery reads what it changed from the database."""
+
+    def apply_migration(self, state: Any, migration: DjangoMigrationClass, fake: bool = False,
+                        fake_initial: bool = False) -> Any:
+        if migration.atomic and self.connection.features.can_rollback_ddl:
+            migration = _DeferredSqlFirst(migration)  # type: ignore[assignment]
+        return super().apply_migration(state, migration, fake=fake, fake_initial=fake_initial)
+
+
 def recorded(conn: sqlite3.Connection) -> set[tuple[str, str]]:
     try:
         return {(app, name) for app, name in conn.execute("SELECT app, name FROM django_migrations")}
@@ -115,7 +158,7 @@ def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: b
     wrapper.ensure_connection()
     if quick and not maybe_pending(wrapper.connection, own):
         return DjangoPlan(wrapper)
-    executor = MigrationExecutor(wrapper)
+    executor = Executor(wrapper)
     loader = executor.loader
     try:
         loader.check_consistent_history(wrapper)
@@ -141,6 +184,7 @@ def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: b
             f"app {app} is owned by tablemigrate, but Django migrations of it are pending ({', '.join(theirs)}): "
             f"delete {app}'s migrations folder (tablemigrate owns its tables), or {leave_out_hint(own, app)} so "
             "that its Django migrations own them; nothing was changed")
+    begun = {app for app, _name in loader.applied_migrations}
     for migration, _backwards in steps:
         if migration.initial and executor.detect_soft_applied(None, migration)[0]:
             raise ConfigurationError(
@@ -148,7 +192,23 @@ def plan(wrapper: BaseDatabaseWrapper, own: Ownership | None = None, *, quick: b
                 "(tablemigrate's history or a hand-made schema created them): if they match the app's "
                 f"current models, record its migrations with `manage.py migrate {migration.app_label} --fake`; "
                 "nothing was changed")
+        # A later migration whose tables and columns are all there (Django's own test, which it makes only
+        # for initial ones): applied but unrecorded, as a run stopped between Django's COMMIT and its record
+        # left it before that was closed. Said as it is, instead of "table ... already exists".
+        if not migration.initial and migration.app_label in begun and _creates(migration) and \
+                executor.detect_soft_applied(None, _Seen(migration, initial=True))[0]:
+            raise ConfigurationError(
+                f"what {label(migration)} creates (its tables and columns) is already in the database, but Django "
+                "has not recorded that migration (a run stopped between its COMMIT and its record by an older "
+                "tablemigrate, or a hand-made change): if the schema is what it makes, record it with "
+                f"`manage.py migrate {migration.app_label} {migration.name} --fake`; nothing was changed")
     return DjangoPlan(wrapper, executor, steps, targets, own)
+
+
+def _creates(migration: DjangoMigrationClass) -> bool:
+    """Whether the migration creates a table or a column (what `detect_soft_applied` looks for; it
+    builds the migration's project state first, so it is asked only then)."""
+    return any(isinstance(op, (CreateModel, AddField)) for op in migration.operations)
 
 
 def _register_management_modules() -> None:

@@ -54,13 +54,14 @@ def accept_edits(conn: sqlite3.Connection, checksums: dict[str, tuple[str, str]]
     """Record intentional edits of applied modules (name -> (recorded, current checksum)), accepted in
     the modules themselves (`previous_checksums`): from now on the edited file is the applied version,
     so any later edit is refused again. One transaction; a row changed meanwhile is left alone."""
-    conn.execute("BEGIN IMMEDIATE")
     try:
+        conn.execute("BEGIN IMMEDIATE")  # in the `try`: a signal right after it returns rolls back too
         for name, (old, new) in checksums.items():
             conn.execute(f'UPDATE "{HISTORY_TABLE}" SET checksum = ? WHERE name = ? AND checksum = ?', (new, name, old))
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 from . import backup as backups
 from . import djangoapps, history, online, signals, space
 from .apply import apply_migration
-from .errors import DatabaseLocked, MigrationFailed, MigrationInterrupted, TablemigrateError
+from .errors import DatabaseLocked, MigrationFailed, MigrationInterrupted, TablemigrateError, is_busy
 from .loader import Migration
+from .sqltext import user_objects
 from .status import Target, _history_names
 
 logger = logging.getLogger("tablemigrate")
@@ -45,6 +46,25 @@ class Work:
 
 
 @dataclass(frozen=True)
+class Found:
+    """What the database held when a migration started: the migrations recorded (tablemigrate's history
+    and Django's recorder) and the schema. Recovery compares the database with it: a schema that changed
+    while the records did not is a migration that committed without its record."""
+
+    history: list[str]
+    schema: list[tuple]
+
+    @classmethod
+    def read(cls, conn: sqlite3.Connection) -> Found:
+        return cls(_history_names(conn), conn.execute(
+            f"SELECT type, name, tbl_name, sql FROM main.sqlite_master WHERE {user_objects()} "
+            "ORDER BY type, name").fetchall())
+
+    def unrecorded_change(self, now: Found) -> bool:
+        return now.history == self.history and now.schema != self.schema
+
+
+@dataclass(frozen=True)
 class DjangoApplied:
     """A Django migration that a run applied (`run` returns these before its own modules)."""
 
@@ -62,13 +82,14 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
     online.clean_leftovers(conn)  # of an online rebuild killed mid-copy: before the backup copies them
     names = work.names
     writers = _OtherWriters(conn)  # from before the backup: a commit during the copy counts too
-    history_before = _history_names(conn)
+    before = found = Found.read(conn)
     saved = None
+    pinned_here = False
     if take_backup:
         saved = target.backups_dir / backups.backup_name(target.path or Path(target.alias))
         backups.take_backup(conn, saved)
         logger.info("migration backup written to %s", saved)
-        _pin_unless_pinned(target, saved)
+        pinned_here = _pin_unless_pinned(target, saved)
     signals.pre_run.send(sender=Migration, database=target.alias, direction=direction, migrations=names)
     started = time.perf_counter()
     error: BaseException | None = None
@@ -76,15 +97,18 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
     running = ""
     partial = False
 
-    def django_running(name: str, atomic: bool) -> None:  # `partial`: the one running is not atomic
-        nonlocal running, partial
-        running, partial = f"Django migration {name}", not atomic
+    def starting(what: str, atomic: bool) -> None:  # `partial`: the one running is not atomic
+        nonlocal running, partial, found
+        running, partial, found = what, not atomic, Found.read(conn)
+
+    def django_running(name: str, atomic: bool) -> None:
+        starting(f"Django migration {name}", atomic)
 
     try:
         first, more = work.django.split()
         done.extend(DjangoApplied(n) for n in djangoapps.apply(first, on_migration=django_running))
         for m in work.migrations:
-            running, partial = f"migration {m.name} ({direction})", not m.atomic
+            starting(f"migration {m.name} ({direction})", m.atomic)
             if _apply_one(target, m, direction, writers):
                 done.append(m)
         if more:  # Django migrations that depend on an owned app: planned again, now its tables exist
@@ -94,8 +118,11 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
         error = exc
         # A failing Django migration that is not atomic (`atomic = False`) may have changed the
         # database although Django recorded nothing (`partial`): then the backup is restored too.
-        raise _with_kept_backup(target, _recover(target, exc, history_before, saved, writers, running,
-                                                 partial)) from exc
+        failure = _recover(target, exc, before.history, saved, writers, running, partial, found)
+        if isinstance(failure, DatabaseLocked) and pinned_here and target.path is not None and \
+                _as_found(conn, before):  # not a failed run (nothing is wrong with it), and it left no trace
+            backups.unpin(target.backups_dir, target.path)
+        raise _with_kept_backup(target, failure) from exc
     finally:
         signals.post_run.send(sender=Migration, database=target.alias, direction=direction,
                               migrations=names, error=error, duration=time.perf_counter() - started)
@@ -107,16 +134,27 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
     return done
 
 
-def _pin_unless_pinned(target: Target, saved: Path) -> None:
+def _pin_unless_pinned(target: Target, saved: Path) -> bool:
     """Before applying: pin this run's backup unless an earlier, unfinished or failed run's is pinned.
-    Written before the first migration starts, so a run SIGKILLed while applying leaves it pinned."""
+    Written before the first migration starts, so a run SIGKILLed while applying leaves it pinned.
+    Returns whether it pinned."""
     if target.path is not None and backups.pinned(target.backups_dir, target.path) is None:
         backups.pin(target.backups_dir, target.path, saved)
+        return True
+    return False
+
+
+def _as_found(conn: sqlite3.Connection, before: Found) -> bool:
+    """Whether the database holds the records and schema it held before the run (False if unreadable)."""
+    try:
+        return Found.read(conn) == before
+    except sqlite3.Error:
+        return False
 
 
 def _with_kept_backup(target: Target, failure: TablemigrateError) -> TablemigrateError:
     """Say which backup a failed run leaves pinned, and why (it outlives keep-N pruning)."""
-    if target.path is None or not isinstance(failure, MigrationFailed):
+    if target.path is None or not isinstance(failure, (MigrationFailed, DatabaseLocked)):
         return failure
     held = backups.pinned(target.backups_dir, target.path)
     if held is None:
@@ -159,31 +197,42 @@ def _reason(exc: BaseException, running: str) -> str:
 
 
 def _recover(target: Target, exc: BaseException, history_before: list[str], saved: Path | None,
-             writers: _OtherWriters, running: str = "", partial: bool = False) -> TablemigrateError:
-    """After a failed or interrupted migration (already rolled back): put the database back as it was
-    before the run if that loses nothing, and say exactly what state it is in. Whether earlier
-    migrations of the run committed is read from the history tables, which each migration writes in its
-    own transaction. `running`: the migration that was running, named when an interrupt stopped it.
-    `partial`: a non-atomic Django migration started, which may have changed the database although
-    Django recorded nothing."""
+             writers: _OtherWriters, running: str = "", partial: bool = False,
+             found: Found | None = None) -> TablemigrateError:
+    """After a failed or interrupted migration: put the database back as it was before the run if that
+    loses nothing, and say exactly what state it is in. What committed is read from the database itself:
+    the history tables (tablemigrate's and Django's recorder), which each migration writes in its own
+    transaction, and the schema, compared with `found` (the database when `running` started): a schema
+    that changed without a record is a migration that committed unrecorded (interrupted between its
+    COMMIT and its record). `running`: the migration that was running, named when an interrupt stopped
+    it. `partial`: it is not atomic, so it may have changed rows although nothing recorded it. A busy or
+    locked database (SQLite's result code) anywhere ends as DatabaseLocked (exit 3)."""
+    conn = target.conn
+    if conn.in_transaction:  # left open by whatever failed: it would block the restore; it is ours to drop
+        conn.execute("ROLLBACK")
     where = f" (backup: {saved})" if saved else ""
-    now = _history_names(target.conn)
-    if isinstance(exc, DatabaseLocked) and now == history_before and not partial:
-        return exc
+    now = Found.read(conn)
+    unrecorded = found is not None and found.unrecorded_change(now)
     why = _reason(exc, running)
-    failed = MigrationInterrupted if isinstance(exc, KeyboardInterrupt) else MigrationFailed
-    changed = sorted(set(now) ^ set(history_before))
-    if not changed and not partial:
+    busy = isinstance(exc, DatabaseLocked) or is_busy(exc)
+    failed = MigrationInterrupted if isinstance(exc, KeyboardInterrupt) else DatabaseLocked if busy else MigrationFailed
+    changed = sorted(set(now.history) ^ set(history_before))
+    if not changed and not partial and not unrecorded:
         logger.error("migration failed and was rolled back; the database is unchanged")
-        return failed(f"{why}; rolled back, the database is unchanged{where}")
+        done = "nothing was changed" if busy else "rolled back, the database is unchanged"
+        return failed(f"{why}; {done}{where}")
     # What stays if the backup is not restored, and whether the history tables then tell the truth.
     stays = [f"{', '.join(changed)} (applied earlier in this run) stay applied"] if changed else []
     if partial:
         stays.append(f"the steps that the non-atomic {running} completed before it failed stay, unrecorded")
+    elif unrecorded:
+        stays.append(f"{running} committed its schema changes but is not recorded as applied (the schema does "
+                     "not match the history tables)")
     else:
         stays.append("the history table matches the schema")
     earlier = "; ".join(stays)
-    stopped = "stopped" if partial else "rolled back"  # a non-atomic migration is not rolled back
+    # A non-atomic migration is not rolled back; one that committed without its record was not either.
+    stopped = "stopped" if partial or unrecorded else "rolled back"
     if saved is None:
         return failed(f"{why}; {stopped}, but no backup was taken: {earlier}")
     try:  # check the backup first: the check takes time, and a write landing meanwhile must count
