@@ -175,7 +175,9 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
     changed = sorted(set(now) ^ set(history_before))
     if not changed and not partial:
         logger.error("migration failed and was rolled back; the database is unchanged")
-        return failed(f"{why}; rolled back, the database is unchanged{where}")
+        left = online.leftovers(target.conn)  # an online rebuild that could not drop them (disk full)
+        but = " but for the online rebuild's private tables, which the next run or revert drops" if left else ""
+        return failed(f"{why}; rolled back, the database is unchanged{but}{where}")
     # What stays if the backup is not restored, and whether the history tables then tell the truth.
     stays = [f"{', '.join(changed)} (applied earlier in this run) stay applied"] if changed else []
     if partial:
