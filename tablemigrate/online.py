@@ -6,12 +6,16 @@ locked" past Django's 5 s timeout, on a busy machine). For a big table (`TABLEMI
 default 50,000 rows; None turns this off) of a database in WAL mode, `run` and `revert` instead:
 
 1. **Set up** (one short transaction): the new table, without its foreign keys while it is filled, and
-   its indexes, under private names; three triggers on the live table that record the rowid of every
-   row the application inserts, updates or deletes from then on (`tablemigrate_online_log`). The
-   triggers only record: the application's writes never fail because of the new definition.
+   its indexes, under private names; triggers on the live table that record the rowid of every row
+   the application inserts, updates or deletes from then on (`tablemigrate_online_log`), and, before
+   an insert or update, of every row holding the new row's UNIQUE keys (an `OR REPLACE` deletes such
+   a row without its DELETE trigger). The triggers only record, into a log without constraints (a
+   trigger's statement takes the conflict policy of the application's): the application's writes
+   never fail because of the rebuild.
 2. **Copy** in chunks of rowids, each its own short transaction (about 75 ms, then a pause): the chunk,
    and the rows the application changed in the part already copied, are copied again from the live
-   table as it is then. Between chunks the application writes.
+   table as it is then. Between chunks the application writes. A copy that has not caught up with the
+   application's writes after `TABLEMIGRATE_ONLINE_REBUILD_SECONDS` (default 1800) gives up.
 3. **Check** the keys, on the live table (whose key columns the copy takes as they are), in a read
    transaction (WAL: readers never block writers).
 4. **Swap** (one short transaction, with the history row): the last changes are copied, the row counts

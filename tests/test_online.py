@@ -530,9 +530,10 @@ FORMS = {
     **{f"UPDATE OR {c} of a logged row": [f"UPDATE OR {c} item SET amount = 2 WHERE id = 320"] for c in CLAUSES},
     **{f"INSERT OR {c} of a logged rowid": [f"INSERT OR {c} INTO item (id, owner_id, code) VALUES (2903, 1, 'back')"]
        for c in CLAUSES},
-    **{f"INSERT OR {c} on another row's code": [f"INSERT OR {c} INTO item (owner_id, code, amount) VALUES (2, 'c324', 7)"]
+    **{f"INSERT OR {c} on another row's code":
+       [f"INSERT OR {c} INTO item (owner_id, code, amount) VALUES (2, 'c324', 7)"] for c in CLAUSES},
+    **{f"UPDATE OR {c} to another row's code": [f"UPDATE OR {c} item SET code = 'c324' WHERE id = 320"]
        for c in CLAUSES},
-    **{f"UPDATE OR {c} to another row's code": [f"UPDATE OR {c} item SET code = 'c324' WHERE id = 320"] for c in CLAUSES},
     "REPLACE INTO on another row's code": ["REPLACE INTO item (owner_id, code, amount) VALUES (2, 'c324', 7)"],
     "INSERT OR REPLACE on a rowid and another row's code": [
         "INSERT OR REPLACE INTO item (id, owner_id, code) VALUES (320, 2, 'c325')"],
@@ -549,7 +550,8 @@ FORMS = {
                           "INSERT INTO item (owner_id, code) VALUES (2, 'fresh') ON CONFLICT DO NOTHING"],
     "OR ROLLBACK undoes the transaction on both": [
         "INSERT INTO item (owner_id, code) VALUES (2, 'undone')", "UPDATE item SET amount = 3 WHERE id = 330",
-        "UPDATE OR ROLLBACK item SET code = 'c324' WHERE id = 320", "INSERT INTO item (owner_id, code) VALUES (2, 'after')"],
+        "UPDATE OR ROLLBACK item SET code = 'c324' WHERE id = 320",
+        "INSERT INTO item (owner_id, code) VALUES (2, 'after')"],
 }
 
 
@@ -638,8 +640,9 @@ def test_a_copy_that_cannot_catch_up_with_the_application_gives_up_and_keeps_eve
     app.write = burst  # type: ignore[method-assign]
     before_objects = objects(conn)
     started = time.monotonic()
-    with pytest.raises(MigrationFailed, match=r"migration 0002_item \(up\) failed: rebuild of item \(online\) gave up "
-                       r"after 0\.5 s \(TABLEMIGRATE_ONLINE_REBUILD_SECONDS\).* the table is as the application left it"):
+    with pytest.raises(MigrationFailed, match=r"migration 0002_item \(up\) failed: rebuild of item \(online\) "
+                       r"gave up after 0\.5 s \(TABLEMIGRATE_ONLINE_REBUILD_SECONDS\).* the table is as the "
+                       r"application left it"):
         apply_migration(conn, module(), "up", online=True)
     assert time.monotonic() - started < 10
     assert objects(conn) == before_objects

@@ -34,29 +34,24 @@ UPSERT = st.sampled_from([
     " ON CONFLICT (code) DO UPDATE SET id = excluded.id"])
 
 
+TEMPLATES = [
+    "INSERT {clause}INTO item (owner_id, code, amount) VALUES ({owner}, '{code}', {amount})",
+    "INSERT {clause}INTO item (id, owner_id, code, amount) VALUES ({n}, {owner}, '{code}', {amount})",
+    "REPLACE INTO item (owner_id, code, amount) VALUES ({owner}, '{code}', {amount})",
+    "UPDATE {clause}item SET code = '{code}' WHERE id = {n}",
+    "UPDATE {clause}item SET amount = {amount}, owner_id = {owner} WHERE id = {n}",
+    "UPDATE {clause}item SET id = {m} WHERE id = {n}",
+    # several rows: OR FAIL keeps the ones before the conflict
+    "UPDATE {clause}item SET code = '{code}' || (id % 3) WHERE id BETWEEN {n} AND {n} + 4",
+    "DELETE FROM item WHERE id = {n}",
+    "INSERT INTO item (id, owner_id, code, amount) VALUES ({n}, {owner}, '{code}', {amount}){upsert}",
+]
+
+
 @st.composite
 def statements(draw) -> str:
-    kind = draw(st.sampled_from(["insert", "insert id", "replace", "code", "amount", "id", "range", "delete",
-                                 "upsert"]))
-    clause, n, code = draw(CLAUSE), draw(IDS), draw(CODES)
-    values = f"({draw(OWNERS)}, '{code}', {draw(AMOUNTS)})"
-    if kind == "insert":
-        return f"INSERT {clause}INTO item (owner_id, code, amount) VALUES {values}"
-    if kind == "insert id":
-        return f"INSERT {clause}INTO item (id, owner_id, code, amount) VALUES ({n}, {values[1:]}"
-    if kind == "replace":
-        return f"REPLACE INTO item (owner_id, code, amount) VALUES {values}"
-    if kind == "code":
-        return f"UPDATE {clause}item SET code = '{code}' WHERE id = {n}"
-    if kind == "amount":
-        return f"UPDATE {clause}item SET amount = {draw(AMOUNTS)}, owner_id = {draw(OWNERS)} WHERE id = {n}"
-    if kind == "id":
-        return f"UPDATE {clause}item SET id = {draw(IDS)} WHERE id = {n}"
-    if kind == "range":  # several rows: OR FAIL keeps the ones before the conflict
-        return f"UPDATE {clause}item SET code = '{code}' || (id % 3) WHERE id BETWEEN {n} AND {n + 4}"
-    if kind == "delete":
-        return f"DELETE FROM item WHERE id = {n}"
-    return f"INSERT INTO item (id, owner_id, code, amount) VALUES ({n}, {values[1:]}{draw(UPSERT)}"
+    return draw(st.sampled_from(TEMPLATES)).format(clause=draw(CLAUSE), n=draw(IDS), m=draw(IDS), code=draw(CODES),
+                                                   owner=draw(OWNERS), amount=draw(AMOUNTS), upsert=draw(UPSERT))
 
 
 @settings(max_examples=EXAMPLES, deadline=None,
