@@ -11,6 +11,9 @@ TABLEMIGRATE_TEST_MIGRATIONS build the test database by running the history inst
 TABLEMIGRATE_ONLINE_REBUILD_ROWS  in WAL mode, rebuild tables of at least this many rows in short
                              transactions while the application keeps writing (default: 50000; None:
                              never; see tablemigrate.online)
+TABLEMIGRATE_ONLINE_REBUILD_SECONDS  how long such a copy may take to catch up with the application's
+                             writes before it gives up, keeping every write and dropping what it made
+                             (default: 1800; None: no bound)
 """
 
 from __future__ import annotations
@@ -57,6 +60,11 @@ def busy_timeout() -> float:
 
 def post_migrate() -> bool:
     return bool(getattr(settings, "TABLEMIGRATE_POST_MIGRATE", True))
+
+
+def online_rebuild_seconds() -> float | None:
+    value = getattr(settings, "TABLEMIGRATE_ONLINE_REBUILD_SECONDS", 1800)
+    return None if value is None else float(value)
 
 
 def sqlite_alias(alias: str) -> str:

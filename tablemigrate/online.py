@@ -6,12 +6,16 @@ locked" past Django's 5 s timeout, on a busy machine). For a big table (`TABLEMI
 default 50,000 rows; None turns this off) of a database in WAL mode, `run` and `revert` instead:
 
 1. **Set up** (one short transaction): the new table, without its foreign keys while it is filled, and
-   its indexes, under private names; three triggers on the live table that record the rowid of every
-   row the application inserts, updates or deletes from then on (`tablemigrate_online_log`). The
-   triggers only record: the application's writes never fail because of the new definition.
+   its indexes, under private names; triggers on the live table that record the rowid of every row
+   the application inserts, updates or deletes from then on (`tablemigrate_online_log`), and, before
+   an insert or update, of every row holding the new row's UNIQUE keys (an `OR REPLACE` deletes such
+   a row without its DELETE trigger). The triggers only record, into a log without constraints (a
+   trigger's statement takes the conflict policy of the application's): the application's writes
+   never fail because of the rebuild.
 2. **Copy** in chunks of rowids, each its own short transaction (about 75 ms, then a pause): the chunk,
    and the rows the application changed in the part already copied, are copied again from the live
-   table as it is then. Between chunks the application writes.
+   table as it is then. Between chunks the application writes. A copy that has not caught up with the
+   application's writes after `TABLEMIGRATE_ONLINE_REBUILD_SECONDS` (default 1800) gives up.
 3. **Check** the keys, on the live table (whose key columns the copy takes as they are), in a read
    transaction (WAL: readers never block writers).
 4. **Swap** (one short transaction, with the history row): the last changes are copied, the row counts
@@ -45,8 +49,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from . import progress, sqltext
-from .errors import MigrationFailed
+from . import conf, progress, sqltext
+from .errors import DatabaseLocked, MigrationFailed
 from .loader import Migration
 from .operations import (RebuildTable, _dependents, _layout, _restore_sequence,
                          _schema_objects, _sequence_value)
@@ -149,16 +153,51 @@ def _create_index_parts(sql: str) -> tuple[int, int] | None:
     return name, table
 
 
-def _renamed_index(sql: str, name: str, table: str) -> str:
-    """`sql` (CREATE INDEX) naming the index `name` on `table`: the two tokens replaced, nothing else."""
+def _is_name(token: sqltext.Token) -> bool:
+    return token.kind in ("word", "ident", "string")
+
+
+def _same_name(a: str, b: str) -> bool:
+    """SQLite's comparison of identifiers: case-insensitive for ASCII letters only."""
+    return a.encode().lower() == b.encode().lower()
+
+
+def _qualifiers(tokens: list[sqltext.Token], table: int) -> list[tuple[int, int]]:
+    """(first, last) token positions of each qualifier of a column in a CREATE INDEX statement whose
+    table name is at `table`: `t.` of `t.x`, `main.t.` of `main.t.x`, in any of SQLite's four quotings
+    ("t", [t], `t`, 't') and any case. SQLite allows them only in a partial index's WHERE (never in an
+    indexed expression), where the only table is the indexed one; a qualifier naming another table is
+    not one of these (SQLite would have refused the index)."""
+    found = []
+    for i in range(table + 1, len(tokens) - 2):
+        if not (_is_name(tokens[i]) and tokens[i + 1].text == "." and _is_name(tokens[i + 2])):
+            continue
+        if i + 3 < len(tokens) and tokens[i + 3].text == ".":
+            continue  # `main` of `main.t.x`: its table comes next
+        if not _same_name(tokens[i].name(), tokens[table].name()):
+            continue
+        first = i - 2 if i >= 2 and tokens[i - 1].text == "." and _is_name(tokens[i - 2]) else i
+        found.append((first, i + 1))
+    return found
+
+
+def _renamed_index(sql: str, name: str, table: str, *, qualified: bool = False) -> str:
+    """`sql` (CREATE INDEX) naming the index `name` on `table`, by tokens: the index's name and its
+    table's are replaced, and the qualifiers of the columns in a partial index's WHERE (`t.x`) are left
+    out (`x`: the same column, as the indexed table is the only one there), which would otherwise still
+    name the old table; `qualified`: they are kept, for a text whose table keeps its name."""
     parts = _create_index_parts(sql)
     assert parts is not None
     tokens = sqltext.tokenize(sql)
-    out, last = [], 0
-    for i, new in sorted(zip(parts, (name, table))):
-        out += [sql[last:tokens[i].pos], quote(new)]
-        last = tokens[i].pos + len(tokens[i].text)
-    return "".join(out) + sql[last:]
+    edits = [(tokens[parts[0]].pos, tokens[parts[0]].pos + len(tokens[parts[0]].text), quote(name)),
+             (tokens[parts[1]].pos, tokens[parts[1]].pos + len(tokens[parts[1]].text), quote(table))]
+    if not qualified:
+        edits += [(tokens[first].pos, tokens[last].pos + 1, "") for first, last in _qualifiers(tokens, parts[1])]
+    out, at = [], 0
+    for start, end, text in sorted(edits):
+        out += [sql[at:start], text]
+        at = end
+    return "".join(out) + sql[at:]
 
 
 def plan(conn: sqlite3.Connection, migration: Migration, direction: str) -> Online | None:
@@ -404,19 +443,78 @@ def _setup(conn: sqlite3.Connection, work: Online) -> None:
         private = f"{_private('index', work.table)}_{n}"
         conn.execute(_renamed_index(sql, private, work.tmp))
         work.indexes[private] = sql
-    conn.execute(f"CREATE TABLE {LOG} (rid INTEGER PRIMARY KEY)")
-    log = f"INSERT OR IGNORE INTO {LOG} (rid) VALUES"
+    # The log has no constraint at all (a rowid may be logged twice): a statement in a trigger takes the
+    # conflict policy of the application's statement (its OR ROLLBACK/ABORT/FAIL, or the ABORT of an
+    # UPSERT's DO UPDATE) instead of its own, so a log that could conflict would fail the application.
+    conn.execute(f"CREATE TABLE {LOG} (rid INTEGER)")
+    conn.execute(f"CREATE INDEX {LOG}_rid ON {LOG} (rid)")
+    log = f"INSERT INTO {LOG} (rid)"
     trigger = _private("trigger", work.table)
-    conn.execute(f"CREATE TRIGGER {trigger}_i AFTER INSERT ON {t} BEGIN {log} (NEW.rowid); END")
-    conn.execute(f"CREATE TRIGGER {trigger}_u AFTER UPDATE ON {t} BEGIN {log} (OLD.rowid); {log} (NEW.rowid); END")
-    conn.execute(f"CREATE TRIGGER {trigger}_d AFTER DELETE ON {t} BEGIN {log} (OLD.rowid); END")
+    conn.execute(f"CREATE TRIGGER {trigger}_i AFTER INSERT ON {t} BEGIN {log} VALUES (NEW.rowid); END")
+    conn.execute(f"CREATE TRIGGER {trigger}_u AFTER UPDATE ON {t} BEGIN {log} VALUES (OLD.rowid); "
+                 f"{log} VALUES (NEW.rowid); END")
+    conn.execute(f"CREATE TRIGGER {trigger}_d AFTER DELETE ON {t} BEGIN {log} VALUES (OLD.rowid); END")
+    holders = _key_holders(conn, work.table)
+    if holders:
+        for kind, event in (("ki", "INSERT"), ("ku", "UPDATE")):
+            conn.execute(f"CREATE TRIGGER {trigger}_{kind} BEFORE {event} ON {t} BEGIN "
+                         + " ".join(f"{log} {select};" for select in holders) + " END")
+
+
+def _key_holders(conn: sqlite3.Connection, table: str) -> list[str]:
+    """For each UNIQUE index of `table` (a UNIQUE constraint's, or a CREATE UNIQUE INDEX, on columns or
+    expressions): a SELECT, inside a BEFORE INSERT/UPDATE trigger, of the rowids of the rows that hold
+    NEW's key. An `OR REPLACE` (or `REPLACE INTO`) deletes such a row without firing its DELETE trigger
+    (unless the application's connection has `recursive_triggers` on): logged first, it is copied again,
+    or found gone. Each key term is compared as the index compares it (its collation); NEW's values are
+    a one-row table with the table's name and columns, so an indexed expression reads them unchanged. A
+    partial index's WHERE is left out: a row logged for nothing is only copied again."""
+    columns = [r[1] for r in conn.execute(f"PRAGMA table_xinfo({quote(table)})")]
+    new_row = "(SELECT " + ", ".join(f"NEW.{quote(c)} AS {quote(c)}" for c in columns) + f") AS {quote(table)}"
+    selects = []
+    for index in conn.execute(f"PRAGMA index_list({quote(table)})").fetchall():
+        if not index[2]:
+            continue
+        row = conn.execute("SELECT sql FROM main.sqlite_master WHERE type = 'index' AND name = ?",
+                           (index[1],)).fetchone()
+        terms = _index_terms(row[0]) if row and row[0] else None
+        keys = [r for r in conn.execute(f"PRAGMA index_xinfo({quote(index[1])})") if r[5]]
+        conditions = []
+        for n, (_seq, cid, name, _desc, collation, _key) in enumerate(keys):
+            if cid >= 0:
+                term = quote(name)
+            elif terms is not None and n < len(terms):
+                term = terms[n]
+            else:  # (an expression without its text: SQLite always keeps it)
+                raise sqlite3.IntegrityError(f"cannot read the key of index {index[1]} of {table}")
+            conditions.append(f"({term}) COLLATE {quote(collation)} = (SELECT {term} FROM {new_row})")
+        selects.append(f"SELECT rowid FROM {quote(table)} WHERE " + " AND ".join(conditions))
+    return selects
+
+
+def _index_terms(sql: str) -> list[str] | None:
+    """The indexed columns' expressions of a CREATE INDEX statement, as written (without ASC/DESC)."""
+    parts = _create_index_parts(sql)
+    tokens = sqltext.tokenize(sql)
+    if parts is None or parts[1] + 1 >= len(tokens) or tokens[parts[1] + 1].text != "(":
+        return None
+    close = sqltext.matching_paren(tokens, parts[1] + 1)
+    terms = []
+    for term in sqltext.split_top_level(tokens[parts[1] + 2:close]):
+        if term and term[-1].keyword() in ("asc", "desc"):
+            term = term[:-1]
+        if not term:
+            return None
+        terms.append(sql[term[0].pos:term[-1].pos + len(term[-1].text)])
+    return terms
 
 
 @contextlib.contextmanager
 def _transaction(conn: sqlite3.Connection, begin: Callable[[], None]) -> Iterator[None]:
-    """One write transaction: `begin()`, the block, COMMIT; rolled back on any exception."""
-    begin()
+    """One write transaction: `begin()`, the block, COMMIT; rolled back on any exception, one that lands
+    right after BEGIN (a signal the run turns into an exception) included."""
     try:
+        begin()
         yield
         conn.execute("COMMIT")
     except BaseException:
@@ -425,9 +523,12 @@ def _transaction(conn: sqlite3.Connection, begin: Callable[[], None]) -> Iterato
         raise
 
 
-def _chunks(conn: sqlite3.Connection, work: Online, begin: Callable[[], None]) -> None:
-    """Copy every row, one short transaction per chunk, sized to take about CHUNK_SECONDS."""
+def _chunks(conn: sqlite3.Connection, work: Online, begin: Callable[[], None], bound: float | None = None) -> None:
+    """Copy every row, one short transaction per chunk, sized to take about CHUNK_SECONDS. An application
+    that writes faster than the chunks copy is never caught up with: past `bound` seconds the copy gives
+    up (MigrationFailed), and the rebuild is dropped like after any failure."""
     t = quote(work.table)
+    deadline = None if bound is None else time.monotonic() + bound
     shown = progress.current()
     total = conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
     pacer, copied = Pacer(), 0
@@ -448,6 +549,14 @@ def _chunks(conn: sqlite3.Connection, work: Online, begin: Callable[[], None]) -
                                                            (high,)).fetchone()[0]
         pacer.done(time.perf_counter() - began)
         shown.show(f"rebuilding {work.table} (the application keeps writing): {copied:,}/{total:,} rows copied")
+        if deadline is not None and start is not None and time.monotonic() > deadline:
+            shown.clear()
+            left = conn.execute(f"SELECT count(*) FROM {t} WHERE rowid >= ?", (start,)).fetchone()[0]
+            raise MigrationFailed(f"rebuild of {work.table} (online) gave up after {bound:g} s "
+                         f"(TABLEMIGRATE_ONLINE_REBUILD_SECONDS): the application wrote faster than the copy "
+                         f"caught up ({copied:,} rows copied, {left:,} to go); the table is as the application "
+                         "left it: run again when it writes less, or set TABLEMIGRATE_ONLINE_REBUILD_ROWS = None "
+                         "to rebuild in one transaction")
     shown.clear()
 
 
@@ -488,6 +597,7 @@ def _swap(conn: sqlite3.Connection, work: Online) -> None:
     for kind, name, _sql in reversed(dependents + own_triggers):
         conn.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
     old = _private("old", table)
+    _unqualify_indexes(conn, table)
     conn.execute("PRAGMA legacy_alter_table = ON")  # other tables' keys keep naming `table`
     try:
         conn.execute(f"ALTER TABLE {t} RENAME TO {quote(old)}")
@@ -505,7 +615,7 @@ def _swap(conn: sqlite3.Connection, work: Online) -> None:
         edits.append(("index", name, f"{old}_{n}", _renamed_index(sql, f"{old}_{n}", old)))
     for private, sql in work.indexes.items():
         real = sqltext.tokenize(sql)[_create_index_parts(sql)[0]].name()  # type: ignore[index]
-        edits.append(("index", private, real, _renamed_index(sql, real, table)))
+        edits.append(("index", private, real, _renamed_index(sql, real, table, qualified=True)))
     _edit_schema(conn, edits)
     for _kind, _name, sql in own_triggers + dependents:
         conn.execute(sql)
@@ -515,6 +625,20 @@ def _swap(conn: sqlite3.Connection, work: Online) -> None:
     if lost:
         raise sqlite3.IntegrityError(f"rebuild of {table} would lose "
                                      + ", ".join(f"{k} {n}" for k, n in sorted(lost)) + "; nothing was changed")
+
+
+def _unqualify_indexes(conn: sqlite3.Connection, table: str) -> None:
+    """A partial index whose WHERE names its table (`t.x`) fails the rename of the table with
+    `legacy_alter_table` ("error in index ... after rename"): the live table's indexes, which go with
+    the old table, lose their qualifiers first (the same index: the table is the only one there)."""
+    edits = []
+    for name, sql in conn.execute("SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                                  "AND lower(tbl_name) = lower(?)", (table,)).fetchall():
+        parts = _create_index_parts(sql)
+        if parts is not None and _qualifiers(sqltext.tokenize(sql), parts[1]):
+            edits.append(("index", name, name, _renamed_index(sql, name, table)))
+    if edits:
+        _edit_schema(conn, edits)
 
 
 def _edit_schema(conn: sqlite3.Connection, edits: list[tuple[str, str, str, str]]) -> None:
@@ -547,11 +671,10 @@ def run(conn: sqlite3.Connection, work: Online, begin: Callable[[], None],
     setup made is dropped and the live table is as the application left it."""
     clean_leftovers(conn, begin)  # of a run killed mid-copy (`run` drops them before its backup too)
     try:
-        begin()
-        _setup(conn, work)
-        conn.execute("COMMIT")
+        with _transaction(conn, begin):
+            _setup(conn, work)
         with _unsynced(conn):
-            _chunks(conn, work, begin)
+            _chunks(conn, work, begin, conf.online_rebuild_seconds())
         _check_foreign_keys(conn, work)
         begin()
         if not finish():
@@ -563,14 +686,36 @@ def run(conn: sqlite3.Connection, work: Online, begin: Callable[[], None],
     except BaseException as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-        clean_leftovers(conn, begin)
+        left = _drop_what_failed(conn, begin)
         if isinstance(exc, sqlite3.Error):
             raise MigrationFailed(f"rebuild of {work.table} (online) failed: {type(exc).__name__}: {exc}; "
-                                  "the table is as the application left it") from exc
+                                  f"the table is as the application left it{left}") from exc
+        if isinstance(exc, MigrationFailed) and left:
+            raise type(exc)(f"{exc}{left}") from exc
         raise
-    with _unsynced(conn):
-        clean_leftovers(conn, begin)  # the old table, in chunks
+    try:
+        with _unsynced(conn):
+            clean_leftovers(conn, begin)  # the old table, in chunks
+    except (sqlite3.Error, DatabaseLocked) as exc:  # the module is applied and recorded: it stays so
+        logger.warning("rebuild of %s (online) applied, but dropping the old table failed (%s: %s): %s remain "
+                       "until the next run or revert drops them", work.table, type(exc).__name__, exc,
+                       _left_names(conn))
     return True
+
+
+def _left_names(conn: sqlite3.Connection) -> str:
+    return ", ".join(name for _kind, name in leftovers(conn))
+
+
+def _drop_what_failed(conn: sqlite3.Connection, begin: Callable[[], None]) -> str:
+    """After a failure: drop what the rebuild made. '' when done, else what the error line adds: what
+    remains, which the next `run` or `revert` drops (`clean_leftovers`) before anything else."""
+    try:
+        clean_leftovers(conn, begin)
+        return ""
+    except (sqlite3.Error, DatabaseLocked) as exc:
+        return (f", but dropping what the rebuild made failed too ({type(exc).__name__}: {exc}): "
+                f"{_left_names(conn)} remain until the next run or revert drops them")
 
 
 @contextlib.contextmanager
@@ -587,7 +732,7 @@ def _unsynced(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute(f"PRAGMA synchronous = {int(level)}")
 
 
-_LEFTOVER = re.compile(rf"{PREFIX}(?:(?:new|old)_[0-9a-f]{{8}}|log|trigger_[0-9a-f]{{8}}_[iud])")
+_LEFTOVER = re.compile(rf"{PREFIX}(?:(?:new|old)_[0-9a-f]{{8}}|log|trigger_[0-9a-f]{{8}}_(?:[iud]|k[iu]))")
 
 
 def leftovers(conn: sqlite3.Connection) -> list[tuple[str, str]]:

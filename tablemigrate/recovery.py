@@ -56,9 +56,12 @@ class Found:
 
     @classmethod
     def read(cls, conn: sqlite3.Connection) -> Found:
-        return cls(_history_names(conn), conn.execute(
+        """An online rebuild's private tables and triggers are not the schema: one that could not drop
+        them (disk full) left no migration committed, and the next run drops them."""
+        private = {name for _kind, name in online.leftovers(conn)}
+        return cls(_history_names(conn), [row for row in conn.execute(
             f"SELECT type, name, tbl_name, sql FROM main.sqlite_master WHERE {user_objects()} "
-            "ORDER BY type, name").fetchall())
+            "ORDER BY type, name") if row[1] not in private and row[2] not in private])
 
     def unrecorded_change(self, now: Found) -> bool:
         return now.history == self.history and now.schema != self.schema
@@ -219,8 +222,10 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
     changed = sorted(set(now.history) ^ set(history_before))
     if not changed and not partial and not unrecorded:
         logger.error("migration failed and was rolled back; the database is unchanged")
+        left = online.leftovers(conn)  # an online rebuild that could not drop them (disk full)
+        but = " but for the online rebuild's private tables, which the next run or revert drops" if left else ""
         done = "nothing was changed" if busy else "rolled back, the database is unchanged"
-        return failed(f"{why}; {done}{where}")
+        return failed(f"{why}; {done}{but}{where}")
     # What stays if the backup is not restored, and whether the history tables then tell the truth.
     stays = [f"{', '.join(changed)} (applied earlier in this run) stay applied"] if changed else []
     if partial:

@@ -69,6 +69,8 @@ class Application:
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.execute("PRAGMA foreign_keys = ON")  # as Django's connections
         self.reference = database(path.parent / "reference.sqlite3")
+        for c in (self.conn, self.reference):  # (speed: an fsync per write is no part of what is tested)
+            c.execute("PRAGMA synchronous = OFF")
         self.turn = 0
         real = online.run
 
@@ -490,3 +492,259 @@ def test_run_with_nothing_pending_drops_what_a_killed_rebuild_left(tmp_path, sma
         assert online.leftovers(raw(db))
         assert runner.run(Target("default", raw(db), path), d, django=False) == []
         assert not online.leftovers(raw(db))
+
+
+# Issue 22 ----------------------------------------------------------------------------------------------
+
+def outcome(conn: sqlite3.Connection, sql: str) -> str:
+    """'ok', or the error a statement raised (its class and SQLite's extended result code)."""
+    try:
+        conn.execute(sql)
+        return "ok"
+    except sqlite3.Error as exc:
+        return f"{type(exc).__name__} {getattr(exc, 'sqlite_errorcode', '')}"
+
+
+def run_both(app: Application, statements: list[str], failures: list) -> None:
+    """The application's statements, in one transaction, on the live database and on the reference;
+    each must end the same way on both (a statement the reference accepts must not fail live)."""
+    for c in (app.conn, app.reference):
+        c.execute("BEGIN")
+    for sql in statements:
+        live, ref = outcome(app.conn, sql), outcome(app.reference, sql)
+        if live != ref:
+            failures.append((sql, live, ref))
+    for c in (app.conn, app.reference):
+        if c.in_transaction:  # (an OR ROLLBACK that fired ended it)
+            c.execute("COMMIT")
+
+
+# Rows 320-330 are copied by turn 6 (chunks of 100), rows 2900-2910 not yet, and the usual writes leave
+# them alone. Row 320 is updated (an UPDATE logs its rowid twice), row 2903 deleted (its rowid stays in
+# the log until its chunk is copied); code 'c324' is row 325's, 'c325' row 326's.
+LOGGED = ["UPDATE item SET amount = 1 WHERE id = 320", "DELETE FROM item WHERE id = 2903"]
+CLAUSES = ["ROLLBACK", "ABORT", "FAIL", "IGNORE", "REPLACE"]
+FORMS = {
+    "plain update of a logged row": ["UPDATE item SET amount = 2 WHERE id = 320"],
+    "plain insert of a logged rowid": ["INSERT INTO item (id, owner_id, code) VALUES (2903, 1, 'back')"],
+    **{f"UPDATE OR {c} of a logged row": [f"UPDATE OR {c} item SET amount = 2 WHERE id = 320"] for c in CLAUSES},
+    **{f"INSERT OR {c} of a logged rowid": [f"INSERT OR {c} INTO item (id, owner_id, code) VALUES (2903, 1, 'back')"]
+       for c in CLAUSES},
+    **{f"INSERT OR {c} on another row's code":
+       [f"INSERT OR {c} INTO item (owner_id, code, amount) VALUES (2, 'c324', 7)"] for c in CLAUSES},
+    **{f"UPDATE OR {c} to another row's code": [f"UPDATE OR {c} item SET code = 'c324' WHERE id = 320"]
+       for c in CLAUSES},
+    "REPLACE INTO on another row's code": ["REPLACE INTO item (owner_id, code, amount) VALUES (2, 'c324', 7)"],
+    "INSERT OR REPLACE on a rowid and another row's code": [
+        "INSERT OR REPLACE INTO item (id, owner_id, code) VALUES (320, 2, 'c325')"],
+    "UPDATE OR REPLACE of the rowid": ["UPDATE OR REPLACE item SET id = 325 WHERE id = 320"],
+    "UPSERT DO UPDATE with a target": [
+        "INSERT INTO item (owner_id, code, amount) VALUES (2, 'c324', 7) ON CONFLICT (code) DO UPDATE SET amount = "
+        "excluded.amount", "INSERT INTO item (owner_id, code) VALUES (2, 'c319') ON CONFLICT (code) DO UPDATE SET "
+        "amount = 5"],
+    "UPSERT DO UPDATE without a target": [
+        "INSERT INTO item (owner_id, code, amount) VALUES (2, 'c324', 7) ON CONFLICT DO UPDATE SET amount = 8",
+        "INSERT INTO item (id, owner_id, code) VALUES (320, 2, 'x') ON CONFLICT DO UPDATE SET amount = 9"],
+    "UPSERT DO NOTHING": ["INSERT INTO item (owner_id, code) VALUES (2, 'c324') ON CONFLICT (code) DO NOTHING",
+                          "INSERT INTO item (id, owner_id, code) VALUES (320, 2, 'x') ON CONFLICT DO NOTHING",
+                          "INSERT INTO item (owner_id, code) VALUES (2, 'fresh') ON CONFLICT DO NOTHING"],
+    "OR ROLLBACK undoes the transaction on both": [
+        "INSERT INTO item (owner_id, code) VALUES (2, 'undone')", "UPDATE item SET amount = 3 WHERE id = 330",
+        "UPDATE OR ROLLBACK item SET code = 'c324' WHERE id = 320",
+        "INSERT INTO item (owner_id, code) VALUES (2, 'after')"],
+}
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_no_conflict_clause_of_the_application_fails_because_of_the_rebuild(tmp_path, monkeypatch, small_chunks,
+                                                                           form):
+    """Issue 22: the log's `INSERT OR IGNORE` took the conflict policy of the application's statement
+    (an UPSERT's DO UPDATE, OR ROLLBACK/ABORT/FAIL), so a write of a row already logged failed with
+    "UNIQUE constraint failed: tablemigrate_online_log.rid"; and a REPLACE that deleted another row
+    holding the key fired no DELETE trigger, so its stale copy stayed. Each statement runs mid-copy, on
+    the live database and on a reference that no rebuild touches: the same outcome, the same rows."""
+    conn = database(tmp_path / "db.sqlite3")
+    app = Application(tmp_path / "db.sqlite3", monkeypatch)
+    failures: list = []
+    app.at_turn(5, lambda: run_both(app, LOGGED, failures))
+    app.at_turn(6, lambda: run_both(app, FORMS[form], failures))
+    assert apply_migration(conn, module(), "up", online=True)
+    assert app.turn > 5 and failures == []
+    assert conn.execute("SELECT id, owner_id, code, amount FROM item ORDER BY id").fetchall() == app.expected()
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_replace_on_a_unique_expression_or_collation_deletes_a_row_the_copy_then_drops(tmp_path, monkeypatch,
+                                                                                         small_chunks):
+    """The rows a REPLACE deletes are found by every UNIQUE key of the live table, as its index compares
+    them: a constraint, an expression index, a collation; partial or not."""
+    conn = database(tmp_path / "db.sqlite3")
+    app = Application(tmp_path / "db.sqlite3", monkeypatch)
+    for c in (conn, app.reference):
+        c.execute('CREATE UNIQUE INDEX "item_lower_code" ON "item" (lower("code"), "owner_id" COLLATE NOCASE DESC)')
+        c.execute("CREATE UNIQUE INDEX item_code_tail ON item (substr(code, 2)) WHERE owner_id = 3")
+    failures: list = []
+    app.at_turn(6, lambda: run_both(app, [
+        "REPLACE INTO item (owner_id, code, amount) VALUES (5, 'C324', 7)",  # row 325 (c324, owner 5): lower()
+        "INSERT OR REPLACE INTO item (owner_id, code) VALUES (3, 'x152')",  # row 153 (c152, owner 3): substr()
+        "UPDATE OR REPLACE item SET code = 'y162', owner_id = 3 WHERE id = 340"], failures))  # row 163
+    assert apply_migration(conn, Migration("0002", up=[RebuildTable("item", NEW_ITEM, COPY)], down=None, table="item"),
+                           "up", online=True)
+    assert failures == []
+    got = conn.execute("SELECT id, owner_id, code, amount FROM item ORDER BY id").fetchall()
+    assert got == app.expected()
+    assert not {325, 153, 163} & {r[0] for r in got}  # deleted by the REPLACEs, not kept stale
+
+
+@pytest.mark.parametrize("qualifier", ["item", '"item"', "[item]", "`item`", "'item'", "ITEM", '"Item"', "main.item",
+                                       'main . "item" '])
+def test_a_partial_index_whose_where_names_its_table_is_rebuilt_online(tmp_path, small_chunks, qualifier):
+    """Issue 22: `CREATE INDEX i ON t(x) WHERE t.x > 0` made every online rebuild of t fail ("no such
+    column: t.x"): the index texts were renamed by hand. The qualifiers are read as tokens, in every
+    quoting and case; the index kept and the one the module creates keep their texts."""
+    conn = database(tmp_path / "db.sqlite3")
+    kept = f"CREATE INDEX item_big ON item (owner_id) WHERE {qualifier}.amount > 100 AND {qualifier}.\"code\" <> 'x'"
+    conn.execute(kept)
+    made = f'CREATE UNIQUE INDEX "item_c" ON "item" ("code") WHERE {qualifier}.owner_id = 1'
+    m = Migration("0002", up=[RebuildTable("item", NEW_ITEM, COPY), made], down=None, table="item")
+    assert online.plan(conn, m, "up") is not None
+    assert apply_migration(conn, m, "up", online=True)
+    texts = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'").fetchall())
+    assert f"WHERE {qualifier}.amount" in texts["item_big"] and f"WHERE {qualifier}.owner_id" in texts["item_c"]
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert conn.execute("SELECT count(*) FROM item INDEXED BY item_big WHERE amount > 100 AND code <> 'x' "
+                        "AND owner_id = 1").fetchone()[0] > 0
+    assert not online.leftovers(conn)
+
+
+def test_a_copy_that_cannot_catch_up_with_the_application_gives_up_and_keeps_every_write(tmp_path, monkeypatch,
+                                                                                        small_chunks, settings):
+    """Issue 22: under a writer faster than the copy, the catch-up never ended. Past its bound
+    (TABLEMIGRATE_ONLINE_REBUILD_SECONDS) the copy gives up: what it made is dropped, the table is as
+    the application left it, and one line says so. (The writer stops after 20 s: old code then ended.)"""
+    import time
+
+    settings.TABLEMIGRATE_ONLINE_REBUILD_SECONDS = 0.5
+    conn = database(tmp_path / "db.sqlite3")
+    app = Application(tmp_path / "db.sqlite3", monkeypatch)
+    stop = time.monotonic() + 20
+
+    def burst() -> None:  # 300 rows between chunks of 100
+        app.turn += 1
+        if time.monotonic() < stop:
+            for c in (app.conn, app.reference):
+                with c:  # one transaction
+                    c.execute("BEGIN")
+                    c.executemany("INSERT INTO item (owner_id, code, amount) VALUES (1, ?, 1)",
+                                  [(f"b{app.turn}-{i}",) for i in range(300)])
+    app.write = burst  # type: ignore[method-assign]
+    before_objects = objects(conn)
+    started = time.monotonic()
+    with pytest.raises(MigrationFailed, match=r"migration 0002_item \(up\) failed: rebuild of item \(online\) "
+                       r"gave up after 0\.5 s \(TABLEMIGRATE_ONLINE_REBUILD_SECONDS\).* the table is as the "
+                       r"application left it"):
+        apply_migration(conn, module(), "up", online=True)
+    assert time.monotonic() - started < 10
+    assert objects(conn) == before_objects
+    every = "SELECT * FROM item ORDER BY id"
+    assert conn.execute(every).fetchall() == app.reference.execute(every).fetchall()
+
+
+def disk_full() -> sqlite3.OperationalError:
+    """A real SQLITE_FULL, from a database that may not grow."""
+    full = sqlite3.connect(":memory:")
+    full.execute("PRAGMA max_page_count = 1")
+    try:
+        full.execute("CREATE TABLE t (x)")
+    except sqlite3.OperationalError as exc:
+        return exc
+    finally:
+        full.close()
+    raise AssertionError("the database grew")
+
+
+def test_a_disk_full_cleanup_after_a_failed_copy_says_what_remains(tmp_path, monkeypatch, small_chunks):
+    """Issue 22: the disk filled up during the copy (`max_page_count`), then again while the rebuild
+    dropped what it made: the raw error replaced the migration's, and the run said "the database is
+    unchanged" while the private tables remained. The line keeps the migration and the first error,
+    names what remains, and the next run drops it."""
+    from tablemigrate import runner
+    from tablemigrate.build import private_database, raw
+    from tablemigrate.runner import Target
+
+    from .helpers import module as write_module
+
+    path = tmp_path / "app.sqlite3"
+    database(path).close()
+    d = tmp_path / "tablemigrations"
+    write_module(d, "0002_item", "from tablemigrate.operations import RebuildTable\ntable = 'item'\n"
+                 f"up = [RebuildTable('item', {NEW_ITEM!r}, {COPY!r})]\ndown = None\n")
+    real_chunks, real_drop = online._chunks, online._drop_in_chunks
+
+    def chunks_on_a_full_disk(conn, *args):
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages + 3}")  # a few chunks fit, then SQLITE_FULL
+        real_chunks(conn, *args)
+
+    def drop_on_a_full_disk(conn, table, begin):
+        if table == online._private("new", "item"):
+            raise disk_full()
+        real_drop(conn, table, begin)
+    monkeypatch.setattr(online, "_chunks", chunks_on_a_full_disk)
+    monkeypatch.setattr(online, "_drop_in_chunks", drop_on_a_full_disk)
+    with private_database(str(path)) as db:
+        conn = raw(db)
+        with pytest.raises(MigrationFailed) as failed:
+            runner.run(Target("default", conn, path), d, allow_destructive=True, django=False)
+        line = str(failed.value)
+        assert "\n" not in line
+        assert line.startswith("migration 0002_item (up) failed: rebuild of item (online) failed: OperationalError: "
+                               "database or disk is full; the table is as the application left it, but dropping")
+        left = [online._private("new", "item"), online.LOG]
+        assert f"{', '.join(left)} remain until the next run or revert drops them" in line
+        assert "the database is unchanged but for the online rebuild's private tables, which the next run" in line
+        assert [n for _k, n in online.leftovers(conn)] == left
+        assert conn.execute("SELECT count(*) FROM item").fetchone()[0] == ROWS
+        monkeypatch.setattr(online, "_drop_in_chunks", real_drop)  # the disk has room again
+        monkeypatch.setattr(online, "_chunks", real_chunks)
+        conn.execute(f"PRAGMA max_page_count = {2 ** 30}")
+        assert runner.run(Target("default", conn, path), d, allow_destructive=True, django=False)
+        assert not online.leftovers(conn)
+
+
+def test_a_disk_full_while_the_old_table_is_dropped_keeps_the_applied_rebuild(tmp_path, monkeypatch, small_chunks,
+                                                                              caplog):
+    """After the swap committed, the module is applied and recorded: a failure while the old table is
+    emptied must not fail the run (its recovery would restore the backup over the applied module). It
+    is logged, with what remains, and the next run drops it."""
+    conn = database(tmp_path / "db.sqlite3")
+    real_drop = online._drop_in_chunks
+
+    def drop_on_a_full_disk(conn, table, begin):
+        raise disk_full()
+    monkeypatch.setattr(online, "_drop_in_chunks", drop_on_a_full_disk)
+    assert apply_migration(conn, module(), "up", online=True)
+    old = online._private("old", "item")
+    assert [n for _k, n in online.leftovers(conn)] == [old]
+    assert f"dropping the old table failed (OperationalError: database or disk is full): {old} remain" in caplog.text
+    assert '"amount" text NOT NULL' in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'item'").fetchone()[0]
+    monkeypatch.setattr(online, "_drop_in_chunks", real_drop)
+    assert online.clean_leftovers(conn) == [old]
+
+
+def test_an_exception_right_after_begin_leaves_no_transaction_open(tmp_path):
+    """Issue 22, item 5: `_transaction` called `begin()` before its `try`: a signal turned into an
+    exception just after BEGIN IMMEDIATE left the transaction open ("Safety level may not be changed
+    inside a transaction" later)."""
+    conn = database(tmp_path / "db.sqlite3")
+    conn.execute(f"CREATE TABLE {online._private('new', 'item')} (x)")  # a leftover to drop
+
+    def begin_then_interrupted() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        online.clean_leftovers(conn, begin_then_interrupted)
+    assert not conn.in_transaction
+    conn.execute("PRAGMA synchronous = NORMAL")  # refused inside a transaction
+    assert online.clean_leftovers(conn)
