@@ -11,9 +11,10 @@ TABLEMIGRATE_TEST_MIGRATIONS build the test database by running the history inst
 TABLEMIGRATE_ONLINE_REBUILD_ROWS  in WAL mode, rebuild tables of at least this many rows in short
                              transactions while the application keeps writing (default: 50000; None:
                              never; see tablemigrate.online)
-TABLEMIGRATE_ONLINE_REBUILD_SECONDS  how long such a copy may take to catch up with the application's
-                             writes before it gives up, keeping every write and dropping what it made
-                             (default: 1800; None: no bound)
+TABLEMIGRATE_ONLINE_REBUILD_SECONDS  how long such a copy may take before it gives up, keeping every
+                             write and dropping what it made (default: None, no time bound; a copy that
+                             cannot catch up with the application's appends gives up anyway, after
+                             copying three times the rows the table had: online.CATCH_UP_FACTOR)
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def post_migrate() -> bool:
 
 
 def online_rebuild_seconds() -> float | None:
-    value = getattr(settings, "TABLEMIGRATE_ONLINE_REBUILD_SECONDS", 1800)
+    value = getattr(settings, "TABLEMIGRATE_ONLINE_REBUILD_SECONDS", None)
     return None if value is None else float(value)
 
 

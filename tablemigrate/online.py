@@ -15,7 +15,8 @@ default 50,000 rows; None turns this off) of a database in WAL mode, `run` and `
 2. **Copy** in chunks of rowids, each its own short transaction (about 75 ms, then a pause): the chunk,
    and the rows the application changed in the part already copied, are copied again from the live
    table as it is then. Between chunks the application writes. A copy that has not caught up with the
-   application's writes after `TABLEMIGRATE_ONLINE_REBUILD_SECONDS` (default 1800) gives up.
+   application's appends gives up after copying CATCH_UP_FACTOR times the table's rows, or after
+   `TABLEMIGRATE_ONLINE_REBUILD_SECONDS` when that is set.
 3. **Check** the keys, on the live table (whose key columns the copy takes as they are), in a read
    transaction (WAL: readers never block writers).
 4. **Swap** (one short transaction, with the history row): the last changes are copied, the row counts
@@ -523,10 +524,18 @@ def _transaction(conn: sqlite3.Connection, begin: Callable[[], None]) -> Iterato
         raise
 
 
+#: A copy that has copied this many times the rows its table had when it began is not catching up with
+#: the application (which appends faster than the chunks copy): it gives up, whatever the time bound.
+CATCH_UP_FACTOR = 3
+
+
 def _chunks(conn: sqlite3.Connection, work: Online, begin: Callable[[], None], bound: float | None = None) -> None:
     """Copy every row, one short transaction per chunk, sized to take about CHUNK_SECONDS. An application
-    that writes faster than the chunks copy is never caught up with: past `bound` seconds the copy gives
-    up (MigrationFailed), and the rebuild is dropped like after any failure."""
+    that appends faster than the chunks copy is never caught up with, so the copy gives up
+    (MigrationFailed; the rebuild is then dropped like after any failure) once it has copied
+    CATCH_UP_FACTOR times the rows the table had at the start (a bound that holds at any table size and
+    speed: a big table copied slowly is not cut short), or past `bound` seconds when one is set (an
+    operator's deploy window)."""
     t = quote(work.table)
     deadline = None if bound is None else time.monotonic() + bound
     shown = progress.current()
@@ -549,14 +558,21 @@ def _chunks(conn: sqlite3.Connection, work: Online, begin: Callable[[], None], b
                                                            (high,)).fetchone()[0]
         pacer.done(time.perf_counter() - began)
         shown.show(f"rebuilding {work.table} (the application keeps writing): {copied:,}/{total:,} rows copied")
-        if deadline is not None and start is not None and time.monotonic() > deadline:
-            shown.clear()
-            left = conn.execute(f"SELECT count(*) FROM {t} WHERE rowid >= ?", (start,)).fetchone()[0]
-            raise MigrationFailed(f"rebuild of {work.table} (online) gave up after {bound:g} s "
-                         f"(TABLEMIGRATE_ONLINE_REBUILD_SECONDS): the application wrote faster than the copy "
-                         f"caught up ({copied:,} rows copied, {left:,} to go); the table is as the application "
-                         "left it: run again when it writes less, or set TABLEMIGRATE_ONLINE_REBUILD_ROWS = None "
-                         "to rebuild in one transaction")
+        if start is None:
+            break
+        if copied > CATCH_UP_FACTOR * total + pacer.size:
+            why = (f"after copying {copied:,} rows, {CATCH_UP_FACTOR} times the {total:,} the table had when it "
+                   "began: the application adds rows faster than the copy takes them")
+        elif deadline is not None and time.monotonic() > deadline:
+            why = (f"after {bound:g} s (TABLEMIGRATE_ONLINE_REBUILD_SECONDS), {copied:,} rows copied: the "
+                   "copy did not catch up with the application in time")
+        else:
+            continue
+        shown.clear()
+        left = conn.execute(f"SELECT count(*) FROM {t} WHERE rowid >= ?", (start,)).fetchone()[0]
+        raise MigrationFailed(f"rebuild of {work.table} (online) gave up {why} ({left:,} rows to go); the table "
+                              "is as the application left it, every write kept: run again when it writes less, "
+                              "or set TABLEMIGRATE_ONLINE_REBUILD_ROWS = None to rebuild in one transaction")
     shown.clear()
 
 

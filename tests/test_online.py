@@ -617,14 +617,22 @@ def test_a_partial_index_whose_where_names_its_table_is_rebuilt_online(tmp_path,
     assert not online.leftovers(conn)
 
 
+@pytest.mark.parametrize("bound", ["rows", "seconds"])
 def test_a_copy_that_cannot_catch_up_with_the_application_gives_up_and_keeps_every_write(tmp_path, monkeypatch,
-                                                                                        small_chunks, settings):
-    """Issue 22: under a writer faster than the copy, the catch-up never ended. Past its bound
-    (TABLEMIGRATE_ONLINE_REBUILD_SECONDS) the copy gives up: what it made is dropped, the table is as
-    the application left it, and one line says so. (The writer stops after 20 s: old code then ended.)"""
+                                                                                        small_chunks, settings, bound):
+    """Issue 22: under a writer faster than the copy, the catch-up never ended. The copy gives up once it
+    has copied CATCH_UP_FACTOR times the rows the table had (always), or past
+    TABLEMIGRATE_ONLINE_REBUILD_SECONDS (when set): what it made is dropped, the table is as the
+    application left it, and one line says so. (The writer stops after 20 s: old code then ended.)"""
     import time
 
-    settings.TABLEMIGRATE_ONLINE_REBUILD_SECONDS = 0.5
+    if bound == "seconds":
+        settings.TABLEMIGRATE_ONLINE_REBUILD_SECONDS = 0.5
+        monkeypatch.setattr(online, "CATCH_UP_FACTOR", 10**9)
+        expected = r"gave up after 0\.5 s \(TABLEMIGRATE_ONLINE_REBUILD_SECONDS\), [\d,]+ rows copied"
+    else:
+        assert getattr(settings, "TABLEMIGRATE_ONLINE_REBUILD_SECONDS", None) is None  # the default: no time bound
+        expected = r"gave up after copying [\d,]+ rows, 3 times the [\d,]+ the table had when it began"
     conn = database(tmp_path / "db.sqlite3")
     app = Application(tmp_path / "db.sqlite3", monkeypatch)
     stop = time.monotonic() + 20
@@ -641,13 +649,33 @@ def test_a_copy_that_cannot_catch_up_with_the_application_gives_up_and_keeps_eve
     before_objects = objects(conn)
     started = time.monotonic()
     with pytest.raises(MigrationFailed, match=r"migration 0002_item \(up\) failed: rebuild of item \(online\) "
-                       r"gave up after 0\.5 s \(TABLEMIGRATE_ONLINE_REBUILD_SECONDS\).* the table is as the "
-                       r"application left it"):
+                       + expected + r".* the table is as the application left it, every write kept"):
         apply_migration(conn, module(), "up", online=True)
     assert time.monotonic() - started < 10
     assert objects(conn) == before_objects
     every = "SELECT * FROM item ORDER BY id"
     assert conn.execute(every).fetchall() == app.reference.execute(every).fetchall()
+
+
+def test_a_big_table_copied_slowly_by_a_quiet_application_is_not_cut_short(tmp_path, monkeypatch, small_chunks):
+    """The catch-up bound counts rows, not time: a copy that takes long but gains on the application (it
+    writes less than the copy takes) finishes, however many chunks it needs."""
+    conn = database(tmp_path / "db.sqlite3")
+    app = Application(tmp_path / "db.sqlite3", monkeypatch)
+    total = conn.execute("SELECT count(*) FROM item").fetchone()[0]
+
+    def trickle() -> None:  # 60 new rows for each chunk of 100: more than half the copy's pace, for ever
+        app.turn += 1
+        for c in (app.conn, app.reference):
+            with c:
+                c.execute("BEGIN")
+                c.executemany("INSERT INTO item (owner_id, code, amount) VALUES (1, ?, 1)",
+                              [(f"t{app.turn}-{i}",) for i in range(60)])
+    app.write = trickle  # type: ignore[method-assign]
+    assert apply_migration(conn, module(), "up", online=True)
+    assert conn.execute("SELECT * FROM item ORDER BY id").fetchall() == app.expected()  # every write kept
+    assert conn.execute("SELECT count(*) FROM item").fetchone()[0] > 2 * total  # it really grew meanwhile
+    assert not online.leftovers(conn)
 
 
 def disk_full() -> sqlite3.OperationalError:
