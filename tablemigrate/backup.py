@@ -27,6 +27,7 @@ from . import progress
 from .errors import (SQLITE_BUSY, SQLITE_LOCKED, BackupError, CopyTimeout, NeedsPageRestore,  # noqa: F401
                      is_busy)
 from .sqltext import quote, readonly_uri, user_objects
+from .transaction import write_transaction
 
 
 
@@ -264,15 +265,9 @@ def _recreate(conn: sqlite3.Connection, tables: dict[str, str]) -> None:
     missing = [sql for name, sql in tables.items() if name not in present]
     if not missing:
         return
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with write_transaction(conn):
         for sql in missing:
             conn.execute(sql)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def restore(conn: sqlite3.Connection, source: Path, *, verified: bool = False, timeout: float | None = None) -> None:

@@ -35,6 +35,7 @@ from .schema import Schema, Trigger, View
 from .schemafile import render as render_snapshot
 from .sqltext import quote
 from .verify import Shape, verify
+from .transaction import write_transaction
 
 logger = logging.getLogger("tablemigrate")
 
@@ -83,15 +84,10 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
         started = time.perf_counter()
         try:
             migrations = [load_migration(p) for p in written[:-1]]
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(conn):
                 history.ensure(conn)
                 for m in migrations:
                     history.record(conn, m, "up", time.perf_counter() - started)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         except BaseException:  # leave no modules behind that the database does not record
             for path in written:
                 path.unlink(missing_ok=True)

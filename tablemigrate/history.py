@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .loader import Migration
+from .transaction import write_transaction
 
 #: The table, in the target database, that records the applied migrations.
 HISTORY_TABLE = "tablemigrate_history"
@@ -54,15 +55,9 @@ def accept_edits(conn: sqlite3.Connection, checksums: dict[str, tuple[str, str]]
     """Record intentional edits of applied modules (name -> (recorded, current checksum)), accepted in
     the modules themselves (`previous_checksums`): from now on the edited file is the applied version,
     so any later edit is refused again. One transaction; a row changed meanwhile is left alone."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")  # in the `try`: a signal right after it returns rolls back too
+    with write_transaction(conn):
         for name, (old, new) in checksums.items():
             conn.execute(f'UPDATE "{HISTORY_TABLE}" SET checksum = ? WHERE name = ? AND checksum = ?', (new, name, old))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def record(conn: sqlite3.Connection, migration: Migration, direction: str, seconds: float) -> None:

@@ -56,6 +56,7 @@ from .loader import Migration
 from .operations import (RebuildTable, _dependents, _layout, _restore_sequence,
                          _schema_objects, _sequence_value)
 from .sqltext import quote
+from .transaction import write_transaction
 
 logger = logging.getLogger("tablemigrate")
 
@@ -510,20 +511,6 @@ def _index_terms(sql: str) -> list[str] | None:
     return terms
 
 
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection, begin: Callable[[], None]) -> Iterator[None]:
-    """One write transaction: `begin()`, the block, COMMIT; rolled back on any exception, one that lands
-    right after BEGIN (a signal the run turns into an exception) included."""
-    try:
-        begin()
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
 #: A copy that has copied this many times the rows its table had when it began is not catching up with
 #: the application (which appends faster than the chunks copy): it gives up, whatever the time bound.
 CATCH_UP_FACTOR = 3
@@ -543,7 +530,7 @@ def _chunks(conn: sqlite3.Connection, work: Online, begin: Callable[[], None], b
     pacer, copied = Pacer(), 0
     start = conn.execute(f"SELECT min(rowid) FROM {t}").fetchone()[0]
     while start is not None:
-        with _transaction(conn, begin):
+        with write_transaction(conn, begin):
             began = time.perf_counter()  # the lock is ours from here to the COMMIT
             high = conn.execute(f"SELECT max(rowid) FROM (SELECT rowid FROM {t} WHERE rowid >= ? ORDER BY rowid "
                                 f"LIMIT {int(pacer.size)})", (start,)).fetchone()[0]
@@ -687,7 +674,7 @@ def run(conn: sqlite3.Connection, work: Online, begin: Callable[[], None],
     setup made is dropped and the live table is as the application left it."""
     clean_leftovers(conn, begin)  # of a run killed mid-copy (`run` drops them before its backup too)
     try:
-        with _transaction(conn, begin):
+        with write_transaction(conn, begin):
             _setup(conn, work)
         with _unsynced(conn):
             _chunks(conn, work, begin, conf.online_rebuild_seconds())
@@ -768,7 +755,7 @@ def clean_leftovers(conn: sqlite3.Connection, begin: Callable[[], None] | None =
     found = leftovers(conn)
     if not found:
         return []
-    with _transaction(conn, begin):
+    with write_transaction(conn, begin):
         for kind, name in found:
             if kind == "trigger":
                 conn.execute(f"DROP TRIGGER {quote(name)}")
@@ -786,7 +773,7 @@ def _drop_in_chunks(conn: sqlite3.Connection, table: str, begin: Callable[[], No
     q = quote(table)
     pacer = Pacer()
     while True:
-        with _transaction(conn, begin):
+        with write_transaction(conn, begin):
             began = time.perf_counter()
             gone = conn.execute(f"DELETE FROM {q} WHERE rowid IN (SELECT rowid FROM {q} LIMIT {int(pacer.size)})"
                                 ).rowcount

@@ -23,6 +23,7 @@ from .errors import ConfigurationError, RestoreRefused, is_readonly  # noqa: F40
 from .history import HISTORY_TABLE
 from .lock import run_lock
 from .sqltext import readonly_uri
+from .transaction import write_transaction
 
 logger = logging.getLogger("tablemigrate")
 
@@ -137,8 +138,8 @@ def _quiet_moment(conn: sqlite3.Connection, timeout: float) -> int:
     """Wait (up to `timeout`) until no other connection holds the write lock; return data_version."""
     conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
+        with write_transaction(conn):  # taken and given back at once
+            pass
     except sqlite3.OperationalError as exc:
         raise backups.CopyTimeout(f"another connection kept the database locked past {timeout:g}s ({exc}); "
                                   "nothing was changed") from None

@@ -92,6 +92,7 @@ def _rebuild_stale_owned_tables(using: str) -> None:
     from .fingerprint import models_fingerprint
     from .history import TEST_MODELS_TABLE
     from .sqltext import quote
+    from .transaction import write_transaction
 
     wrapper = connections[using]
     key = (using, str(wrapper.settings_dict["NAME"]))
@@ -112,16 +113,11 @@ def _rebuild_stale_owned_tables(using: str) -> None:
     stale = sorted(live[t] for t in model_tables(owned_models) if t in live)
     conn.execute("PRAGMA foreign_keys = OFF")  # other apps' tables may point at them
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        for table in stale:
-            conn.execute(f"DROP TABLE {quote(table)}")
-        conn.execute(f'CREATE TABLE IF NOT EXISTS "{TEST_MODELS_TABLE}" (fingerprint text NOT NULL)')
-        conn.execute(f'DELETE FROM "{TEST_MODELS_TABLE}"')
-        conn.execute(f'INSERT INTO "{TEST_MODELS_TABLE}" VALUES (?)', (current,))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        with write_transaction(conn):
+            for table in stale:
+                conn.execute(f"DROP TABLE {quote(table)}")
+            conn.execute(f'CREATE TABLE IF NOT EXISTS "{TEST_MODELS_TABLE}" (fingerprint text NOT NULL)')
+            conn.execute(f'DELETE FROM "{TEST_MODELS_TABLE}"')
+            conn.execute(f'INSERT INTO "{TEST_MODELS_TABLE}" VALUES (?)', (current,))
     finally:
         conn.execute("PRAGMA foreign_keys = ON")
