@@ -74,18 +74,20 @@ def _listed(names: list[str], most: int = 3) -> str:
 _behind: list[Any] = [None, None]  # the plan last asked about and the answer: pre_migrate comes once per app
 
 
-def _owned_tables_behind(using: str, plan: list) -> str | None:
-    """Why the tables tablemigrate owns on `using` are not current (None when they are, or when it owns
-    none there), read from its history and its migrations directory."""
+def _owned_tables_behind(using: str, plan: list | None) -> str | None:
+    """Why the tables tablemigrate owns on `using` are not current (None when they are, or when no
+    owned app there depends on tablemigrate for its tables: an app being adopted, W003, still has the
+    Django migrations that made them), read from its history and its migrations directory."""
     from . import conf
     from .build import managed_models
     from .errors import TablemigrateError
+    from .ownership import migration_names
     from .status import status
 
     if _behind[0] is plan:
         return _behind[1]
     why = None
-    if managed_models(using):
+    if any(not migration_names(m._meta.app_label) for m in managed_models(using)):
         try:
             directory = conf.existing_migrations_dir()
         except TablemigrateError:

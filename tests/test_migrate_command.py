@@ -178,3 +178,22 @@ def test_the_test_runner_still_builds_the_test_database(site, history):
     proc = manage(site, "test", "accounts", MIXEDSITE_TEST_MIGRATIONS=history)
     assert "Ran 1 test" in proc.stderr and "OK" in proc.stderr
     assert not list(site.glob("db.sqlite3*"))  # the real database was never touched
+
+
+def test_the_pre_migrate_backstop_leaves_an_app_being_adopted_to_its_django_migrations(settings):
+    """The backstop (for a `migrate` of another app that shadows tablemigrate's) refuses a forward plan
+    while the owned tables are behind, but not while the owned app still has the Django migrations that
+    made its tables (README, adopting a project: step 1 runs `migrate` before `baseline`)."""
+    from django.core.management import CommandError
+    from django.db.migrations import Migration
+
+    from tablemigrate.testing import refuse_migrate
+
+    step = (Migration("0002_more", "vendor"), False)  # a forward step of an app tablemigrate does not own
+    with pytest.raises(CommandError, match=r"`migrate` would apply Django migrations \(vendor.0002_more\) while "
+                                           "tablemigrate has no migrations yet"):
+        refuse_migrate("default", [step], test=False)
+    refuse_migrate("default", [step], test=True)  # the test database: the receiver builds it
+    refuse_migrate("default", [(step[0], True)], test=False)  # backwards: nothing can meet a missing table
+    settings.MIGRATION_MODULES = {"sampleapp": "tests"}  # sampleapp has Django migrations: adopting
+    refuse_migrate("default", [step], test=False)
