@@ -3,9 +3,10 @@
     from tablemigrate.coexist import DjangoMigrationsDisabled
     MIGRATION_MODULES = DjangoMigrationsDisabled()
 
-tells Django that no app has migrations of its own: `manage.py migrate` then leaves every table alone,
-and the test runner (Django's or pytest-django's) builds the test database straight from the models
-(`migrate --run-syncdb`), unless TABLEMIGRATE_TEST_MIGRATIONS switches it to the tablemigrate history.
+tells Django that no app has migrations of its own: tablemigrate owns every app, `manage.py migrate` on
+the real database is `manage.py tablemigrate run` (tablemigrate's `migrate` command), and the test runner
+(Django's or pytest-django's) builds the test database straight from the models (`migrate --run-syncdb`),
+unless TABLEMIGRATE_TEST_MIGRATIONS switches it to the tablemigrate history.
 This module imports nothing from Django, so settings can import it.
 """
 

@@ -60,13 +60,19 @@ class DjangoPlan:
 
     def split(self) -> tuple[DjangoPlan, bool]:
         """The migrations to apply before tablemigrate's modules, and whether more follow them: Django's
-        order ends at the first migration that declares a dependency on an app tablemigrate owns (a
-        third-party migration on the project's swappable user model, say, whose data step may read it),
-        as `migrate --run-syncdb` builds apps without migrations before any migration. What follows is
-        planned again once the owned tables exist (`plan`)."""
+        order ends at the first migration that comes after (in Django's graph, applied or not) one that
+        declares a dependency on an app tablemigrate owns. django-allauth's account.0001 declares one
+        on the project's swappable user model; its 0006, a data step that updates the user table,
+        declares only 0005, so it goes after the owned modules too, also when 0001 was applied by an
+        earlier run. `migrate --run-syncdb` likewise builds apps without migrations before any
+        migration. What follows is planned again once the owned tables exist (`plan`)."""
         owned = self.own.owned if self.own is not None else frozenset()
+        graph = self.executor.loader.graph if self.executor is not None else None
         for i, (migration, _backwards) in enumerate(self.steps):
-            if any(dep[0] in owned for dep in migration.dependencies):
+            key = (migration.app_label, migration.name)
+            lineage = [graph.nodes[k] for k in graph.forwards_plan(key)] if graph and key in graph.nodes \
+                else [migration]
+            if any(dep[0] in owned for m in lineage for dep in m.dependencies):
                 return DjangoPlan(self.wrapper, self.executor, self.steps[:i], self.targets, self.own), True
         return self, False
 

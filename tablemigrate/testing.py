@@ -6,15 +6,23 @@ This `pre_migrate` receiver runs first and applies the tablemigrate history to t
 default) nothing happens here and the tables come straight from the models. A reused test database
 (`--keepdb`, `--reuse-db`) already has its history, so nothing is re-applied. The history table is not
 a model, so the flushes between transactional tests leave it alone.
+
+On a real database the same receiver is the backstop of `manage.py migrate` (issue 23): Django's migrate
+may apply the other apps' Django migrations only when the tables tablemigrate owns are current.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import connections
+
+
+#: True while tablemigrate's `migrate` lets Django's run only to record migrations (`--fake`, `--prune`).
+records_only: ContextVar[bool] = ContextVar("tablemigrate_records_only", default=False)
 
 
 def enabled() -> bool:
@@ -30,7 +38,9 @@ def refuse_migrate(using: str, plan: list | None = None, test: bool = False) -> 
     """`migrate` may apply the Django migrations of the apps tablemigrate does not own; it refuses
     (one line, before anything changed) when its plan holds a migration of an app tablemigrate owns,
     and, on a real database, when tablemigrate owns every app (`DjangoMigrationsDisabled`): Django would
-    create half of it and then fail in a post_migrate receiver."""
+    create half of it and then fail in a post_migrate receiver; and when it would apply a migration while
+    the owned tables are not current (`_owned_tables_behind`): a third-party migration on the owned
+    user model would meet a missing table, after the ones before it had been applied."""
     from django.core.management import CommandError
 
     from .coexist import DjangoMigrationsDisabled
@@ -48,6 +58,48 @@ def refuse_migrate(using: str, plan: list | None = None, test: bool = False) -> 
         raise CommandError(f"tablemigrate owns app {app}, but `migrate` would apply its Django migrations "
                            f"({', '.join(theirs)}): delete {app}'s migrations folder, or "
                            f"{leave_out_hint(own, app)}; nothing was changed")
+    forward = [f"{m.app_label}.{m.name}" for m, backwards in plan or [] if not backwards]
+    if not test and forward and not records_only.get():
+        behind = _owned_tables_behind(using, plan)
+        if behind:
+            raise CommandError(f"`migrate` would apply Django migrations ({_listed(forward)}) while {behind}: "
+                               "run `manage.py tablemigrate run`, which applies both in the right order; "
+                               "nothing was changed", returncode=2)
+
+
+def _listed(names: list[str], most: int = 3) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+_behind: list[Any] = [None, None]  # the plan last asked about and the answer: pre_migrate comes once per app
+
+
+def _owned_tables_behind(using: str, plan: list | None) -> str | None:
+    """Why the tables tablemigrate owns on `using` are not current (None when they are, or when no
+    owned app there depends on tablemigrate for its tables: an app being adopted, W003, still has the
+    Django migrations that made them), read from its history and its migrations directory."""
+    from . import conf
+    from .build import managed_models
+    from .errors import TablemigrateError
+    from .ownership import migration_names
+    from .status import status
+
+    if _behind[0] is plan:
+        return _behind[1]
+    why = None
+    if any(not migration_names(m._meta.app_label) for m in managed_models(using)):
+        try:
+            directory = conf.existing_migrations_dir()
+        except TablemigrateError:
+            why = "tablemigrate has no migrations yet (no migrations directory)"
+        else:
+            wrapper = connections[using]
+            wrapper.ensure_connection()
+            pending = [p.stem for p in status(wrapper.connection, directory).pending]
+            if pending:
+                why = f"tablemigrate's migrations are pending ({_listed(pending)})"
+    _behind[:] = [plan, why]
+    return why
 
 
 def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs: Any) -> None:
