@@ -4,17 +4,16 @@ Backups are written with mode 0600 to a temporary name, checked with `PRAGMA qui
 file that was written), then renamed into place, so a file under the final name is always a complete,
 verified database. Directories made for them are 0700 and carry a `.gitignore` of `*`.
 
-Every backup belongs to one database: its name (automatic backups) or its directory (snapshots) holds
-`<stem>-<key>`, the key being a hash of the database file's resolved path (`database_key`), so two
-databases sharing a backup directory never list, prune or restore each other's files. A pin
-(`<stem>-<key>.pin`) names the backup taken before the first failed run; pruning never removes it
+Every backup belongs to one database, decided from the identity inside both (identity.py), so two
+databases sharing a backup directory never list, prune or restore each other's files, and a database
+moved or copied with its backups keeps them. Names carry `<stem>-<key>` (`database_tag`) for people. A
+pin (`<stem>-<key>.pin`) names the backup taken before the first failed run; pruning never removes it
 until a run succeeds.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import sqlite3
@@ -26,6 +25,8 @@ from pathlib import Path
 from . import progress
 from .errors import (SQLITE_BUSY, SQLITE_LOCKED, BackupError, CopyTimeout, NeedsPageRestore,  # noqa: F401
                      is_busy)
+from .identity import (AUTOMATIC, PIN_NAME, STAMP, Owner, database_key, database_tag,  # noqa: F401
+                       keep_identity, owner, read_identity, record_identity)
 from .sqltext import quote, readonly_uri, user_objects
 from .transaction import write_transaction
 
@@ -41,37 +42,6 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, (SystemExit, GeneratorExit)):
         return f"interrupted ({type(exc).__name__}{': ' + text if text else ''})"
     return text or type(exc).__name__
-
-
-# Identity of a database and of its backups ----------------------------------------------------------
-
-_STAMP = r"\d{8}T\d{6}_\d{6}Z"
-_KEY = r"[0-9a-f]{12}"
-_AUTOMATIC = re.compile(rf"(?P<tag>.+-(?P<key>{_KEY}))-{_STAMP}\.sqlite3")
-_TAG = re.compile(rf".+-(?P<key>{_KEY})")
-
-
-def database_key(db_path: Path) -> str:
-    """Which database a backup belongs to: a hash of the database file's resolved path. The file's stem
-    alone confused `app.db` with `app.sqlite3`, and two aliases sharing one backup directory."""
-    return hashlib.sha256(os.fsencode(os.path.realpath(db_path))).hexdigest()[:12]
-
-
-def database_tag(db_path: Path) -> str:
-    """`<stem>-<key>`: the stem for people reading a listing, the key to be unambiguous."""
-    return f"{db_path.stem}-{database_key(db_path)}"
-
-
-def origin_key(path: Path) -> str | None:
-    """The key of the database `path` was taken from, as recorded in its name (an automatic backup) or
-    its directory (a snapshot); None for a file tablemigrate did not write (or wrote before keys)."""
-    match = _AUTOMATIC.fullmatch(path.name)
-    if match:
-        return match["key"]
-    match = _TAG.fullmatch(path.parent.name)
-    if match and path.parent.parent.name == "snapshots" and path.suffix == ".sqlite3":
-        return match["key"]
-    return None
 
 
 def private_dir(path: Path) -> None:
@@ -137,13 +107,16 @@ def backup_name(db_path: Path) -> str:
     return f"{database_tag(db_path)}-{stamp}.sqlite3"
 
 
-def take_backup(conn: sqlite3.Connection, dest: Path) -> Path:
+def take_backup(conn: sqlite3.Connection, dest: Path, backups_dir: Path | None = None) -> Path:
     """Copy the database behind `conn` to `dest` (mode 0600), verified before it is trusted. On any
     exception, KeyboardInterrupt included, the half-written `<dest>.partial` is removed (a Ctrl-C once
-    left up to 164 MB behind); errors become BackupError/CopyTimeout, interrupts are re-raised as they are."""
+    left up to 164 MB behind); errors become BackupError/CopyTimeout, interrupts are re-raised as they are.
+    The database's identity is recorded first (`backups_dir`: its backups directory, by default the
+    directory of `dest`), so that the copy carries it."""
     tmp = dest.with_name(dest.name + ".partial")
     fd = -1
     try:
+        record_identity(conn, backups_dir or dest.parent)
         private_dir(dest.parent)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -273,16 +246,21 @@ def _recreate(conn: sqlite3.Connection, tables: dict[str, str]) -> None:
 def restore(conn: sqlite3.Connection, source: Path, *, verified: bool = False, timeout: float | None = None) -> None:
     """Copy `source` over the live database behind `conn`, through the backup API (safe with WAL and
     with other open connections, unlike replacing the file). `verified`: the caller just checked it.
-    A replicator's tables (REPLICATOR_TABLES) that the source lacks are created again."""
+    A replicator's tables (REPLICATOR_TABLES) that the source lacks are created again, and the live
+    database keeps its identity (a database without one takes the source's: a new file restored from a
+    backup continues that database)."""
     if not verified:
         verify(source)
     replicator = _tables(conn, "main", REPLICATOR_TABLES)
+    identity = read_identity(conn)
     src = sqlite3.connect(readonly_uri(source), uri=True)
     try:
         _copy(src, conn, f"restoring {source.name}", timeout)
     finally:
         src.close()
     _recreate(conn, replicator)
+    if identity is not None:
+        keep_identity(conn, identity)
 
 
 _ALIAS = "tablemigrate_backup"
@@ -396,13 +374,17 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection, what: str, tim
         shown.clear()
 
 
-def automatic_backups(directory: Path, db_path: Path) -> list[Path]:
-    """Automatic backups of this database, oldest first: exactly `<stem>-<key>-<timestamp>.sqlite3`, so
-    the backups of `app.sqlite3` are never taken for those of `app.db` or `app-archive.sqlite3`."""
+def automatic_backups(directory: Path, db_path: Path, who: Owner | None = None) -> list[Path]:
+    """Automatic backups of this database, oldest first (by the time in their names, whatever their
+    tag: a moved database's backups carry its earlier path's). Each file named as an automatic backup
+    is asked whether it is this database's (`Owner.owns`), so the backups of `app.sqlite3` are never
+    taken for those of `app.db`, nor those of a database that shares the directory."""
     if not directory.is_dir():
         return []
-    pattern = re.compile(re.escape(database_tag(db_path)) + rf"-{_STAMP}\.sqlite3")
-    return sorted(p for p in directory.iterdir() if pattern.fullmatch(p.name))
+    who = who or owner(db_path)
+    found = [(match["stamp"], p) for p in directory.iterdir()
+             if (match := AUTOMATIC.fullmatch(p.name)) and p.is_file() and who.owns(p)]
+    return [p for _stamp, p in sorted(found)]
 
 
 # The pin: the backup that holds the database as it was before the first failed run --------------
@@ -411,17 +393,31 @@ def pin_path(directory: Path, db_path: Path) -> Path:
     return directory / f"{database_tag(db_path)}.pin"
 
 
-def pinned(directory: Path, db_path: Path) -> Path | None:
-    """The pinned backup of this database, if the pin names one of its automatic backups that still
-    exists (a pin naming anything else, or a deleted file, pins nothing: the next run pins afresh)."""
-    try:
-        name = pin_path(directory, db_path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
+def _pins(directory: Path, db_path: Path, who: Owner) -> list[tuple[Path, Path]]:
+    """(pin, the backup it pins) for each pin in `directory` that names an existing automatic backup of
+    this database: the one under its own tag first, then any written under an earlier path (a pin
+    survives a move). A pin naming anything else pins nothing: the next run pins afresh."""
+    own = pin_path(directory, db_path)
+    found = sorted((p for p in directory.iterdir() if PIN_NAME.fullmatch(p.name)), key=lambda p: (p != own, p.name))
+    out = []
+    for pin_file in found:
+        try:
+            name = pin_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        held = directory / name
+        if AUTOMATIC.fullmatch(name) and held.is_file() and who.owns(held):
+            out.append((pin_file, held))
+    return out
+
+
+def pinned(directory: Path, db_path: Path, who: Owner | None = None) -> Path | None:
+    """The pinned backup of this database, if a pin names one of its automatic backups that still
+    exists."""
+    if not directory.is_dir():
         return None
-    match = _AUTOMATIC.fullmatch(name)
-    if not match or match["tag"] != database_tag(db_path) or not (directory / name).is_file():
-        return None
-    return directory / name
+    found = _pins(directory, db_path, who or owner(db_path))
+    return found[0][1] if found else None
 
 
 def pin(directory: Path, db_path: Path, backup: Path) -> None:
@@ -452,10 +448,18 @@ def pin(directory: Path, db_path: Path, backup: Path) -> None:
 def unpin(directory: Path, db_path: Path) -> None:
     """The failing streak is over: a run succeeded, a run found nothing pending (the failing module was
     removed, or a signal came after every migration had committed), or a restore chose a state. The
-    pinned backup is an ordinary one again (pruned by age); the next failing run pins its own."""
-    path = pin_path(directory, db_path)
-    if os.path.lexists(path):
-        path.unlink(missing_ok=True)
+    pinned backup is an ordinary one again (pruned by age); the next failing run pins its own. Cheap
+    when there is no pin (a `run` with nothing pending calls it): one listing of the directory, no
+    file opened."""
+    if not directory.is_dir():
+        return
+    own = pin_path(directory, db_path)
+    others = [p for p in directory.iterdir() if PIN_NAME.fullmatch(p.name) and p != own]
+    found = [pin_file for pin_file, _held in _pins(directory, db_path, owner(db_path))] if others else []
+    found += [own] if os.path.lexists(own) else []
+    for pin_file in dict.fromkeys(found):
+        pin_file.unlink(missing_ok=True)
+    if found:
         _fsync(directory)
 
 
@@ -464,15 +468,16 @@ def prune(directory: Path, db_path: Path, keep: int) -> list[Path]:
     the place of the oldest of those `keep` (so a crash-looping start still keeps `keep` files; with
     keep=1, the newest stays too, so 2). Also removes half-written ones a killed run left (`.partial`:
     never trusted, and the caller holds the runner lock, so none is being written)."""
-    backups = automatic_backups(directory, db_path)
+    who = owner(db_path)
+    backups = automatic_backups(directory, db_path, who)
     kept = backups[-keep:] if keep > 0 else []
-    held = pinned(directory, db_path)
+    held = pinned(directory, db_path, who)
     if held is not None and held not in kept:
         kept = kept[1:] if len(kept) > 1 else kept
         kept.append(held)
     removed = [p for p in backups if p not in kept]
     if directory.is_dir():
-        pattern = re.compile(re.escape(database_tag(db_path)) + rf"-{_STAMP}\.sqlite3\.partial")
+        pattern = re.compile(re.escape(database_tag(db_path)) + rf"-{STAMP}\.sqlite3\.partial")
         removed += [p for p in directory.iterdir() if pattern.fullmatch(p.name)]
     for path in removed:
         path.unlink(missing_ok=True)

@@ -13,6 +13,8 @@ from .transaction import write_transaction
 HISTORY_TABLE = "tablemigrate_history"
 #: The models' fingerprint a test database built from the models was built for (tablemigrate.testing).
 TEST_MODELS_TABLE = "tablemigrate_test_models"
+#: The database's identity (one row, written before its first backup), which its backups carry (backup.py).
+IDENTITY_TABLE = "tablemigrate_identity"
 
 _CREATE = (f'CREATE TABLE IF NOT EXISTS "{HISTORY_TABLE}" ('
            '"id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NOT NULL UNIQUE, '

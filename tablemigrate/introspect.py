@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from . import cache, sqltext
 from .schema import Check, Column, ForeignKey, Index, Schema, Table, Trigger, Unique, View, table_digest
-from .history import HISTORY_TABLE, TEST_MODELS_TABLE  # noqa: F401 (importable from here too)
+from .history import HISTORY_TABLE, IDENTITY_TABLE, TEST_MODELS_TABLE  # noqa: F401 (importable from here too)
 from .sqltext import Token
 
 # Tables that belong to SQLite, to tablemigrate, or to Django's own migration bookkeeping.
-INTERNAL_TABLES = frozenset({HISTORY_TABLE, TEST_MODELS_TABLE, "django_migrations"})
+INTERNAL_TABLES = frozenset({HISTORY_TABLE, TEST_MODELS_TABLE, IDENTITY_TABLE, "django_migrations"})
 
 COLUMN_CONSTRAINT_WORDS = frozenset({
     "constraint", "primary", "not", "null", "unique", "check", "default", "collate",

@@ -1,11 +1,11 @@
 """Named snapshots, the listing of snapshots and automatic backups, and restore from either.
 
 Snapshots are full copies made with the online backup API (mode 0600, checked), kept in
-`<backups>/snapshots/<stem>-<key>/<name>.sqlite3` (one directory per database, see
-`backup.database_key`), never pruned. A restore refuses a file taken from another database unless the
-live one is empty or the caller says so; it takes a safety backup of the current state first, copies
-through the backup API onto the live database (safe with WAL and with other open connections) and
-folds the WAL back into the file, all under the runner lock.
+`<backups>/snapshots/<stem>-<key>/<name>.sqlite3` (one directory per path of a database; which database
+a snapshot belongs to is decided from its content, see identity.py), never pruned. A restore refuses a
+file taken from another database unless the live one is empty or the caller says so; it takes a safety
+backup of the current state first, copies through the backup API onto the live database (safe with WAL
+and with other open connections) and folds the WAL back into the file, all under the runner lock.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from . import backup as backups
 from .errors import ConfigurationError, RestoreRefused, is_readonly  # noqa: F401
 from .history import HISTORY_TABLE
+from .identity import TAG
 from .lock import run_lock
 from .sqltext import readonly_uri
 from .transaction import write_transaction
@@ -46,9 +47,35 @@ def snapshot_dir(backups_dir: Path, db_path: Path | None = None) -> Path:
 
 
 def snapshot_path(backups_dir: Path, name: str, db_path: Path | None = None) -> Path:
-    """The snapshot `name` of the database at `db_path`. Without `db_path` the path is in the shared
-    directory; `restore` then takes it to mean this database's snapshot of that name."""
+    """Where the snapshot `name` of the database at `db_path` is written. Without `db_path` the path is
+    in the shared directory; `restore` then takes it to mean this database's snapshot of that name."""
     return snapshot_dir(backups_dir, db_path) / f"{check_name(name)}.sqlite3"
+
+
+def own_snapshots(backups_dir: Path, db_path: Path, who: backups.Owner | None = None) -> list[Path]:
+    """The snapshots of this database, in every `snapshots/<stem>-<key>/` directory (those it took
+    under an earlier path too), by name."""
+    shared = snapshot_dir(backups_dir)
+    if not shared.is_dir():
+        return []
+    who = who or backups.owner(db_path)
+    found = [p for directory in shared.iterdir() if directory.is_dir() and TAG.fullmatch(directory.name)
+             for p in directory.glob("*.sqlite3") if p.is_file() and who.owns(p)]
+    return sorted(found, key=lambda p: (p.stem, str(p)))
+
+
+def find_snapshot(backups_dir: Path, name: str, db_path: Path) -> Path:
+    """This database's snapshot `name`: under its present path's directory, else the one it took under
+    an earlier path (the path it would be written to when there is none: a restore says "no such
+    file")."""
+    here = snapshot_path(backups_dir, name, db_path)
+    if here.exists():
+        return here
+    found = [p for p in own_snapshots(backups_dir, db_path) if p.stem == name]
+    if len(found) > 1:
+        raise ConfigurationError(f"this database has more than one snapshot {name!r} ({', '.join(map(str, found))}); "
+                                 "restore one with --backup FILE")
+    return found[0] if found else here
 
 
 def database_path(conn: sqlite3.Connection) -> Path:
@@ -60,10 +87,12 @@ def database_path(conn: sqlite3.Connection) -> Path:
 
 
 def take_snapshot(conn: sqlite3.Connection, backups_dir: Path, name: str, db_path: Path | None = None) -> Path:
-    path = snapshot_path(backups_dir, name, db_path or database_path(conn))
-    if path.exists():
-        raise ConfigurationError(f"snapshot {name!r} already exists ({path}); choose another name")
-    return backups.take_backup(conn, path)
+    db_path = db_path or database_path(conn)
+    path = snapshot_path(backups_dir, name, db_path)
+    existing = find_snapshot(backups_dir, name, db_path)
+    if existing.exists():
+        raise ConfigurationError(f"snapshot {name!r} already exists ({existing}); choose another name")
+    return backups.take_backup(conn, path, backups_dir)
 
 
 @dataclass(frozen=True)
@@ -95,12 +124,11 @@ def _entry(kind: str, name: str, path: Path) -> Entry:
 
 
 def listing(backups_dir: Path, db_path: Path) -> list[Entry]:
-    """Named snapshots of this database (by name), then its automatic backups (oldest first). Files of
-    other databases sharing `backups_dir` are not listed."""
-    own = snapshot_dir(backups_dir, db_path)
-    snaps = sorted(own.glob("*.sqlite3")) if own.is_dir() else []
-    out = [_entry("snapshot", p.stem, p) for p in snaps]
-    out += [_entry("backup", p.name, p) for p in backups.automatic_backups(backups_dir, db_path)]
+    """Named snapshots of this database (by name), then its automatic backups (oldest first), those it
+    took under an earlier path included. Files of other databases sharing `backups_dir` are not listed."""
+    who = backups.owner(db_path)
+    out = [_entry("snapshot", p.stem, p) for p in own_snapshots(backups_dir, db_path, who)]
+    out += [_entry("backup", p.name, p) for p in backups.automatic_backups(backups_dir, db_path, who)]
     return out
 
 
@@ -154,16 +182,13 @@ def _is_empty(conn: sqlite3.Connection) -> bool:
 def check_origin(conn: sqlite3.Connection, db_path: Path, source: Path, allow_other_database: bool) -> None:
     """Refuse to restore a file that was not taken from this database (or whose origin is unknown) over
     a database that holds anything, unless `allow_other_database`: a backup of `app.db` restored over
-    `app.sqlite3` silently replaces one application's data with another's. Onto an empty database
-    (disaster recovery onto a new file) any verified file is accepted."""
-    origin = backups.origin_key(source)
-    if origin == backups.database_key(db_path) or allow_other_database or _is_empty(conn):
+    `app.sqlite3` silently replaces one application's data with another's. What the file holds decides
+    (its identity, see identity.py), not its name. Onto an empty database (disaster recovery onto a new
+    file) any verified file is accepted."""
+    why = backups.owner(db_path, conn).refusal(source)
+    if why is None or allow_other_database or _is_empty(conn):
         return
-    what = (f"{source} was taken from another database (key {origin}; {db_path} has key "
-            f"{backups.database_key(db_path)})" if origin is not None else
-            f"{source} does not record which database it was taken from (not written by tablemigrate, "
-            "or by a version before backups named their database)")
-    raise RestoreRefused(f"refusing to restore: {what}; nothing was changed. If it really is meant for "
+    raise RestoreRefused(f"refusing to restore: {source} {why}; nothing was changed. If it really is meant for "
                          f"{db_path}, restore it with allow_other_database=True (`restore --from-other-database`)")
 
 
@@ -171,7 +196,7 @@ def _own_snapshot(source: Path, backups_dir: Path, db_path: Path) -> Path:
     """A path in the shared snapshots directory that does not exist (built without the database, as
     `snapshot_path(dir, name)`) means this database's snapshot of that name."""
     if not source.exists() and source.parent == snapshot_dir(backups_dir) and _NAME.fullmatch(source.stem):
-        own = snapshot_path(backups_dir, source.stem, db_path)
+        own = find_snapshot(backups_dir, source.stem, db_path)
         if own.exists():
             return own
     return source

@@ -150,14 +150,20 @@ def test_a_run_killed_while_applying_leaves_its_backup_pinned(project, tmp_path)
     assert backups.pinned(target.backups_dir, target.path) is None
 
 
-def test_a_failed_run_pins_its_backup_and_the_pin_counts_within_keep(project):
-    target, d = project
+def failed_once(target, d):
+    """Applied 0001, then a failed run (0002_bad fails on every run): returns the backup it pinned."""
     runner.run(target, d)
     module(d, "0002_bad", "up = ['INSERT INTO t (id) VALUES (1)']\n")
     with pytest.raises(MigrationFailed):
         runner.run(target, d, keep=2)
-    first = backups.pinned(target.backups_dir, target.path)
-    assert first is not None
+    held = backups.pinned(target.backups_dir, target.path)
+    assert held is not None
+    return held
+
+
+def test_a_failed_run_pins_its_backup_and_the_pin_counts_within_keep(project):
+    target, d = project
+    first = failed_once(target, d)
     for _ in range(3):
         with pytest.raises(MigrationFailed, match=f"backup {first} is kept until a run succeeds"):
             runner.run(target, d, keep=2)

@@ -325,8 +325,10 @@ def test_prompts_without_a_terminal_end_their_line(edge, monkeypatch, capsys):
 def test_restore_of_another_databases_file_needs_from_other_database(example, tmp_path):  # noqa: F811
     db = example / "example_project" / "db.sqlite3"
     manage(example, "run", "--noinput")
-    foreign = tmp_path / "copied-by-hand.sqlite3"
-    shutil.copy(db, foreign)  # no recorded origin: could be any database's
+    foreign = tmp_path / "made-by-hand.sqlite3"
+    made = sqlite3.connect(foreign)  # no recorded origin: could be any database's
+    made.execute("CREATE TABLE t (x)")
+    made.close()
     refused = manage(example, "restore", "--backup", str(foreign), "--noinput", check=False)
     assert refused.returncode == 2 and "--from-other-database" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1

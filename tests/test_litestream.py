@@ -335,7 +335,7 @@ def test_restore_keeps_the_tables_a_replicator_keeps_in_the_live_database(tmp_pa
     conn.execute("INSERT INTO _litestream_seq VALUES (1, 7)")
     snapshots.restore(conn, db, snap, backups_dir, lock_timeout=3)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"t", "_litestream_seq", "_litestream_lock"}
+    assert tables == {"t", "_litestream_seq", "_litestream_lock", "tablemigrate_identity"}
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM _litestream_seq").fetchone() == (0,)  # its rows: the source's
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -359,7 +359,7 @@ def test_failed_run_restore_keeps_the_tables_a_replicator_keeps_in_the_live_data
     conn.execute("INSERT INTO _litestream_seq VALUES (1, 7)")
     assert backup.restore_in_transaction(conn, saved, lambda _conn: True)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert tables == {"t", "_litestream_seq", "_litestream_lock"}
+    assert tables == {"t", "_litestream_seq", "_litestream_lock", "tablemigrate_identity"}
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
     assert conn.execute("SELECT * FROM _litestream_seq").fetchall() == [(1, 7)]  # untouched
     conn.close()

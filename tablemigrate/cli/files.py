@@ -60,9 +60,9 @@ class FileCommands(CommandParts):
         self._say(self.style.SUCCESS(f"Restored {source}; the previous state was saved to {safety}"))
 
     @staticmethod
-    def _restore_source(options: dict[str, Any], backups_dir: Path, db_path: Path | None = None) -> Path:
+    def _restore_source(options: dict[str, Any], backups_dir: Path, db_path: Path) -> Path:
         from tablemigrate import snapshots
 
-        if options["name"] is not None:  # this database's snapshot of that name (its own directory)
-            return snapshots.snapshot_path(backups_dir, options["name"], db_path)
+        if options["name"] is not None:  # this database's snapshot of that name (taken here or before a move)
+            return snapshots.find_snapshot(backups_dir, options["name"], db_path)
         return snapshots.resolve_backup(backups_dir, options["backup"])
