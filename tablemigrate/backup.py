@@ -202,11 +202,15 @@ def _held_fd(name: str) -> int:
     st = os.stat(name)
     key = (st.st_dev, st.st_ino)
     if key not in _HELD:
-        _HELD[key] = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+        _HELD[key] = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOINHERIT", 0))
     return _HELD[key]
 
 
 def _fsync(path: Path) -> None:
+    """Make `path` durable; for a directory, the renames in it. Windows cannot open a directory as a file
+    and needs no such sync (NTFS journals its directory entries), so there it is a no-op."""
+    if os.name == "nt" and path.is_dir():
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -15,9 +15,11 @@
 
 Nothing is invalidated by time or by hand: other content has another key, and each kind keeps only
 its newest entries (A: the one written and the one the run started from; tables: those the last
-runs used, while they are at most a few times what one run uses). Files live in `$TMPDIR/tablemigrate-cache-<uid>/`, a 0700 directory of this user
-(mode 0600 files); a cache file anywhere else, or not private, is not read. A cache that cannot be
-read or written costs time, nothing else.
+runs used, while they are at most a few times what one run uses). Files live in
+`$TMPDIR/tablemigrate-cache-<uid>/`, a 0700 directory of this user (mode 0600 files); on Windows, which
+has no user ids, in `tablemigrate-cache` of the user's own temporary directory (`%LOCALAPPDATA%\\Temp`,
+which only that user can write). A cache file anywhere else, or not private, is not read. A cache that
+cannot be read or written costs time, nothing else.
 """
 
 from __future__ import annotations
@@ -40,17 +42,24 @@ FORMAT = 3
 
 
 def path(directory: Path, suffix: str) -> Path:
-    """A file of this project's private cache: `$TMPDIR/tablemigrate-cache-<uid>/<project><suffix>`."""
+    """A file of this project's private cache: `$TMPDIR/tablemigrate-cache-<uid>/<project><suffix>`
+    (`tablemigrate-cache` where the system has no user ids: Windows, whose temporary directory is the
+    user's own)."""
     digest = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:20]
-    return Path(tempfile.gettempdir()) / f"tablemigrate-cache-{os.getuid()}" / f"{digest}{suffix}"
+    owner = f"-{os.getuid()}" if hasattr(os, "getuid") else ""
+    return Path(tempfile.gettempdir()) / f"tablemigrate-cache{owner}" / f"{digest}{suffix}"
 
 
 def is_private(file: Path) -> bool:
-    """True when `file`'s directory is this user's own, mode 0700 (nobody else could have written it)."""
+    """True when `file`'s directory is this user's own, mode 0700 (nobody else could have written it).
+    Without user ids and modes (Windows), the directory's place decides: `path` puts it in the user's
+    own temporary directory, whose access list admits that user alone."""
     try:
         st = file.parent.stat()
     except OSError:
         return False
+    if not hasattr(os, "getuid"):
+        return file.parent.parent == Path(tempfile.gettempdir())
     return st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
 
 

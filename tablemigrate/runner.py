@@ -11,6 +11,7 @@ the drift report tablemigrate.drift. Their names stay importable from here.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def _guarded(target: Target, direction: str, select: Callable[[], Work],
 
 
 def _locked(target: Target, lock_timeout: float):
-    return run_lock(target.path or Path(f"/tmp/tablemigrate-memory-{target.alias}"), lock_timeout)
+    return run_lock(target.path or Path(tempfile.gettempdir()) / f"tablemigrate-memory-{target.alias}", lock_timeout)
 
 
 def run(target: Target, directory: Path, *, allow_destructive: bool = False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -19,6 +20,17 @@ class AutoValue(Questioner):
 
     def value(self, question: str) -> str | None:
         return "0"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def copy_example_project(into: Path) -> Path:
+    """The repository's manage.py and example_project copied into `into`, without databases or backups."""
+    shutil.copy(ROOT / "manage.py", into)
+    shutil.copytree(ROOT / "example_project", into / "example_project",
+                    ignore=shutil.ignore_patterns("*.sqlite3*", "backups", "__pycache__"))
+    return into
 
 
 def module(directory: Path, name: str, text: str) -> None:

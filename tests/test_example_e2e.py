@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import copy_example_project
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def example(tmp_path):
-    shutil.copy(ROOT / "manage.py", tmp_path)
-    shutil.copytree(ROOT / "example_project", tmp_path / "example_project",
-                    ignore=shutil.ignore_patterns("*.sqlite3*", "backups", "__pycache__"))
-    return tmp_path
+    return copy_example_project(tmp_path)
 
 
 def manage(cwd, *args, check=True):

@@ -18,7 +18,8 @@ from .base import CommandState
 
 
 #: 128 + the signal number, the shell's convention for "ended by a signal" (`$?` after a Ctrl-C is 130).
-EXIT_SIGPIPE = 128 + signal.SIGPIPE
+#: Windows has no SIGPIPE; a closed pipe there exits with the same status (13 is SIGPIPE on every POSIX).
+EXIT_SIGPIPE = 128 + getattr(signal, "SIGPIPE", 13)
 
 
 #: Objects the interpreter itself keeps in the permanent generation (375 on CPython 3.12 at startup, 0 on
