@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
     modules leave out, one line per kind: other apps' tables, tables no owned model has, and the views
     and triggers that need tables the modules do not make (`made_by_sql`: the modules carry the others)."""
     conn = target.conn
-    lock_path = target.path or Path(f"/tmp/tablemigrate-memory-{target.alias}")
+    lock_path = target.path or Path(tempfile.gettempdir()) / f"tablemigrate-memory-{target.alias}"
     with run_lock(lock_path, lock_timeout):
         if history.applied(conn):
             raise ConfigurationError("this database already has tablemigrate history; baseline is only for a "

@@ -2,7 +2,7 @@
 
 The operating system releases it when the holder dies, so a container killed mid-migration leaves no
 stale lock. POSIX: `flock` on the whole file; Windows: `msvcrt.locking` on its first byte. Each module
-is imported only on its own platform, when a lock is taken (decision 116: the same two primitives the
+is imported only on its own platform, when a lock is taken (decision 122: the same two primitives the
 `filelock` package wraps, without its 30-50 ms of imports on every `run`).
 """
 
