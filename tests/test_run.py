@@ -473,3 +473,25 @@ def test_a_table_counted_empty_that_gets_rows_before_its_migration_runs_is_not_d
     runner.run(target, d)
     with app_commits_before(target, "allowed"):  # --allow-destructive: losses are accepted, not checked again
         assert [m.name for m in runner.revert(target, d, allow_destructive=True)] == ["0003_again"]
+
+
+def test_a_table_that_gets_rows_while_a_human_decides_is_asked_about_not_dropped(project):
+    target, d = project
+    module(d, "0002_e", "up = ['CREATE TABLE e (v)']\n")
+    runner.run(target, d)
+    module(d, "0003_drop_t", "destructive = ['drops table t']\nup = ['DROP TABLE t']\n")
+    module(d, "0004_drop_e", "destructive = ['drops table e']\nup = ['DROP TABLE e']\n")
+    asked = []
+
+    def answer(text):  # the question is about t only (e is empty); meanwhile the application writes e
+        asked.append(text)
+        other = sqlite3.connect(target.path)
+        other.execute("INSERT INTO e VALUES ('written while deciding')")
+        other.commit()
+        other.close()
+        return True
+
+    with pytest.raises(NotConfirmed, match=r"\(0004_drop_e: drops table e; 0004_drop_e: dropping e deletes 1 row"):
+        runner.run(target, d, confirm=answer)
+    assert len(asked) == 1 and "0003_drop_t" in asked[0] and "0004_drop_e" not in asked[0]
+    assert [a.name for a in runner.status(target.conn, d).applied] == ["0001_create", "0002_e"]
