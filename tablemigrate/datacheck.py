@@ -9,10 +9,16 @@ what it *would* lose or trip over on this database, before anything is changed:
 - **losses**: values that would be dropped or changed (a dropped table or column that holds data, a
   rebuild that does not copy a column, a copy expression or type change that alters stored values).
   Applying needs confirmation.
+- **nothing to lose**: a migration every step of which the check can read, and whose every table it
+  could lose rows from (one it drops, drops a column of, rebuilds, fills or writes) is certainly empty
+  when it runs: live and empty (nothing writes it earlier in the run), or created earlier in the same
+  run with nothing written into it since. Its module's `destructive` flags (what it *can* lose) then
+  need no confirmation on this database (`Assessment.lose_nothing`).
 
 Every query is read-only against the live database (type-conversion probes use a TEMP table). A step
-whose table or column does not exist yet (created by an earlier pending migration) is not checked here;
-the constraints themselves still stop the migration at apply time, and the database is restored.
+whose table or column does not exist yet (created by an earlier pending migration) is not checked for
+violations here; the constraints themselves still stop the migration at apply time, and the database is
+restored. Dropping such a table is a loss when earlier steps of the run may have written rows into it.
 """
 
 from __future__ import annotations
@@ -95,6 +101,13 @@ class _RunState:
     table_origin: dict[str, str] = field(default_factory=dict)  # current name lower -> live name
     column_names: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> {live col: current}
     shadows: set[str] = field(default_factory=set)  # virtual tables' shadow tables in the live database
+    # Tables this run creates (current lower names; a live table of the same name was dropped first):
+    # their rows are only what the run writes. `fresh`: those no step has written into since.
+    created: set[str] = field(default_factory=set)
+    fresh: set[str] = field(default_factory=set)
+    # Something outside these migrations writes first (the run's Django migrations, data steps included):
+    # a live table that is empty now is not known to be empty when they run.
+    others_write_first: bool = False
 
 
 class _Checker:
@@ -102,6 +115,11 @@ class _Checker:
         self.conn = conn
         self.migration = migration
         self.findings: list[Finding] = []
+        self.loses_nothing = True  # until a step may lose rows, or cannot be read
+        # Live tables counted empty, named as they are when the migration starts (its transaction checks
+        # them again: the application may write one in between). At the start: live name -> current.
+        self.counted: list[str] = []
+        self._names_at_start = {live.lower(): current for current, live in state.table_origin.items()}
         self.state = state
         self.changed = state.changed
         self.read_from = state.read_from
@@ -109,6 +127,9 @@ class _Checker:
         self.column_names = state.column_names
 
     def source(self, table: str) -> _Source | None:
+        """The live table `table` stands for at this point of the run; None for one the run created."""
+        if table.lower() in self.state.created:
+            return None
         live_name = self.table_origin.get(table.lower(), table)
         live = _live_columns(self.conn, live_name)
         if live is None:
@@ -123,6 +144,10 @@ class _Checker:
 
     def rename_table(self, old: str, new: str) -> None:
         self.table_origin[new.lower()] = self.table_origin.pop(old.lower(), old)
+        for tables in (self.state.created, self.state.fresh):
+            if old.lower() in tables:
+                tables.discard(old.lower())
+                tables.add(new.lower())
         if old.lower() in self.column_names:
             self.column_names[new.lower()] = self.column_names.pop(old.lower())
 
@@ -134,10 +159,40 @@ class _Checker:
     def add(self, kind: str, message: str) -> None:
         self.findings.append(Finding(self.migration.name, kind, message))
 
+    def empty(self, table: str) -> bool:
+        """Whether `table` certainly holds no row at this point of the run."""
+        key = table.lower()
+        if key in self.state.created:
+            return key in self.state.fresh
+        if self.state.others_write_first or self._rows_changed(table):
+            return False
+        src = self.source(table)
+        if src is None or _count(self.conn, f"SELECT EXISTS (SELECT 1 FROM {src.sql})"):
+            return False
+        live = self.table_origin.get(key, table)
+        self.counted.append(self._names_at_start.get(live.lower(), live))
+        return True
+
+    def may_lose(self, tables: list[str]) -> None:
+        """A step that can lose rows of `tables`: unless they are all empty, the migration may lose some."""
+        if self.loses_nothing and not all(self.empty(t) for t in tables):
+            self.loses_nothing = False
+
+    def python(self) -> None:
+        """A step the check cannot read (Python): it may write, or lose, anything."""
+        self.unreadable()
+        self.changed.add("*")
+
+    def unreadable(self) -> None:
+        """A step the check could not follow: what it loses is unknown, and so are the rows it writes."""
+        self.loses_nothing = False
+        self.state.fresh.clear()
+
     # RebuildTable ------------------------------------------------------------------------------
 
     def rebuild(self, step: RebuildTable) -> None:
         conn, table = self.conn, step.table
+        self.may_lose([table])
         src = self.source(table)
         if src is None:
             return
@@ -219,6 +274,7 @@ class _Checker:
     def fill(self, step: FillColumn) -> None:
         """A column set to its default in every row (or every NULL): values it holds now are replaced.
         Only its own table's rows change; later steps are still checked against everything else."""
+        self.may_lose([step.table])
         src = self.source(step.table)
         key = step.column.lower()
         if src is not None and key in src.columns and not step.only_null:
@@ -228,6 +284,7 @@ class _Checker:
                 self.add("loss", f"{_rows(n, 'value')} in {step.table}.{name} would be replaced by {step.describe()}"
                                  + self._estimate(step.table))
         self.changed.add(step.table.lower())
+        self.state.fresh.discard(step.table.lower())  # its value may come from Python (a callable default)
 
     def _live_table(self, table: str, src: _Source) -> Table | None:
         """The live table's structure, when the copy reads it under its own names (no renames)."""
@@ -312,16 +369,28 @@ class _Checker:
     def statement(self, sql: str, effects: Effects) -> None:
         """A plain-SQL statement, by what SQLite reported it does on the schema copy (`effects`):
         quoting, `main.` and the statement's shape are SQLite's business, not ours."""
+        state = self.state
+        made = {t.lower() for t in effects.created_tables}
+        self.may_lose([t for t in effects.dropped_tables if t.lower() not in state.shadows]
+                      + [t for t, _column in effects.dropped_columns]
+                      + [t for t in effects.written if t.lower() not in made])
         for table in effects.dropped_tables:
+            copied = (" (an earlier statement copies from it: confirm the copy keeps what you need)"
+                      if table.lower() in self.read_from else "")
+            if table.lower() in state.created:  # made by this run: it holds what the run wrote into it
+                if table.lower() not in state.fresh:
+                    self.add("loss", f"dropping {table} deletes the rows earlier steps of this run write into it"
+                                     + copied)
+                state.created.discard(table.lower())
+                state.fresh.discard(table.lower())
+                continue
             src = self.source(table)
-            if src is None or table.lower() in self.state.shadows:  # shadows go with their virtual table
+            if src is None or table.lower() in state.shadows:  # shadows go with their virtual table
                 continue
             n = _count(self.conn, f"SELECT count(*) FROM {src.sql}")
             if n or self._rows_changed(table):
                 # Whether an earlier INSERT ... SELECT kept those rows (all of them? every column?) is
                 # known only by running it: a drop of rows is always a loss to confirm.
-                copied = (" (an earlier statement copies from it: confirm the copy keeps what you need)"
-                          if table.lower() in self.read_from else "")
                 rows = _rows(n) if n else "the rows earlier steps of this run write into it"
                 self.add("loss", f"dropping {table} deletes {rows}{copied}" + (self._estimate(table) if n else ""))
         for table, column in effects.dropped_columns:
@@ -335,8 +404,11 @@ class _Checker:
             self.rename_table(old, new)
         for table, old, new in effects.renamed_columns:
             self.rename_column(table, old, new)
+        state.created |= made
+        state.fresh |= made
         # Rows written by hand (INSERT/UPDATE/DELETE, triggers included) are no longer the live rows.
         self.changed.update(t.lower() for t in effects.written)
+        state.fresh.difference_update(t.lower() for t in effects.written)
         self.read_from.update(t.lower() for t in effects.read)
         if sqltext.tokenize(sql)[:2] and [t.keyword() for t in sqltext.tokenize(sql)[:2]] == ["create", "unique"]:
             self._unique_index(sqltext.tokenize(sql))
@@ -358,17 +430,34 @@ class _Checker:
         self._duplicates(src.sql, columns, where, f"{table} ({', '.join(columns)}) under a new unique index")
 
 
+@dataclass
+class Assessment:
+    findings: list[Finding]
+    lose_nothing: set[str]  # migrations that certainly lose no row on this database (module docstring)
+    # ... and, for each, the live tables that must still be empty when it starts (counted empty here)
+    still_empty: dict[str, list[str]] = field(default_factory=dict)
+
+
 def check(conn: sqlite3.Connection, migrations: list[Migration], direction: str = "up",
           effects: dict[StatementKey, Effects] | None = None) -> list[Finding]:
     """Findings for `migrations` (applied in order, `direction`) against the rows `conn` holds now.
     `effects`: what the rehearsal on the schema copy saw each statement do (rehearsed here if None)."""
+    return assess(conn, migrations, direction, effects).findings
+
+
+def assess(conn: sqlite3.Connection, migrations: list[Migration], direction: str = "up",
+           effects: dict[StatementKey, Effects] | None = None, others_write_first: bool = False) -> Assessment:
+    """The findings, and which migrations certainly lose nothing here. `others_write_first`: something
+    else writes to the database before these migrations run (the run's Django migrations)."""
     if effects is None:
         effects = rehearse(conn, migrations, direction)
     findings: list[Finding] = []
+    lose_nothing: set[str] = set()
+    still_empty: dict[str, list[str]] = {}
     # Tables whose rows an earlier pending step changes are not checked for violations (an UPDATE may
     # fix the NULLs a NOT NULL rebuild meets; the constraints still stop the migration at apply time, and
     # the database is restored), but their losses are always counted, on the rows as they are now.
-    state = _RunState(shadows=shadow_tables(conn))
+    state = _RunState(shadows=shadow_tables(conn), others_write_first=others_write_first)
     for m in migrations:
         checker = _Checker(conn, m, state)
         for number, step in enumerate(m.steps(direction), 1):
@@ -379,12 +468,20 @@ def check(conn: sqlite3.Connection, migrations: list[Migration], direction: str 
                     checker.fill(step)
                 elif isinstance(step, str):
                     for index, sql in enumerate(sqltext.split_statements(step)):
-                        checker.statement(sql, effects.get((m.name, number, index), Effects()))
+                        seen = effects.get((m.name, number, index))
+                        if seen is None:  # not rehearsed as split here: what it does is not known
+                            checker.unreadable()
+                        checker.statement(sql, seen or Effects())
                 else:
-                    state.changed.add("*")
+                    checker.python()
             except sqlite3.OperationalError as exc:  # an object an earlier pending migration creates
+                checker.unreadable()
                 logger.debug("data check skipped a step of %s: %s", m.name, exc)
             except (StopIteration, IndexError, ValueError):  # SQL shaped unlike what we recognise
+                checker.unreadable()
                 logger.debug("data check could not read a step of %s", m.name)
         findings.extend(checker.findings)
-    return findings
+        if checker.loses_nothing:
+            lose_nothing.add(m.name)
+            still_empty[m.name] = list(dict.fromkeys(checker.counted))
+    return Assessment(findings, lose_nothing, still_empty)

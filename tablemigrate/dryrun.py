@@ -8,7 +8,7 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from . import djangoapps, history, space
 from .apply import apply_migration
 from .build import raw
 from .introspect import is_internal
-from .preflight import _refuse_foreign_tables, validate
+from .preflight import preflight, require_confirmation
 from .sqltext import quote
 from .status import Target, pending_migrations
 
@@ -37,16 +37,22 @@ def _row_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {n: conn.execute(f"SELECT count(*) FROM {quote(n)}").fetchone()[0] for n in names if not is_internal(n)}
 
 
-def dry_run(target: Target, directory: Path) -> list[Rehearsal]:
+def dry_run(target: Target, directory: Path, *, allow_destructive: bool = False,
+            confirm: Callable[[str], bool] | None = None) -> list[Rehearsal]:
     """Apply the pending migrations (Django's of the apps tablemigrate does not own, then its own) to an
     in-memory copy of the real database and report what happened; the real database is only read.
     While the Django migrations run, the alias's connection *is* the copy (djangoapps.stand_in), so a
-    data step that queries through the default manager writes to the copy too."""
+    data step that queries through the default manager writes to the copy too.
+
+    What `run` would refuse before touching anything (tablemigrate.preflight), this refuses too, with the
+    same error: with the same `allow_destructive` and `confirm` (None: `--noinput`), losses that `run`
+    would refuse unconfirmed refuse here; `confirm` gets the question `run` would ask."""
     _st, pending = pending_migrations(target, directory)
-    if pending:  # what `run` would refuse before touching anything, `--dry-run` refuses too
-        _refuse_foreign_tables(target, pending, "up", validate(target, pending))
-    out: list[Rehearsal] = []
     django = djangoapps.wrapper_of(target.alias, target.conn) is not None or target.path is None
+    if pending:
+        reasons = preflight(target, pending, "up", any(m.destructive for m in pending) and _django_first(target))
+        require_confirmation(reasons, allow_destructive, confirm)
+    out: list[Rehearsal] = []
     with _copy_file(target, pending) as name, djangoapps.stand_in(target.alias, name) as copy:
         conn = raw(copy)
         if name != ":memory:":  # a throw-away file: no durability, the rollback journal on disk
@@ -65,6 +71,18 @@ def dry_run(target: Target, directory: Path) -> list[Rehearsal]:
         if more:  # as `run` does: what depends on an owned app, once its tables exist
             out.extend(_rehearse_django(copy, djangoapps.plan(copy, quick=False)))
     return out
+
+
+def _django_first(target: Target) -> bool:
+    """Whether `run` applies Django migrations before tablemigrate's modules (as it plans them: on the
+    database file, or on an empty stand-in where there is none yet)."""
+    wrapper = djangoapps.wrapper_of(target.alias, target.conn)
+    if wrapper is None and target.path is not None:  # not Django's connection: `run` applies none
+        return False
+    with contextlib.ExitStack() as stack:
+        if wrapper is None:
+            wrapper = stack.enter_context(djangoapps.stand_in(target.alias))
+        return bool(djangoapps.plan(wrapper).split()[0])
 
 
 @contextlib.contextmanager

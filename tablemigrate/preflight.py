@@ -4,11 +4,19 @@ on the live rows (tablemigrate.datacheck). What needs a human's confirmation is 
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+
 from . import datacheck, history
 from .errors import ConfigurationError, DataCheckFailed, MigrationFailed, NotConfirmed, ObjectExists
 from .loader import Migration
+from .operations import Operation
 from .rehearse import Effects, SchemaCopyFailed, StatementKey, rehearse
+from .sqltext import quote
 from .status import Target
+
+logger = logging.getLogger("tablemigrate")
 
 
 def validate(target: Target, migrations: list[Migration], direction: str = "up") -> dict[StatementKey, Effects]:
@@ -26,22 +34,82 @@ def validate(target: Target, migrations: list[Migration], direction: str = "up")
         raise type(exc)(f"validation failed, nothing was changed: {exc}") from None
 
 
-def preflight(target: Target, migrations: list[Migration], direction: str) -> list[str]:
+def preflight(target: Target, migrations: list[Migration], direction: str,
+              others_write_first: bool = False, explain: bool = True, recheck: bool = False) -> list[Reason]:
     """Everything that can refuse before the database is touched: validation on a schema copy and the
-    data checks on the live rows (violations raise). Returns what would need confirming: the modules'
-    destructive flags and the losses counted in the database."""
+    data checks on the live rows (violations raise). Returns what would need confirming: the losses
+    counted in the database, and the destructive flags of the modules that may lose something here (a
+    flag says what a module *can* lose; one whose every table it could lose rows from is certainly empty
+    when it runs loses nothing: datacheck). `others_write_first`: the run applies Django migrations
+    first, which may write rows into tables that are empty now. `explain`: log the flags not asked about.
+    `recheck` (a run that will not ask): such a module's first step checks, in its transaction, that the
+    live tables counted empty still are (StillEmpty)."""
     if not migrations:
         return []
     effects = validate(target, migrations, direction)
     _refuse_foreign_tables(target, migrations, direction, effects)
-    findings = datacheck.check(target.conn, migrations, direction, effects)
-    violations = [f for f in findings if f.kind == "violation"]
+    checked = datacheck.assess(target.conn, migrations, direction, effects, others_write_first)
+    violations = [f for f in checked.findings if f.kind == "violation"]
     if violations:
         raise DataCheckFailed("cannot apply, existing rows violate the new schema; nothing was changed: "
                               + "; ".join(map(str, violations)))
-    reasons = [f"{m.name}: {r}" for m in migrations
-               for r in (m.destructive if direction == "up" else m.down_destructive)]
-    return reasons + [f"{f} (found in the database)" for f in findings if f.kind == "loss"]
+    reasons = []
+    for m in migrations:
+        flags = m.destructive if direction == "up" else m.down_destructive
+        if flags and m.name in checked.lose_nothing:
+            if recheck:
+                _recheck_in_transaction(m, direction, checked.still_empty.get(m.name, []))
+            if explain:
+                logger.info("%s: nothing to lose on this database (every table it can lose rows from is empty "
+                            "when it runs), no confirmation needed for: %s", m.name, "; ".join(flags))
+        else:
+            reasons += [Reason(m.name, f"{m.name}: {r}") for r in flags]
+    return reasons + [Reason(f.migration, f"{f} (found in the database)") for f in checked.findings if f.kind == "loss"]
+
+
+class StillEmpty(Operation):
+    """First step of a migration whose flags were not asked about because its live tables held no row:
+    in its transaction (the write lock held) they must still hold none, or it fails and rolls back (the
+    application wrote one since the data check; run again, and `run` asks)."""
+
+    def __init__(self, tables: list[str]):
+        self.tables = tables
+
+    def __repr__(self) -> str:
+        return f"-- still empty: {', '.join(self.tables)}"
+
+    def sql_preview(self) -> list[str]:
+        return [repr(self)]
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        for table in self.tables:
+            if conn.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(table)})").fetchone()[0]:
+                raise NotConfirmed(f"{table} was empty when the data check ran and has rows now, which this "
+                                   "migration can lose; nothing of it was applied (run again to confirm)")
+
+
+def _recheck_in_transaction(m: Migration, direction: str, tables: list[str]) -> None:
+    steps = m.steps(direction)
+    if tables and not (steps and isinstance(steps[0], StillEmpty)):
+        steps.insert(0, StillEmpty(tables))
+
+
+class Reason(str):
+    """A line a human confirms, and the migration it is about."""
+
+    migration: str
+
+    def __new__(cls, migration: str, text: str) -> Reason:
+        line = super().__new__(cls, text)
+        line.migration = migration
+        return line
+
+
+def unconfirmed(asked: list[Reason], now: list[Reason]) -> list[Reason]:
+    """What needs confirming `now` about migrations the human was asked nothing about (their tables got
+    rows while the human decided); counts that merely changed were confirmed."""
+    names = {r.migration for r in asked}
+    return [r for r in now if r.migration not in names]
 
 
 def _refuse_foreign_tables(target: Target, migrations: list[Migration], direction: str,
@@ -72,6 +140,21 @@ def _refuse_foreign_tables(target: Target, migrations: list[Migration], directio
                 "in a RunPython step)")
 
 
-def _refuse(reasons: list[str]) -> NotConfirmed:
+def require_confirmation(reasons: list[Reason], allow: bool, confirm: Callable[[str], bool] | None) -> None:
+    """Refuse (NotConfirmed) what needs confirming unless allowed, or confirmed (`confirm`: None under
+    --noinput, where nothing is)."""
+    if reasons and not allow and (confirm is None or not confirm(question(reasons))):
+        raise _refuse(reasons)
+
+
+PROMPT = "\nType 'yes' to continue"
+
+
+def question(reasons: Sequence[str]) -> str:
+    """What a human is asked to confirm."""
+    return "These migrations can lose data:\n" + "\n".join(f"  - {r}" for r in reasons) + PROMPT
+
+
+def _refuse(reasons: Sequence[str]) -> NotConfirmed:
     return NotConfirmed("refusing destructive migrations without --allow-destructive; nothing was changed ("
                         + "; ".join(reasons) + ")")

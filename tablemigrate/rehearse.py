@@ -45,6 +45,7 @@ class Effects:
     renamed_tables: list[tuple[str, str]] = field(default_factory=list)  # (old, new)
     renamed_columns: list[tuple[str, str, str]] = field(default_factory=list)  # (table, old, new)
     written: list[str] = field(default_factory=list)  # tables whose rows it inserts, updates or deletes
+    created_tables: list[str] = field(default_factory=list)  # tables it creates (`written` too if it fills them)
     read: list[str] = field(default_factory=list)  # tables whose columns it reads
     named: set[str] = field(default_factory=set)  # lower-case: every table of `main` it reads, writes or changes
 
@@ -115,6 +116,14 @@ def _effects(actions: list[tuple[int, str | None, str | None, str | None]], befo
         elif action == sqlite3.SQLITE_ALTER_TABLE and arg1 == "main" and arg2 and arg2.lower() in before:
             _altered(out, before[arg2.lower()], before, after)
     dropped = {t.lower() for t in out.dropped_tables}
+    # Tables it creates (not there before: IF NOT EXISTS may have kept a table). A virtual table's module
+    # creates and fills its shadow tables itself: they go with it.
+    new = [(action, arg1) for action, arg1, _arg2, db in actions
+           if action in _CREATES and db == "main" and arg1 and arg1.lower() not in before]
+    virtual = [t for action, t in new if action == sqlite3.SQLITE_CREATE_VTABLE]
+    out.created_tables = virtual or [t for _action, t in new]
+    if not virtual and any(a[0] == sqlite3.SQLITE_SELECT for a in actions):  # CREATE TABLE ... AS SELECT fills
+        out.written += out.created_tables  # its table: SQLite authorizes the SELECT, and no INSERT
     for action, arg1, arg2, db in actions:
         if action in _TABLE_IN_ARG1 and db == "main" and arg1:
             out.named.add(arg1.lower())

@@ -23,7 +23,7 @@ from .errors import (ConfigurationError, DataCheckFailed, HistoryMismatch, Migra
                      NotConfirmed)
 from .loader import Migration, checksum, load_migration
 from .lock import run_lock
-from .preflight import _refuse, preflight, validate  # noqa: F401
+from .preflight import _refuse, preflight, question, require_confirmation, unconfirmed, validate  # noqa: F401
 from .recovery import DjangoApplied, Work, _apply_all, _OtherWriters, _recover  # noqa: F401
 from .status import (Status, Target, _history_names, check_history, pending_migrations,  # noqa: F401
                      status)
@@ -45,19 +45,21 @@ def _guarded(target: Target, direction: str, select: Callable[[], Work],
         work = select()
         if not work:
             return []
-        reasons = preflight(target, work.migrations, direction)
+        reasons = preflight(target, work.migrations, direction, bool(work.django.split()[0]), recheck=not allow)
         if not reasons or allow or confirm is None:
             if reasons and not allow:
                 raise _refuse(reasons)
             return _apply_all(target, work, direction, take_backup, keep)
-    question = "These migrations can lose data:\n" + "\n".join(f"  - {r}" for r in reasons)
-    if not confirm(question + "\nType 'yes' to continue"):
+    if not confirm(question(reasons)):
         raise _refuse(reasons)
     with _locked(target, lock_timeout):
         again = select()
         if again.names != work.names:
             raise ConfigurationError("the migrations to apply changed while waiting for confirmation; run again")
-        preflight(target, again.migrations, direction)
+        late = unconfirmed(reasons, preflight(target, again.migrations, direction, bool(again.django.split()[0]),
+                                             explain=False, recheck=True))
+        if late:
+            raise _refuse(late)
         return _apply_all(target, again, direction, take_backup, keep)
 
 

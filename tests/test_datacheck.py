@@ -193,3 +193,168 @@ def test_a_fill_changes_only_its_own_table_and_counts_values_it_replaces(db):
     assert out == [("loss", "2 values in t.v would be replaced by TextField default 'z'"),
                    ("loss", "dropping o deletes 1 row")]
     assert found(db, FillColumn("t", "v", models.TextField(default="z"), only_null=True)) == []
+
+
+# Nothing to lose (issue 23, item 2): a flag says what a migration can lose, these what it would -------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tablemigrate.datacheck import assess  # noqa: E402
+from tablemigrate.operations import FillColumn  # noqa: E402
+
+
+@pytest.fixture
+def two():
+    """`full` holds rows, `empty` none."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("CREATE TABLE full (id integer PRIMARY KEY, v text)")
+    conn.execute("CREATE TABLE empty (id integer PRIMARY KEY, v text)")
+    conn.executemany("INSERT INTO full (v) VALUES (?)", [("a",), ("b",)])
+    yield conn
+    conn.close()
+
+
+def write_full(db):
+    db.execute("INSERT INTO empty (v) VALUES ('x')")
+
+
+NOTHING_TO_LOSE = {
+    "drop an empty table": [["DROP TABLE empty"]],
+    "drop a column of an empty table": [["ALTER TABLE empty DROP COLUMN v"]],
+    "rebuild an empty table": [[RebuildTable("empty", "CREATE TABLE empty (id integer PRIMARY KEY)", {"id": '"id"'})]],
+    "create, rename and drop": [["CREATE TABLE n (x)", "ALTER TABLE n RENAME TO n2"], ["DROP TABLE n2"]],
+    "a table created after a data step": [[RunPython(write_full)], ["CREATE TABLE n (x)"], ["DROP TABLE n"]],
+    "a live table dropped, made again, dropped": [["DROP TABLE full", "CREATE TABLE full (x)"], ["DROP TABLE full"]],
+    "insert into a new table": [["CREATE TABLE n (x)"], ["INSERT INTO n VALUES (1)"]],
+}
+MAY_LOSE = {
+    "drop a table with rows": [["DROP TABLE full"]],
+    "delete rows": [["DELETE FROM full"]],
+    "a data step": [[RunPython(write_full), "DROP TABLE empty"]],
+    "rows written before the drop": [["INSERT INTO empty (v) VALUES ('x')"], ["DROP TABLE empty"]],
+    "rows written into a new table": [["CREATE TABLE n (x)", "INSERT INTO n VALUES (1)"], ["DROP TABLE n"]],
+    "a data step before the drop of a new table": [["CREATE TABLE n (x)"], [RunPython(write_full)],
+                                                   ["DROP TABLE n"]],
+    "create table as select": [["CREATE TABLE n AS SELECT v FROM full"], ["DROP TABLE n"]],
+    "if not exists keeps the live table": [["CREATE TABLE IF NOT EXISTS full (x)"], ["DROP TABLE full"]],
+    "a trigger writes it": [["CREATE TABLE n (x)", "CREATE TABLE log (x)",
+                             "CREATE TRIGGER t AFTER INSERT ON log BEGIN INSERT INTO n VALUES (1); END"],
+                            ["INSERT INTO log VALUES (1)"], ["DROP TABLE n"]],
+    "a fill": [[FillColumn("empty", "v", "'x'")], ["DROP TABLE empty"]],
+}
+
+
+def _last_loses_nothing(conn, steps_of_each, **kwargs) -> bool:
+    migrations = [Migration(f"m{i}", list(steps), None) for i, steps in enumerate(steps_of_each, 1)]
+    return migrations[-1].name in assess(conn, migrations, **kwargs).lose_nothing
+
+
+@pytest.mark.parametrize("case", sorted(NOTHING_TO_LOSE))
+def test_a_migration_whose_tables_are_certainly_empty_loses_nothing(two, case):
+    assert _last_loses_nothing(two, NOTHING_TO_LOSE[case])
+
+
+@pytest.mark.parametrize("case", sorted(MAY_LOSE))
+def test_a_migration_that_may_meet_rows_or_cannot_be_read_may_lose_them(two, case):
+    assert not _last_loses_nothing(two, MAY_LOSE[case])
+
+
+def test_an_empty_live_table_proves_nothing_when_django_migrations_run_first(two):
+    assert _last_loses_nothing(two, [["DROP TABLE empty"]])
+    assert not _last_loses_nothing(two, [["DROP TABLE empty"]], others_write_first=True)
+    assert _last_loses_nothing(two, [["CREATE TABLE n (x)"], ["DROP TABLE n"]], others_write_first=True)
+
+
+def test_dropping_a_table_the_run_created_and_wrote_is_a_loss(two):
+    migrations = [Migration("m1", ["CREATE TABLE n (x)", "INSERT INTO n VALUES (1)"], None),
+                  Migration("m2", ["DROP TABLE n"], None)]
+    assert [(f.migration, f.kind, f.message) for f in check(two, migrations)] == [
+        ("m2", "loss", "dropping n deletes the rows earlier steps of this run write into it")]
+
+
+def test_a_live_table_dropped_and_made_again_is_not_judged_by_its_old_rows(two):
+    migrations = [Migration("m1", ["DROP TABLE full", "CREATE TABLE full (id integer PRIMARY KEY, v text)"], None),
+                  Migration("m2", [RebuildTable("full", "CREATE TABLE full (id integer PRIMARY KEY, v text NOT NULL)",
+                                                {"id": '"id"', "v": '"v"'}), "DROP TABLE full"], None)]
+    assert [(f.migration, f.message) for f in check(two, migrations)] == [("m1", "dropping full deletes 2 rows")]
+
+
+# Property: what the check says loses nothing loses no row when it runs -----------------------------------
+
+TABLES = ("a", "b", "c")
+
+
+@st.composite
+def histories(draw):
+    """Live tables with distinct rows, and pending migrations of valid statements over them (a model
+    of which tables exist keeps every statement valid)."""
+    exists = {t: draw(st.integers(0, 2)) for t in draw(st.sets(st.sampled_from(TABLES)))}  # table -> rows
+    setup = [f"CREATE TABLE {t} (v)" for t in exists]
+    setup += [f"INSERT INTO {t} VALUES ({ord(t) * 100 + i})" for t, n in exists.items() for i in range(n)]
+    live = set(exists)
+    migrations = []
+    for number in range(1, draw(st.integers(1, 4)) + 1):
+        steps: list = []
+        for _ in range(draw(st.integers(1, 3))):
+            there, absent = sorted(live), [t for t in TABLES if t not in live]
+            kinds = (["create", "create as"] if absent else []) + (
+                ["drop", "insert", "delete", "update", "rename", "python", "drop column"] if there else [])
+            kind = draw(st.sampled_from(kinds or ["create"]))
+            if kind == "create" or (kind == "create as" and not there):
+                new = draw(st.sampled_from(absent))
+                steps.append(f"CREATE TABLE {new} (v, w)")
+                live.add(new)
+            elif kind == "create as":
+                new, src = draw(st.sampled_from(absent)), draw(st.sampled_from(there))
+                steps.append(f"CREATE TABLE {new} AS SELECT v, 0 AS w FROM {src}")
+                live.add(new)
+            else:
+                t = draw(st.sampled_from(there))
+                value = draw(st.integers(1, 9))
+                if kind == "drop":
+                    steps.append(f"DROP TABLE {t}")
+                    live.discard(t)
+                elif kind == "insert":
+                    steps.append(f"INSERT INTO {t} (v) VALUES ({value})")
+                elif kind == "delete":
+                    steps.append(f"DELETE FROM {t}")
+                elif kind == "update":
+                    steps.append(f"UPDATE {t} SET v = {value}")
+                elif kind == "drop column":
+                    steps.append(f"ALTER TABLE {t} ADD COLUMN z")
+                    steps.append(f"ALTER TABLE {t} DROP COLUMN v")
+                    steps.append(f"ALTER TABLE {t} RENAME COLUMN z TO v")
+                elif kind == "rename" and absent:
+                    new = draw(st.sampled_from(absent))
+                    steps.append(f"ALTER TABLE {t} RENAME TO {new}")
+                    live.discard(t)
+                    live.add(new)
+                else:  # a data step: what it writes is unknown to the check
+                    steps.append(RunPython(lambda db, t=t, value=value: db.execute(f"INSERT INTO {t} (v) VALUES ({value})")))
+        migrations.append(Migration(f"m{number}", steps, None))
+    return setup, migrations
+
+
+def _values(conn) -> list:
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return sorted((v for n in names for (v,) in conn.execute(f"SELECT v FROM {n}")), key=repr)
+
+
+@settings(max_examples=80, deadline=None)
+@given(histories())
+def test_what_the_check_says_loses_nothing_loses_no_value_when_applied(history):
+    setup, migrations = history
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    for sql in setup:
+        conn.execute(sql)
+    safe = assess(conn, migrations).lose_nothing
+    for m in migrations:
+        before = _values(conn)
+        for step in m.up:
+            step.apply(conn) if isinstance(step, RunPython) else conn.execute(step)
+        if m.name in safe:  # every value there before is still there (values move, none goes)
+            after = _values(conn)
+            for v in before:
+                assert v in after, (m.name, v)
+                after.remove(v)

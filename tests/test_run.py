@@ -1,5 +1,6 @@
 """run / revert / show safety, through the library on a real database file."""
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -33,6 +34,23 @@ def app_commits(path, value):
     other.execute("INSERT INTO t (v) VALUES (?)", (value,))
     other.commit()
     other.close()
+
+
+@contextlib.contextmanager
+def app_commits_before(target, value, migration=None):
+    """While the block runs, the application commits a row into t just before each migration's
+    transaction begins (`migration`: only that one's)."""
+    from tablemigrate import signals
+
+    def app_writes(sender, name, **kw):
+        if migration is None or name == migration:
+            app_commits(target.path, value)
+
+    signals.pre_migration.connect(app_writes, weak=False)
+    try:
+        yield
+    finally:
+        signals.pre_migration.disconnect(app_writes)
 
 
 def dump(target):
@@ -273,23 +291,14 @@ def test_first_migration_failing_needs_no_restore(project, monkeypatch):
 
 
 def test_restore_never_discards_rows_other_connections_wrote_during_the_run(project):
-    from tablemigrate import signals
-
     target, d = project
     runner.run(target, d)
     module(d, "0002_ok", "up = ['CREATE TABLE u (x)']\ndown = ['DROP TABLE u']\n")
     module(d, "0003_bad", "up = ['ALTER TABLE t ADD COLUMN w int', 'INSERT INTO t (id) VALUES (1)']\n")
-
-    def app_writes(sender, name, **kw):  # the application commits a row between two migrations
-        if name == "0003_bad":
-            app_commits(target.path, 'from the app')
-
-    signals.pre_migration.connect(app_writes, weak=False)
-    try:
-        with pytest.raises(MigrationFailed, match="was NOT restored.*0002_ok \\(applied earlier in this run\\) stay applied"):
-            runner.run(target, d)
-    finally:
-        signals.pre_migration.disconnect(app_writes)
+    # the application commits a row between two migrations
+    with app_commits_before(target, "from the app", "0003_bad"), pytest.raises(
+            MigrationFailed, match="was NOT restored.*0002_ok \\(applied earlier in this run\\) stay applied"):
+        runner.run(target, d)
     assert target.conn.execute("SELECT v FROM t WHERE v = 'from the app'").fetchall() == [("from the app",)]
     assert [a.name for a in runner.status(target.conn, d).applied] == ["0001_create", "0002_ok"]
     assert runner.drift(target, d) == []  # the history agrees with the schema
@@ -443,3 +452,46 @@ def test_a_commit_right_after_the_failed_migration_is_never_restored_away(projec
     finally:
         signals.post_migration.disconnect(app_writes)
     assert target.conn.execute("SELECT count(*) FROM t WHERE v = 'customer order'").fetchone() == (1,)
+
+
+def test_a_table_counted_empty_that_gets_rows_before_its_migration_runs_is_not_dropped(project):
+    """The flag of a drop of an empty table is not asked about; the migration's own transaction checks
+    that the table is still empty (the application may write it after the data check counted none)."""
+    target, d = project
+    runner.run(target, d)
+    target.conn.execute("DELETE FROM t")
+    module(d, "0002_drop", "destructive = ['drops table t']\nup = ['DROP TABLE t']\n")
+    with app_commits_before(target, "written late"), pytest.raises(
+            MigrationFailed, match="t was empty when the data check ran and has rows now"):
+        runner.run(target, d)
+    assert target.conn.execute("SELECT v FROM t").fetchall() == [("written late",)]
+    with pytest.raises(NotConfirmed, match="dropping t deletes 1 row"):
+        runner.run(target, d)  # and now it asks
+    target.conn.execute("DELETE FROM t")
+    assert [m.name for m in runner.run(target, d)] == ["0002_drop"]  # nobody writes: no confirmation
+    module(d, "0003_again", "up = ['CREATE TABLE t (v)']\ndown = ['DROP TABLE t']\ndown_destructive = ['drops t']\n")
+    runner.run(target, d)
+    with app_commits_before(target, "allowed"):  # --allow-destructive: losses are accepted, not checked again
+        assert [m.name for m in runner.revert(target, d, allow_destructive=True)] == ["0003_again"]
+
+
+def test_a_table_that_gets_rows_while_a_human_decides_is_asked_about_not_dropped(project):
+    target, d = project
+    module(d, "0002_e", "up = ['CREATE TABLE e (v)']\n")
+    runner.run(target, d)
+    module(d, "0003_drop_t", "destructive = ['drops table t']\nup = ['DROP TABLE t']\n")
+    module(d, "0004_drop_e", "destructive = ['drops table e']\nup = ['DROP TABLE e']\n")
+    asked = []
+
+    def answer(text):  # the question is about t only (e is empty); meanwhile the application writes e
+        asked.append(text)
+        other = sqlite3.connect(target.path)
+        other.execute("INSERT INTO e VALUES ('written while deciding')")
+        other.commit()
+        other.close()
+        return True
+
+    with pytest.raises(NotConfirmed, match=r"\(0004_drop_e: drops table e; 0004_drop_e: dropping e deletes 1 row"):
+        runner.run(target, d, confirm=answer)
+    assert len(asked) == 1 and "0003_drop_t" in asked[0] and "0004_drop_e" not in asked[0]
+    assert [a.name for a in runner.status(target.conn, d).applied] == ["0001_create", "0002_e"]

@@ -98,9 +98,11 @@ class MigrationCommands(CommandParts):
         from tablemigrate import runner
 
         directory = self._existing_migrations_dir(options)  # before the database: a missing one is not created
-        target = self._target(options, directory)
+        answered: list[str] = []
+        target = self._target(options, directory, self._first_run_check(options, answered))
         if options["dry_run"]:
-            rehearsals = runner.dry_run(target, directory)
+            rehearsals = runner.dry_run(target, directory, allow_destructive=options["allow_destructive"],
+                                        confirm=self._would_ask(options))
             if not rehearsals:
                 self._say("No migrations to apply.")
             for r in rehearsals:
@@ -113,9 +115,12 @@ class MigrationCommands(CommandParts):
                     self.stdout.write(f"  rows {t}: {before} -> {after}{mark}")
             return
         self._remember_history(target)
+        confirm = self._confirm(options)
+        if answered and confirm is not None:  # asked on the stand-in already: not the same question twice
+            confirm = lambda text, ask=confirm: text == answered[0] or ask(text)  # noqa: E731
         with self._timing() as took:
             applied = runner.run(target, directory, allow_destructive=options["allow_destructive"],
-                                 confirm=self._confirm(options), take_backup=options["backup"],
+                                 confirm=confirm, take_backup=options["backup"],
                                  keep=conf.keep_backups(), lock_timeout=conf.busy_timeout())
         if applied and conf.post_migrate():  # the work first: a reader that went away only loses lines
             self._post_migrate(target.alias, options)
@@ -123,6 +128,34 @@ class MigrationCommands(CommandParts):
             self._say("No migrations to apply.")
         for m in applied:
             self._say(self.style.SUCCESS(f"Applied {m.name}{took(m.name)}"))
+
+    def _first_run_check(self, options: dict[str, Any], answered: list[str]) -> Callable[[Any, list], None]:
+        """What a first `run` (no database file yet) checks on the empty in-memory stand-in, which holds
+        what the new file would: everything `run` refuses before applying (tablemigrate.preflight), and
+        the confirmation it would ask, so that a refused first run leaves neither a database file nor a
+        lock file. The question answered is kept in `answered` (the run on the new file asks it again)."""
+        from tablemigrate import runner
+
+        def check(stand_in, pending: list) -> None:
+            reasons = runner.preflight(stand_in, pending, "up", explain=False)  # the run on the file explains
+            confirm = self._confirm(options)
+            if reasons and not options["allow_destructive"] and confirm is not None:
+                answered.append(runner.question(reasons))
+            runner.require_confirmation(reasons, options["allow_destructive"], confirm)
+        return check
+
+    def _would_ask(self, options: dict[str, Any]) -> Callable[[str], bool] | None:
+        """`run --dry-run` asks nothing: under --noinput what `run` would refuse unconfirmed refuses (None);
+        otherwise it says what `run` will ask, and rehearses."""
+        from tablemigrate.preflight import PROMPT
+
+        if not options["interactive"]:
+            return None
+
+        def note(text: str) -> bool:
+            self.stdout.write(self.style.WARNING("`run` will ask: " + text.removesuffix(PROMPT)))
+            return True
+        return note
 
     def _remember_history(self, target) -> None:
         """The applied migrations before a run/revert, to say what an interrupt left applied."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,12 @@ from .base import CommandState
 class Targets(CommandState):
     """Resolving the command's target, mixed into the Command."""
 
-    def _target(self, options: dict[str, Any], directory: Path | None = None):
+    def _target(self, options: dict[str, Any], directory: Path | None = None,
+                first_run: Callable[[Any, list], None] | None = None):
         """The database to work on. A file that does not exist is created only by a `run` that has
-        something to apply and whose modules pass validation (`directory`), and by `restore`: a
-        command with nothing to do, or one that fails first, leaves no empty database file behind."""
+        something to apply and whose modules pass validation (`directory`; `first_run`: what checks them
+        on the empty stand-in instead), and by `restore`: a command with nothing to do, or one that fails
+        first, leaves no empty database file behind."""
         from django.db import connections
 
         from tablemigrate.runner import Target
@@ -46,7 +49,7 @@ class Targets(CommandState):
             return Target(alias, sqlite3.connect(":memory:", isolation_level=None), None)
         if missing and action == "run":
             stand_in = Target(alias, sqlite3.connect(":memory:", isolation_level=None), None)
-            if options.get("dry_run") or not self._first_run_needs_file(stand_in, directory):
+            if options.get("dry_run") or not self._first_run_needs_file(stand_in, directory, first_run):
                 return stand_in
         elif missing and action != "restore":
             raise CommandError(f"database file {name} does not exist (`manage.py tablemigrate run` creates it)",
@@ -73,10 +76,10 @@ class Targets(CommandState):
         return Target(alias, conn, resolved, conf.backup_dir())
 
     @staticmethod
-    def _first_run_needs_file(stand_in, directory: Path | None) -> bool:
+    def _first_run_needs_file(stand_in, directory: Path | None, first_run: Callable[[Any, list], None] | None) -> bool:
         """A first `run` (no database file yet): False when there is nothing to apply; otherwise the
-        modules are loaded and validated on an empty in-memory stand-in first, so that a malformed or
-        invalid module refuses before the file is created."""
+        modules are loaded and validated (`first_run`) on an empty in-memory stand-in first, so that a
+        malformed or invalid module refuses before the file is created."""
         from tablemigrate import runner
 
         from tablemigrate import djangoapps
@@ -84,7 +87,7 @@ class Targets(CommandState):
         assert directory is not None
         _status, pending = runner.pending_migrations(stand_in, directory)
         if pending:
-            runner.validate(stand_in, pending)
+            (first_run or runner.validate)(stand_in, pending)
         with djangoapps.stand_in(stand_in.alias) as empty:  # its refusals too, before the file exists
             django = djangoapps.plan(empty)
         return bool(pending) or bool(django)
