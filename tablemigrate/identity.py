@@ -24,6 +24,7 @@ from pathlib import Path
 from .errors import is_busy, is_readonly
 from .history import IDENTITY_TABLE
 from .sqltext import readonly_uri
+from .transaction import write_transaction
 
 STAMP = r"\d{8}T\d{6}_\d{6}Z"
 _KEY = r"[0-9a-f]{12}"
@@ -116,27 +117,22 @@ def record_identity(conn: sqlite3.Connection, backups_dir: Path) -> None:
     timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
     conn.execute("PRAGMA busy_timeout = 100")
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        with write_transaction(conn):
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+            conn.execute(_CREATE_IDENTITY)
+            known = read_identity(conn)  # again, under the write lock
+            if known is None:
+                conn.execute(f'INSERT INTO "{IDENTITY_TABLE}" (id, path, backups) VALUES (?, ?, ?)',
+                             (uuid.uuid4().hex, *where))
+            else:
+                conn.execute(f'UPDATE "{IDENTITY_TABLE}" SET path = ?, backups = ?', where)
     except sqlite3.OperationalError as exc:
-        if is_readonly(exc) or is_busy(exc):
-            return
-        raise
+        # opened read-only (mode=ro), or another connection kept writing past 0.1 s: the backup goes by
+        # what the database holds
+        if not (is_readonly(exc) or is_busy(exc)):
+            raise
     finally:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
-    try:
-        conn.execute(_CREATE_IDENTITY)
-        known = read_identity(conn)  # again, under the write lock
-        if known is None:
-            conn.execute(f'INSERT INTO "{IDENTITY_TABLE}" (id, path, backups) VALUES (?, ?, ?)',
-                         (uuid.uuid4().hex, *where))
-        else:
-            conn.execute(f'UPDATE "{IDENTITY_TABLE}" SET path = ?, backups = ?', where)
-        conn.execute("COMMIT")
-    except BaseException as exc:
-        conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.OperationalError) and is_readonly(exc):  # opened read-only (mode=ro)
-            return
-        raise
 
 
 def keep_identity(conn: sqlite3.Connection, kept: Identity) -> None:
@@ -144,16 +140,11 @@ def keep_identity(conn: sqlite3.Connection, kept: Identity) -> None:
     own, the safety backup of the restore included), whatever the copied file held."""
     if read_identity(conn) == kept:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         conn.execute(_CREATE_IDENTITY)
         conn.execute(f'DELETE FROM "{IDENTITY_TABLE}"')
         conn.execute(f'INSERT INTO "{IDENTITY_TABLE}" (id, path, backups) VALUES (?, ?, ?)',
                      (kept.id, kept.path, kept.backups))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 class Owner:
