@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -21,15 +22,16 @@ from pathlib import Path
 
 from django.db import models
 
-from . import history
+from . import datasteps, history
 from .build import private_database, raw
 from .diff import Renames, diff_schemas
 from .errors import ConfigurationError, GenerateError
 from .fingerprint import models_fingerprint, with_m2m_tables
 from .generate import GenerateResult, _modules, models_schema, write_result
 from .introspect import introspect
-from .loader import SNAPSHOT_NAME, history_checksum, load_migration, migration_files
+from .loader import SNAPSHOT_NAME, Recorded, checksum, history_checksum, load_migration, migration_files
 from .lock import run_lock
+from .ownership import owned_with_django_migrations
 from .plan import PlannedMigration, plan_changes
 from .runner import Target
 from .schema import Schema, Trigger, View
@@ -72,25 +74,35 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
         made = made_by_sql(conn, everything, set(tables), foreign)
         live = Schema(tables, made.triggers, made.views, made.virtual)
         left_alone = _left_out(everything, owned, foreign, made.left_out)
+        archived = owned_with_django_migrations()  # their data steps go into modules of their own
+        data, not_carried = datasteps.find_in(everything, archived)
+        if not_carried:
+            left_alone.append("data steps not carried (new databases will not have what they did): "
+                              + "; ".join(not_carried))
         # When the models already match the database, record their fingerprint (system check W002). A
         # model standing for a virtual table or view is left alone by `generate` (decision 82): so here.
         stand_ins = made.views.keys() | made.virtual.keys()
         fingerprint = (models_fingerprint(model_list)
                        if models_schema(model_list).without(stand_ins).tables == live.tables else None)
-        result = baseline_modules(directory, live, label=label, now=now, fingerprint=fingerprint)
+        result = baseline_modules(directory, live, label=label, now=now, fingerprint=fingerprint, data=data)
         if not write:
             return result, left_alone
-        write_result(result)
-        written = [directory / f"{m.name}.py" for m in result.modules] + [directory / SNAPSHOT_NAME]
+        modules = [directory / f"{m.name}.py" for m in result.modules]
+        written = modules + [directory / SNAPSHOT_NAME]
         started = time.perf_counter()
         try:
-            migrations = [load_migration(p) for p in written[:-1]]
+            if data:  # the archive the carried modules run their steps from
+                written += datasteps.archive(directory, archived)
+            write_result(result)
+            migrations = [load_migration(p) for p in modules]
             with write_transaction(conn):
                 history.ensure(conn)
                 for m in migrations:
                     history.record(conn, m, "up", time.perf_counter() - started)
         except BaseException:  # leave no modules behind that the database does not record
             for path in written:
+                if path.is_dir():
+                    shutil.rmtree(path)
                 path.unlink(missing_ok=True)
             raise
         logger.info("baseline: %d migration modules written to %s and recorded as applied",
@@ -179,12 +191,14 @@ def _firing(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", now: datetime | None = None,
-                     fingerprint: str | None = None) -> GenerateResult:
+                     fingerprint: str | None = None, data: list[datasteps.Found] | None = None) -> GenerateResult:
     """Modules that create `live` from nothing, verified to reproduce it exactly (for adopting a database
     that has no tablemigrate history): one per table, then one per virtual table and per view, in the
     order of `live`'s dicts; each trigger in the module that makes its table or view. `fingerprint`: the
-    models', when they match `live`."""
+    models', when they match `live`. `data`: the owned apps' Django data steps, carried in modules after
+    those (datasteps.modules; never replayed, so not verified here)."""
     now = now or datetime.now(timezone.utc)
+    carried: list = []
     with private_database() as a_db:
         a_conn = raw(a_db)
         a = introspect(a_conn)
@@ -203,9 +217,13 @@ def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", 
             if after.fingerprint() != live.fingerprint():
                 raise GenerateError("internal error: the baseline modules do not reproduce the database's "
                                     "virtual tables, views and triggers; nothing written")
-            return shapes, lambda new: render_snapshot(after, history_checksum(new), fingerprint)
+            carried[:] = datasteps.modules(data or [], label, now, [m.name for m in checked])
+            records = [Recorded(m.name, checksum(m.text.encode())) for m in carried]
+            return shapes, lambda new: render_snapshot(after, history_checksum(new + records), fingerprint)
 
-        return _modules(directory, plans, label, now, [], check)
+        result = _modules(directory, plans, label, now, [], check)
+        result.modules += carried
+        return result
 
 
 def _plan_sql_object(name: str, noun: str, sql: str, kind: str) -> PlannedMigration:

@@ -555,3 +555,47 @@ class FillColumn(Operation):
         if conn.execute(f"SELECT 1 FROM {quote(self.table)}{where} LIMIT 1").fetchone() is None:
             return  # no row to fill (database A, a new table): the default is not computed at all
         conn.execute(self._update_sql(self.literal(conn)))
+
+
+class DjangoDataStep(RunPython):
+    """A data step of the project's own Django migrations, carried by `baseline` (tablemigrate.datasteps):
+    operation `operation` (its index in the migration's `operations`, 0-based; a list of indexes for one
+    inside a `SeparateDatabaseAndState`'s `database_operations`) of Django migration `migration` of app
+    `app_label`, as archived in `<migrations dir>/django/<app_label>/<migration>.py`, whose SHA-256 is
+    `checksum`. Run as Django runs it: `RunPython` gets `(apps, schema_editor)` with the historical models
+    of that migration; `reverse=True` runs its reverse (`down`). `what`: the operation in words, for
+    people. A Python step: never run by replays."""
+
+    def __init__(self, app_label: str, migration: str, operation: int | list[int], *, checksum: str,
+                 reverse: bool = False, what: str = ""):
+        self.app_label = app_label
+        self.migration = migration
+        self.operation = operation
+        self.checksum = checksum
+        self.reverse = reverse
+        self.what = what
+
+    @property
+    def path(self) -> list[int]:
+        return [self.operation] if isinstance(self.operation, int) else list(self.operation)
+
+    def __repr__(self) -> str:
+        where = ".".join(str(i + 1) for i in self.path)
+        return (f"DjangoDataStep({self.app_label}.{self.migration} operation {where}"
+                f"{', reverse' if self.reverse else ''})")
+
+    def deconstruct(self) -> tuple[list[Any], dict[str, Any]]:
+        keyword: dict[str, Any] = {"checksum": self.checksum}
+        if self.reverse:
+            keyword["reverse"] = True
+        if self.what:
+            keyword["what"] = self.what
+        return [self.app_label, self.migration, self.operation], keyword
+
+    def sql_preview(self) -> list[str]:
+        return [f"-- Python: {self!r}{': ' + self.what if self.what else ''}"]
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        from . import datasteps
+
+        datasteps.run(conn, self.app_label, self.migration, self.path, self.checksum, self.reverse)

@@ -152,3 +152,28 @@ def module_names(plans: list[PlannedMigration], when: datetime, existing: list[s
                             "so new modules would run before it: rename it with a YYYYMMDD_HHMMSS_ prefix "
                             "before it is applied anywhere, or move it out of the directory")
     return names
+
+
+def render_data_module(origin: str, up: list[Step], down: list[Step] | None, summary: list[str], label: str,
+                       when: datetime) -> str:
+    """A module of data steps that `baseline` carried from the Django migration `origin` ("app.name"):
+    no table, no shapes; without `down` when Django cannot reverse a step."""
+    lines = "".join(f"  - {line}\n" for line in summary)
+    doc = (f"Data steps of the Django migration {origin}, carried by `baseline`.\n\n{lines}\n"
+           f"They run on a database that `run` builds (after the modules that create the tables), as Django ran\n"
+           f"them, from the migration as archived in django/; the database that was adopted recorded this\n"
+           f"module as applied (they ran there already).\n\n"
+           f"Generated:   {when.strftime('%Y-%m-%dT%H:%M:%SZ')} by `manage.py tablemigrate baseline`\n"
+           f"Label:       {label or '-'}\n")
+    doc = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    up_text, up_imports = _render_list("up", up)
+    down_imports: set[str] = set()
+    if down is None:
+        down_text = "# No `down`: Django cannot reverse these steps (no reverse_code / reverse_sql).\n"
+    else:
+        down_text, down_imports = _render_list("down", down)
+    return (f'"""{doc}"""\n\n{_imports(up_imports | down_imports)}'
+            f"module_format = {MODULE_FORMAT}\n"
+            f"label = {label!r}\n"
+            "destructive = []\n"
+            "\n" + up_text + "\n" + down_text)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from tablemigrate.apply import apply_migration
@@ -74,3 +77,25 @@ def dump_rows(conn: sqlite3.Connection) -> dict[str, dict[int, dict[str, object]
         cols = [d[0].lower() for d in cur.description]
         out[name.lower()] = {row[0]: dict(zip(cols, row)) for row in cur}
     return out
+
+
+def copy_fixture_site(site: Path, into: Path) -> Path:
+    """A fixture project (tests/searchsite, tests/datasite) copied to `into/site`, without databases,
+    modules or backups."""
+    shutil.copytree(site, into / "site", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.sqlite3*", "tablemigrations", "backups"))
+    return into / "site"
+
+
+def manage_site(site: Path, prefix: str, *args: str, db: str = "db.sqlite3", check: bool = True,
+                **extra: str) -> subprocess.CompletedProcess[str]:
+    """The copy's manage.py in a process of its own; its settings read `<prefix>_DB` and
+    `<prefix>_MIGRATIONS_DIR` (and whatever else `extra` sets)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith((prefix + "_", "DJANGO_SETTINGS"))}
+    env.update({"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "PYTHONDONTWRITEBYTECODE": "1",
+                f"{prefix}_DB": str(site / db), f"{prefix}_MIGRATIONS_DIR": str(site / "tablemigrations"), **extra})
+    proc = subprocess.run([sys.executable, "manage.py", *args], cwd=site, env=env, capture_output=True, text=True,
+                          timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -12,16 +12,16 @@ command runs through the copy's manage.py in a separate process.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .helpers import copy_fixture_site, manage_site
+
 SITE = Path(__file__).resolve().parent / "searchsite"
 
 
@@ -38,21 +38,11 @@ pytestmark = pytest.mark.skipif(not _fts5(), reason="this Python's sqlite3 is bu
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    shutil.copytree(SITE, tmp_path / "site", ignore=shutil.ignore_patterns(
-        "__pycache__", "*.sqlite3*", "tablemigrations"))
-    return tmp_path / "site"
+    return copy_fixture_site(SITE, tmp_path)
 
 
-def manage(site: Path, *args: str, db: str = "db.sqlite3", check: bool = True,
-           **extra: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEARCHSITE_", "DJANGO_SETTINGS"))}
-    env.update(PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]), PYTHONDONTWRITEBYTECODE="1",
-               SEARCHSITE_DB=str(site / db), SEARCHSITE_MIGRATIONS_DIR=str(site / "tablemigrations"), **extra)
-    proc = subprocess.run([sys.executable, "manage.py", *args], cwd=site, env=env, capture_output=True, text=True,
-                          timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+def manage(site: Path, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
+    return manage_site(site, "SEARCHSITE", *args, **options)
 
 
 def rows(db: Path, sql: str) -> list[tuple]:

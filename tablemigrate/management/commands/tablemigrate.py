@@ -163,4 +163,5 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                 if isinstance(exc, sqlite3.DatabaseError):
                     raise _sqlite_error(exc, self._database_name()) from None
                 assert isinstance(exc, TablemigrateError)  # a KeyboardInterrupt always went to _stopped
-                raise CommandError(str(exc), returncode=exc.exit_code) from None
+                # With --traceback, the chain down to the failure itself (a data step's own file and line).
+                raise CommandError(str(exc), returncode=exc.exit_code) from (exc if options.get("traceback") else None)
