@@ -22,6 +22,7 @@ from pathlib import Path
 from django.db import models
 
 from . import history
+from .adopt import django_point, record_applied
 from .build import private_database, raw
 from .diff import Renames, diff_schemas
 from .errors import ConfigurationError, GenerateError
@@ -30,6 +31,7 @@ from .generate import GenerateResult, _modules, models_schema, write_result
 from .introspect import introspect
 from .loader import SNAPSHOT_NAME, history_checksum, load_migration, migration_files
 from .lock import run_lock
+from .ownership import ownership
 from .plan import PlannedMigration, plan_changes
 from .runner import Target
 from .schema import Schema, Trigger, View
@@ -77,7 +79,8 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
         stand_ins = made.views.keys() | made.virtual.keys()
         fingerprint = (models_fingerprint(model_list)
                        if models_schema(model_list).without(stand_ins).tables == live.tables else None)
-        result = baseline_modules(directory, live, label=label, now=now, fingerprint=fingerprint)
+        result = baseline_modules(directory, live, label=label, now=now, fingerprint=fingerprint,
+                                  adoption_point=django_point(conn, ownership().owned))
         if not write:
             return result, left_alone
         write_result(result)
@@ -86,9 +89,7 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
         try:
             migrations = [load_migration(p) for p in written[:-1]]
             with write_transaction(conn):
-                history.ensure(conn)
-                for m in migrations:
-                    history.record(conn, m, "up", time.perf_counter() - started)
+                record_applied(conn, migrations, started)
         except BaseException:  # leave no modules behind that the database does not record
             for path in written:
                 path.unlink(missing_ok=True)
@@ -179,11 +180,13 @@ def _firing(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", now: datetime | None = None,
-                     fingerprint: str | None = None) -> GenerateResult:
+                     fingerprint: str | None = None,
+                     adoption_point: list[tuple[str, str]] | None = None) -> GenerateResult:
     """Modules that create `live` from nothing, verified to reproduce it exactly (for adopting a database
     that has no tablemigrate history): one per table, then one per virtual table and per view, in the
     order of `live`'s dicts; each trigger in the module that makes its table or view. `fingerprint`: the
-    models', when they match `live`."""
+    models', when they match `live`. `adoption_point`: the Django migrations of the owned apps `live`'s
+    database had applied, written into the last module (tablemigrate.adopt adopts further databases)."""
     now = now or datetime.now(timezone.utc)
     with private_database() as a_db:
         a_conn = raw(a_db)
@@ -205,6 +208,8 @@ def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", 
                                     "virtual tables, views and triggers; nothing written")
             return shapes, lambda new: render_snapshot(after, history_checksum(new), fingerprint)
 
+        if plans and adoption_point is not None:
+            plans[-1].adoption_point = adoption_point
         return _modules(directory, plans, label, now, [], check)
 
 
