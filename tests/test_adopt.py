@@ -239,3 +239,31 @@ def test_modules_generate_wrote_have_no_adoption_point_and_baseline_says_what_to
     with pytest.raises(ConfigurationError, match="do not start with modules `baseline` wrote .*if `generate` wrote "
                                                  "them for this database, delete them and schema.sql"):
         adoption_point(example)
+
+
+def test_differences_name_each_object_the_modules_make_and_leave_the_others_alone():
+    from tablemigrate.adopt import differences
+    from tablemigrate.introspect import introspect
+
+    def built(*statements: str):
+        conn = sqlite3.connect(":memory:")
+        for sql in statements:
+            conn.execute(sql)
+        return introspect(conn)
+
+    note = "CREATE TABLE note (id integer PRIMARY KEY, body text NOT NULL)"
+    view = "CREATE VIEW sizes AS SELECT id, length(body) AS size FROM note"
+    trigger = "CREATE TRIGGER stamp AFTER INSERT ON note BEGIN SELECT 1; END"
+    expected = built(note, "CREATE TABLE tag (id integer PRIMARY KEY)", view, trigger)
+    assert differences(expected, built(note, "CREATE TABLE tag (id integer PRIMARY KEY)", view, trigger,
+                                       "CREATE TABLE legacy (x)", "CREATE TRIGGER kept AFTER DELETE ON note BEGIN "
+                                       "SELECT 2; END"), owned={"note", "tag"}) == []  # not the modules': left alone
+    live = built("CREATE TABLE note (id integer PRIMARY KEY, body text)", "CREATE TABLE extra (id integer)",
+                 "CREATE VIEW sizes AS SELECT id FROM note")
+    assert differences(expected, live, owned={"note", "tag", "extra"}) == [
+        "table note: alter column body: NOT NULL dropped",
+        "table extra is here, but the modules do not make it",
+        "table tag is missing (the modules make it)",
+        "view sizes differs from the one the modules make",
+        "trigger stamp is missing (the modules make it)",
+    ]
