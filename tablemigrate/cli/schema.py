@@ -54,7 +54,6 @@ class SchemaCommands(CommandParts):
     def handle_baseline(self, options: dict[str, Any]) -> None:
         from tablemigrate.baseline import baseline
         from tablemigrate.build import foreign_tables, managed_models
-
         from tablemigrate.loader import migration_files
 
         target = self._target(options)
