@@ -23,6 +23,7 @@ from pathlib import Path
 from django.db import models
 
 from . import datasteps, history
+from .adopt import django_point, record_applied
 from .build import private_database, raw
 from .diff import Renames, diff_schemas
 from .errors import ConfigurationError, GenerateError
@@ -31,7 +32,7 @@ from .generate import GenerateResult, _modules, models_schema, write_result
 from .introspect import introspect
 from .loader import SNAPSHOT_NAME, Recorded, checksum, history_checksum, load_migration, migration_files
 from .lock import run_lock
-from .ownership import owned_with_django_migrations
+from .ownership import owned_with_django_migrations, ownership
 from .plan import PlannedMigration, plan_changes
 from .runner import Target
 from .schema import Schema, Trigger, View
@@ -84,7 +85,8 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
         stand_ins = made.views.keys() | made.virtual.keys()
         fingerprint = (models_fingerprint(model_list)
                        if models_schema(model_list).without(stand_ins).tables == live.tables else None)
-        result = baseline_modules(directory, live, label=label, now=now, fingerprint=fingerprint, data=data)
+        result = baseline_modules(directory, live, label=label, now=now, fingerprint=fingerprint, data=data,
+                                  adoption_point=django_point(conn, ownership().owned))
         if not write:
             return result, left_alone
         modules = [directory / f"{m.name}.py" for m in result.modules]
@@ -96,9 +98,7 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
             write_result(result)
             migrations = [load_migration(p) for p in modules]
             with write_transaction(conn):
-                history.ensure(conn)
-                for m in migrations:
-                    history.record(conn, m, "up", time.perf_counter() - started)
+                record_applied(conn, migrations, started)
         except BaseException:  # leave no modules behind that the database does not record
             for path in written:
                 if path.is_dir():
@@ -191,12 +191,15 @@ def _firing(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", now: datetime | None = None,
-                     fingerprint: str | None = None, data: list[datasteps.Found] | None = None) -> GenerateResult:
+                     fingerprint: str | None = None, data: list[datasteps.Found] | None = None,
+                     adoption_point: list[tuple[str, str]] | None = None) -> GenerateResult:
     """Modules that create `live` from nothing, verified to reproduce it exactly (for adopting a database
     that has no tablemigrate history): one per table, then one per virtual table and per view, in the
     order of `live`'s dicts; each trigger in the module that makes its table or view. `fingerprint`: the
     models', when they match `live`. `data`: the owned apps' Django data steps, carried in modules after
-    those (datasteps.modules; never replayed, so not verified here)."""
+    those (datasteps.modules; never replayed, so not verified here). `adoption_point`: the Django
+    migrations of the owned apps `live`'s database had applied, written into the last table module
+    (tablemigrate.adopt adopts further databases: the point and the carried modules written with it)."""
     now = now or datetime.now(timezone.utc)
     carried: list = []
     with private_database() as a_db:
@@ -221,6 +224,8 @@ def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", 
             records = [Recorded(m.name, checksum(m.text.encode())) for m in carried]
             return shapes, lambda new: render_snapshot(after, history_checksum(new + records), fingerprint)
 
+        if plans and adoption_point is not None:
+            plans[-1].adoption_point = adoption_point
         result = _modules(directory, plans, label, now, [], check)
         result.modules += carried
         return result

@@ -47,6 +47,9 @@ class Migration:
     # False: the steps run outside a transaction, each statement on its own (VACUUM, some PRAGMAs), as
     # Django's `atomic = False`; a failure leaves the completed ones, so `run` restores the backup.
     atomic: bool = True
+    # Written by `baseline` into the last of the first modules (the adoption point): the Django migrations
+    # of the owned apps that the adopted database had applied, as (app, name). None in any other module.
+    adoption_point: tuple[tuple[str, str], ...] | None = None
 
     def steps(self, direction: str) -> list[Step]:
         if direction == "up":
@@ -166,7 +169,17 @@ def load_source(source: bytes, name: str, path: Path | None = None) -> Migration
         accepted_checksum=_accepted(namespace.get("accepted_checksum"), where),
         before=_shape(namespace.get("before"), where, "before"),
         after=_shape(namespace.get("after"), where, "after"),
+        adoption_point=_adoption_point(namespace.get("adoption_point"), where),
     )
+
+
+def _adoption_point(value: Any, where: str) -> tuple[tuple[str, str], ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in value):
+        raise MigrationFileError(f"{where}: `adoption_point` must be a list of (app label, migration name) pairs")
+    return tuple((app, name) for app, name in value)
 
 
 def _is_checksum(value: Any) -> bool:

@@ -55,6 +55,7 @@ class PlannedMigration:
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     noun: str = "table"  # what `table` names: "view" and "virtual table" in baseline's modules too
+    adoption_point: list[tuple[str, str]] | None = None  # baseline's last module: loader.Migration's
 
     @property
     def verb(self) -> str:

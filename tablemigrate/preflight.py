@@ -26,9 +26,14 @@ def validate(target: Target, migrations: list[Migration], direction: str = "up")
         return rehearse(target.conn, migrations, direction)
     except MigrationFailed as exc:
         if isinstance(exc, ObjectExists) and not history.applied(target.conn):
+            from .adopt import find_point
+
+            point = find_point(migrations) if direction == "up" else None
+            how = (f", which checks that they are exactly what the modules up to the adoption point ({point.last}) "
+                   "build and records those as applied; then `run` applies the later ones" if point else "")
             raise ConfigurationError(
                 f"the database already has tables that tablemigrate did not create ({exc}); adopt "
-                "it with `manage.py tablemigrate baseline` (nothing was changed)") from None
+                f"it with `manage.py tablemigrate baseline`{how} (nothing was changed)") from None
         if isinstance(exc, SchemaCopyFailed):
             raise
         raise type(exc)(f"validation failed, nothing was changed: {exc}") from None

@@ -102,7 +102,17 @@ def render_module(plan: PlannedMigration, label: str, when: datetime) -> str:
             + _render_shape("before", plan.before) + _render_shape("after", plan.after)
             + _render_reasons("destructive", plan.destructive)
             + _render_reasons("down_destructive", plan.down_destructive)
+            + _render_adoption_point(plan.adoption_point)
             + "\n" + up + "\n" + down)
+
+
+def _render_adoption_point(point: list[tuple[str, str]] | None) -> str:
+    if point is None:
+        return ""
+    pairs = "".join(f"    ({app!r}, {name!r}),\n" for app, name in point)
+    return ("# The adoption point: `baseline` records the modules up to this one as applied on a database whose\n"
+            "# tables they build exactly and whose Django migrations of these apps are these (docs/modules.md).\n"
+            + (f"adoption_point = [\n{pairs}]\n" if pairs else "adoption_point = []\n"))
 
 
 def _imports(lines: set[str]) -> str:

@@ -54,8 +54,12 @@ class SchemaCommands(CommandParts):
     def handle_baseline(self, options: dict[str, Any]) -> None:
         from tablemigrate.baseline import baseline
         from tablemigrate.build import foreign_tables, managed_models
+        from tablemigrate.loader import migration_files
 
         target = self._target(options)
+        if migration_files(conf.migrations_dir()):
+            self._adopt(target, options)
+            return
         result, left_alone = baseline(target, conf.migrations_dir(), managed_models(target.alias),
                                       lock_timeout=conf.busy_timeout(), write=not options["dry_run"],
                                       foreign=foreign_tables(target.alias))
@@ -65,6 +69,28 @@ class SchemaCommands(CommandParts):
         if not options["dry_run"]:
             self._say(self.style.SUCCESS(
                 f"Recorded {len(result.modules)} migrations as applied; `generate` now works from this schema."))
+
+    def _adopt(self, target: Any, options: dict[str, Any]) -> None:
+        """`baseline` when the modules exist: adopt this database from them (tablemigrate.adopt)."""
+        from tablemigrate.adopt import adopt
+        from tablemigrate.build import managed_models
+        from tablemigrate.ownership import ownership
+
+        done = adopt(target, conf.migrations_dir(), managed_models(target.alias), ownership().owned,
+                     lock_timeout=conf.busy_timeout(), write=not options["dry_run"])
+        if done.nothing:
+            self._say(done.nothing[0].upper() + done.nothing[1:] + ".")
+            return
+        names = [m.name for m in done.recorded]
+        if options["dry_run"]:
+            self.stdout.write(f"This database is what the modules up to the adoption point ({names[-1]}) build; "
+                              f"baseline would record these {len(names)} as applied:")
+            for name in names:
+                self.stdout.write(f"  {name}")
+            return
+        self._say(self.style.SUCCESS(
+            f"Adopted: the tables are what the modules up to the adoption point ({names[-1]}) build; recorded "
+            f"{len(names)} migrations as applied. `manage.py tablemigrate run` applies the later ones."))
 
     def handle_inspect(self, options: dict[str, Any]) -> None:
         from tablemigrate.introspect import introspect

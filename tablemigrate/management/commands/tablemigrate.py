@@ -141,7 +141,9 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                      "which apps tablemigrate owns.")
         bl = add("baseline", "Adopt a database without tablemigrate history (e.g. made by Django's `migrate`): "
                              "write modules that create the current tables of the apps tablemigrate owns and "
-                             "record them as applied.")
+                             "record them as applied. When the modules exist (written by baseline from another "
+                             "database): check that this database's tables are exactly what they build up to the "
+                             "adoption point and record those as applied; `run` then applies the later ones.")
         bl.add_argument("--dry-run", action="store_true", help="print what would be written; change nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
