@@ -18,13 +18,29 @@ from .changes import (AddColumn, AddConstraint, AddIndex, AlterColumn, AlterTabl
 from .schema import Column, ForeignKey, Schema, Table, Unique
 
 
+@dataclass(frozen=True)
+class ModelRename:
+    """A model renamed along with its table (Django's RenameModel), as its content type names it:
+    `app_label`, the old and the new model name (lower-case). `old` is None where it is not known (the
+    old table is not Django's default name for a model of that app, and nobody said)."""
+
+    app_label: str
+    old: str | None
+    new: str
+    label: str  # the new model's label, `blog.Topic`, for messages
+
+
 @dataclass
 class Renames:
     """Renames the user confirmed, and those that go with them (`carry_renames`): tables old -> new,
-    columns per (new) table old -> new (lower-case)."""
+    columns per (new) table old -> new (lower-case). `models`: the model renames declared with model
+    labels, (app label, new model name) -> old model name (lower-case); `model_tables`: the model each
+    renamed table belongs to, by its new name (filled by `generate`, for the content types)."""
 
     tables: dict[str, str] = field(default_factory=dict)
     columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    models: dict[tuple[str, str], str] = field(default_factory=dict)
+    model_tables: dict[str, ModelRename] = field(default_factory=dict)
 
     def add_table(self, old: str, new: str) -> None:
         self.tables[old.lower()] = new.lower()
@@ -34,13 +50,22 @@ class Renames:
 
     @classmethod
     def parse(cls, specs: list[str]) -> Renames:
-        """`TABLE.OLD:NEW` renames a column of (the new) TABLE; `OLDTABLE:NEWTABLE` renames a table."""
+        """`TABLE.OLD:NEW` renames a column of (the new) TABLE; `OLDTABLE:NEWTABLE` renames a table;
+        `APP.OLDMODEL:APP.NEWMODEL` (model labels, as Django writes them) renames a model: its table
+        when that has Django's default name, and its content type."""
         renames = cls()
         for spec in specs:
             old, sep, new = spec.partition(":")
             if not sep or not old or not new:
-                raise ValueError(f"--rename {spec!r}: expected TABLE.OLD:NEW or OLDTABLE:NEWTABLE")
-            if "." in old:
+                raise ValueError(f"--rename {spec!r}: expected TABLE.OLD:NEW, OLDTABLE:NEWTABLE or "
+                                 "APP.OLDMODEL:APP.NEWMODEL")
+            if "." in new:
+                (app, _, old_model), (new_app, _, new_model) = old.partition("."), new.partition(".")
+                if not (app and old_model and new_model) or app != new_app:
+                    raise ValueError(f"--rename {spec!r}: a model rename is APP.OLDMODEL:APP.NEWMODEL, in one app "
+                                     "(Django's RenameModel renames a model within its app)")
+                renames.models[(app, new_model.lower())] = old_model.lower()
+            elif "." in old:
                 table, _, column = old.partition(".")
                 renames.add_column(table, column, new)
             else:

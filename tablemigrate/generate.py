@@ -18,8 +18,8 @@ from django.db import models
 
 from .apply import apply_migration
 from .build import FieldDefaults, build_from_models, model_sql, model_sql_digest, private_database, raw
-from .diff import (JoinTable, RenameCandidate, Renames, TableChange, carry_renames, check_renames, diff_schemas,
-                   rename_candidates)
+from .diff import (JoinTable, ModelRename, RenameCandidate, Renames, TableChange, carry_renames, check_renames,
+                   diff_schemas, rename_candidates)
 from .errors import ConfigurationError, GenerateError, HistoryConflict, MigrationFailed, ShapeMismatch
 from . import cache, partial, schemafile, shapes
 from .introspect import introspect, sql_made_tables
@@ -167,7 +167,82 @@ def _changes(a: Schema, b: Schema, renames: Renames, questioner: Questioner,
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     _ask_renames(a, b, renames, questioner, join_tables(model_list))
+    _renamed_models(renames, questioner, model_list)
     return diff_schemas(a, b, renames)
+
+
+def _table_models(model_list: Iterable[type[models.Model]]) -> dict[str, type[models.Model]]:
+    """The models that have a content type of their own and a table (not a proxy, not a many-to-many
+    field's through model), by lower-case table."""
+    return {m._meta.db_table.lower(): m for m in model_list if not m._meta.proxy and not m._meta.auto_created}
+
+
+def _declared_model_tables(renames: Renames, model_list: Iterable[type[models.Model]]) -> None:
+    """The table renames that go with the model renames declared by label (`--rename blog.Category:blog.Topic`):
+    the old table is Django's default name for the old model when the new one has the default name;
+    otherwise the table rename must be declared too (generate cannot know what the old table was)."""
+    by_label = {(m._meta.app_label, m._meta.model_name): m for m in _table_models(model_list).values()}
+    for (app, new), old in renames.models.items():
+        model = by_label.get((app, new))
+        spec = f"--rename {app}.{old}:{app}.{new}"
+        if model is None:
+            raise ConfigurationError(f"{spec}: no model {app}.{new} among the models tablemigrate owns")
+        if (app, old) in by_label:
+            raise ConfigurationError(f"{spec}: {by_label[app, old]._meta.label} is still a model; a renamed model "
+                                     "is gone under its old name")
+        table = model._meta.db_table.lower()
+        if table in renames.tables.values():
+            continue  # its table rename is declared too
+        if table != f"{app}_{new}".lower():
+            raise ConfigurationError(
+                f"{spec}: {model._meta.label}'s table {model._meta.db_table} is not Django's default name, so its "
+                f"old table is not known: declare it too (--rename OLDTABLE:{model._meta.db_table}). If the table "
+                "kept its name, only the content type changes: write a module with `model_renames` (docs/modules.md)")
+        renames.add_table(f"{app}_{old}", table)
+
+
+def _renamed_models(renames: Renames, questioner: Questioner, model_list: Iterable[type[models.Model]]) -> None:
+    """For each renamed table that is a model's, the model it belonged to before (its content type's
+    name): declared by label; else read from the old table when that is Django's default name for a
+    model of the same app (`blog_category` -> `category`); else asked (interactive); else unknown."""
+    models_by_table = _table_models(model_list)
+    for old_table, new_table in renames.tables.items():
+        model = models_by_table.get(new_table)
+        if model is None:
+            continue  # a many-to-many table, or another rename the models do not name
+        app, new = model._meta.app_label, model._meta.model_name
+        old = renames.models.get((app, new))
+        prefix = f"{app}_".lower()
+        if old is None and old_table.startswith(prefix) and old_table[len(prefix):].isidentifier():
+            old = old_table[len(prefix):]
+        if old is None and questioner.interactive:
+            answer = questioner.value(
+                f"Table {old_table} became {new_table}, the table of {model._meta.label}. What was that model's "
+                f"name before (for its content type and permissions)? Press Enter if it was {model._meta.object_name}")
+            old = (answer or "").strip().lower() or new
+            if not old.isidentifier():
+                raise ConfigurationError(f"{model._meta.label}'s old name {answer!r} is not a model name (a Python "
+                                         "identifier); nothing was written")
+        renames.model_tables[new_table] = ModelRename(app, old, new, model._meta.label)
+
+
+def follow_models(plans: list[PlannedMigration], renames: Renames) -> None:
+    """The model renames the modules record (`model_renames`): `run` renames the model's content type in
+    the module's transaction, keeping its id, as Django's RenameContentType does after a RenameModel;
+    `revert` renames it back. A model whose old name is not known is named in the summary."""
+    for plan in plans:
+        found = renames.model_tables.get(plan.table.lower()) if plan.verb == "rename" else None
+        if found is None or found.old == found.new:
+            continue
+        if found.old is None:
+            plan.summary.append(
+                f"content type: if the model of {plan.old_table} was renamed to {found.label}, its content type and "
+                f"permissions follow only when declared: generate again with `--rename {found.app_label}.OLDNAME:"
+                f"{found.label}`")
+            continue
+        plan.model_renames.append((found.app_label, found.old, found.new))
+        plan.summary.append(f"content type {found.app_label}.{found.old} becomes {found.app_label}.{found.new} (same "
+                            "id: its permissions and generic relations follow the model)")
 
 
 def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Questioner,
@@ -239,6 +314,7 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
     renames = renames or Renames()
     now = now or datetime.now(timezone.utc)
     model_list = list(model_list)
+    _declared_model_tables(renames, model_list)
     with cache.persistent(directory), private_database() as a_db, private_database() as b_db:
         statements = model_sql(b_db, model_list)
         ddl = model_sql_digest(statements)
@@ -295,6 +371,7 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
             values = _values(changes, FieldDefaults(b_db, model_list), questioner, unasked)
             plans = plan_changes(changes, values)
             _hint_renames(plans, unasked)
+            follow_models(plans, renames)
 
             def check(checked: list, tables: list) -> tuple[list[tuple[Shape, Shape]], Callable[[list], str]]:
                 after, shapes = verify(a_conn, a_diff, a, b_diff, checked, tables, hidden)

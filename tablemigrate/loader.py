@@ -21,8 +21,10 @@ Step = Union[str, Operation]
 
 SNAPSHOT_NAME = "schema.sql"
 
-#: The newest module format this version reads and `generate` writes (docs/modules.md).
+#: The module format `generate` writes (docs/modules.md).
 MODULE_FORMAT = 1
+#: The format of a module that renames a model (`model_renames`), and the newest this version reads.
+MODEL_RENAMES_FORMAT = 2
 
 
 @dataclass
@@ -50,6 +52,9 @@ class Migration:
     # Written by `baseline` into the last of the first modules (the adoption point): the Django migrations
     # of the owned apps that the adopted database had applied, as (app, name). None in any other module.
     adoption_point: tuple[tuple[str, str], ...] | None = None
+    # The models it renames, (app label, old model name, new model name), lower-case: `run` renames their
+    # content types in the module's transaction (`revert`: back), as Django's RenameContentType does.
+    model_renames: list[tuple[str, str, str]] = field(default_factory=list)
 
     def steps(self, direction: str) -> list[Step]:
         if direction == "up":
@@ -139,9 +144,9 @@ def load_source(source: bytes, name: str, path: Path | None = None) -> Migration
     module_format = namespace.get("module_format", 0)
     if not isinstance(module_format, int) or isinstance(module_format, bool) or module_format < 0:
         raise MigrationFileError(f"{where}: `module_format` must be a whole number")
-    if module_format > MODULE_FORMAT:
+    if module_format > MODEL_RENAMES_FORMAT:
         raise MigrationFileError(f"{where}: module format {module_format} is newer than this tablemigrate reads "
-                                 f"(up to {MODULE_FORMAT}): upgrade tablemigrate")
+                                 f"(up to {MODEL_RENAMES_FORMAT}): upgrade tablemigrate")
     atomic = namespace.get("atomic", True)
     if not isinstance(atomic, bool):
         raise MigrationFileError(f"{where}: `atomic` must be True or False")
@@ -170,6 +175,7 @@ def load_source(source: bytes, name: str, path: Path | None = None) -> Migration
         before=_shape(namespace.get("before"), where, "before"),
         after=_shape(namespace.get("after"), where, "after"),
         adoption_point=_adoption_point(namespace.get("adoption_point"), where),
+        model_renames=_model_renames(namespace.get("model_renames"), where, module_format),
     )
 
 
@@ -180,6 +186,22 @@ def _adoption_point(value: Any, where: str) -> tuple[tuple[str, str], ...] | Non
             isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in value):
         raise MigrationFileError(f"{where}: `adoption_point` must be a list of (app label, migration name) pairs")
     return tuple((app, name) for app, name in value)
+
+
+def _model_renames(value: Any, where: str, module_format: int) -> list[tuple[str, str, str]]:
+    """`model_renames`: a list of (app label, old model name, new model name), checked; lower-case. Only in
+    a module of format 2 or later, which a tablemigrate that would ignore the field refuses."""
+    if value is None:
+        return []
+    if module_format < MODEL_RENAMES_FORMAT:
+        raise MigrationFileError(f"{where}: `model_renames` needs `module_format = {MODEL_RENAMES_FORMAT}` (an older "
+                                 "tablemigrate then refuses the module instead of leaving its content types behind)")
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(r, (list, tuple)) and len(r) == 3 and all(isinstance(n, str) and n.isidentifier() for n in r)
+            and r[1].lower() != r[2].lower() for r in value):
+        raise MigrationFileError(f"{where}: `model_renames` must be a list of (app label, old model name, new model "
+                                 "name), each an identifier, the two names different: [('blog', 'category', 'topic')]")
+    return [(app, old.lower(), new.lower()) for app, old, new in value]
 
 
 def _is_checksum(value: Any) -> bool:

@@ -86,7 +86,7 @@ def generate(inputs: Inputs, renames: Renames, questioner, label: str, now: date
 
 def _generate(inputs: Inputs, renames: Renames, questioner, label: str, now: datetime, changed: set[str],
               b_owners: dict[str, list[str]], b_db):
-    from .generate import GenerateResult, _changes, _hint_renames, _modules, _stale_snapshot, _values
+    from .generate import GenerateResult, _changes, _hint_renames, _modules, _stale_snapshot, _values, follow_models
 
     blocks = inputs.blocks
     b_keys = {h for keys in b_owners.values() for h in keys}
@@ -148,6 +148,7 @@ def _generate(inputs: Inputs, renames: Renames, questioner, label: str, now: dat
         values = _values(changes, FieldDefaults(inputs.b_db, inputs.model_list), questioner, unasked)
         plans = plan_changes(changes, values)
         _hint_renames(plans, unasked)
+        follow_models(plans, renames)
     except BaseException:
         part.close()
         raise

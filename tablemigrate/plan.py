@@ -56,6 +56,9 @@ class PlannedMigration:
     after: dict[str, Any] | None = None
     noun: str = "table"  # what `table` names: "view" and "virtual table" in baseline's modules too
     adoption_point: list[tuple[str, str]] | None = None  # baseline's last module: loader.Migration's
+    # The models this module renames, (app label, old model name, new model name), as their content
+    # types name them: recorded in the module (`model_renames`) for `run` and `revert`.
+    model_renames: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def verb(self) -> str:

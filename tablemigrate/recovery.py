@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import backup as backups
-from . import djangoapps, history, online, signals, space
+from . import contenttypes, djangoapps, history, online, signals, space
 from .apply import apply_migration
 from .errors import DatabaseLocked, MigrationFailed, MigrationInterrupted, TablemigrateError, is_busy
 from .loader import Migration
@@ -279,7 +279,7 @@ def _apply_one(target: Target, m: Migration, direction: str, writers: _OtherWrit
         return history.is_applied(conn, m.name) == (direction == "down")
 
     try:
-        done = apply_migration(target.conn, m, direction, in_transaction=history.record,
+        done = apply_migration(target.conn, m, direction, in_transaction=contenttypes.recording(target.alias),
                                should_apply=still_needed, after_rollback=writers.rolled_back, online=True)
         verb = "applied" if direction == "up" else "reverted"
         if done:

@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta
 
 from .errors import GenerateError
-from .loader import MODULE_FORMAT, Step
+from .loader import MODEL_RENAMES_FORMAT, MODULE_FORMAT, Step
 from .operations import Operation
 from .plan import PlannedMigration
 
@@ -95,14 +95,18 @@ def render_module(plan: PlannedMigration, label: str, when: datetime) -> str:
     doc = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     up, up_imports = _render_list("up", plan.up)
     down, down_imports = _render_list("down", plan.down)
+    # A module that renames a model says so in a format of its own: a tablemigrate that does not read
+    # `model_renames` refuses the module ("upgrade tablemigrate") instead of leaving the content type behind.
+    module_format = MODEL_RENAMES_FORMAT if plan.model_renames else MODULE_FORMAT
     return (f'"""{doc}"""\n\n{_imports(up_imports | down_imports)}'
-            f"module_format = {MODULE_FORMAT}\n"
+            f"module_format = {module_format}\n"
             f"table = {plan.table!r}\n"
             f"label = {label!r}\n"
             + _render_shape("before", plan.before) + _render_shape("after", plan.after)
             + _render_reasons("destructive", plan.destructive)
             + _render_reasons("down_destructive", plan.down_destructive)
             + _render_adoption_point(plan.adoption_point)
+            + _render_model_renames(plan.model_renames)
             + "\n" + up + "\n" + down)
 
 
@@ -113,6 +117,12 @@ def _render_adoption_point(point: list[tuple[str, str]] | None) -> str:
     return ("# The adoption point: `baseline` records the modules up to this one as applied on a database whose\n"
             "# tables they build exactly and whose Django migrations of these apps are these (docs/modules.md).\n"
             + (f"adoption_point = [\n{pairs}]\n" if pairs else "adoption_point = []\n"))
+
+
+def _render_model_renames(renames: list[tuple[str, str, str]]) -> str:
+    if not renames:
+        return ""
+    return "model_renames = [\n" + "".join(f"    {tuple(r)!r},\n" for r in renames) + "]\n"
 
 
 def _imports(lines: set[str]) -> str:

@@ -123,7 +123,7 @@ class MigrationCommands(CommandParts):
                                  confirm=confirm, take_backup=options["backup"],
                                  keep=conf.keep_backups(), lock_timeout=conf.busy_timeout())
         if applied and conf.post_migrate():  # the work first: a reader that went away only loses lines
-            self._post_migrate(target.alias, options)
+            self._post_migrate(target.alias, options, applied)
         if not applied:
             self._say("No migrations to apply.")
         for m in applied:
@@ -164,12 +164,16 @@ class MigrationCommands(CommandParts):
         self._history_conn = target.conn
         self._history_before = [a.name for a in applied(target.conn)]
 
-    def _post_migrate(self, alias: str, options: dict[str, Any]) -> None:
-        """What Django's `migrate` does after applying: receivers create content types, permissions..."""
+    def _post_migrate(self, alias: str, options: dict[str, Any], done: list, backward: bool = False) -> None:
+        """What Django's `migrate` does after applying: receivers create content types, permissions...
+        Its `plan` holds the model renames of the modules in `done` (tablemigrate.contenttypes)."""
         from django.core.management.sql import emit_post_migrate_signal
 
+        from tablemigrate.contenttypes import post_migrate_plan
+
         try:
-            emit_post_migrate_signal(max(options["verbosity"] - 1, 0), options["interactive"], alias)
+            emit_post_migrate_signal(max(options["verbosity"] - 1, 0), options["interactive"], alias,
+                                     plan=post_migrate_plan(done, backward))
         except Exception as exc:
             raise CommandError(f"the migrations were applied, but a post_migrate receiver failed: "
                                f"{type(exc).__name__}: {exc}", returncode=1) from None
@@ -186,6 +190,6 @@ class MigrationCommands(CommandParts):
                                      take_backup=options["backup"], keep=conf.keep_backups(),
                                      lock_timeout=conf.busy_timeout())
         if reverted and conf.post_migrate():  # the work first: a reader that went away only loses lines
-            self._post_migrate(conf.sqlite_alias(options["database"]), options)
+            self._post_migrate(conf.sqlite_alias(options["database"]), options, reverted, backward=True)
         for m in reverted:
             self._say(self.style.SUCCESS(f"Reverted {m.name}{took(m.name)}"))

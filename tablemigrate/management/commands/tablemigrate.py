@@ -97,7 +97,8 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
         g.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 when the models differ from the history (for CI)")
         g.add_argument("--rename", action="append", default=[], metavar="OLD:NEW",
-                       help="declare a rename: TABLE.OLDCOLUMN:NEWCOLUMN or OLDTABLE:NEWTABLE (repeatable)")
+                       help="declare a rename: TABLE.OLDCOLUMN:NEWCOLUMN, OLDTABLE:NEWTABLE or APP.OLDMODEL:APP.NEWMODEL "
+                            "(a model: its content type follows; repeatable)")
 
         show = add("show", "Say which apps tablemigrate owns; list the other apps' pending Django migrations "
                            "and tablemigrate's applied and pending migrations, with the SQL pending ones would "
