@@ -77,22 +77,15 @@ def find_point(migrations: list[Migration]) -> AdoptionPoint | None:
     history baselined before that was recorded, the first modules `baseline` wrote in one go (its label,
     one timestamp). None when the history does not start with `baseline`'s modules."""
     for i, m in enumerate(migrations):
-        if m.adoption_point is not None:  # and the data steps `baseline` carried after it (datasteps.py)
-            return AdoptionPoint(migrations[:max(i + 1, len(_baseline_batch(migrations, m.label)))],
-                                 m.adoption_point)
-    batch = _baseline_batch(migrations, BASELINE_LABEL)
-    return AdoptionPoint(batch, None) if batch else None
-
-
-def _baseline_batch(migrations: list[Migration], label: str) -> list[Migration]:
-    """The first modules, as long as `baseline` wrote them in one go (its label, one timestamp)."""
+        if m.adoption_point is not None:  # the last module `baseline` wrote (its carried data steps included)
+            return AdoptionPoint(migrations[:i + 1], m.adoption_point)
     batch = []
     for m in migrations:
         stamp = re.match(r"\d{8}_\d{6}_", m.name)
-        if m.label != label or stamp is None or stamp.group() != migrations[0].name[:16]:
+        if m.label != BASELINE_LABEL or stamp is None or stamp.group() != migrations[0].name[:16]:
             break
         batch.append(m)
-    return batch
+    return AdoptionPoint(batch, None) if batch else None
 
 
 def adoption_point(directory: Path) -> AdoptionPoint:
@@ -100,8 +93,8 @@ def adoption_point(directory: Path) -> AdoptionPoint:
     loaded: list[Migration] = []
     for path in migration_files(directory):
         loaded.append(load_migration(path))
-        if loaded[-1].label != loaded[0].label or loaded[-1].name[:16] != loaded[0].name[:16]:
-            break  # past `baseline`'s batch (the point and the data steps carried with it)
+        if loaded[-1].adoption_point is not None:
+            break
     point = find_point(loaded)
     if point is None:
         raise ConfigurationError(

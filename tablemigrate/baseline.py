@@ -220,11 +220,11 @@ def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", 
             if after.fingerprint() != live.fingerprint():
                 raise GenerateError("internal error: the baseline modules do not reproduce the database's "
                                     "virtual tables, views and triggers; nothing written")
-            carried[:] = datasteps.modules(data or [], label, now, [m.name for m in checked])
+            carried[:] = datasteps.modules(data or [], label, now, [m.name for m in checked], adoption_point)
             records = [Recorded(m.name, checksum(m.text.encode())) for m in carried]
             return shapes, lambda new: render_snapshot(after, history_checksum(new + records), fingerprint)
 
-        if plans and adoption_point is not None:
+        if plans and adoption_point is not None and not data:  # else in the last carried data module
             plans[-1].adoption_point = adoption_point
         result = _modules(directory, plans, label, now, [], check)
         result.modules += carried

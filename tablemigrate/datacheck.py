@@ -105,8 +105,11 @@ class _RunState:
     # their rows are only what the run writes. `fresh`: those no step has written into since.
     created: set[str] = field(default_factory=set)
     fresh: set[str] = field(default_factory=set)
+    # ... and those only a step the check cannot read (Python, a data step) may have written into since:
+    # whether they hold rows is known only when the migration runs, which checks it (StillEmpty).
+    unknown: set[str] = field(default_factory=set)
     # Something outside these migrations writes first (the run's Django migrations, data steps included):
-    # a live table that is empty now is not known to be empty when they run.
+    # a live table that is empty now is proved empty again when its migration runs (StillEmpty).
     others_write_first: bool = False
 
 
@@ -120,6 +123,7 @@ class _Checker:
         # them again: the application may write one in between). At the start: live name -> current.
         self.counted: list[str] = []
         self._names_at_start = {live.lower(): current for current, live in state.table_origin.items()}
+        self._created_at_start = set(state.created)
         self.state = state
         self.changed = state.changed
         self.read_from = state.read_from
@@ -163,12 +167,19 @@ class _Checker:
         """Whether `table` certainly holds no row at this point of the run."""
         key = table.lower()
         if key in self.state.created:
-            return key in self.state.fresh
-        if self.state.others_write_first or self._rows_changed(table):
+            if key in self.state.fresh:
+                return True
+            if key in self.state.unknown and key in self._created_at_start:
+                self.counted.append(table)  # only steps the check cannot read wrote since: proved when it runs
+                return True
+            return False
+        if self._rows_changed(table, by_python=False):
             return False
         src = self.source(table)
         if src is None or _count(self.conn, f"SELECT EXISTS (SELECT 1 FROM {src.sql})"):
             return False
+        # Empty now. The run's Django migrations or a Python step before it may write rows into it: the
+        # migration's transaction proves it still empty (StillEmpty), as it does for any table counted here.
         live = self.table_origin.get(key, table)
         self.counted.append(self._names_at_start.get(live.lower(), live))
         return True
@@ -186,6 +197,7 @@ class _Checker:
     def unreadable(self) -> None:
         """A step the check could not follow: what it loses is unknown, and so are the rows it writes."""
         self.loses_nothing = False
+        self.state.unknown |= self.state.fresh
         self.state.fresh.clear()
 
     # RebuildTable ------------------------------------------------------------------------------
@@ -362,8 +374,9 @@ class _Checker:
         what keeps data); the count is then of the rows as they are now."""
         return " (counted before earlier steps of this run change its rows)" if self._rows_changed(table) else ""
 
-    def _rows_changed(self, table: str) -> bool:
-        return "*" in self.changed or table.lower() in self.changed or \
+    def _rows_changed(self, table: str, by_python: bool = True) -> bool:
+        """Whether an earlier step of the run writes `table`'s rows (`by_python`: or may, being Python)."""
+        return ("*" in self.changed and by_python) or table.lower() in self.changed or \
             self.table_origin.get(table.lower(), table).lower() in self.changed
 
     def statement(self, sql: str, effects: Effects) -> None:
@@ -378,7 +391,7 @@ class _Checker:
             copied = (" (an earlier statement copies from it: confirm the copy keeps what you need)"
                       if table.lower() in self.read_from else "")
             if table.lower() in state.created:  # made by this run: it holds what the run wrote into it
-                if table.lower() not in state.fresh:
+                if not self.empty(table):
                     self.add("loss", f"dropping {table} deletes the rows earlier steps of this run write into it"
                                      + copied)
                 state.created.discard(table.lower())
@@ -388,7 +401,7 @@ class _Checker:
             if src is None or table.lower() in state.shadows:  # shadows go with their virtual table
                 continue
             n = _count(self.conn, f"SELECT count(*) FROM {src.sql}")
-            if n or self._rows_changed(table):
+            if n or (self._rows_changed(table) and not self.empty(table)):
                 # Whether an earlier INSERT ... SELECT kept those rows (all of them? every column?) is
                 # known only by running it: a drop of rows is always a loss to confirm.
                 rows = _rows(n) if n else "the rows earlier steps of this run write into it"
@@ -409,6 +422,7 @@ class _Checker:
         # Rows written by hand (INSERT/UPDATE/DELETE, triggers included) are no longer the live rows.
         self.changed.update(t.lower() for t in effects.written)
         state.fresh.difference_update(t.lower() for t in effects.written)
+        state.unknown.difference_update(t.lower() for t in effects.written)
         self.read_from.update(t.lower() for t in effects.read)
         if sqltext.tokenize(sql)[:2] and [t.keyword() for t in sqltext.tokenize(sql)[:2]] == ["create", "unique"]:
             self._unique_index(sqltext.tokenize(sql))

@@ -334,9 +334,11 @@ class _DataPlan(PlannedMigration):
         return "data"
 
 
-def modules(found: list[Found], label: str, now: Any, existing: list[str]) -> list[Any]:
+def modules(found: list[Found], label: str, now: Any, existing: list[str],
+            adoption_point: list[tuple[str, str]] | None = None) -> list[Any]:
     """The carried modules (generate.GeneratedModule), one per Django migration with data steps, in
-    Django's order, named to sort after the modules `existing` (the baseline's table modules)."""
+    Django's order, named to sort after the modules `existing` (the baseline's table modules); the last
+    holds `adoption_point` (the point takes in every module `baseline` writes: tablemigrate.adopt)."""
     from .generate import GeneratedModule
     from .loader import Step
     from .operations import DjangoDataStep
@@ -360,8 +362,10 @@ def modules(found: list[Found], label: str, now: Any, existing: list[str]) -> li
         plan = _DataPlan("create", f"{app_label}_{migration}", up, down or [], summary=summary, noun="data")
         plans.append((f"{app_label}.{migration}", plan, down))
     names = module_names([p for _o, p, _d in plans], now, existing)
-    return [GeneratedModule(name, render_data_module(origin, plan.up, down, plan.summary, label, now), plan)
-            for name, (origin, plan, down) in zip(names, plans)]
+    last = len(plans) - 1
+    return [GeneratedModule(name, render_data_module(origin, plan.up, down, plan.summary, label, now,
+                                                     adoption_point if i == last else None), plan)
+            for i, (name, (origin, plan, down)) in enumerate(zip(names, plans))]
 
 
 def find_in(everything: Any, apps: list[str]) -> tuple[list[Found], list[str]]:

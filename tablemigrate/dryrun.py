@@ -50,7 +50,8 @@ def dry_run(target: Target, directory: Path, *, allow_destructive: bool = False,
     _st, pending = pending_migrations(target, directory)
     django = djangoapps.wrapper_of(target.alias, target.conn) is not None or target.path is None
     if pending:
-        reasons = preflight(target, pending, "up", any(m.destructive for m in pending) and _django_first(target))
+        reasons = preflight(target, pending, "up", any(m.destructive for m in pending) and _django_first(target),
+                            recheck=not allow_destructive)  # as `run`: what only the copy can prove, it proves
         require_confirmation(reasons, allow_destructive, confirm)
     out: list[Rehearsal] = []
     with _copy_file(target, pending) as name, djangoapps.stand_in(target.alias, name) as copy:

@@ -90,18 +90,24 @@ class _Recorder:
         self.tables = _columns(conn)
         self.effects: dict[StatementKey, Effects] = {}
         self.migration = ""
+        self.listening = True
         conn.set_authorizer(self.authorize)
 
     def authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None,
                   _inner: str | None) -> int:
-        self.actions.append((action, arg1, arg2, db))
+        if self.listening:
+            self.actions.append((action, arg1, arg2, db))
         return sqlite3.SQLITE_OK
 
     def observe(self, conn: sqlite3.Connection, number: int, index: int | None) -> None:
         """After a statement (`index`) or an operation (`index` None) of step `number` ran."""
         actions, self.actions = self.actions, []
         before = self.tables
-        after = _refreshed(conn, before, actions) if any(a[0] in _SCHEMA for a in actions) else before
+        self.listening = False  # its own reads are no statement's (a SELECT here once made the next
+        try:                    # CREATE TABLE look like CREATE TABLE ... AS SELECT, filling its table)
+            after = _refreshed(conn, before, actions) if any(a[0] in _SCHEMA for a in actions) else before
+        finally:
+            self.listening = True
         self.tables = after
         if index is not None:
             self.effects[(self.migration, number, index)] = _effects(actions, before, after)
@@ -204,6 +210,8 @@ def rehearse(conn: sqlite3.Connection, migrations: list[Migration], direction: s
 
 def _rehearse_one(copy: sqlite3.Connection, m: Migration, direction: str, recorder: _Recorder) -> None:
     tables = recorder.tables
+    recorder.actions = []  # what ran since the last statement (the shape check, the last migration's foreign
+    # key check and COMMIT) is no statement's
     if not m.atomic:  # its completed statements stay on the copy: one attempt, with the strict names
         apply_migration(copy, m, direction, run_python=False, strict_names=True, observer=recorder.observe)
         return

@@ -175,9 +175,10 @@ def module_names(plans: list[PlannedMigration], when: datetime, existing: list[s
 
 
 def render_data_module(origin: str, up: list[Step], down: list[Step] | None, summary: list[str], label: str,
-                       when: datetime) -> str:
+                       when: datetime, adoption_point: list[tuple[str, str]] | None = None) -> str:
     """A module of data steps that `baseline` carried from the Django migration `origin` ("app.name"):
-    no table, no shapes; without `down` when Django cannot reverse a step."""
+    no table, no shapes; without `down` when Django cannot reverse a step. `adoption_point`: in the last
+    module `baseline` writes (see render_module)."""
     lines = "".join(f"  - {line}\n" for line in summary)
     doc = (f"Data steps of the Django migration {origin}, carried by `baseline`.\n\n{lines}\n"
            f"They run on a database that `run` builds (after the modules that create the tables), as Django ran\n"
@@ -196,4 +197,5 @@ def render_data_module(origin: str, up: list[Step], down: list[Step] | None, sum
             f"module_format = {MODULE_FORMAT}\n"
             f"label = {label!r}\n"
             "destructive = []\n"
-            "\n" + up_text + "\n" + down_text)
+            + _render_adoption_point(adoption_point)
+            + "\n" + up_text + "\n" + down_text)

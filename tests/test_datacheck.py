@@ -234,8 +234,6 @@ MAY_LOSE = {
     "a data step": [[RunPython(write_full), "DROP TABLE empty"]],
     "rows written before the drop": [["INSERT INTO empty (v) VALUES ('x')"], ["DROP TABLE empty"]],
     "rows written into a new table": [["CREATE TABLE n (x)", "INSERT INTO n VALUES (1)"], ["DROP TABLE n"]],
-    "a data step before the drop of a new table": [["CREATE TABLE n (x)"], [RunPython(write_full)],
-                                                   ["DROP TABLE n"]],
     "create table as select": [["CREATE TABLE n AS SELECT v FROM full"], ["DROP TABLE n"]],
     "if not exists keeps the live table": [["CREATE TABLE IF NOT EXISTS full (x)"], ["DROP TABLE full"]],
     "a trigger writes it": [["CREATE TABLE n (x)", "CREATE TABLE log (x)",
@@ -245,9 +243,26 @@ MAY_LOSE = {
 }
 
 
-def _last_loses_nothing(conn, steps_of_each, **kwargs) -> bool:
+# Empty now, but a step the check cannot read (or the run's Django migrations) may write rows first: the
+# migration loses nothing provided its transaction finds them still empty (StillEmpty).
+PROVED_WHEN_IT_RUNS = {
+    "a data step before the drop of a new table": ([["CREATE TABLE n (x)"], [RunPython(write_full)],
+                                                    ["DROP TABLE n"]], {}, ["n"]),
+    "a data step before the drop of an empty live table": ([[RunPython(write_full)], ["DROP TABLE empty"]], {},
+                                                           ["empty"]),
+    "django migrations before the drop of an empty live table": ([["DROP TABLE empty"]],
+                                                                 {"others_write_first": True}, ["empty"]),
+}
+
+
+def _assessed(conn, steps_of_each, **kwargs):
     migrations = [Migration(f"m{i}", list(steps), None) for i, steps in enumerate(steps_of_each, 1)]
-    return migrations[-1].name in assess(conn, migrations, **kwargs).lose_nothing
+    return migrations[-1].name, assess(conn, migrations, **kwargs)
+
+
+def _last_loses_nothing(conn, steps_of_each, **kwargs) -> bool:
+    name, assessed = _assessed(conn, steps_of_each, **kwargs)
+    return name in assessed.lose_nothing
 
 
 @pytest.mark.parametrize("case", sorted(NOTHING_TO_LOSE))
@@ -260,10 +275,21 @@ def test_a_migration_that_may_meet_rows_or_cannot_be_read_may_lose_them(two, cas
     assert not _last_loses_nothing(two, MAY_LOSE[case])
 
 
-def test_an_empty_live_table_proves_nothing_when_django_migrations_run_first(two):
-    assert _last_loses_nothing(two, [["DROP TABLE empty"]])
-    assert not _last_loses_nothing(two, [["DROP TABLE empty"]], others_write_first=True)
+@pytest.mark.parametrize("case", sorted(PROVED_WHEN_IT_RUNS))
+def test_a_table_only_unreadable_steps_may_write_is_proved_empty_when_the_migration_runs(two, case):
+    """Issue 23: a history with a data step (a carried Django data migration) before a drop asked for
+    --allow-destructive on every new database. The table is empty now or was made by the run; whether a
+    Python step wrote into it is known when the migration runs, whose transaction proves it (StillEmpty)."""
+    steps, kwargs, proved = PROVED_WHEN_IT_RUNS[case]
+    name, assessed = _assessed(two, steps, **kwargs)
+    assert name in assessed.lose_nothing and assessed.still_empty[name] == proved
+    assert not [f for f in assessed.findings if f.kind == "loss"]
+
+
+def test_an_empty_live_table_is_proved_again_when_django_migrations_run_first(two):
     assert _last_loses_nothing(two, [["CREATE TABLE n (x)"], ["DROP TABLE n"]], others_write_first=True)
+    assert _assessed(two, [["CREATE TABLE n (x)"], ["DROP TABLE n"]], others_write_first=True)[1].still_empty == {
+        "m1": [], "m2": []}
 
 
 def test_dropping_a_table_the_run_created_and_wrote_is_a_loss(two):
@@ -348,8 +374,12 @@ def test_what_the_check_says_loses_nothing_loses_no_value_when_applied(history):
     conn = sqlite3.connect(":memory:", isolation_level=None)
     for sql in setup:
         conn.execute(sql)
-    safe = assess(conn, migrations).lose_nothing
+    assessed = assess(conn, migrations)
+    safe = assessed.lose_nothing
     for m in migrations:
+        if m.name in safe and any(conn.execute(f"SELECT EXISTS (SELECT 1 FROM {t})").fetchone()[0]
+                                  for t in assessed.still_empty[m.name]):
+            break  # what `run` does: its first step (StillEmpty) refuses it, and the run stops there
         before = _values(conn)
         for step in m.up:
             step.apply(conn) if isinstance(step, RunPython) else conn.execute(step)

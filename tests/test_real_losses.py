@@ -92,7 +92,6 @@ def test_a_table_with_rows_is_refused_with_the_count_and_dry_run_refuses_with_th
 
 WRITERS = {
     "INSERT": "up = [\"INSERT INTO junk (v) VALUES ('kept?')\"]\n",
-    "RunPython": "def up(db):\n    db.execute(\"INSERT INTO junk (v) VALUES ('kept?')\")\n",
     "trigger": "up = ['CREATE TABLE log (x)', 'CREATE TRIGGER fill AFTER INSERT ON log BEGIN "
                "INSERT INTO junk (v) VALUES (new.x); END', 'INSERT INTO log VALUES (1)']\n",
 }
@@ -111,6 +110,24 @@ def test_rows_written_earlier_in_the_run_make_the_drop_a_loss_and_a_refused_firs
     assert ("0003_drop: drops table junk and all its rows" in str(real)) == flagged
     # (d) the refused first run leaves nothing: no database file, no 0-byte file, no lock file
     assert left_in(edge) == []
+
+
+PYTHON_WRITES_JUNK = "def up(db):\n    db.execute(\"INSERT INTO junk (v) VALUES ('kept?')\")\n"
+
+
+@pytest.mark.parametrize("dry", [False, True], ids=["run", "dry run"])
+def test_rows_a_python_step_writes_before_the_drop_stop_the_run_when_it_gets_there(edge, dry):
+    """What a Python step writes is known only when it has run: the drop's transaction finds junk holding
+    rows (StillEmpty), and the run stops there, restored, having dropped nothing (a data step that writes
+    other tables, as a carried Django data migration does, no longer costs every new database a
+    --allow-destructive). The dry run, which runs the step on its copy, stops the same way."""
+    modules(edge.parent / "m", **{CREATE: CREATE_JUNK, "0002_write": PYTHON_WRITES_JUNK, "0003_drop": DROP_JUNK})
+    err = refusal("run", "--noinput", *(["--dry-run"] if dry else []))
+    assert err.returncode == 1
+    assert "0003_drop" in str(err) and "junk was empty when the data check ran and has rows now" in str(err)
+    if not dry:
+        assert "restored" in str(err)
+        assert rows(edge, "SELECT name FROM sqlite_master WHERE name = 'junk'") == []  # back to before the run
 
 
 def test_a_table_created_by_create_table_as_select_holds_rows(edge):
