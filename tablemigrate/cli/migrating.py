@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 
 from tablemigrate import conf
 from tablemigrate.apply import statements_of
+from tablemigrate.errors import DatabaseLocked, is_busy
 from .parts import CommandParts
 
 
@@ -175,6 +176,11 @@ class MigrationCommands(CommandParts):
             emit_post_migrate_signal(max(options["verbosity"] - 1, 0), options["interactive"], alias,
                                      plan=post_migrate_plan(done, backward))
         except Exception as exc:
+            if is_busy(exc):  # another connection's lock: exit 3 (retry), whatever Django wrapped it in
+                raise CommandError(f"the migrations were applied, but a post_migrate receiver could not write: "
+                                   f"another connection kept the database locked past the busy timeout "
+                                   f"({type(exc).__name__}: {exc}); run again when it is free",
+                                   returncode=DatabaseLocked.exit_code) from None
             raise CommandError(f"the migrations were applied, but a post_migrate receiver failed: "
                                f"{type(exc).__name__}: {exc}", returncode=1) from None
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from tablemigrate import conf
-from tablemigrate.errors import TablemigrateError
+from tablemigrate.errors import DatabaseLocked, TablemigrateError, is_busy
 from .base import CommandState
 
 
@@ -62,16 +62,22 @@ class Targets(CommandState):
         if wrapper.in_atomic_block:
             raise CommandError("tablemigrate cannot run inside a transaction (atomic block)", returncode=2)
         conn = wrapper.connection
+        # The busy timeout first: reading the header waits for a writer that holds the file (a rollback
+        # journal's pending write), for as long as the project says, and a lock is exit 3, not "unusable".
+        conn.execute(f"PRAGMA busy_timeout = {int(conf.busy_timeout() * 1000)}")
         try:
             conn.execute("PRAGMA schema_version").fetchone()  # reads the header: is it SQLite at all?
         except sqlite3.DatabaseError as exc:
+            if is_busy(exc):
+                raise CommandError(f"{name}: another connection kept the database locked past the busy timeout "
+                                   f"({conf.busy_timeout():g}s, {exc}); nothing was changed",
+                                   returncode=DatabaseLocked.exit_code) from None
             raise CommandError(f"{name} is not a usable SQLite database ({exc})", returncode=2) from None
         writes = action in ("run", "revert", "restore", "baseline") and not options.get("dry_run")
         if writes and not wrapper.is_in_memory_db() and not (
                 os.access(name, os.W_OK) and os.access(os.path.dirname(os.path.abspath(name)), os.W_OK)):
             raise CommandError(f"database file {name} (or its directory, where SQLite keeps its journal) is "
                                "read-only; nothing was changed", returncode=2)
-        conn.execute(f"PRAGMA busy_timeout = {int(conf.busy_timeout() * 1000)}")
         resolved = None if wrapper.is_in_memory_db() else Path(wrapper.settings_dict["NAME"]).resolve()
         return Target(alias, conn, resolved, conf.backup_dir())
 

@@ -30,9 +30,10 @@ EXIT_CODES = """exit codes:
      directory, a pending Django migration of an app tablemigrate owns, an app's initial Django
      migration whose tables already exist; nothing was changed
   3  another run holds the lock, or another connection kept the database locked past the busy
-     timeout (at BEGIN, a statement, COMMIT, the backup, the restore, a Django migration): nothing
-     was changed, or the run's backup was restored; if a lock kept even the restore from running,
-     the line says which migrations stay applied
+     timeout (opening it, at BEGIN, a statement, COMMIT, the backup, the restore, a Django migration):
+     nothing was changed, or the run's backup was restored; if a lock kept even the restore from
+     running, the line says which migrations stay applied; in a post_migrate receiver, after the
+     migrations were applied, the line says so
   130  interrupted by SIGINT (Ctrl-C), or
   143  by SIGTERM (`docker stop`): the command stopped cleanly (the migration under way rolled back,
        the run's backup restored, partial files removed); its one line says what state things are in
