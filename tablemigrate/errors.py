@@ -107,6 +107,11 @@ class ObjectExists(MigrationFailed):
         self.name = name
 
 
+class VirtualTableBroken(MigrationFailed):
+    """A migration leaves a virtual table that worked before it failing (an FTS index whose content table
+    or column it renamed or dropped), as a full scan of it on the rehearsal copy showed."""
+
+
 class HistoryMismatch(TablemigrateError):
     """An applied module was edited or deleted: the history no longer describes the database."""
 

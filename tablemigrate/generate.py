@@ -23,6 +23,7 @@ from .diff import (JoinTable, ModelRename, RenameCandidate, Renames, TableChange
 from .errors import ConfigurationError, GenerateError, HistoryConflict, MigrationFailed, ShapeMismatch
 from . import cache, partial, schemafile, shapes
 from .introspect import introspect, sql_made_tables
+from .rehearse import broken_virtual_tables
 from .verify import Shape, verify
 from .loader import SNAPSHOT_NAME, Recorded, history_checksum, load_migrations, load_source, recorded_files
 from .plan import PlannedMigration, Values, added_nullable_columns, made_not_null, needed_values, plan_changes
@@ -50,6 +51,9 @@ class GeneratedModule:
     name: str
     text: str
     plan: PlannedMigration
+    #: What the module breaks that it cannot mend itself (a virtual table naming a table it renames or
+    #: drops): `generate` prints each line, and `run` will refuse the module until it is edited.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -383,6 +387,8 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
                 return shapes, snapshot
 
             result = _modules(directory, plans, label, now, existing, check)
+            if a.virtual:
+                _warn_virtual_tables(a_conn, result.modules)
         if write:
             old = directory / SNAPSHOT_NAME
             snapshot_before = old.read_bytes() if old.is_file() else None
@@ -516,6 +522,16 @@ def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: da
     modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
     new = [load_source(m.text.encode(), m.name) for m in modules]
     return GenerateResult(modules, directory, functools.cache(lambda: snapshot(new)))
+
+
+def _warn_virtual_tables(a_conn: sqlite3.Connection, modules: list[GeneratedModule]) -> None:
+    """The virtual tables of database A that the new modules leave failing, asked of SQLite as the
+    rehearsal before `run` does (a full scan of each after each module): an FTS index whose content
+    table a module renames or drops. Said now, not at deploy, where `run` refuses the module."""
+    by_name = {m.name: m for m in modules}
+    loaded = [load_source(m.text.encode(), m.name) for m in modules]
+    for migration, line in broken_virtual_tables(a_conn, loaded):
+        by_name[migration].warnings.append(line)
 
 
 def _leave_database_a(result: GenerateResult, snapshot_before: bytes | None) -> None:

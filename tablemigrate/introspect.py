@@ -243,9 +243,16 @@ def shadow_tables(conn: sqlite3.Connection) -> set[str]:
     try:
         return {r[1].lower() for r in conn.execute("PRAGMA main.table_list") if r[2] == "shadow"}
     except sqlite3.OperationalError:  # SQLite before 3.37: by the modules' naming convention
-        virtual = [r[0].lower() for r in conn.execute(
+        return {f"{v.lower()}_{suffix}" for v in virtual_tables(conn) for suffix in _SHADOW_SUFFIXES}
+
+
+def virtual_tables(conn: sqlite3.Connection) -> list[str]:
+    """The names of the virtual tables (FTS, R*Tree) of the main database, as SQLite keeps them."""
+    try:
+        return [r[1] for r in conn.execute("PRAGMA main.table_list") if r[2] == "virtual"]
+    except sqlite3.OperationalError:  # SQLite before 3.37 (which stores each as CREATE VIRTUAL TABLE ...)
+        return [r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL%'")]
-        return {f"{v}_{suffix}" for v in virtual for suffix in _SHADOW_SUFFIXES}
 
 
 def sql_made_tables(conn: sqlite3.Connection) -> set[str]:

@@ -4,6 +4,10 @@ touched. Two things come out of it:
 - **validation**: syntax and reference errors surface here, and so does any statement that works only
   because SQLite reads a double-quoted name that matches nothing as a string literal (the statements
   run with every double-quoted name in backticks, which SQLite never reads as text);
+- **virtual tables that stop working**: after each migration every virtual table of the copy is read
+  once (a full scan, which an FTS index with external content runs on its content table and columns);
+  one that worked before the migration and fails after it refuses the run. SQLite updates triggers and
+  views on a RENAME, but never the names a virtual table was created with (`content='shop_item'`);
 - **what each statement does**, as SQLite itself reports it: the authorizer callback while the
   statement runs (tables dropped, tables whose rows are written; quoting and `main.` already resolved)
   and the copy's tables before and after it (columns dropped or renamed, tables renamed). The data
@@ -16,12 +20,12 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from . import shapes
-from .apply import apply_migration
+from .apply import _short, apply_migration
 from .build import private_database, raw
-from .errors import DoubleQuotedString, MigrationFailed, ObjectExists, SchemaCopyFailed
-from .introspect import is_internal, shadow_tables
+from .errors import DoubleQuotedString, MigrationFailed, ObjectExists, SchemaCopyFailed, VirtualTableBroken
+from .introspect import is_internal, shadow_tables, virtual_tables
 from .loader import Migration
-from .sqltext import user_objects
+from .sqltext import quote, user_objects
 
 StatementKey = tuple[str, int, int]  # (migration name, step number from 1, statement index from 0)
 
@@ -91,12 +95,14 @@ class _Recorder:
         self.effects: dict[StatementKey, Effects] = {}
         self.migration = ""
         self.listening = True
+        self.created_virtual = False  # whether a statement created a virtual table (since last cleared)
         conn.set_authorizer(self.authorize)
 
     def authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None,
                   _inner: str | None) -> int:
         if self.listening:
             self.actions.append((action, arg1, arg2, db))
+            self.created_virtual |= action == sqlite3.SQLITE_CREATE_VTABLE
         return sqlite3.SQLITE_OK
 
     def observe(self, conn: sqlite3.Connection, number: int, index: int | None) -> None:
@@ -176,36 +182,112 @@ def _altered(out: Effects, old: tuple[str, list[str]], before: Columns, after: C
         out.renamed_columns += [(name, a, b) for a, b in zip(old_columns, new_columns) if a.lower() != b.lower()]
 
 
-def rehearse(conn: sqlite3.Connection, migrations: list[Migration], direction: str = "up"
-             ) -> dict[StatementKey, Effects]:
-    """Apply `migrations` to an empty copy of `conn`'s schema; raise MigrationFailed on the first
-    error. Returns the effects of every plain-SQL statement."""
+class VirtualTables:
+    """The virtual tables of a database and SQLite's error for each one that does not work: a full scan
+    of it fails. An FTS5 or FTS4 index with external content scans its content table, naming the table
+    and the columns it was created with, so one whose table or column is gone fails even with no row
+    (measured: FTS5's 'integrity-check' passes there, the scan says "no such table: main.shop_item");
+    any other module is asked the same way."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.errors = self._errors(conn)
+
+    @staticmethod
+    def _errors(conn: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
+        """lower-case name -> (name, SQLite's error or None)."""
+        out: dict[str, tuple[str, str | None]] = {}
+        for name in virtual_tables(conn):
+            try:
+                conn.execute(f"SELECT * FROM main.{quote(name)}").fetchone()
+                out[name.lower()] = (name, None)
+            except sqlite3.Error as exc:
+                out[name.lower()] = (name, str(exc))
+        return out
+
+    def broken(self, conn: sqlite3.Connection) -> list[tuple[str, str]]:
+        """After a migration: (name, error) of each virtual table that worked before it and fails now."""
+        before, self.errors = self.errors, self._errors(conn)
+        return [(name, error) for key, (name, error) in self.errors.items()
+                if error is not None and key in before and before[key][1] is None]
+
+
+def broken_message(conn: sqlite3.Connection, migration: str, direction: str, name: str, error: str) -> str:
+    """What to say about virtual table `name`, which `migration` leaves failing with `error`."""
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone() or ("",)
+    q = quote(name)
+    return (f"migration {migration} ({direction}) leaves virtual table {name} not working: {error} (it was "
+            f"created as {_short(sql, 120)}; SQLite renames no table or column in it): in the same module, drop "
+            f"it and create it again naming the new table and columns, then rebuild its index "
+            f"(INSERT INTO {q}({q}) VALUES('rebuild'))")
+
+
+def _copy_schema(conn: sqlite3.Connection, copy: sqlite3.Connection) -> None:
+    """`conn`'s schema, without rows, into the empty database `copy`."""
     rows = conn.execute(
         f"SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL AND {user_objects()} "
         "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 ELSE 3 END, rowid"
     ).fetchall()
     shadows = shadow_tables(conn)  # a virtual table creates its own shadow tables
+    copy.execute("PRAGMA foreign_keys = OFF")
+    for _kind, name, table, sql in rows:
+        if name.lower() in shadows or table.lower() in shadows:
+            continue
+        try:
+            copy.execute(sql)
+        except sqlite3.Error as exc:
+            raise SchemaCopyFailed(f"validation could not copy the schema ({name}: {exc}); nothing was "
+                                   "changed") from None
+    copy.execute("PRAGMA foreign_keys = ON")
+
+
+def rehearse(conn: sqlite3.Connection, migrations: list[Migration], direction: str = "up"
+             ) -> dict[StatementKey, Effects]:
+    """Apply `migrations` to an empty copy of `conn`'s schema; raise MigrationFailed on the first
+    error (VirtualTableBroken for a virtual table one leaves failing). Returns the effects of every
+    plain-SQL statement."""
     with private_database() as db:
         copy = raw(db)
-        copy.execute("PRAGMA foreign_keys = OFF")
-        for _kind, name, table, sql in rows:
-            if name.lower() in shadows or table.lower() in shadows:
-                continue
-            try:
-                copy.execute(sql)
-            except sqlite3.Error as exc:
-                raise SchemaCopyFailed(f"validation could not copy the schema ({name}: {exc}); nothing was "
-                                       "changed") from None
-        copy.execute("PRAGMA foreign_keys = ON")
+        _copy_schema(conn, copy)
         recorder = _Recorder(copy)
+        virtual = VirtualTables(copy)
         try:
             for m in migrations:
                 recorder.migration = m.name
                 shapes.check(copy, m, direction)  # its table as the module expects it, after those before it
+                recorder.created_virtual = False
                 _rehearse_one(copy, m, direction, recorder)
+                if virtual.errors or recorder.created_virtual:  # no cost without virtual tables
+                    recorder.listening = False  # the scans are no statement's
+                    try:
+                        broken = virtual.broken(copy)
+                    finally:
+                        recorder.listening = True
+                    if broken:
+                        raise VirtualTableBroken(broken_message(copy, m.name, direction, *broken[0]))
         finally:
             copy.set_authorizer(None)
         return recorder.effects
+
+
+def broken_virtual_tables(conn: sqlite3.Connection, migrations: list[Migration], direction: str = "up"
+                          ) -> list[tuple[str, str]]:
+    """(migration, what `broken_message` says) for each virtual table of `conn` that one of `migrations`,
+    applied in order on a copy of its schema, leaves failing (none without virtual tables: nothing is
+    copied). For `generate`, whose modules have passed their own checks: a migration failing ends it."""
+    if not virtual_tables(conn):
+        return []
+    out: list[tuple[str, str]] = []
+    with private_database() as db:
+        copy = raw(db)
+        _copy_schema(conn, copy)
+        virtual = VirtualTables(copy)
+        for m in migrations:
+            try:
+                apply_migration(copy, m, direction, run_python=False)
+            except MigrationFailed:
+                break
+            out += [(m.name, broken_message(copy, m.name, direction, *b)) for b in virtual.broken(copy)]
+    return out
 
 
 def _rehearse_one(copy: sqlite3.Connection, m: Migration, direction: str, recorder: _Recorder) -> None:

@@ -36,6 +36,15 @@ def copy_example_project(into: Path) -> Path:
     return into
 
 
+def fts5_compiled() -> bool:
+    """Whether this Python's sqlite3 has FTS5 (tests of FTS5 tables skip without it)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        return ("ENABLE_FTS5",) in conn.execute("PRAGMA compile_options").fetchall()
+    finally:
+        conn.close()
+
+
 def module(directory: Path, name: str, text: str) -> None:
     """Write migration module `name` into `directory` (created if needed)."""
     directory.mkdir(exist_ok=True)

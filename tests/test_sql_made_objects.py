@@ -20,20 +20,12 @@ from typing import Any
 
 import pytest
 
-from .helpers import copy_fixture_site, manage_site
+from .helpers import copy_fixture_site, fts5_compiled, manage_site
 
 SITE = Path(__file__).resolve().parent / "searchsite"
 
 
-def _fts5() -> bool:
-    conn = sqlite3.connect(":memory:")
-    try:
-        return ("ENABLE_FTS5",) in conn.execute("PRAGMA compile_options").fetchall()
-    finally:
-        conn.close()
-
-
-pytestmark = pytest.mark.skipif(not _fts5(), reason="this Python's sqlite3 is built without FTS5")
+pytestmark = pytest.mark.skipif(not fts5_compiled(), reason="this Python's sqlite3 is built without FTS5")
 
 
 @pytest.fixture

@@ -86,6 +86,8 @@ class Output(CommandState):
                 self.stdout.write(f"  - {line}")
             for reason in module.plan.destructive:
                 self.stdout.write(self.style.WARNING(f"  ! destructive: {reason}"))
+            for line in module.warnings:
+                self.stdout.write(self.style.WARNING(f"  ! warning: {line}"))
             if sql:
                 self._write_sql((s for step in module.plan.up for s in statements_of(step)), indent="    ")
 
