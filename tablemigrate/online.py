@@ -32,10 +32,12 @@ A failure before the swap commits drops what the setup made: the live table was 
 application's writes are all in it (the run then does not restore its backup over them). A process
 killed meanwhile leaves the private objects behind; the next `run` or `revert` drops them first
 (`clean_leftovers`). Used only for a module that is exactly one `RebuildTable` with `DROP INDEX` (of a
-plain index of its table) and `CREATE INDEX` statements around it, on a table with a rowid alias that
-the copy keeps, whose foreign keys, primary key and UNIQUE constraints are the live table's and copied
-as they are, on a connection allowed to write `sqlite_schema`; everything else rebuilds in one
-transaction, as before.
+plain index of its table) and `CREATE INDEX` statements around it, on a table whose rowids the copy
+keeps (a rowid alias copied as it is, or, in both definitions, a hidden rowid, which the copy carries by
+name), whose foreign keys, primary key and UNIQUE constraints are the live table's and copied as they
+are, whose copy expressions read nothing but the row they copy (no other table, no subquery, only
+deterministic functions), on a connection allowed to write `sqlite_schema`; everything else rebuilds in
+one transaction, as before.
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ from dataclasses import dataclass, field
 from . import conf, progress, sqltext
 from .errors import DatabaseLocked, MigrationFailed
 from .loader import Migration
-from .operations import (RebuildTable, _dependents, _layout, _restore_sequence,
-                         _schema_objects, _sequence_value)
+from .operations import (RebuildTable, _dependents, _layout, _restore_sequence, _schema_objects,
+                         _sequence_value, kept_rowid)
 from .sqltext import quote
 from .transaction import write_transaction
 
@@ -107,8 +109,10 @@ class Online:
     old_without_keys: str  # the live definition without them: the old table's while it is dropped
     live_sql: str  # the live definition, which must not change under the rebuild
     tmp: str = ""
+    rowid: str | None = None  # "rowid" when the table has a hidden rowid, which the copy carries
     indexes: dict[str, str] = field(default_factory=dict)  # private name -> the real CREATE INDEX text
     watermark: int | None = None  # rows up to this rowid are copied
+    schema_version: int = 0  # after the setup: a VACUUM meanwhile changes it (and may renumber hidden rowids)
 
     @property
     def table(self) -> str:
@@ -237,14 +241,15 @@ def plan(conn: sqlite3.Connection, migration: Migration, direction: str) -> Onli
                 return None
             creates.append(step)
     live = _live_sql(conn, op.table)
-    if live is None or not _rowids_kept(conn, op) or not _keys_unchanged(conn, op):
+    kept = _rowids_kept(conn, op)
+    if live is None or kept is None or not _keys_unchanged(conn, op) or not _copies_from_its_row(live, op):
         return None
     new_free, old_free = _without_keys(op.create, op.table), _without_keys(live, op.table)
     if new_free is None or old_free is None or not _schema_writable(conn):
         return None
     if conn.execute(f"SELECT count(*) FROM {quote(op.table)}").fetchone()[0] < rows:
         return None
-    return Online(op, drops, creates, new_free, old_free, live)
+    return Online(op, drops, creates, new_free, old_free, live, rowid=kept or None)
 
 
 def _own_plain_index(conn: sqlite3.Connection, table: str, index: str) -> bool:
@@ -357,17 +362,65 @@ def _copied_as_is(op: RebuildTable, column: str, old_name: str | None = None) ->
     return source is not None and source.lower() == quote(old_name or column).lower()
 
 
-def _rowids_kept(conn: sqlite3.Connection, op: RebuildTable) -> bool:
-    """Whether both tables keep each row's rowid in a column (an INTEGER PRIMARY KEY that the copy takes
-    as it is): the log of changes is kept by rowid, and only such a rowid survives a VACUUM the
-    application may run meanwhile (it renumbers implicit rowids, in each table its own way)."""
+def _rowids_kept(conn: sqlite3.Connection, op: RebuildTable) -> str | None:
+    """How the copy keeps each row's rowid (the log of changes is kept by rowid): "" when both tables
+    hold it in a column (an INTEGER PRIMARY KEY that the copy takes as it is), "rowid" when neither has
+    such a column and the copy carries the hidden rowid by that name (`kept_rowid`); None when it cannot
+    (the rebuild then runs in one transaction). A VACUUM the application runs meanwhile may renumber
+    hidden rowids, in each table its own way: the copy then fails (`_same_rowids`)."""
     live = _live_sql(conn, op.table)
     old, new = (_layout(live, op.table) if live else None), _layout(op.create, op.table)
-    if old is None or new is None or not old[1] or not new[1] or not old[2] or not new[2]:
-        return False
+    if old is None or new is None or not old[1] or not new[1]:
+        return None
     if {c for c, _hidden in old[0] + new[0]} & {"rowid", "_rowid_", "oid"}:
+        return None
+    if not old[2] and not new[2]:
+        return kept_rowid(old, new)
+    return "" if old[2] and new[2] and _copied_as_is(op, new[2][0], old[2][0]) else None
+
+
+#: SQLite's date and time functions are deterministic by their flags, but not with 'now', 'localtime' or
+#: 'utc' (sqlite.org/deterministic.html, "special-case processing"), which the flags do not tell.
+_DATE_FUNCTIONS = frozenset({"date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff"})
+_DETERMINISTIC = 0x800  # SQLITE_DETERMINISTIC, in `PRAGMA function_list`'s flags
+
+
+def _copies_from_its_row(live: str, op: RebuildTable) -> bool:
+    """Whether each copy expression is a function of the copied row alone, as SQLite resolves it: on a
+    scratch database holding only the live table (a name of any other table is an error there), its
+    authorizer sees one SELECT (no subquery), reads of that table only, and calls of deterministic
+    functions only (by SQLite's own flags; a function the connection registered is not there: refused).
+    The online copy copies a row when the chunks reach it and again when the application changes it; a
+    value read elsewhere (another table, other rows, the clock) that changes meanwhile would stay stale
+    in the rows copied before: a state no serial order gives. Otherwise the rebuild runs in one
+    transaction."""
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.execute(live)
+        deterministic: dict[str, bool] = {}
+        for name, flags in scratch.execute("SELECT name, flags FROM pragma_function_list").fetchall():
+            key = name.lower()
+            deterministic[key] = deterministic.get(key, True) and bool(flags & _DETERMINISTIC)
+        selects, refused = 0, []
+
+        def authorize(action: int, arg1: str | None, arg2: str | None, db: str | None, _inner: str | None) -> int:
+            nonlocal selects
+            if action == sqlite3.SQLITE_SELECT:
+                selects += 1
+            elif action == sqlite3.SQLITE_READ and db == "main" and _same_name(arg1 or "", op.table):
+                pass
+            elif not (action == sqlite3.SQLITE_FUNCTION and deterministic.get((arg2 or "").lower())
+                      and (arg2 or "").lower() not in _DATE_FUNCTIONS):
+                refused.append((action, arg1, arg2))
+            return sqlite3.SQLITE_OK
+
+        scratch.set_authorizer(authorize)
+        scratch.execute(f"SELECT {op._select_list()} FROM {quote(op.table)} LIMIT 0").fetchall()
+        return selects == 1 and not refused
+    except sqlite3.Error:  # another table, a function or collation of the connection, no function_list
         return False
-    return _copied_as_is(op, new[2][0], old[2][0])
+    finally:
+        scratch.close()
 
 
 def _keys_unchanged(conn: sqlite3.Connection, op: RebuildTable) -> bool:
@@ -411,16 +464,11 @@ def _private(kind: str, table: str) -> str:
     return f"{PREFIX}{kind}_{digest}"
 
 
-def _columns(work: Online) -> tuple[str, str]:
-    """(target column list, select list) of the copy."""
-    return ", ".join(quote(c) for c in work.op.copy), work.op._select_list()
-
-
 def _copy(conn: sqlite3.Connection, work: Online, where: str, params: tuple = ()) -> int:
     """Make the new table's rows `where` the live table's: every such row is deleted first, then all are
     copied. One DELETE before one INSERT: a row the application changed keeps no stale copy that a
     UNIQUE value it gave up could collide with (it moved the value to another row meanwhile)."""
-    cols, select = _columns(work)
+    cols, select = work.op.copy_lists(work.rowid)
     conn.execute(f"DELETE FROM {quote(work.tmp)} WHERE {where}", params)
     return conn.execute(f"INSERT OR ABORT INTO {quote(work.tmp)} ({cols}) SELECT {select} "
                         f"FROM {quote(work.table)} WHERE {where}", params).rowcount
@@ -461,6 +509,17 @@ def _setup(conn: sqlite3.Connection, work: Online) -> None:
         for kind, event in (("ki", "INSERT"), ("ku", "UPDATE")):
             conn.execute(f"CREATE TRIGGER {trigger}_{kind} BEFORE {event} ON {t} BEGIN "
                          + " ".join(f"{log} {select};" for select in holders) + " END")
+    work.schema_version = conn.execute("PRAGMA main.schema_version").fetchone()[0]
+
+
+def _same_rowids(conn: sqlite3.Connection, work: Online) -> None:
+    """At the start of each of the copy's transactions, for a table with a hidden rowid: the log and the
+    chunks go by rowid, and a VACUUM the application ran meanwhile may have renumbered the hidden rowids
+    of the live table and of the copy, each its own way. A VACUUM changes the schema version (as every
+    schema change does): the copy then fails, the live table untouched."""
+    if work.rowid and conn.execute("PRAGMA main.schema_version").fetchone()[0] != work.schema_version:
+        raise sqlite3.IntegrityError(f"the database's schema changed during the copy (a VACUUM, which may "
+                                     f"renumber the rowids of {work.table}, say)")
 
 
 def _key_holders(conn: sqlite3.Connection, table: str) -> list[str]:
@@ -532,6 +591,7 @@ def _chunks(conn: sqlite3.Connection, work: Online, begin: Callable[[], None], b
     while start is not None:
         with write_transaction(conn, begin):
             began = time.perf_counter()  # the lock is ours from here to the COMMIT
+            _same_rowids(conn, work)
             high = conn.execute(f"SELECT max(rowid) FROM (SELECT rowid FROM {t} WHERE rowid >= ? ORDER BY rowid "
                                 f"LIMIT {int(pacer.size)})", (start,)).fetchone()[0]
             if high is not None:  # (None: the application deleted the rest meanwhile)
@@ -579,6 +639,7 @@ def _swap(conn: sqlite3.Connection, work: Online) -> None:
     table, t = work.table, quote(work.table)
     if _live_sql(conn, table) != work.live_sql:  # the application changed it (a column added, say)
         raise sqlite3.IntegrityError(f"the definition of {table} was changed during the rebuild")
+    _same_rowids(conn, work)
     before_objects = {o for o in _schema_objects(conn)  # less what the module drops
                       if not o[1].startswith(PREFIX) and not (o[0] == "index" and o[1] in work.drops)}
     if work.watermark is not None:  # what came after the last chunk, and the last changes

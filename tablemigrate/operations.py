@@ -94,14 +94,19 @@ class RebuildTable(Operation):
             name = f"new__{self.table}_{n}"
         return name
 
-    def _copy_sql(self, target: str, where: str = "", whole_rows: bool = False) -> str:
+    def _copy_sql(self, target: str, where: str = "", whole_rows: bool = False, rowid: str | None = None) -> str:
         # OR ABORT overrides a conflict clause of the new table: `UNIQUE ON CONFLICT REPLACE` would delete
         # colliding rows (and the row count would not show it), `NOT NULL ON CONFLICT REPLACE` rewrite NULLs.
         if whole_rows:
             return f"INSERT OR ABORT INTO {quote(target)} SELECT * FROM {quote(self.table)}"
-        cols = ", ".join(quote(c) for c in self.copy)
-        return (f"INSERT OR ABORT INTO {quote(target)} ({cols}) SELECT {self._select_list()} "
-                f"FROM {quote(self.table)}{where}")
+        cols, select = self.copy_lists(rowid)
+        return f"INSERT OR ABORT INTO {quote(target)} ({cols}) SELECT {select} FROM {quote(self.table)}{where}"
+
+    def copy_lists(self, rowid: str | None = None) -> tuple[str, str]:
+        """(target column list, select list) of the copy; with `rowid` (the name of the hidden rowid in
+        both tables, `kept_rowid`), each row's rowid comes first in both, so the row keeps it."""
+        cols, select = ", ".join(quote(c) for c in self.copy), self._select_list()
+        return (f"{rowid}, {cols}", f"{rowid}, {select}") if rowid else (cols, select)
 
     def _select_list(self) -> str:
         """The copy expressions as they run: a name that is not there is an error, never a string
@@ -147,8 +152,12 @@ class RebuildTable(Operation):
         display can count rows (same transaction, same rows: the caller checks the count)."""
         shown = progress.current()
         names = {r[1].lower() for r in conn.execute(f"PRAGMA table_xinfo({quote(self.table)})")}
+        # A hidden rowid is copied by name, never left to SQLite: an INSERT numbers rows afresh, and so
+        # does the transfer of `SELECT *` when the new table has no index (or SQLite falls back).
+        rowid = kept_rowid(_layout_on(conn, self.table), _layout_on(conn, tmp))
         if not shown.enabled or total <= PROGRESS_CHUNK or names & {"rowid", "_rowid_", "oid"}:
-            return conn.execute(self._copy_sql(tmp, whole_rows=self._copies_whole_rows(conn, tmp))).rowcount
+            whole = rowid is None and self._copies_whole_rows(conn, tmp)
+            return conn.execute(self._copy_sql(tmp, whole_rows=whole, rowid=rowid)).rowcount
         t = quote(self.table)
         try:
             start = conn.execute(f"SELECT min(rowid) FROM {t}").fetchone()[0]
@@ -157,7 +166,7 @@ class RebuildTable(Operation):
         # Chunks follow the rows (keyset), not the id range, so sparse rowids cost nothing extra.
         upper = f"SELECT max(rowid) FROM (SELECT rowid FROM {t} WHERE rowid >= ? ORDER BY rowid LIMIT {int(PROGRESS_CHUNK)})"
         following = f"SELECT min(rowid) FROM {t} WHERE rowid > ?"
-        sql = self._copy_sql(tmp, " WHERE rowid >= ? AND rowid <= ?")
+        sql = self._copy_sql(tmp, " WHERE rowid >= ? AND rowid <= ?", rowid=rowid)
         copied = 0
         while start is not None:
             high = conn.execute(upper, (start,)).fetchone()[0]
@@ -179,6 +188,11 @@ class RebuildTable(Operation):
         ]
 
     def _copy_preview(self, tmp: str) -> list[str]:
+        new = _layout(self.create, self.table)
+        rowid = kept_rowid(new, new)
+        if rowid:
+            return [f"-- when {quote(self.table)} has no INTEGER PRIMARY KEY either, each row keeps its rowid "
+                    "(else without it):", self._copy_sql(tmp, rowid=rowid)]
         if not self._copies_whole_rows(None, None):
             return [self._copy_sql(tmp)]
         return [f"-- when {quote(self.table)} has exactly these columns in this order (else the column list):",
@@ -411,6 +425,19 @@ def _layout_on(scratch: sqlite3.Connection, name: str) -> tuple:
         rowid = False
     alias = [c[1] for c in columns if c[5] == 1 and rowid and not any(i[2] == "pk" for i in indexes)]
     return ([(c[1].lower(), c[6]) for c in columns], rowid, alias, sorted(indexes))
+
+
+def kept_rowid(live: tuple | None, new: tuple | None) -> str | None:
+    """The name by which a copy between tables of these layouts (`_layout_on`) carries each row's rowid:
+    when both have a rowid that no column holds (no INTEGER PRIMARY KEY: a Django model whose primary key
+    is a CharField or UUIDField), an INSERT would number the rows afresh, and whatever is keyed on them
+    (an FTS5 external-content index, say) would point at other rows. None when a column holds the rowid
+    (copying the column keeps it), when either table has none, or when columns take all three of its
+    names (`rowid`, `_rowid_`, `oid`: no SQL can then read it, nor copy it)."""
+    if live is None or new is None or not (live[1] and new[1]) or live[2] or new[2]:
+        return None
+    taken = {c for c, _hidden in live[0] + new[0]}
+    return next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
 
 
 def _schema_objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:

@@ -474,6 +474,60 @@ def test_a_column_the_application_adds_during_the_copy_fails_the_rebuild_and_is_
     assert not online.leftovers(conn)
 
 
+def with_owner_name(expression: str) -> Migration:
+    """The module that adds a column `owner_name` to item, filled by the copy expression `expression`."""
+    new = NEW_ITEM[:-1] + ', "owner_name" text NULL)'
+    return Migration("0002", up=[RebuildTable("item", new, {**COPY, "owner_name": expression})], down=None,
+                     table="item")
+
+
+def test_a_copy_that_reads_another_table_rebuilds_in_one_transaction(tmp_path, monkeypatch, small_chunks):
+    """Online, the rows copied before the application renamed the owner kept the old name, the others
+    took the new one: a state no serial order gives (issue 22, review). In one transaction the copy
+    reads the owner table as it is when the migration runs."""
+    conn = database(tmp_path / "db.sqlite3")
+    app = Application(tmp_path / "db.sqlite3", monkeypatch)
+
+    def rename(name: str) -> None:
+        for c in (app.conn, app.reference):
+            c.execute("UPDATE owner SET name = ? WHERE id = 1", (name,))
+    rename("renamed")
+    app.at_turn(3, lambda: rename("renamed again"))  # mid-copy, if the copy were online
+    m = with_owner_name('(SELECT "name" FROM "owner" WHERE "owner"."id" = "owner_id")')
+    assert online.plan(conn, m, "up") is None
+    assert apply_migration(conn, m, "up", online=True)
+    assert conn.execute("SELECT DISTINCT owner_name FROM item WHERE owner_id = 1").fetchall() == [("renamed",)]
+
+
+@pytest.mark.parametrize("expression", [
+    '(SELECT max("amount") FROM "item")',  # other rows of the table itself
+    '(SELECT "name" FROM "owner" LIMIT 1)', 'EXISTS (SELECT 1 FROM "tag")',
+    "random()", "changes()", "last_insert_rowid()", "CURRENT_TIMESTAMP", "date('now')",
+    "strftime('%s', 'now') || \"code\"",
+    "(WITH x AS (SELECT 1) SELECT * FROM x)",
+])
+def test_a_copy_that_reads_more_than_its_row_is_not_done_online(tmp_path, small_chunks, expression):
+    conn = database(tmp_path / "db.sqlite3")
+    m = with_owner_name(expression)
+    assert online.plan(conn, m, "up") is None
+    assert apply_migration(conn, m, "up", online=True)
+    assert conn.execute("SELECT count(*) FROM item").fetchone()[0] == ROWS
+
+
+@pytest.mark.parametrize("expression", [
+    '"code"', "'a constant'", 'CAST("amount" AS TEXT)', 'COALESCE("amount", "code", 0)', 'upper("code")',
+    '"code" || \'-\' || "id"', 'CASE WHEN "amount" > 10 THEN \'big\' ELSE NULL END', 'abs("amount") + 1',
+    'iif("amount" IS NULL, \'none\', printf(\'%05d\', "amount"))', "NULL",
+])
+def test_a_copy_of_its_row_alone_is_still_done_online(tmp_path, small_chunks, expression):
+    conn = database(tmp_path / "db.sqlite3")
+    m = with_owner_name(expression)
+    assert online.plan(conn, m, "up") is not None
+    assert apply_migration(conn, m, "up", online=True)
+    assert conn.execute("SELECT count(*) FROM item WHERE owner_name IS NOT NULL").fetchone()[0] > 0 or \
+        expression == "NULL"
+
+
 def test_run_with_nothing_pending_drops_what_a_killed_rebuild_left(tmp_path, small_chunks):
     from tablemigrate import runner
     from tablemigrate.build import private_database, raw
