@@ -42,6 +42,7 @@ from typing import Any
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations import RunPython, RunSQL, SeparateDatabaseAndState
 
+from . import sqltext
 from .errors import ConfigurationError, MigrationFailed
 from .plan import PlannedMigration
 
@@ -184,7 +185,7 @@ def _sql_changes_schema(op: Any, app_label: str, scratch: sqlite3.Connection, wr
                 error = f"SQLite cannot compile it on the adopted schema ({exc}); not carried"
                 return "" if _changes_schema(actions) else error
     finally:
-        scratch.set_authorizer(None)
+        sqltext.clear_authorizer(scratch)
     return "" if _changes_schema(actions) else None
 
 

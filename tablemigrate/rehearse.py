@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from . import shapes
+from . import shapes, sqltext
 from .apply import _short, apply_migration
 from .build import private_database, raw
 from .errors import DoubleQuotedString, MigrationFailed, ObjectExists, SchemaCopyFailed, VirtualTableBroken
@@ -265,7 +265,7 @@ def rehearse(conn: sqlite3.Connection, migrations: list[Migration], direction: s
                     if broken:
                         raise VirtualTableBroken(broken_message(copy, m.name, direction, *broken[0]))
         finally:
-            copy.set_authorizer(None)
+            sqltext.clear_authorizer(copy)
         return recorder.effects
 
 

@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import sqlite3
+import sys
 from pathlib import Path
 
 _TOKEN_RE = re.compile(
@@ -89,6 +90,15 @@ def user_objects(column: str = "name") -> str:
     prefix `sqlite_` (any case); `LIKE 'sqlite_%'` would also match `SQLiteCache` or `sqliteuniq_email`,
     because `_` is LIKE's single-character wildcard."""
     return f"lower(substr({column}, 1, 7)) <> 'sqlite_'"
+
+
+def clear_authorizer(conn: sqlite3.Connection) -> None:
+    """Remove `conn`'s authorizer. Python 3.10 accepts `set_authorizer(None)` but then denies every
+    statement ("not authorized"): there the authorizer allows everything instead."""
+    if sys.version_info >= (3, 11):
+        conn.set_authorizer(None)
+    else:
+        conn.set_authorizer(lambda *_args: sqlite3.SQLITE_OK)
 
 
 def readonly_uri(path: str | os.PathLike[str]) -> str:

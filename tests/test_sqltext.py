@@ -50,3 +50,17 @@ def test_without_string_fallback_changes_only_double_quoted_names():
     assert strict(kept) == kept
     assert strict("SELECT 'it''s', \"v\"") == "SELECT 'it''s', `v`"
     assert strict("no quotes at all") == "no quotes at all"
+
+
+def test_a_cleared_authorizer_allows_every_statement_again():
+    """Python 3.10 accepts `set_authorizer(None)` and then denies everything (`tox -e py310-django42` found
+    it through baseline's data steps, whose scratch connection Django's schema editor used next)."""
+    import sqlite3
+
+    from tablemigrate.sqltext import clear_authorizer
+
+    conn = sqlite3.connect(":memory:")
+    conn.set_authorizer(lambda *_args: sqlite3.SQLITE_OK)
+    clear_authorizer(conn)
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("CREATE TABLE t (x)")
