@@ -145,21 +145,39 @@ def finish(db: Path, directory: Path, expected) -> None:
     assert not list((db.parent / "backups").glob("*.partial"))  # a half-written backup is cleaned up
 
 
+def _timeline(proc: subprocess.Popen) -> tuple[list[float], float, str]:
+    """From START: when each migration began, when the run ended, and its DONE line."""
+    began, marks = time.perf_counter(), []
+    for line in proc.stdout:
+        if line.startswith("MIGRATION "):
+            marks.append(time.perf_counter() - began)
+        elif line.startswith("DONE"):
+            return marks, time.perf_counter() - began, line
+    raise AssertionError("the run ended without DONE")
+
+
 def test_a_run_killed_at_any_moment_loses_nothing_and_the_next_run_completes(pristine, tmp_path):
+    """Kill i lands in phase i mod 6 (the backup before the first migration, then each of the five
+    migrations), at a moment spread over that phase as the timed run measured it, counted from the
+    moment the phase began in the killed run itself: a slower or faster machine moves the kills with it
+    (timing from START alone once put every kill in the first two migrations under load)."""
     _base, expected = pristine
     db, directory = fresh_copy(pristine, tmp_path / "timing")
     proc = start(db, directory)
-    began = time.perf_counter()
-    done = proc.stdout.readline()
-    duration = time.perf_counter() - began  # from START to the last commit: the span the kills cover
+    marks, end, done = _timeline(proc)
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0 and done.startswith("DONE 0002_flag"), err
-    assert check_consistent(db, directory, expected) == NAMES
+    assert check_consistent(db, directory, expected) == NAMES and marks
+    starts, ends = [0.0, *marks], [*marks, end]  # phase 0: the backup; phase k: migration k
     outcomes = {}
     for i in range(KILL_POINTS):
+        phase, lap = i % len(starts), i // len(starts)
+        fraction = (lap + 0.5) / -(-KILL_POINTS // len(starts))
         db, directory = fresh_copy(pristine, tmp_path / f"kill{i}")
         proc = start(db, directory)
-        time.sleep(duration * i / KILL_POINTS)
+        for _ in range(phase):  # the phase begins in this run
+            assert proc.stdout.readline().startswith("MIGRATION ")
+        time.sleep((ends[phase] - starts[phase]) * fraction)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         applied = check_consistent(db, directory, expected)
@@ -167,7 +185,7 @@ def test_a_run_killed_at_any_moment_loses_nothing_and_the_next_run_completes(pri
         finish(db, directory, expected)
     # the kills really were spread over the run: several different numbers of migrations had committed
     assert len(set(outcomes.values())) >= min(3, KILL_POINTS), outcomes
-    print(f"{KILL_POINTS} kills over {duration:.2f}s; migrations committed at each kill: {sorted(outcomes.values())}")
+    print(f"{KILL_POINTS} kills over {end:.2f}s; migrations committed at each kill: {sorted(outcomes.values())}")
 
 
 def _limit_file_size(limit: int):

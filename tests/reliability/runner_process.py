@@ -1,5 +1,6 @@
 """A `run` in its own process, for the fault-injection tests: python runner_process.py DB DIR.
-Prints START when Django is ready and the run begins (the tests time their faults from there)."""
+Prints START when Django is ready and the run begins, and MIGRATION <name> as each migration begins
+(the tests place their faults from these)."""
 
 import logging
 import os
@@ -13,11 +14,13 @@ import django  # noqa: E402
 django.setup()
 logging.getLogger("tablemigrate").addHandler(logging.NullHandler())  # the one error line is printed below
 
+from tablemigrate import signals  # noqa: E402
 from tablemigrate.build import private_database, raw  # noqa: E402
 from tablemigrate.errors import TablemigrateError  # noqa: E402
 from tablemigrate.runner import Target, run  # noqa: E402
 
 db, directory = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
+signals.pre_migration.connect(lambda name, **_kw: print(f"MIGRATION {name}", flush=True), weak=False)
 with private_database(str(db)) as wrapper:
     conn = raw(wrapper)
     conn.execute("PRAGMA busy_timeout = 5000")
