@@ -22,10 +22,9 @@ from pathlib import Path
 from django.db import models
 
 from . import history
-from .apply import apply_migration
-from .build import private_database, raw
 from .changes import summary
 from .diff import diff_schemas
+from .drift import history_schema
 from .errors import ConfigurationError
 from .introspect import introspect
 from .loader import Migration, load_migration, migration_files
@@ -102,15 +101,6 @@ def adoption_point(directory: Path) -> AdoptionPoint:
             "so a database made without tablemigrate cannot be adopted from them; nothing was changed (if "
             "`generate` wrote them for this database, delete them and schema.sql, then run baseline)")
     return point
-
-
-def history_schema(migrations: list[Migration]) -> Schema:
-    """What `migrations` build on an empty database (schema only: data steps are not run)."""
-    with private_database() as db:
-        conn = raw(db)
-        for m in migrations:
-            apply_migration(conn, m, "up", run_python=False)
-        return introspect(conn)
 
 
 def differences(expected: Schema, live: Schema, owned: set[str]) -> list[str]:

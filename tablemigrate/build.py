@@ -60,6 +60,12 @@ def unconnected_wrapper() -> DatabaseWrapper:
     return DatabaseWrapper(settings, "__tablemigrate_unconnected")
 
 
+def owning_wrapper(conn: sqlite3.Connection) -> DatabaseWrapper | None:
+    """The Django SQLite connection whose database connection is `conn`, if one is open in this thread."""
+    return next((w for w in connections.all(initialized_only=True)
+                 if getattr(w, "connection", None) is conn and w.vendor == "sqlite"), None)
+
+
 def raw(wrapper: DatabaseWrapper) -> sqlite3.Connection:
     wrapper.ensure_connection()
     return wrapper.connection

@@ -45,10 +45,12 @@ def follow(alias: str, conn: sqlite3.Connection, renames: list[tuple[str, str, s
     "down": back, in reverse order), on `conn` when it is Django's connection for `alias` (a stand-in
     or a copy the ORM does not reach is left alone)."""
     from django.apps import apps
-    from django.db import connections, router
+    from django.db import router
 
-    wrapper = connections[alias]
-    if wrapper.connection is not conn:
+    from .djangoapps import wrapper_of
+
+    wrapper = wrapper_of(alias, conn)
+    if wrapper is None:
         return
     try:
         content_type = apps.get_model("contenttypes", "ContentType")

@@ -285,11 +285,11 @@ def _in_transaction(wrapper: Any) -> Iterator[None]:
 
 
 def _wrapper_of(conn: sqlite3.Connection) -> Any:
-    from django.db import connections
+    from .build import owning_wrapper
 
-    for wrapper in connections.all(initialized_only=True):
-        if getattr(wrapper, "connection", None) is conn:
-            return wrapper
+    wrapper = owning_wrapper(conn)
+    if wrapper is not None:
+        return wrapper
     raise MigrationFailed("a Django data step runs on Django's connection to the database; this connection is "
                           "not one (run it with `manage.py tablemigrate run`)")
 

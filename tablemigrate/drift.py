@@ -7,9 +7,19 @@ from pathlib import Path
 from .apply import apply_migration
 from .build import private_database, raw
 from .introspect import introspect
-from .loader import checksum, load_migration
-from .status import Target, check_history, status
+from .loader import Migration, checksum, load_migration
+from .schema import Schema
 from .schemafile import read_header
+from .status import Target, check_history, status
+
+
+def history_schema(migrations: list[Migration]) -> Schema:
+    """What `migrations` build on an empty database (schema only: data steps have no rows to work on)."""
+    with private_database() as replay:
+        conn = raw(replay)
+        for m in migrations:
+            apply_migration(conn, m, "up", run_python=False)
+        return introspect(conn)
 
 
 def drift(target: Target, directory: Path, owned: set[str] | None = None,
@@ -26,11 +36,7 @@ def drift(target: Target, directory: Path, owned: set[str] | None = None,
     if not st.pending and header.get("history") == applied_hash and header.get("schema") == live_schema.fingerprint():
         return []  # the snapshot describes exactly this history, and the live schema matches it
     by_stem = {p.stem: p for p in st.files}
-    with private_database() as replay:
-        conn = raw(replay)
-        for a in st.applied:  # schema only: data steps have no rows to work on here
-            apply_migration(conn, load_migration(by_stem[a.name]), "up", run_python=False)
-        expected = introspect(conn).tables
+    expected = history_schema([load_migration(by_stem[a.name]) for a in st.applied]).tables
     live = live_schema.tables
     extra = {k for k in live if k not in expected and owned is not None and k not in owned}
     return sorted(k for k in set(expected) | set(live)

@@ -560,14 +560,10 @@ class FillColumn(Operation):
     def literal(self, conn: sqlite3.Connection) -> str:
         """The value as an SQL literal, by Django's schema editor (`effective_default`, `quote_value`),
         with the settings (time zone) of the Django connection that owns `conn` when there is one."""
-        from django.db import connections
+        from .build import owning_wrapper, unconnected_wrapper
 
-        wrapper = next((w for w in connections.all(initialized_only=True)
-                        if getattr(w, "connection", None) is conn and w.vendor == "sqlite"), None)
-        if wrapper is None:  # a plain sqlite3 connection: Django's defaults for an SQLite database
-            from .build import unconnected_wrapper
-
-            wrapper = unconnected_wrapper()
+        # (a plain sqlite3 connection: Django's defaults for an SQLite database)
+        wrapper = owning_wrapper(conn) or unconnected_wrapper()
         editor = wrapper.SchemaEditorClass(wrapper, collect_sql=True)
         if self.field.name is None:
             self.field.set_attributes_from_name(self.column)
