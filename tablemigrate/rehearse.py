@@ -16,7 +16,9 @@ touched. Two things come out of it:
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import shapes, sqltext
@@ -105,15 +107,22 @@ class _Recorder:
             self.created_virtual |= action == sqlite3.SQLITE_CREATE_VTABLE
         return sqlite3.SQLITE_OK
 
+    @contextlib.contextmanager
+    def deaf(self) -> Iterator[None]:
+        """What runs meanwhile is the rehearsal's own reading, no statement's (its reads once made the
+        next CREATE TABLE look like CREATE TABLE ... AS SELECT, filling its table)."""
+        self.listening = False
+        try:
+            yield
+        finally:
+            self.listening = True
+
     def observe(self, conn: sqlite3.Connection, number: int, index: int | None) -> None:
         """After a statement (`index`) or an operation (`index` None) of step `number` ran."""
         actions, self.actions = self.actions, []
         before = self.tables
-        self.listening = False  # its own reads are no statement's (a SELECT here once made the next
-        try:                    # CREATE TABLE look like CREATE TABLE ... AS SELECT, filling its table)
+        with self.deaf():
             after = _refreshed(conn, before, actions) if any(a[0] in _SCHEMA for a in actions) else before
-        finally:
-            self.listening = True
         self.tables = after
         if index is not None:
             self.effects[(self.migration, number, index)] = _effects(actions, before, after)
@@ -257,11 +266,8 @@ def rehearse(conn: sqlite3.Connection, migrations: list[Migration], direction: s
                 recorder.created_virtual = False
                 _rehearse_one(copy, m, direction, recorder)
                 if virtual.errors or recorder.created_virtual:  # no cost without virtual tables
-                    recorder.listening = False  # the scans are no statement's
-                    try:
+                    with recorder.deaf():
                         broken = virtual.broken(copy)
-                    finally:
-                        recorder.listening = True
                     if broken:
                         raise VirtualTableBroken(broken_message(copy, m.name, direction, *broken[0]))
         finally:
