@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import backup as backups
 from .errors import ConfigurationError, RestoreRefused, is_readonly  # noqa: F401
-from .history import HISTORY_TABLE
+from .introspect import HISTORY_TABLE
 from .identity import TAG
 from .lock import run_lock
 from .sqltext import readonly_uri
