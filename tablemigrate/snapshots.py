@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import backup as backups
-from .errors import ConfigurationError, RestoreRefused, is_readonly  # noqa: F401
+from .errors import ConfigurationError, RestoreRefused, is_readonly
 from .introspect import HISTORY_TABLE
 from .identity import TAG
 from .lock import run_lock
