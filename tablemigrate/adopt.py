@@ -170,8 +170,7 @@ def adopt(target: Target, directory: Path, model_list: list[type[models.Model]],
     (build.managed_models), `apps` the owned apps (ownership). Refuses (ConfigurationError, nothing
     changed) a database that is behind the adoption point or differs from it; does nothing for one
     that already has tablemigrate history or has none of the tables to adopt."""
-    from .baseline import model_tables
-    from .runner import _locked
+    from .fingerprint import model_tables
 
     conn = target.conn
     applied = history.applied(conn)
@@ -181,7 +180,7 @@ def adopt(target: Target, directory: Path, model_list: list[type[models.Model]],
     point = adoption_point(directory)
     expected = history_schema(point.modules)
     owned = model_tables(model_list)
-    with _locked(target, lock_timeout), (write_transaction(conn) if write else contextlib.nullcontext()):
+    with target.lock(lock_timeout), (write_transaction(conn) if write else contextlib.nullcontext()):
         started = time.perf_counter()
         if history.applied(conn):  # adopted by another process meanwhile
             return Adoption([], "this database was adopted meanwhile: nothing to adopt")

@@ -27,7 +27,7 @@ from .adopt import django_point, record_applied
 from .build import private_database, raw
 from .diff import Renames, diff_schemas
 from .errors import ConfigurationError, GenerateError
-from .fingerprint import models_fingerprint, with_m2m_tables
+from .fingerprint import model_tables, models_fingerprint
 from .generate import GenerateResult, _modules, models_schema, write_result
 from .introspect import introspect
 from .loader import SNAPSHOT_NAME, Recorded, checksum, history_checksum, load_migration, migration_files
@@ -42,11 +42,6 @@ from .verify import Shape, verify
 from .transaction import write_transaction
 
 logger = logging.getLogger("tablemigrate")
-
-
-def model_tables(model_list: list[type[models.Model]]) -> set[str]:
-    """Lower-case names of the tables the models own (auto-created m2m tables included)."""
-    return {m._meta.db_table.lower() for m in with_m2m_tables(model_list)}
 
 
 def baseline(target: Target, directory: Path, model_list: list[type[models.Model]], *, label: str = "Baseline",

@@ -12,15 +12,22 @@ import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
 from django.apps import apps as global_apps
 from django.db import connections, models, router
 from django.db.backends.sqlite3.base import DatabaseWrapper
 from django.db.utils import ConnectionHandler
 
-if TYPE_CHECKING:
-    from .plan import RuntimeValue
+@dataclass(frozen=True)
+class RuntimeValue:
+    """A value for existing rows that Django computes anew each time (a callable default, auto_now):
+    the migration computes it when it runs (`FillColumn`). `placeholder` is the value computed at
+    generate time; it only fills a NOT NULL column while the table is rebuilt, and is replaced."""
+
+    field: Any  # an unbound Django field carrying the default
+    placeholder: str
 
 
 _counter = itertools.count()
@@ -197,7 +204,6 @@ class FieldDefaults:
         """`literal`, or for a value computed anew each time (callable default, auto_now) a
         `RuntimeValue`: the migration computes it when it runs, as Django's migrate would. A field the
         module cannot carry (a lambda default, a relation) keeps the value computed now."""
-        from .plan import RuntimeValue
 
         fld = self._field(table, column)
         if fld is not None and fld.is_relation and computed_at_run_time(fld):

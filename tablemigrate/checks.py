@@ -31,7 +31,7 @@ from .sqltext import readonly_uri
 def _applied(db_path: str) -> dict[str, str] | None:
     """Names in the history table with their checksums, read-only; None when the database file does
     not exist yet."""
-    from .history import HISTORY_TABLE  # here, not at import: every Django process imports this module
+    from .introspect import HISTORY_TABLE  # here, not at import: every Django process imports this module
 
     if not Path(db_path).is_file():
         return None

@@ -31,9 +31,8 @@ from . import sqltext
 from .introspect import introspect_table, shadow_tables
 from .loader import Migration
 from .operations import FillColumn, RebuildTable
-from .plan import affinity
 from .rehearse import Effects, StatementKey, rehearse
-from .schema import Table
+from .schema import Table, affinity
 from .sqltext import quote
 
 logger = logging.getLogger("tablemigrate")

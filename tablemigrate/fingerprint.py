@@ -71,6 +71,11 @@ def with_m2m_tables(model_list: Iterable[type[models.Model]]) -> list[type[model
     return out
 
 
+def model_tables(model_list: list[type[models.Model]]) -> set[str]:
+    """Lower-case names of the tables the models own (auto-created m2m tables included)."""
+    return {m._meta.db_table.lower() for m in with_m2m_tables(model_list)}
+
+
 def models_fingerprint(model_list: Iterable[type[models.Model]]) -> str:
     conn = _sqlite()
     seen = sorted(_model(m, conn) for m in with_m2m_tables(model_list))

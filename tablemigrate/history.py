@@ -6,15 +6,9 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from .introspect import HISTORY_TABLE
 from .loader import Migration
 from .transaction import write_transaction
-
-#: The table, in the target database, that records the applied migrations.
-HISTORY_TABLE = "tablemigrate_history"
-#: The models' fingerprint a test database built from the models was built for (tablemigrate.testing).
-TEST_MODELS_TABLE = "tablemigrate_test_models"
-#: The database's identity (one row, written before its first backup), which its backups carry (backup.py).
-IDENTITY_TABLE = "tablemigrate_identity"
 
 _CREATE = (f'CREATE TABLE IF NOT EXISTS "{HISTORY_TABLE}" ('
            '"id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NOT NULL UNIQUE, '

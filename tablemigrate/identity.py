@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import is_busy, is_readonly
-from .history import IDENTITY_TABLE
+from .introspect import IDENTITY_TABLE
 from .sqltext import readonly_uri
 from .transaction import write_transaction
 

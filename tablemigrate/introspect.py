@@ -10,9 +10,14 @@ from dataclasses import dataclass, field
 
 from . import cache, sqltext
 from .schema import Check, Column, ForeignKey, Index, Schema, Table, Trigger, Unique, View, table_digest
-from .history import HISTORY_TABLE, IDENTITY_TABLE, TEST_MODELS_TABLE  # noqa: F401 (importable from here too)
 from .sqltext import Token
 
+#: The table, in the target database, that records the applied migrations (tablemigrate.history).
+HISTORY_TABLE = "tablemigrate_history"
+#: The models' fingerprint a test database built from the models was built for (tablemigrate.testing).
+TEST_MODELS_TABLE = "tablemigrate_test_models"
+#: The database's identity (one row, written before its first backup), which its backups carry (backup.py).
+IDENTITY_TABLE = "tablemigrate_identity"
 # Tables that belong to SQLite, to tablemigrate, or to Django's own migration bookkeeping.
 INTERNAL_TABLES = frozenset({HISTORY_TABLE, TEST_MODELS_TABLE, IDENTITY_TABLE, "django_migrations"})
 

@@ -619,6 +619,6 @@ class DjangoDataStep(RunPython):
         return [f"-- Python: {self!r}{': ' + self.what if self.what else ''}"]
 
     def apply(self, conn: sqlite3.Connection) -> None:
-        from . import datasteps
+        from . import historical
 
-        datasteps.run(conn, self.app_label, self.migration, self.path, self.checksum, self.reverse)
+        historical.run(conn, self.app_label, self.migration, self.path, self.checksum, self.reverse)

@@ -13,27 +13,13 @@ from typing import Any, Union
 
 from . import changes, sqltext
 from .changes import (AddColumn, AddConstraint, AddIndex, AlterColumn, Change, DropColumn, DropConstraint, DropIndex,
-                      RenameColumn, RenameTable, display_type, of_type)
+                      RenameColumn, RenameTable, of_type)
+from .build import RuntimeValue
 from .diff import TableChange, column_sources, rename_order
 from .loader import Step
 from .operations import AlterTableInPlace, FillColumn, RebuildTable
 from .schema import Check, Column, ForeignKey, Table, affinity
 from .sqltext import quote
-
-__all__ = ["IN_PLACE", "NATIVE", "REBUILD", "PlannedMigration", "RuntimeValue", "Value", "Values", "added_nullable_columns",
-           "affinity", "column_sources", "describe_value", "display_type", "made_not_null", "needed_values",
-           "path", "plan_change", "plan_changes", "zero_literal"]
-
-
-@dataclass(frozen=True)
-class RuntimeValue:
-    """A value for existing rows that Django computes anew each time (a callable default, auto_now):
-    the migration computes it when it runs (`FillColumn`). `placeholder` is the value computed at
-    generate time; it only fills a NOT NULL column while the table is rebuilt, and is replaced."""
-
-    field: Any  # an unbound Django field carrying the default
-    placeholder: str
-
 
 Value = Union[str, RuntimeValue]  # an SQL literal computed at generate time, or a RuntimeValue
 # (table lower, column lower) -> value for existing rows

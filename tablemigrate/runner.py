@@ -11,7 +11,6 @@ the drift report tablemigrate.drift. Their names stay importable from here.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from .dryrun import Rehearsal, dry_run  # noqa: F401
 from .errors import (ConfigurationError, DataCheckFailed, HistoryMismatch, MigrationInterrupted,  # noqa: F401
                      NotConfirmed)
 from .loader import Migration, checksum, load_migration
-from .lock import run_lock
 from .preflight import _refuse, preflight, question, require_confirmation, unconfirmed, validate  # noqa: F401
 from .recovery import DjangoApplied, Work, _apply_all, _OtherWriters, _recover  # noqa: F401
 from .status import (Status, Target, _history_names, check_history, pending_migrations,  # noqa: F401
@@ -41,7 +39,7 @@ def _guarded(target: Target, direction: str, select: Callable[[], Work],
     """Select, check and apply under the runner lock. A human asked to confirm data loss answers with
     the lock released (so other runners are never blocked on a prompt); then the lock is taken again
     and the selection must be unchanged."""
-    with _locked(target, lock_timeout):
+    with target.lock(lock_timeout):
         work = select()
         if not work:
             return []
@@ -52,7 +50,7 @@ def _guarded(target: Target, direction: str, select: Callable[[], Work],
             return _apply_all(target, work, direction, take_backup, keep)
     if not confirm(question(reasons)):
         raise _refuse(reasons)
-    with _locked(target, lock_timeout):
+    with target.lock(lock_timeout):
         again = select()
         if again.names != work.names:
             raise ConfigurationError("the migrations to apply changed while waiting for confirmation; run again")
@@ -61,10 +59,6 @@ def _guarded(target: Target, direction: str, select: Callable[[], Work],
         if late:
             raise _refuse(late)
         return _apply_all(target, again, direction, take_backup, keep)
-
-
-def _locked(target: Target, lock_timeout: float):
-    return run_lock(target.path or Path(tempfile.gettempdir()) / f"tablemigrate-memory-{target.alias}", lock_timeout)
 
 
 def run(target: Target, directory: Path, *, allow_destructive: bool = False,
@@ -81,7 +75,7 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
         if target.path is not None and take_backup:  # a failing deploy was resolved another way
             backups.unpin(target.backups_dir, target.path)
         if online.leftovers(target.conn):  # of an online rebuild killed midway: its triggers still log
-            with _locked(target, lock_timeout):
+            with target.lock(lock_timeout):
                 online.clean_leftovers(target.conn)
         if st.accepted:
             _record_accepted(target, directory, lock_timeout)
@@ -106,7 +100,7 @@ def _record_accepted(target: Target, directory: Path, lock_timeout: float) -> No
         return
     by_stem = {p.stem: p for p in st.files}
     recorded = {a.name: a.checksum for a in st.applied}
-    with _locked(target, lock_timeout):
+    with target.lock(lock_timeout):
         history.accept_edits(target.conn, {n: (recorded[n], checksum(by_stem[n].read_bytes())) for n in st.accepted})
 
 

@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import backup as backups
-from .errors import ConfigurationError, RestoreRefused, is_readonly  # noqa: F401
-from .history import HISTORY_TABLE
+from .errors import ConfigurationError, RestoreRefused, is_readonly
+from .introspect import HISTORY_TABLE
 from .identity import TAG
 from .lock import run_lock
 from .sqltext import readonly_uri

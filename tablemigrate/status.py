@@ -5,11 +5,14 @@ database being migrated (`Target`)."""
 from __future__ import annotations
 
 import sqlite3
+import tempfile
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import djangoapps, history
 from .errors import ConfigurationError, HistoryMismatch, MigrationFileError
+from .lock import run_lock
 from .loader import Migration, body_checksum, checksum, load_migration, migration_files
 
 
@@ -29,6 +32,10 @@ class Target:
         if self.path is None:
             raise ConfigurationError("an in-memory database cannot be backed up; use --no-backup")
         return self.path.parent / "backups"
+
+    def lock(self, timeout: float) -> AbstractContextManager[None]:
+        """The runner lock of this database (tablemigrate.lock), held for a whole run, revert or adoption."""
+        return run_lock(self.path or Path(tempfile.gettempdir()) / f"tablemigrate-memory-{self.alias}", timeout)
 
 
 @dataclass

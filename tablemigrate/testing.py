@@ -139,10 +139,10 @@ def _rebuild_stale_owned_tables(using: str) -> None:
     when it differs, the owned tables are dropped here and syncdb builds them again from the models."""
     import sqlite3
 
-    from .baseline import model_tables
+    from .fingerprint import model_tables
     from .build import managed_models
     from .fingerprint import models_fingerprint
-    from .history import TEST_MODELS_TABLE
+    from .introspect import TEST_MODELS_TABLE
     from .sqltext import quote
     from .transaction import write_transaction
 

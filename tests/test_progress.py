@@ -7,7 +7,7 @@ from django.core.management.base import OutputWrapper
 
 from tablemigrate import operations, progress
 from tablemigrate.backup import take_backup
-from tablemigrate.management.commands.tablemigrate import Command, _reporting
+from tablemigrate.management.commands.tablemigrate import Command, reporting
 from tablemigrate.operations import RebuildTable
 
 
@@ -61,7 +61,7 @@ def test_backup_shows_pages_only_when_enabled(tmp_path):
 def test_the_command_shows_progress_only_on_a_terminal_with_prompts_allowed():
     def enabled(stream, interactive):
         command = Command(stderr=stream)
-        with _reporting(command, {"verbosity": 1, "interactive": interactive}):
+        with reporting(command, {"verbosity": 1, "interactive": interactive}):
             return progress.current().enabled
 
     assert enabled(Terminal(), True)

@@ -16,7 +16,7 @@ from tablemigrate.errors import MigrationFailed
 from tablemigrate.generate import generate, models_schema
 from tablemigrate.introspect import introspect
 from tablemigrate.loader import load_migrations
-from tablemigrate.plan import affinity
+from tablemigrate.schema import affinity
 
 from .helpers import AutoValue, apply_new, dump_rows, fill
 from .modelgen import ProjectSpec, build_models

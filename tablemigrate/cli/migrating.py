@@ -65,7 +65,7 @@ class MigrationCommands(CommandParts):
             for name in st.modified:
                 self.stdout.write(f"  {name}: to accept the edit, write in it: {acceptance(st, name)}")
             return
-        from tablemigrate.baseline import model_tables
+        from tablemigrate.fingerprint import model_tables
         from tablemigrate.build import foreign_tables, managed_models
 
         drifted = drift(target, directory, model_tables(managed_models(target.alias)), foreign_tables(target.alias))

@@ -35,7 +35,7 @@ class _LogLines(logging.StreamHandler):
 
 
 @contextlib.contextmanager
-def _reporting(command: BaseCommand, options: dict[str, Any]) -> Iterator[None]:
+def reporting(command: BaseCommand, options: dict[str, Any]) -> Iterator[None]:
     """Log lines (unless logging is configured) and, on a terminal with prompts allowed, progress."""
     logger = logging.getLogger("tablemigrate")
     handler, previous = None, logger.level

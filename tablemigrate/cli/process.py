@@ -29,7 +29,7 @@ _INTERPRETER_FROZEN = gc.get_freeze_count()
 
 
 @contextlib.contextmanager
-def _long_lived_objects_frozen(until_exit: bool) -> Iterator[None]:
+def long_lived_objects_frozen(until_exit: bool) -> Iterator[None]:
     """Keep the garbage collector off the objects that exist when the command starts (settings, apps,
     models, modules: they live as long as the process) while it runs. A full collection walks every one
     of them; at 50 models that pass alone took 15 ms of a 60 ms `generate`.
@@ -67,7 +67,7 @@ class _Stop:
 
 
 @contextlib.contextmanager
-def _signals_stop_cleanly(enabled: bool) -> Iterator[_Stop]:
+def signals_stop_cleanly(enabled: bool) -> Iterator[_Stop]:
     """While a writing command runs, SIGTERM (what `docker stop` and Kubernetes send) does what Ctrl-C
     does: it raises KeyboardInterrupt in the main thread, so the library's `except BaseException` paths
     roll back, restore the run's backup and remove partial files, instead of the process dying in
@@ -95,7 +95,7 @@ def _signals_stop_cleanly(enabled: bool) -> Iterator[_Stop]:
             signal.signal(sig, old)
 
 
-def _interrupted_by(exc: BaseException) -> bool:
+def interrupted_by(exc: BaseException) -> bool:
     """A KeyboardInterrupt is the exception or what it was raised from (the library wraps it in
     MigrationFailed after rolling back)."""
     seen: set[int] = set()
@@ -108,7 +108,7 @@ def _interrupted_by(exc: BaseException) -> bool:
     return False
 
 
-def _sqlite_error(exc: sqlite3.DatabaseError, database: str) -> CommandError:
+def sqlite_error(exc: sqlite3.DatabaseError, database: str) -> CommandError:
     """One line for an SQLite error that reached the command, classified by SQLite's result code (the
     exception class where Python < 3.11 has no code): a corrupt file, a lock held too long, or other."""
     code = getattr(exc, "sqlite_errorcode", None)

@@ -117,9 +117,9 @@ class Targets(CommandState):
         (read-only; None otherwise)."""
         from django.conf import settings
 
-        from tablemigrate.baseline import model_tables
+        from tablemigrate.fingerprint import model_tables
         from tablemigrate.build import managed_models
-        from tablemigrate.history import HISTORY_TABLE
+        from tablemigrate.introspect import HISTORY_TABLE
         from tablemigrate.sqltext import readonly_uri
 
         alias = conf.sqlite_alias(options["database"])

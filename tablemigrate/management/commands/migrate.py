@@ -41,14 +41,14 @@ from tablemigrate.errors import TablemigrateError
 @contextlib.contextmanager
 def _one_line(alias: str) -> Iterator[None]:
     """tablemigrate's errors as the one-line CommandError with their exit code, as `tablemigrate` ends."""
-    from tablemigrate.cli.process import _sqlite_error
+    from tablemigrate.cli.process import sqlite_error
 
     try:
         yield
     except TablemigrateError as exc:
         raise CommandError(str(exc), returncode=exc.exit_code) from None
     except sqlite3.DatabaseError as exc:
-        raise _sqlite_error(exc, str(connections[alias].settings_dict["NAME"])) from None
+        raise sqlite_error(exc, str(connections[alias].settings_dict["NAME"])) from None
 
 
 def owns_tables_on(alias: str) -> bool:

@@ -14,9 +14,9 @@ from django.core.management.base import CommandError
 
 from tablemigrate.cli.files import FileCommands
 from tablemigrate.cli.migrating import MigrationCommands
-from tablemigrate.cli.output import _reporting
-from tablemigrate.cli.process import (EXIT_SIGPIPE, _interrupted_by, _long_lived_objects_frozen, _signals_stop_cleanly,
-                                      _sqlite_error)
+from tablemigrate.cli.output import reporting
+from tablemigrate.cli.process import (EXIT_SIGPIPE, interrupted_by, long_lived_objects_frozen, signals_stop_cleanly,
+                                      sqlite_error)
 from tablemigrate.cli.schema import SchemaCommands
 from tablemigrate.errors import TablemigrateError
 
@@ -52,7 +52,7 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
 
     def run_from_argv(self, argv: list[str]) -> None:
         """`manage.py tablemigrate ...` with the process's own arguments: the command is the whole
-        process, so what existed before it stays frozen to the end (see `_long_lived_objects_frozen`),
+        process, so what existed before it stays frozen to the end (see `long_lived_objects_frozen`),
         and the ways a process ends that are not errors of ours end it with one line or none."""
         self.whole_process = argv == sys.argv
         try:
@@ -153,19 +153,19 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
         self.verbosity = options["verbosity"]
         self._database = options["database"]
         self._history_before: list[str] | None = None
-        with _signals_stop_cleanly(action in WRITERS) as stop:
+        with signals_stop_cleanly(action in WRITERS) as stop:
             try:
-                with _long_lived_objects_frozen(until_exit=getattr(self, "whole_process", False)):
+                with long_lived_objects_frozen(until_exit=getattr(self, "whole_process", False)):
                     if action in ("run", "revert"):
-                        with _reporting(self, options):
+                        with reporting(self, options):
                             getattr(self, "handle_" + action)(options)
                     else:
                         getattr(self, "handle_" + action)(options)
             except (KeyboardInterrupt, TablemigrateError, sqlite3.DatabaseError) as exc:
-                if stop.signum is not None or _interrupted_by(exc):
+                if stop.signum is not None or interrupted_by(exc):
                     self._stopped(stop, exc, options)
                 if isinstance(exc, sqlite3.DatabaseError):
-                    raise _sqlite_error(exc, self._database_name()) from None
+                    raise sqlite_error(exc, self._database_name()) from None
                 assert isinstance(exc, TablemigrateError)  # a KeyboardInterrupt always went to _stopped
                 # With --traceback, the chain down to the failure itself (a data step's own file and line).
                 raise CommandError(str(exc), returncode=exc.exit_code) from (exc if options.get("traceback") else None)
