@@ -27,7 +27,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass, field
 
-from . import sqltext
+from . import ddl, sqltext
 from .introspect import introspect_table, shadow_tables
 from .loader import Migration
 from .operations import FillColumn, RebuildTable
@@ -423,20 +423,16 @@ class _Checker:
         state.fresh.difference_update(t.lower() for t in effects.written)
         state.unknown.difference_update(t.lower() for t in effects.written)
         self.read_from.update(t.lower() for t in effects.read)
-        if sqltext.tokenize(sql)[:2] and [t.keyword() for t in sqltext.tokenize(sql)[:2]] == ["create", "unique"]:
-            self._unique_index(sqltext.tokenize(sql))
+        index = ddl.read_index(sql)
+        if index is not None and index.unique:
+            self._unique_index(index)
 
-    def _unique_index(self, tokens: list[sqltext.Token]) -> None:
-        on = next(i for i, t in enumerate(tokens) if t.keyword() == "on")
-        table = sqltext.unquote(tokens[on + 1].text)
-        close = sqltext.matching_paren(tokens, on + 2)
-        columns = []
-        for part in sqltext.split_top_level(tokens[on + 3:close]):
-            while part and part[-1].keyword() in ("asc", "desc"):
-                part = part[:-1]
-            columns.append(" ".join(t.text for t in part))
-        rest = tokens[close + 1:]
-        where = " ".join(t.text for t in rest[1:]) if rest and rest[0].keyword() == "where" else None
+    def _unique_index(self, index: ddl.IndexText) -> None:
+        if index.terms is None:
+            raise ValueError("a unique index without a readable list of terms")
+        table = index.table
+        columns = [" ".join(t.text for t in term) for term in index.terms]
+        where = " ".join(t.text for t in index.where) or None
         src = self.source(table)
         if src is None or self._rows_changed(table):
             return

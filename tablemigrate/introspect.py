@@ -1,16 +1,14 @@
-"""Read an SQLite database into a `Schema`: PRAGMAs for what they report, a token-level parse of the
-stored CREATE text for what no PRAGMA shows (collation, CHECK, generated expressions, AUTOINCREMENT,
+"""Read an SQLite database into a `Schema`: PRAGMAs for what they report, the stored CREATE text read
+by `ddl.read_table` for what no PRAGMA shows (collation, CHECK, generated expressions, AUTOINCREMENT,
 DEFERRABLE, constraint names, STRICT / WITHOUT ROWID)."""
 
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from dataclasses import dataclass, field
 
-from . import cache, sqltext
-from .schema import Check, Column, ForeignKey, Index, Schema, Table, Trigger, Unique, View, table_digest
-from .sqltext import Token
+from . import cache, ddl, sqltext
+from .schema import Column, ForeignKey, Index, Schema, Table, Trigger, View, table_digest
 
 #: The table, in the target database, that records the applied migrations (tablemigrate.history).
 HISTORY_TABLE = "tablemigrate_history"
@@ -21,135 +19,13 @@ IDENTITY_TABLE = "tablemigrate_identity"
 # Tables that belong to SQLite, to tablemigrate, or to Django's own migration bookkeeping.
 INTERNAL_TABLES = frozenset({HISTORY_TABLE, TEST_MODELS_TABLE, IDENTITY_TABLE, "django_migrations"})
 
-COLUMN_CONSTRAINT_WORDS = frozenset({
-    "constraint", "primary", "not", "null", "unique", "check", "default", "collate",
-    "references", "generated", "as",
-})
-
 
 def is_internal(name: str) -> bool:
     lower = name.lower()
     return lower.startswith("sqlite_") or lower in INTERNAL_TABLES
 
 
-@dataclass
-class _ParsedCreate:
-    collations: dict[str, str] = field(default_factory=dict)
-    generated: dict[str, str] = field(default_factory=dict)
-    definitions: dict[str, str] = field(default_factory=dict)
-    uniques: set[Unique] = field(default_factory=set)
-    checks: set[Check] = field(default_factory=set)
-    deferred_fks: dict[tuple[str, ...], bool] = field(default_factory=dict)
-    inline_fks: set[tuple[str, ...]] = field(default_factory=set)
-    autoincrement: bool = False
-    strict: bool = False
-    without_rowid: bool = False
-
-
-def _paren_items(tokens: list[Token], open_index: int) -> tuple[tuple[str, ...], int]:
-    """Normalised comma-separated items inside the parentheses opening at open_index."""
-    close = sqltext.matching_paren(tokens, open_index)
-    items = tuple(sqltext.normalize(part) for part in sqltext.split_top_level(tokens[open_index + 1:close]))
-    return items, close
-
-
-def _fk_deferred(tokens: list[Token]) -> bool:
-    words = [t.keyword() for t in tokens]
-    for i, w in enumerate(words):
-        if w == "deferrable" and (i == 0 or words[i - 1] != "not"):
-            return words[i + 1:i + 3] == ["initially", "deferred"]
-    return False
-
-
-def _parse_column(part: list[Token], sql: str, parsed: _ParsedCreate) -> None:
-    name = part[0].name()
-    key = name.lower()
-    parsed.definitions[key] = sqltext.source_text(sql, part)
-    i = 1
-    while i < len(part) and part[i].keyword() not in COLUMN_CONSTRAINT_WORDS:
-        i += 1  # declared type
-    constraint_name: str | None = None
-    while i < len(part):
-        word = part[i].keyword()
-        if word == "constraint":
-            constraint_name = part[i + 1].name()
-            i += 2
-            continue
-        if word == "primary":
-            j = i + 2
-            while j < len(part) and part[j].keyword() not in COLUMN_CONSTRAINT_WORDS:
-                if part[j].keyword() == "autoincrement":
-                    parsed.autoincrement = True
-                j += 1
-            i = j
-        elif word == "unique":
-            parsed.uniques.add(Unique((sqltext.normalize([part[0]]),), constraint_name))
-            i += 1
-        elif word == "check":
-            close = sqltext.matching_paren(part, i + 1)
-            expr = sqltext.normalize(part[i + 2:close])
-            parsed.checks.add(Check(expr, constraint_name, column=key))
-            i = close + 1
-        elif word == "collate":
-            parsed.collations[key] = part[i + 1].name().lower()
-            i += 2
-        elif word in ("generated", "as"):
-            while part[i].text != "(":
-                i += 1
-            close = sqltext.matching_paren(part, i)
-            parsed.generated[key] = sqltext.normalize(part[i + 1:close])
-            i = close + 1
-        elif word == "references":
-            j = i + 1
-            while j < len(part) and part[j].keyword() not in COLUMN_CONSTRAINT_WORDS - {"not"}:
-                j += 1
-            parsed.deferred_fks[(key,)] = _fk_deferred(part[i:j])
-            parsed.inline_fks.add((key,))
-            i = j
-        elif word == "default" and i + 1 < len(part) and part[i + 1].text == "(":
-            i = sqltext.matching_paren(part, i + 1) + 1
-        else:
-            i += 1
-        if word not in ("constraint",):
-            constraint_name = None
-
-
-def _parse_table_constraint(part: list[Token], parsed: _ParsedCreate) -> None:
-    name: str | None = None
-    i = 0
-    if part[0].keyword() == "constraint":
-        name = part[1].name()
-        i = 2
-    word = part[i].keyword()
-    if word == "unique":
-        cols, _ = _paren_items(part, i + 1)
-        parsed.uniques.add(Unique(cols, name))
-    elif word == "check":
-        close = sqltext.matching_paren(part, i + 1)
-        parsed.checks.add(Check(sqltext.normalize(part[i + 2:close]), name))
-    elif word == "foreign":
-        cols, close = _paren_items(part, i + 2)
-        key = tuple(sqltext.unquote(c).lower() for c in cols)
-        parsed.deferred_fks[key] = _fk_deferred(part[close + 1:])
-    elif word == "primary":
-        parsed.autoincrement = parsed.autoincrement or any(t.keyword() == "autoincrement" for t in part)
-
-
-def parse_create_table(sql: str) -> _ParsedCreate:
-    parsed = _ParsedCreate()
-    _, body, options, _ = sqltext.create_statement_parts(sql)
-    for part in sqltext.split_top_level(body):
-        if part[0].keyword() in ("constraint", "primary", "unique", "check", "foreign"):
-            _parse_table_constraint(part, parsed)
-        else:
-            _parse_column(part, sql, parsed)
-    words = [t.keyword() for t in options]
-    parsed.strict = "strict" in words
-    parsed.without_rowid = "rowid" in words
-    return parsed
-
-
-def _foreign_keys(conn: sqlite3.Connection, qname: str, parsed: _ParsedCreate) -> frozenset[ForeignKey]:
+def _foreign_keys(conn: sqlite3.Connection, qname: str, parsed: ddl.TableText) -> frozenset[ForeignKey]:
     groups: dict[int, list[tuple]] = {}
     for row in conn.execute(f"PRAGMA main.foreign_key_list({qname})"):
         groups.setdefault(row[0], []).append(row)
@@ -200,7 +76,7 @@ def _laid_out_again(name: str, sql: str, indexes: tuple) -> Table | None:
 
 def _introspect_table(conn: sqlite3.Connection, name: str, sql: str,
                       index_rows: list[tuple[str, str]]) -> Table:
-    parsed = parse_create_table(sql)
+    parsed = ddl.read_table(sql)
     qname = sqltext.quote(name)
     columns: dict[str, Column] = {}
     pk: list[tuple[int, str]] = []

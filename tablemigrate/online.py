@@ -52,11 +52,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from . import conf, progress, sqltext
+from . import conf, ddl, progress, rebuild, sqltext
 from .errors import DatabaseLocked, MigrationFailed
 from .loader import Migration
-from .operations import (RebuildTable, _dependents, _layout, _restore_sequence, _schema_objects,
-                         _sequence_value, kept_rowid)
+from .operations import RebuildTable
+from .rebuild import Scratch, kept_rowid
 from .sqltext import quote
 from .transaction import write_transaction
 
@@ -146,68 +146,9 @@ def _name_at(tokens: list[sqltext.Token], start: int) -> int | None:
     return i
 
 
-def _create_index_parts(sql: str) -> tuple[int, int] | None:
-    """Token positions of (index name, table name) in a CREATE INDEX statement."""
-    tokens = sqltext.tokenize(sql)
-    start = 3 if tokens[1].keyword() == "unique" else 2
-    name = _name_at(tokens, start)
-    if name is None or name + 2 >= len(tokens) or tokens[name + 1].keyword() != "on":
-        return None
-    table = name + 2
-    if table + 1 < len(tokens) and tokens[table + 1].text == ".":
-        return None
-    return name, table
-
-
-def _is_name(token: sqltext.Token) -> bool:
-    return token.kind in ("word", "ident", "string")
-
-
-def _same_name(a: str, b: str) -> bool:
-    """SQLite's comparison of identifiers: case-insensitive for ASCII letters only."""
-    return a.encode().lower() == b.encode().lower()
-
-
-def _qualifiers(tokens: list[sqltext.Token], table: int) -> list[tuple[int, int]]:
-    """(first, last) token positions of each qualifier of a column in a CREATE INDEX statement whose
-    table name is at `table`: `t.` of `t.x`, `main.t.` of `main.t.x`, in any of SQLite's four quotings
-    ("t", [t], `t`, 't') and any case. SQLite allows them only in a partial index's WHERE (never in an
-    indexed expression), where the only table is the indexed one; a qualifier naming another table is
-    not one of these (SQLite would have refused the index)."""
-    found = []
-    for i in range(table + 1, len(tokens) - 2):
-        if not (_is_name(tokens[i]) and tokens[i + 1].text == "." and _is_name(tokens[i + 2])):
-            continue
-        if i + 3 < len(tokens) and tokens[i + 3].text == ".":
-            continue  # `main` of `main.t.x`: its table comes next
-        if not _same_name(tokens[i].name(), tokens[table].name()):
-            continue
-        first = i - 2 if i >= 2 and tokens[i - 1].text == "." and _is_name(tokens[i - 2]) else i
-        found.append((first, i + 1))
-    return found
-
-
-def _renamed_index(sql: str, name: str, table: str, *, qualified: bool = False) -> str:
-    """`sql` (CREATE INDEX) naming the index `name` on `table`, by tokens: the index's name and its
-    table's are replaced, and the qualifiers of the columns in a partial index's WHERE (`t.x`) are left
-    out (`x`: the same column, as the indexed table is the only one there), which would otherwise still
-    name the old table; `qualified`: they are kept, for a text whose table keeps its name."""
-    parts = _create_index_parts(sql)
-    assert parts is not None
-    tokens = sqltext.tokenize(sql)
-    edits = [(tokens[parts[0]].pos, tokens[parts[0]].pos + len(tokens[parts[0]].text), quote(name)),
-             (tokens[parts[1]].pos, tokens[parts[1]].pos + len(tokens[parts[1]].text), quote(table))]
-    if not qualified:
-        edits += [(tokens[first].pos, tokens[last].pos + 1, "") for first, last in _qualifiers(tokens, parts[1])]
-    out, at = [], 0
-    for start, end, text in sorted(edits):
-        out += [sql[at:start], text]
-        at = end
-    return "".join(out) + sql[at:]
-
-
 def plan(conn: sqlite3.Connection, migration: Migration, direction: str) -> Online | None:
-    """The module's rebuild done online, or None when it is done in one transaction."""
+    """The module's rebuild done online, or None when it is done in one transaction. What SQLite makes of
+    the live and the new definitions is asked of one scratch database (`rebuild.Scratch`)."""
     rows = threshold()
     if rows is None or not migration.atomic:
         return None
@@ -219,7 +160,6 @@ def plan(conn: sqlite3.Connection, migration: Migration, direction: str) -> Onli
     if len(ops) != 1 or type(ops[0]) is not RebuildTable or not ops[0].copy:
         return None
     op = ops[0]
-    table = op.table.lower()
     drops: set[str] = set()
     creates: list[str] = []
     for step in steps:
@@ -235,16 +175,19 @@ def plan(conn: sqlite3.Connection, migration: Migration, direction: str) -> Onli
                 return None
             drops.add(tokens[at].name().lower())
         else:
-            parts = _create_index_parts(step)
-            if parts is None or tokens[parts[1]].name().lower() != table or any(
-                    t.keyword() == "exists" for t in tokens[:parts[0]]):  # IF NOT EXISTS: which index?
+            index = ddl.read_index(step)
+            # IF NOT EXISTS: which index would it be?
+            if index is None or not index.plain or index.table.lower() != op.table.lower() or index.if_not_exists:
                 return None
             creates.append(step)
     live = _live_sql(conn, op.table)
-    kept = _rowids_kept(conn, op)
-    if live is None or kept is None or not _keys_unchanged(conn, op) or not _copies_from_its_row(live, op):
+    if live is None:
         return None
-    new_free, old_free = _without_keys(op.create, op.table), _without_keys(live, op.table)
+    with Scratch() as scratch:
+        kept = _rowids_kept(live, op, scratch)
+        if kept is None or not _keys_unchanged(conn, live, op, scratch) or not _copies_from_its_row(live, op, scratch):
+            return None
+        new_free, old_free = _without_keys(op.create, op.table, scratch), _without_keys(live, op.table, scratch)
     if new_free is None or old_free is None or not _schema_writable(conn):
         return None
     if conn.execute(f"SELECT count(*) FROM {quote(op.table)}").fetchone()[0] < rows:
@@ -276,74 +219,22 @@ def _schema_writable(conn: sqlite3.Connection) -> bool:
         conn.execute("PRAGMA writable_schema = OFF")
 
 
-def _without_keys(create: str, name: str) -> str | None:
-    """`create` without its foreign keys (a column's REFERENCES clause, a table's FOREIGN KEY constraint),
-    when SQLite and the parser read everything else exactly as in `create` (the same stored layout, the
-    same columns, constraints and options); None otherwise. The copy is filled under this definition,
-    and the old table dropped under it, so that neither holds rows that would make the application's
-    delete of a parent fail."""
+def _without_keys(create: str, name: str, scratch: Scratch) -> str | None:
+    """`create` without its foreign keys (`ddl.without_foreign_keys`), when SQLite and the parser read
+    everything else exactly as in `create` (the same stored layout, the same columns, constraints and
+    options); None otherwise. The copy is filled under this definition, and the old table dropped under
+    it, so that neither holds rows that would make the application's delete of a parent fail."""
     from .introspect import introspect
 
     try:
-        _head, body, _options, _index = sqltext.create_statement_parts(create)
-        tokens = sqltext.tokenize(create)
-    except ValueError:
-        return None
-    cut: set[int] = set()  # token positions (by offset) to leave out
-    at = {t.pos: i for i, t in enumerate(tokens)}
-    for part in sqltext.split_top_level(body):
-        words = [t.keyword() for t in part]
-        named = 2 if words[:1] == ["constraint"] else 0
-        if words[named:named + 1] == ["foreign"]:
-            cut.update(t.pos for t in part)
-            cut.add(tokens[at[part[0].pos] - 1].pos)  # the comma before it (a table constraint is never first)
-            continue
-        for i, word in enumerate(words):
-            if word != "references":
-                continue
-            start = i - 2 if i >= 2 and words[i - 2] == "constraint" else i
-            end = _references_end(part, i)
-            cut.update(t.pos for t in part[start:end])
-    text = " ".join(t.text for t in tokens if t.pos not in cut)
-    check = sqlite3.connect(":memory:")
-    try:
-        check.execute(create)
-        want = introspect(check).tables[name.lower()]
-        check.execute(f"DROP TABLE {quote(name)}")
-        check.execute(text)
-        got = introspect(check).tables[name.lower()]
-        same = (_layout(create, name) == _layout(text, name) and got.foreign_keys == frozenset()
+        text = ddl.without_foreign_keys(create)
+        want = introspect(scratch.holding(create)).tables[name.lower()]
+        got = introspect(scratch.holding(text)).tables[name.lower()]
+        same = (scratch.layout(create, name) == scratch.layout(text, name) and got.foreign_keys == frozenset()
                 and dataclasses.replace(want, foreign_keys=frozenset()) == got)
     except (sqlite3.Error, KeyError, ValueError):
         return None
-    finally:
-        check.close()
     return text if same else None
-
-
-def _references_end(part: list[sqltext.Token], at: int) -> int:
-    """The index just past a REFERENCES clause that starts at `at` (SQLite's foreign-key-clause): the
-    table, its columns, then ON DELETE|UPDATE actions, MATCH name, [NOT] DEFERRABLE [INITIALLY ...]."""
-    words = [t.keyword() for t in part]
-
-    def word(i: int) -> str:
-        return words[i] if i < len(words) else ""
-
-    i = at + 2  # REFERENCES name
-    if i < len(part) and part[i].text == "(":
-        i = sqltext.matching_paren(part, i) + 1
-    while True:
-        if word(i) == "on" and word(i + 1) in ("delete", "update"):
-            i += 2
-            i += 2 if word(i) in ("set", "no") else 1  # SET NULL | SET DEFAULT | NO ACTION | CASCADE | RESTRICT
-        elif word(i) == "match":
-            i += 2
-        elif word(i) == "deferrable" or (word(i) == "not" and word(i + 1) == "deferrable"):
-            i += 1 if word(i) == "deferrable" else 2
-            if word(i) == "initially":
-                i += 2
-        else:
-            return i
 
 
 def _live_sql(conn: sqlite3.Connection, table: str) -> str | None:
@@ -362,14 +253,13 @@ def _copied_as_is(op: RebuildTable, column: str, old_name: str | None = None) ->
     return source is not None and source.lower() == quote(old_name or column).lower()
 
 
-def _rowids_kept(conn: sqlite3.Connection, op: RebuildTable) -> str | None:
+def _rowids_kept(live: str, op: RebuildTable, scratch: Scratch) -> str | None:
     """How the copy keeps each row's rowid (the log of changes is kept by rowid): "" when both tables
     hold it in a column (an INTEGER PRIMARY KEY that the copy takes as it is), "rowid" when neither has
     such a column and the copy carries the hidden rowid by that name (`kept_rowid`); None when it cannot
     (the rebuild then runs in one transaction). A VACUUM the application runs meanwhile may renumber
     hidden rowids, in each table its own way: the copy then fails (`_same_rowids`)."""
-    live = _live_sql(conn, op.table)
-    old, new = (_layout(live, op.table) if live else None), _layout(op.create, op.table)
+    old, new = scratch.layout(live, op.table), scratch.layout(op.create, op.table)
     if old is None or new is None or not old[1] or not new[1]:
         return None
     if {c for c, _hidden in old[0] + new[0]} & {"rowid", "_rowid_", "oid"}:
@@ -385,7 +275,7 @@ _DATE_FUNCTIONS = frozenset({"date", "time", "datetime", "julianday", "unixepoch
 _DETERMINISTIC = 0x800  # SQLITE_DETERMINISTIC, in `PRAGMA function_list`'s flags
 
 
-def _copies_from_its_row(live: str, op: RebuildTable) -> bool:
+def _copies_from_its_row(live: str, op: RebuildTable, scratch: Scratch) -> bool:
     """Whether each copy expression is a function of the copied row alone, as SQLite resolves it: on a
     scratch database holding only the live table (a name of any other table is an error there), its
     authorizer sees one SELECT (no subquery), reads of that table only, and calls of deterministic
@@ -394,11 +284,13 @@ def _copies_from_its_row(live: str, op: RebuildTable) -> bool:
     value read elsewhere (another table, other rows, the clock) that changes meanwhile would stay stale
     in the rows copied before: a state no serial order gives. Otherwise the rebuild runs in one
     transaction."""
-    scratch = sqlite3.connect(":memory:")
     try:
-        scratch.execute(live)
+        held = scratch.holding(live)
+    except sqlite3.Error:
+        return False
+    try:
         deterministic: dict[str, bool] = {}
-        for name, flags in scratch.execute("SELECT name, flags FROM pragma_function_list").fetchall():
+        for name, flags in held.execute("SELECT name, flags FROM pragma_function_list").fetchall():
             key = name.lower()
             deterministic[key] = deterministic.get(key, True) and bool(flags & _DETERMINISTIC)
         selects, refused = 0, []
@@ -407,38 +299,33 @@ def _copies_from_its_row(live: str, op: RebuildTable) -> bool:
             nonlocal selects
             if action == sqlite3.SQLITE_SELECT:
                 selects += 1
-            elif action == sqlite3.SQLITE_READ and db == "main" and _same_name(arg1 or "", op.table):
+            elif action == sqlite3.SQLITE_READ and db == "main" and ddl.same_name(arg1 or "", op.table):
                 pass
             elif not (action == sqlite3.SQLITE_FUNCTION and deterministic.get((arg2 or "").lower())
                       and (arg2 or "").lower() not in _DATE_FUNCTIONS):
                 refused.append((action, arg1, arg2))
             return sqlite3.SQLITE_OK
 
-        scratch.set_authorizer(authorize)
-        scratch.execute(f"SELECT {op._select_list()} FROM {quote(op.table)} LIMIT 0").fetchall()
+        held.set_authorizer(authorize)
+        held.execute(f"SELECT {op._select_list()} FROM {quote(op.table)} LIMIT 0").fetchall()
         return selects == 1 and not refused
     except sqlite3.Error:  # another table, a function or collation of the connection, no function_list
         return False
     finally:
-        scratch.close()
+        sqltext.clear_authorizer(held)
 
 
-def _keys_unchanged(conn: sqlite3.Connection, op: RebuildTable) -> bool:
+def _keys_unchanged(conn: sqlite3.Connection, live: str, op: RebuildTable, scratch: Scratch) -> bool:
     """The new table's foreign keys are the live table's, its primary key and UNIQUE constraints are the
     same, and every column in them or in a key another table references is copied as it is: the rows the
     application writes meanwhile are then checked by its own foreign key enforcement, as always, and the
     tables that reference this one find the same keys."""
-    live = _live_sql(conn, op.table)
-    old, new = (_layout(live, op.table) if live else None), _layout(op.create, op.table)
+    old, new = scratch.layout(live, op.table), scratch.layout(op.create, op.table)
     if old is None or new is None or old[3] != new[3]:
         return False
-    scratch = sqlite3.connect(":memory:")
-    try:
-        scratch.execute(op.create)
-        new_fks = _foreign_keys(scratch, op.table)
-        keyed = {r[1].lower() for r in scratch.execute(f"PRAGMA table_info({quote(op.table)})") if r[5]}
-    finally:
-        scratch.close()
+    db = scratch.holding(op.create)
+    new_fks = _foreign_keys(db, op.table)
+    keyed = {r[1].lower() for r in db.execute(f"PRAGMA table_info({quote(op.table)})") if r[5]}
     if new_fks != _foreign_keys(conn, op.table):
         return False
     keyed |= {c for fk in new_fks for c in fk[1]}
@@ -491,7 +378,7 @@ def _setup(conn: sqlite3.Connection, work: Online) -> None:
     real = [sql for name, sql in own if name.lower() not in work.drops] + work.creates
     for n, sql in enumerate(real):
         private = f"{_private('index', work.table)}_{n}"
-        conn.execute(_renamed_index(sql, private, work.tmp))
+        conn.execute(ddl.rename_index(sql, private, work.tmp))
         work.indexes[private] = sql
     # The log has no constraint at all (a rowid may be logged twice): a statement in a trigger takes the
     # conflict policy of the application's statement (its OR ROLLBACK/ABORT/FAIL, or the ABORT of an
@@ -538,7 +425,8 @@ def _key_holders(conn: sqlite3.Connection, table: str) -> list[str]:
             continue
         row = conn.execute("SELECT sql FROM main.sqlite_master WHERE type = 'index' AND name = ?",
                            (index[1],)).fetchone()
-        terms = _index_terms(row[0]) if row and row[0] else None
+        text = ddl.read_index(row[0]) if row and row[0] else None
+        terms = text.term_texts() if text is not None and text.plain else None
         keys = [r for r in conn.execute(f"PRAGMA index_xinfo({quote(index[1])})") if r[5]]
         conditions = []
         for n, (_seq, cid, name, _desc, collation, _key) in enumerate(keys):
@@ -551,23 +439,6 @@ def _key_holders(conn: sqlite3.Connection, table: str) -> list[str]:
             conditions.append(f"({term}) COLLATE {quote(collation)} = (SELECT {term} FROM {new_row})")
         selects.append(f"SELECT rowid FROM {quote(table)} WHERE " + " AND ".join(conditions))
     return selects
-
-
-def _index_terms(sql: str) -> list[str] | None:
-    """The indexed columns' expressions of a CREATE INDEX statement, as written (without ASC/DESC)."""
-    parts = _create_index_parts(sql)
-    tokens = sqltext.tokenize(sql)
-    if parts is None or parts[1] + 1 >= len(tokens) or tokens[parts[1] + 1].text != "(":
-        return None
-    close = sqltext.matching_paren(tokens, parts[1] + 1)
-    terms = []
-    for term in sqltext.split_top_level(tokens[parts[1] + 2:close]):
-        if term and term[-1].keyword() in ("asc", "desc"):
-            term = term[:-1]
-        if not term:
-            return None
-        terms.append(sql[term[0].pos:term[-1].pos + len(term[-1].text)])
-    return terms
 
 
 #: A copy that has copied this many times the rows its table had when it began is not catching up with
@@ -635,96 +506,43 @@ def _check_foreign_keys(conn: sqlite3.Connection, work: Online) -> None:
 
 
 def _swap(conn: sqlite3.Connection, work: Online) -> None:
-    """Inside the final transaction: the last changes, the proof, the new table in place."""
-    table, t = work.table, quote(work.table)
+    """Inside the final transaction: the last changes, the proof, the new table in place
+    (`rebuild.swap`, with the old table renamed aside for `clean_leftovers` to drop in chunks)."""
+    table = work.table
     if _live_sql(conn, table) != work.live_sql:  # the application changed it (a column added, say)
         raise sqlite3.IntegrityError(f"the definition of {table} was changed during the rebuild")
     _same_rowids(conn, work)
-    before_objects = {o for o in _schema_objects(conn)  # less what the module drops
-                      if not o[1].startswith(PREFIX) and not (o[0] == "index" and o[1] in work.drops)}
-    if work.watermark is not None:  # what came after the last chunk, and the last changes
-        _copy(conn, work, f"rowid > ? OR {_logged('')}", (work.watermark,))
-    else:
-        _copy(conn, work, "1")
-    conn.execute(f"DELETE FROM {LOG}")
-    before = conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-    after = conn.execute(f"SELECT count(*) FROM {quote(work.tmp)}").fetchone()[0]
-    if after != before:
-        raise sqlite3.IntegrityError(f"rebuild of {table} copied {after} of {before} rows; nothing was changed")
-    sequence = _sequence_value(conn, table)
-    for (name,) in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND name LIKE ? "
-                                "ESCAPE '\\'", (_private("trigger", table).replace("_", "\\_") + "%",)).fetchall():
-        conn.execute(f"DROP TRIGGER {quote(name)}")
-    conn.execute(f"DROP TABLE {LOG}")
-    own, dependents = _dependents(conn, table)
-    own_triggers = [d for d in own if d[0] == "trigger"]
-    for kind, name, _sql in reversed(dependents + own_triggers):
-        conn.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
     old = _private("old", table)
-    _unqualify_indexes(conn, table)
-    conn.execute("PRAGMA legacy_alter_table = ON")  # other tables' keys keep naming `table`
-    try:
-        conn.execute(f"ALTER TABLE {t} RENAME TO {quote(old)}")
-        conn.execute(f"ALTER TABLE {quote(work.tmp)} RENAME TO {t}")
-    finally:
-        conn.execute("PRAGMA legacy_alter_table = OFF")
-    # One edit of sqlite_schema: the new table gets its real definition (its foreign keys), the old one
-    # loses its keys (its rows must not hold the application's parent deletes), the old indexes private
-    # names, the new ones their real names.
-    edits = [("table", table, table, sqltext.pretty_create_table(work.op.create, table)),
-             ("table", old, old, sqltext.pretty_create_table(work.old_without_keys, old))]
-    for n, (name, sql) in enumerate(conn.execute(
-            "SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name = ?",
-            (old,)).fetchall()):
-        edits.append(("index", name, f"{old}_{n}", _renamed_index(sql, f"{old}_{n}", old)))
-    for private, sql in work.indexes.items():
-        real = sqltext.tokenize(sql)[_create_index_parts(sql)[0]].name()  # type: ignore[index]
-        edits.append(("index", private, real, _renamed_index(sql, real, table, qualified=True)))
-    _edit_schema(conn, edits)
-    for _kind, _name, sql in own_triggers + dependents:
-        conn.execute(sql)
-    if sequence is not None:
-        _restore_sequence(conn, table, sequence)
-    lost = before_objects - {o for o in _schema_objects(conn) if not o[1].startswith(PREFIX)}
-    if lost:
-        raise sqlite3.IntegrityError(f"rebuild of {table} would lose "
-                                     + ", ".join(f"{k} {n}" for k, n in sorted(lost)) + "; nothing was changed")
 
+    def last_changes(_rows: int) -> int:
+        if work.watermark is not None:  # what came after the last chunk, and the last changes
+            _copy(conn, work, f"rowid > ? OR {_logged('')}", (work.watermark,))
+        else:
+            _copy(conn, work, "1")
+        for (name,) in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'trigger' AND name LIKE ? "
+                                    "ESCAPE '\\'", (_private("trigger", table).replace("_", "\\_") + "%",)).fetchall():
+            conn.execute(f"DROP TRIGGER {quote(name)}")
+        conn.execute(f"DROP TABLE {LOG}")
+        return conn.execute(f"SELECT count(*) FROM {quote(work.tmp)}").fetchone()[0]
 
-def _unqualify_indexes(conn: sqlite3.Connection, table: str) -> None:
-    """A partial index whose WHERE names its table (`t.x`) fails the rename of the table with
-    `legacy_alter_table` ("error in index ... after rename"): the live table's indexes, which go with
-    the old table, lose their qualifiers first (the same index: the table is the only one there)."""
-    edits = []
-    for name, sql in conn.execute("SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-                                  "AND lower(tbl_name) = lower(?)", (table,)).fetchall():
-        parts = _create_index_parts(sql)
-        if parts is not None and _qualifiers(sqltext.tokenize(sql), parts[1]):
-            edits.append(("index", name, name, _renamed_index(sql, name, table)))
-    if edits:
-        _edit_schema(conn, edits)
+    def settle() -> None:
+        # One edit of sqlite_schema: the new table gets its real definition (its foreign keys), the old one
+        # loses its keys (its rows must not hold the application's parent deletes), the old indexes private
+        # names, the new ones their real names.
+        edits = [("table", table, table, sqltext.pretty_create_table(work.op.create, table)),
+                 ("table", old, old, sqltext.pretty_create_table(work.old_without_keys, old))]
+        for n, (name, sql) in enumerate(conn.execute(
+                "SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name = ?",
+                (old,)).fetchall()):
+            edits.append(("index", name, f"{old}_{n}", ddl.rename_index(sql, f"{old}_{n}", old)))
+        for private, sql in work.indexes.items():
+            real = ddl.read_index(sql).name  # type: ignore[union-attr]
+            edits.append(("index", private, real, ddl.rename_index(sql, real, table, qualified=True)))
+        if not rebuild.edit_schema(conn, edits):
+            raise sqlite3.DatabaseError("SQLite does not let this connection write sqlite_schema")
 
-
-def _edit_schema(conn: sqlite3.Connection, edits: list[tuple[str, str, str, str]]) -> None:
-    """(type, name, new name, new text) for rows of `sqlite_schema`, with SQLite's `writable_schema`
-    procedure (decision 108): one UPDATE each, then a `schema_version` bump, in the swap's transaction.
-    A new name that another object has (SQLite's names are schema-wide, in any case) is refused."""
-    version = conn.execute("PRAGMA main.schema_version").fetchone()[0]
-    renamed = {name.lower() for _kind, name, new, _sql in edits if new != name}
-    for _kind, name, new, _sql in edits:
-        if new != name and conn.execute("SELECT 1 FROM main.sqlite_master WHERE lower(name) = lower(?)",
-                                        (new,)).fetchone() and new.lower() not in renamed:
-            raise sqlite3.IntegrityError(f"cannot name an index {new}: another object of the schema has that name")
-    conn.execute("PRAGMA writable_schema = ON")
-    try:
-        for kind, name, new, sql in edits:
-            if conn.execute("UPDATE main.sqlite_master SET name = ?, sql = ? WHERE type = ? AND name = ?",
-                            (new, sql, kind, name)).rowcount != 1:
-                raise sqlite3.IntegrityError(f"{kind} {name} not found in the schema")
-        conn.execute(f"PRAGMA main.schema_version = {int(version) + 1}")
-    finally:
-        conn.execute("PRAGMA writable_schema = OFF")
-    conn.execute("SELECT * FROM main.sqlite_master LIMIT 0").fetchall()  # SQLite reads the new schema
+    rebuild.swap(conn, table, work.tmp, last_changes, aside=old, settle=settle,
+                 counted=lambda o: not o[1].startswith(PREFIX) and not (o[0] == "index" and o[1] in work.drops))
 
 
 def run(conn: sqlite3.Connection, work: Online, begin: Callable[[], None],

@@ -1,8 +1,9 @@
 """Operation objects that a migration's `up`/`down` may hold beside plain SQL strings.
 
-`RebuildTable` is the one place that knows SQLite's 12-step table rebuild. It reads the table's
-dependents (indexes, triggers, views and other tables' triggers that mention it, the AUTOINCREMENT
-high-water mark) from the live database at run time, so objects made by hand survive too.
+`RebuildTable` is SQLite's 12-step table rebuild in one transaction: it makes and fills the new table,
+and `rebuild.swap` (which the online rebuild uses too) reads the table's dependents (indexes, triggers,
+views and other tables' triggers that mention it, the AUTOINCREMENT high-water mark) from the live
+database at run time, so objects made by hand survive too, and puts the new table in place.
 The applier has already turned foreign keys off and opened the transaction.
 
 A rebuild never turns a missing name into data: its copy expressions run with every double-quoted
@@ -21,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import progress, sqltext
+from . import ddl, progress, rebuild, sqltext
 from .errors import MissingSource
+from .rebuild import kept_rowid, layout_on
 from .schema import affinity
 from .sqltext import quote
 
@@ -154,7 +156,7 @@ class RebuildTable(Operation):
         names = {r[1].lower() for r in conn.execute(f"PRAGMA table_xinfo({quote(self.table)})")}
         # A hidden rowid is copied by name, never left to SQLite: an INSERT numbers rows afresh, and so
         # does the transfer of `SELECT *` when the new table has no index (or SQLite falls back).
-        rowid = kept_rowid(_layout_on(conn, self.table), _layout_on(conn, tmp))
+        rowid = kept_rowid(layout_on(conn, self.table), layout_on(conn, tmp))
         if not shown.enabled or total <= PROGRESS_CHUNK or names & {"rowid", "_rowid_", "oid"}:
             whole = rowid is None and self._copies_whole_rows(conn, tmp)
             return conn.execute(self._copy_sql(tmp, whole_rows=whole, rowid=rowid)).rowcount
@@ -188,7 +190,7 @@ class RebuildTable(Operation):
         ]
 
     def _copy_preview(self, tmp: str) -> list[str]:
-        new = _layout(self.create, self.table)
+        new = rebuild.layout(self.create, self.table)
         rowid = kept_rowid(new, new)
         if rowid:
             return [f"-- when {quote(self.table)} has no INTEGER PRIMARY KEY either, each row keeps its rowid "
@@ -201,31 +203,16 @@ class RebuildTable(Operation):
     def apply(self, conn: sqlite3.Connection) -> None:
         table, tmp = self.table, self._temp_name(conn)
         self.check_sources(conn)
-        before_objects = _schema_objects(conn)
-        own, dependents = _dependents(conn, table)
-        sequence = _sequence_value(conn, table)
-        before = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
-        started = time.perf_counter()
-        conn.execute(sqltext.pretty_create_table(self.create, tmp))
-        after = self._copy_rows(conn, tmp, before) if self.copy else 0
-        if after != before:
-            raise sqlite3.IntegrityError(
-                f"rebuild of {table} copied {after} of {before} rows; nothing was changed")
-        for kind, name, _sql in reversed(dependents):  # triggers before the views they hang on
-            conn.execute(f"DROP {kind.upper()} IF EXISTS {quote(name)}")
-        conn.execute(f"DROP TABLE {quote(table)}")
-        conn.execute(f"ALTER TABLE {quote(tmp)} RENAME TO {quote(table)}")
-        for _kind, _name, sql in own + dependents:
-            conn.execute(sql)
-        if sequence is not None:
-            _restore_sequence(conn, table, sequence)
-        lost = before_objects - _schema_objects(conn)
-        if lost:
-            raise sqlite3.IntegrityError(
-                f"rebuild of {table} would lose " + ", ".join(f"{k} {n}" for k, n in sorted(lost))
-                + "; nothing was changed")
-        logger.debug("rebuilt table %s: %d rows copied (%.0f ms)", table, before,
-                    (time.perf_counter() - started) * 1000)
+        started, copied = time.perf_counter(), []
+
+        def fill(rows: int) -> int:  # the copy, in this transaction
+            conn.execute(sqltext.pretty_create_table(self.create, tmp))
+            copied.append(self._copy_rows(conn, tmp, rows) if self.copy else 0)
+            return copied[0]
+
+        rebuild.swap(conn, table, tmp, fill)
+        logger.debug("rebuilt table %s: %d rows copied (%.0f ms)", table, copied[0],
+                     (time.perf_counter() - started) * 1000)
 
 
 class AlterTableInPlace(RebuildTable):
@@ -288,21 +275,9 @@ class AlterTableInPlace(RebuildTable):
             return False  # the new text would read the stored records or an index differently
         self.added_rules = self.check or after.adds_rules_to(before)  # what the module says, or finds
         indexed = _index_infos(conn, name)
-        version = conn.execute("PRAGMA main.schema_version").fetchone()[0]
-        conn.execute("PRAGMA writable_schema = ON")
-        try:
-            updated = conn.execute("UPDATE main.sqlite_master SET sql = ? WHERE type = 'table' AND name = ?",
-                                   (text, name)).rowcount
-        except sqlite3.DatabaseError:  # defensive mode, an authorizer: SQLite does not allow it here
-            conn.execute("PRAGMA writable_schema = OFF")
-            return False
-        try:  # from here on a failure fails the migration, which rolls the UPDATE back
-            if updated != 1:
-                raise sqlite3.IntegrityError(f"the definition of {name} was changed {updated} times, not once")
-            conn.execute(f"PRAGMA main.schema_version = {int(version) + 1}")
-        finally:
-            conn.execute("PRAGMA writable_schema = OFF")
-        conn.execute(f"SELECT * FROM main.{quote(name)} LIMIT 0").fetchall()  # SQLite reads the new schema
+        if not rebuild.edit_schema(conn, [("table", name, name, text)]):
+            return False  # defensive mode, an authorizer: SQLite does not allow it here
+        # from here on a failure fails the migration, which rolls the edit back
         # O(1) proof that SQLite reads the live table as the scratch copy did: the same columns, and every
         # index (explicit and hidden) keyed exactly as before.
         if (_columns(conn, name) != after.columns or _index_infos(conn, name) != indexed):
@@ -338,27 +313,25 @@ class _Reading:
 
 def _reading(create: str, name: str, indexes: list[str]) -> _Reading | None:
     """`create` and the CREATE INDEX texts `indexes` on a scratch database, as SQLite reports them: the
-    stored layout (`_layout`); each column's affinity (SQLite's rules on its declared type; in a STRICT
+    stored layout (`rebuild.layout_on`); each column's affinity (SQLite's rules on its declared type; in a STRICT
     table the declared type itself), its DEFAULT as written (a record written before the column was added
     is short, and SQLite reads the missing value from the schema's DEFAULT), its collation (asked of
     SQLite through an index on every column: what comparisons, CHECKs, generated values and every index,
     partial and expression ones included, use) and its generated expression; STRICT and AUTOINCREMENT;
     and the keys of every explicit index. None when SQLite does not accept the text or an index on it."""
-    from .introspect import parse_create_table  # (introspect imports the loader, which imports this)
-
     q = quote(name)
     scratch = sqlite3.connect(":memory:")
     try:
         scratch.execute(create)
         for sql in indexes:
             scratch.execute(sql)
-        layout = _layout_on(scratch, name)
+        layout = layout_on(scratch, name)
         columns = _columns(scratch, name)
         explicit = _index_infos(scratch, name)
         probe = quote("tablemigrate collation probe " + name)
         scratch.execute(f"CREATE INDEX {probe} ON {q} ({', '.join(quote(c[1]) for c in columns)})")
         collations = tuple(r[4].lower() for r in scratch.execute(f"PRAGMA index_xinfo({probe})") if r[5])
-        parsed = parse_create_table(create)
+        parsed = ddl.read_table(create)
         try:
             strict = bool(scratch.execute(f"SELECT strict FROM pragma_table_list({sqltext.literal(name)})")
                           .fetchone()[0])
@@ -391,95 +364,6 @@ def _index_infos(conn: sqlite3.Connection, name: str) -> list[tuple]:
                   for _seq, index, unique, origin, partial in conn.execute(f"PRAGMA main.index_list({quote(name)})"))
 
 
-def _layout(create: str, name: str) -> tuple | None:
-    """How SQLite stores a table made by `create` (see `_layout_on`), on a scratch database. None when the
-    text does not make a table."""
-    scratch = sqlite3.connect(":memory:")
-    try:
-        scratch.execute(create)
-        return _layout_on(scratch, name)
-    except sqlite3.Error:
-        return None
-    finally:
-        scratch.close()
-
-
-def _layout_on(scratch: sqlite3.Connection, name: str) -> tuple:
-    """How SQLite stores table `name`, as SQLite reports it: its columns in order (a record holds its
-    values by position), whether it has a rowid, and its hidden indexes (PRIMARY KEY and UNIQUE
-    constraints) in the order SQLite numbers them, with their columns, sort orders and collations. Two
-    definitions with the same layout read the same stored pages. (Only a column declared exactly
-    `INTEGER PRIMARY KEY` is the rowid; `PRIMARY KEY DESC` on the column is not;
-    `sqlite_autoindex_<table>_N` follows the order the constraints are written in.)"""
-    q = quote(name)
-    columns = scratch.execute(f"PRAGMA table_xinfo({q})").fetchall()
-    indexes = []
-    for _seq, index, unique, origin, partial in scratch.execute(f"PRAGMA index_list({q})").fetchall():
-        if origin != "c":  # made by the table's own text
-            indexes.append((index, unique, origin, partial,
-                            scratch.execute(f"PRAGMA index_xinfo({quote(index)})").fetchall()))
-    try:
-        scratch.execute(f"SELECT rowid FROM {q} LIMIT 0")
-        rowid = True
-    except sqlite3.OperationalError:  # WITHOUT ROWID
-        rowid = False
-    alias = [c[1] for c in columns if c[5] == 1 and rowid and not any(i[2] == "pk" for i in indexes)]
-    return ([(c[1].lower(), c[6]) for c in columns], rowid, alias, sorted(indexes))
-
-
-def kept_rowid(live: tuple | None, new: tuple | None) -> str | None:
-    """The name by which a copy between tables of these layouts (`_layout_on`) carries each row's rowid:
-    when both have a rowid that no column holds (no INTEGER PRIMARY KEY: a Django model whose primary key
-    is a CharField or UUIDField), an INSERT would number the rows afresh, and whatever is keyed on them
-    (an FTS5 external-content index, say) would point at other rows. None when a column holds the rowid
-    (copying the column keeps it), when either table has none, or when columns take all three of its
-    names (`rowid`, `_rowid_`, `oid`: no SQL can then read it, nor copy it)."""
-    if live is None or new is None or not (live[1] and new[1]) or live[2] or new[2]:
-        return None
-    taken = {c for c, _hidden in live[0] + new[0]}
-    return next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
-
-
-def _schema_objects(conn: sqlite3.Connection) -> set[tuple[str, str]]:
-    """(type, lower name) of every user object: what a rebuild must leave exactly as it found it."""
-    return {(k, n.lower()) for k, n in conn.execute(
-        f"SELECT type, name FROM sqlite_master WHERE {sqltext.user_objects()}")}
-
-
-Dependent = tuple[str, str, str]  # (type, name, sql)
-
-
-def _dependents(conn: sqlite3.Connection, table: str) -> tuple[list[Dependent], list[Dependent]]:
-    """The objects a rebuild of `table` must carry over, read from the live database at run time (so
-    objects made by hand survive too), each list in creation order:
-    - its own indexes and triggers, which DROP TABLE removes with it;
-    - every view and trigger that depends on it, transitively: views and triggers that mention the
-      table, views and triggers that mention such a view, and INSTEAD OF triggers on such a view.
-      SQLite re-validates them when the rebuilt table is renamed into place, and dropping a view
-      silently drops its triggers, so all of them are dropped first and recreated afterwards.
-    Views come before triggers in `dependents` (an INSTEAD OF trigger needs its view)."""
-    rows = conn.execute(
-        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
-        f"AND type IN ('index', 'trigger', 'view') AND {sqltext.user_objects()} ORDER BY rowid").fetchall()
-    key = table.lower()
-    own = [(k, n, s) for k, n, tbl, s in rows if tbl.lower() == key and k in ("index", "trigger")]
-    names, found = {key}, set()
-    grew = True
-    while grew:
-        grew = False
-        for kind, name, tbl, sql in rows:
-            if kind == "index" or (kind, name) in found or tbl.lower() == key:
-                continue
-            if tbl.lower() in names or any(sqltext.mentions(sql, n) for n in names):
-                found.add((kind, name))
-                grew = grew or kind == "view"
-                if kind == "view":
-                    names.add(name.lower())
-    dependents = [(k, n, s) for kind in ("view", "trigger") for k, n, _t, s in rows
-                  if k == kind and (k, n) in found]
-    return own, dependents
-
-
 class RunPython(Operation):
     """Call `function(db)` with the raw sqlite3 connection, inside the migration's transaction."""
 
@@ -495,20 +379,6 @@ class RunPython(Operation):
 
     def apply(self, conn: sqlite3.Connection) -> None:
         self.function(conn)
-
-
-def _sequence_value(conn: sqlite3.Connection, table: str) -> int | None:
-    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
-        return None
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE lower(name) = lower(?)", (table,)).fetchone()
-    return row[0] if row else None
-
-
-def _restore_sequence(conn: sqlite3.Connection, table: str, saved: int) -> None:
-    updated = conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE lower(name) = lower(?)",
-                           (saved, table))
-    if updated.rowcount == 0:
-        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, saved))
 
 
 class FillColumn(Operation):

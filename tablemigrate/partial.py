@@ -29,7 +29,8 @@ from .introspect import introspect
 from .loader import Recorded, history_checksum
 from .plan import plan_changes
 from .schema import Schema, Table, same_tables
-from .schemafile import Block, block, render_blocks, statement_key, statement_table
+from .ddl import statement_table
+from .schemafile import Block, block, render_blocks, statement_key
 from .verify import exercise, mismatch
 
 #: Off: every `generate` compares the whole schemas (the tests compare both ways).

@@ -6,7 +6,8 @@ import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from .introspect import COLUMN_CONSTRAINT_WORDS, introspect, is_internal
+from .ddl import COLUMN_CONSTRAINT_WORDS
+from .introspect import introspect, is_internal
 from .schema import Column, Schema, Table
 from .sqltext import compact_type, quote, tokenize
 

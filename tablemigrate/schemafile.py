@@ -196,27 +196,3 @@ def read_blocks(directory: Path, header: Mapping[str, str]) -> dict[str, Block] 
             return None
         blocks[found.key] = found
     return blocks if blocks_fingerprint(blocks) == header["schema"] else None
-
-
-def statement_table(statement: str) -> str | None:
-    """The table one of Django's DDL statements creates or indexes (`CREATE TABLE t`, `CREATE [UNIQUE]
-    INDEX i ON t`), read with the tokenizer; None for any other statement."""
-    try:
-        words = sqltext.tokenize(statement)
-    except ValueError:
-        return None
-    kinds = [t.keyword() for t in words[:3]]
-    try:
-        if kinds[:2] == ["create", "table"]:
-            _head, _body, _options, index = sqltext.create_statement_parts(statement)
-            name = words[index]
-        elif kinds[:2] == ["create", "index"] or kinds == ["create", "unique", "index"]:
-            on = next(i for i, t in enumerate(words) if t.keyword() == "on")
-            name = words[on + 1]
-            if on + 2 < len(words) and words[on + 2].text == ".":  # schema-qualified
-                return None
-        else:
-            return None
-    except (ValueError, IndexError, StopIteration):
-        return None
-    return sqltext.unquote(name.text)

@@ -108,7 +108,7 @@ def test_rebuild_keeps_instead_of_triggers_and_views_on_views(project):
 
 
 def test_a_rebuild_that_would_lose_a_schema_object_rolls_back(project, monkeypatch):
-    from tablemigrate import operations
+    from tablemigrate import rebuild
 
     target, d = project
     module(d, "0001_create", "up = " + repr([
@@ -117,8 +117,8 @@ def test_a_rebuild_that_would_lose_a_schema_object_rolls_back(project, monkeypat
     ]) + "\n")
     runner.run(target, d)
     before = objects(target.conn)
-    real = operations._dependents
-    monkeypatch.setattr(operations, "_dependents",  # a carrier that forgets the trigger on the view
+    real = rebuild.dependents
+    monkeypatch.setattr(rebuild, "dependents",  # a carrier that forgets the trigger on the view
                         lambda conn, table: (real(conn, table)[0], [x for x in real(conn, table)[1] if x[0] == "view"]))
     module(d, "0002_widen", WIDEN)
     with pytest.raises(MigrationFailed, match="would lose trigger item_v_ins"):
