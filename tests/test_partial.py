@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tablemigrate import generate as gen
-from tablemigrate import partial, schemafile
+from tablemigrate import ddl, partial, schemafile
 from tablemigrate.diff import Renames
 from tablemigrate.errors import TablemigrateError
 from tablemigrate.generate import generate
@@ -176,10 +176,10 @@ def test_no_markers_for_a_schema_with_views_or_triggers(tmp_path):
 
 
 def test_statement_table_reads_djangos_statements_and_nothing_else():
-    assert schemafile.statement_table('CREATE TABLE "a ""b" ("id" integer)') == 'a "b'
-    assert schemafile.statement_table('CREATE UNIQUE INDEX "i" ON "t x" ("c")') == "t x"
-    assert schemafile.statement_table('CREATE INDEX "i" ON "main"."t" ("c")') is None
-    assert schemafile.statement_table("ALTER TABLE t ADD COLUMN c") is None
+    assert ddl.statement_table('CREATE TABLE "a ""b" ("id" integer)') == 'a "b'
+    assert ddl.statement_table('CREATE UNIQUE INDEX "i" ON "t x" ("c")') == "t x"
+    assert ddl.statement_table('CREATE INDEX "i" ON "main"."t" ("c")') is None
+    assert ddl.statement_table("ALTER TABLE t ADD COLUMN c") is None
 
 
 def test_a_new_index_on_a_table_whose_other_statements_are_unchanged_is_found(tmp_path):
