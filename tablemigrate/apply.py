@@ -194,35 +194,36 @@ class Applier:
             raise MigrationFailed(f"migration {migration.name} ({direction}) failed: {exc}") from exc
 
     def _run_steps(self, migration: Migration, direction: str) -> None:
-        conn, observer = self.conn, self.observer
         for number, step in enumerate(migration.steps(direction), 1):
             if isinstance(step, RunPython) and not self.python:
                 continue
             if isinstance(step, Operation):
-                started = time.perf_counter()
-                try:
-                    step.apply(conn)
-                except Exception as exc:
-                    if is_busy(exc):
-                        raise _locked(migration, direction, f"step {number} {step!r}", exc) from exc
-                    raise MigrationFailed(
-                        f"migration {migration.name} ({direction}) failed at step {number} "
-                        f"{step!r}: {type(exc).__name__}: {exc}") from exc
-                if observer is not None:
-                    observer.ran(conn, number, None, step, time.perf_counter() - started)
+                self._run(migration, direction, number, None, step)
                 continue
             for index, sql in enumerate(sqltext.split_statements(step)):
-                started = time.perf_counter()
-                try:
-                    conn.execute(self._executable(sql))
-                except sqlite3.Error as exc:
-                    if is_busy(exc):
-                        raise _locked(migration, direction, f"step {number} [{short_sql(sql)}]", exc) from exc
-                    raise MigrationFailed(
-                        f"migration {migration.name} ({direction}) failed at step {number} "
-                        f"[{short_sql(sql)}]: {exc}") from exc
-                if observer is not None:
-                    observer.ran(conn, number, index, sql, time.perf_counter() - started)
+                self._run(migration, direction, number, index, sql)
+
+    def _run(self, migration: Migration, direction: str, number: int, index: int | None,
+             done: str | Operation) -> None:
+        """One statement (`index` from 0) or the operation (`index` None) of step `number`; a failure
+        names the migration, the step and what ran. An operation's Python may raise anything."""
+        conn = self.conn
+        caught = sqlite3.Error if isinstance(done, str) else Exception
+        started = time.perf_counter()
+        try:
+            if isinstance(done, str):
+                conn.execute(self._executable(done))
+            else:
+                done.apply(conn)
+        except caught as exc:
+            what = f"[{short_sql(done)}]" if isinstance(done, str) else repr(done)
+            if is_busy(exc):
+                raise _locked(migration, direction, f"step {number} {what}", exc) from exc
+            why = str(exc) if isinstance(done, str) else f"{type(exc).__name__}: {exc}"
+            raise MigrationFailed(
+                f"migration {migration.name} ({direction}) failed at step {number} {what}: {why}") from exc
+        if self.observer is not None:
+            self.observer.ran(conn, number, index, done, time.perf_counter() - started)
 
     def _executable(self, sql: str) -> str:
         if not self.strict_names:
