@@ -22,22 +22,23 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from . import history
-from .apply import InTransaction
+from .apply import HistoryRow
 from .loader import Migration
 
 logger = logging.getLogger("tablemigrate")
 
 
-def recording(alias: str) -> InTransaction:
-    """What `run`/`revert` do inside each module's transaction on `alias`: the content types of the
-    models it renames follow (`follow`), then its history row (history.record)."""
+class RenamesFollowed(HistoryRow):
+    """What `run`/`revert` write inside each module's transaction on `alias`: the content types of the
+    models it renames follow (`follow`), then its history row."""
 
-    def record(conn: sqlite3.Connection, migration: Migration, direction: str, seconds: float) -> None:
+    def __init__(self, alias: str):
+        self.alias = alias
+
+    def record(self, conn: sqlite3.Connection, migration: Migration, direction: str, seconds: float) -> None:
         if migration.model_renames:
-            follow(alias, conn, migration.model_renames, direction)
-        history.record(conn, migration, direction, seconds)
-    return record
+            follow(self.alias, conn, migration.model_renames, direction)
+        super().record(conn, migration, direction, seconds)
 
 
 def follow(alias: str, conn: sqlite3.Connection, renames: list[tuple[str, str, str]], direction: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .apply import apply_migration
+from .apply import Applier
 from .build import private_database, raw
 from .introspect import introspect
 from .loader import Migration, checksum, load_migration
@@ -17,8 +17,9 @@ def history_schema(migrations: list[Migration]) -> Schema:
     """What `migrations` build on an empty database (schema only: data steps have no rows to work on)."""
     with private_database() as replay:
         conn = raw(replay)
+        applier = Applier(conn, python=False)
         for m in migrations:
-            apply_migration(conn, m, "up", run_python=False)
+            applier.apply(m, "up")
         return introspect(conn)
 
 

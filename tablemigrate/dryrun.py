@@ -15,9 +15,10 @@ from typing import Any
 
 from . import backup as backups
 from . import djangoapps, history, space
-from .apply import apply_migration
+from .apply import Applier, HistoryRow, short_sql
 from .build import raw
 from .introspect import is_internal
+from .operations import Operation
 from .preflight import preflight, require_confirmation
 from .sqltext import quote
 from .status import Target, pending_migrations
@@ -30,6 +31,17 @@ class Rehearsal:
     rows_before: dict[str, int]
     rows_after: dict[str, int]
     statements: list[tuple[str, float]] = field(default_factory=list)  # (statement or operation, seconds)
+
+
+class _Timings:
+    """The applier's observer here: each statement (one line) or operation (its repr), and its seconds."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, float]] = []
+
+    def ran(self, conn: sqlite3.Connection, number: int, index: int | None, done: str | Operation,
+            seconds: float) -> None:
+        self.statements.append((short_sql(done) if isinstance(done, str) else repr(done), seconds))
 
 
 def _row_counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -64,11 +76,11 @@ def dry_run(target: Target, directory: Path, *, allow_destructive: bool = False,
         history.ensure(conn)
         for m in pending:
             before = _row_counts(conn)
-            statements: list[tuple[str, float]] = []
+            timings = _Timings()
             started = time.perf_counter()
-            apply_migration(conn, m, "up", in_transaction=history.record,
-                            on_statement=lambda sql, seconds: statements.append((sql, seconds)))
-            out.append(Rehearsal(m.name, time.perf_counter() - started, before, _row_counts(conn), statements))
+            Applier(conn, HistoryRow(), observer=timings).apply(m, "up")
+            out.append(Rehearsal(m.name, time.perf_counter() - started, before, _row_counts(conn),
+                                 timings.statements))
         if more:  # as `run` does: what depends on an owned app, once its tables exist
             out.extend(_rehearse_django(copy, djangoapps.plan(copy, quick=False)))
     return out

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.db import models
 
-from .apply import apply_migration
+from .apply import Applier
 from .build import FieldDefaults, build_from_models, model_sql, model_sql_digest, private_database, raw
 from .diff import (JoinTable, ModelRename, RenameCandidate, Renames, TableChange, carry_renames, check_renames,
                    diff_schemas, rename_candidates)
@@ -481,7 +481,7 @@ def _database_a(directory: Path, conn: sqlite3.Connection, recorded: list[Record
     try:
         for m in existing:
             shapes.check(conn, m, "up")  # two branches that changed one table conflict here
-            apply_migration(conn, m, "up", run_python=False)
+            Applier(conn, python=False).apply(m, "up")
     except ShapeMismatch as exc:
         raise HistoryConflict(f"the migration history conflicts with itself: {exc}", exc.module) from None
     except MigrationFailed as exc:

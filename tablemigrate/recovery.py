@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import backup as backups
 from . import contenttypes, djangoapps, history, online, signals, space
-from .apply import apply_migration
+from .apply import Applier
 from .errors import DatabaseLocked, MigrationFailed, MigrationInterrupted, TablemigrateError, is_busy
 from .loader import Migration
 from .sqltext import user_objects
@@ -85,6 +85,7 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
     online.clean_leftovers(conn)  # of an online rebuild killed mid-copy: before the backup copies them
     names = work.names
     writers = _OtherWriters(conn)  # from before the backup: a commit during the copy counts too
+    applier = Applier(conn, _RunBookkeeping(target.alias, writers), online=True)
     before = found = Found.read(conn)
     saved = None
     pinned_here = False
@@ -112,7 +113,7 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
         done.extend(DjangoApplied(n) for n in djangoapps.apply(first, on_migration=django_running))
         for m in work.migrations:
             starting(f"migration {m.name} ({direction})", m.atomic)
-            if _apply_one(target, m, direction, writers):
+            if _apply_one(target, applier, m, direction):
                 done.append(m)
         if more:  # Django migrations that depend on an owned app: planned again, now its tables exist
             then = djangoapps.plan(work.django.wrapper, work.django.own, quick=False)
@@ -269,18 +270,29 @@ def _recover(target: Target, exc: BaseException, history_before: list[str], save
     return failed(f"{why}; the database was restored from backup {saved}")
 
 
-def _apply_one(target: Target, m: Migration, direction: str, writers: _OtherWriters) -> bool:
+class _RunBookkeeping(contenttypes.RenamesFollowed):
+    """`run`/`revert`: under the write lock, before any step, another connection's commits are noted and
+    the history is read again (another runner may have done the module meanwhile); after our own
+    rollback, the `data_version` bump it causes is not taken for another writer's commit."""
+
+    def __init__(self, alias: str, writers: _OtherWriters):
+        super().__init__(alias)
+        self.writers = writers
+
+    def still_needed(self, conn: sqlite3.Connection, migration: Migration, direction: str) -> bool:
+        self.writers.check(conn)
+        return history.is_applied(conn, migration.name) == (direction == "down")
+
+    def rolled_back(self, conn: sqlite3.Connection) -> None:
+        self.writers.rolled_back(conn)
+
+
+def _apply_one(target: Target, applier: Applier, m: Migration, direction: str) -> bool:
     signals.pre_migration.send(sender=Migration, database=target.alias, name=m.name, direction=direction)
     started = time.perf_counter()
     error: BaseException | None = None
-
-    def still_needed(conn: sqlite3.Connection) -> bool:  # under the write lock
-        writers.check(conn)
-        return history.is_applied(conn, m.name) == (direction == "down")
-
     try:
-        done = apply_migration(target.conn, m, direction, in_transaction=contenttypes.recording(target.alias),
-                               should_apply=still_needed, after_rollback=writers.rolled_back, online=True)
+        done = applier.apply(m, direction)
         verb = "applied" if direction == "up" else "reverted"
         if done:
             logger.info("migration %s %s (%.0f ms)", m.name, verb, (time.perf_counter() - started) * 1000,

@@ -22,11 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from . import shapes, sqltext
-from .apply import _short, apply_migration
+from .apply import Applier, short_sql
 from .build import private_database, raw
 from .errors import DoubleQuotedString, MigrationFailed, ObjectExists, SchemaCopyFailed, VirtualTableBroken
 from .introspect import is_internal, shadow_tables, virtual_tables
 from .loader import Migration
+from .operations import Operation
 from .sqltext import quote, user_objects
 
 StatementKey = tuple[str, int, int]  # (migration name, step number from 1, statement index from 0)
@@ -117,7 +118,8 @@ class _Recorder:
         finally:
             self.listening = True
 
-    def observe(self, conn: sqlite3.Connection, number: int, index: int | None) -> None:
+    def ran(self, conn: sqlite3.Connection, number: int, index: int | None, done: str | Operation,
+            seconds: float) -> None:
         """After a statement (`index`) or an operation (`index` None) of step `number` ran."""
         actions, self.actions = self.actions, []
         before = self.tables
@@ -225,7 +227,7 @@ def broken_message(conn: sqlite3.Connection, migration: str, direction: str, nam
     (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone() or ("",)
     q = quote(name)
     return (f"migration {migration} ({direction}) leaves virtual table {name} not working: {error} (it was "
-            f"created as {_short(sql, 120)}; SQLite renames no table or column in it): in the same module, drop "
+            f"created as {short_sql(sql, 120)}; SQLite renames no table or column in it): in the same module, drop "
             f"it and create it again naming the new table and columns, then rebuild its index "
             f"(INSERT INTO {q}({q}) VALUES('rebuild'))")
 
@@ -289,7 +291,7 @@ def broken_virtual_tables(conn: sqlite3.Connection, migrations: list[Migration],
         virtual = VirtualTables(copy)
         for m in migrations:
             try:
-                apply_migration(copy, m, direction, run_python=False)
+                Applier(copy, python=False).apply(m, direction)
             except MigrationFailed:
                 break
             out += [(m.name, broken_message(copy, m.name, direction, *b)) for b in virtual.broken(copy)]
@@ -300,17 +302,18 @@ def _rehearse_one(copy: sqlite3.Connection, m: Migration, direction: str, record
     tables = recorder.tables
     recorder.actions = []  # what ran since the last statement (the shape check, the last migration's foreign
     # key check and COMMIT) is no statement's
+    strict = Applier(copy, observer=recorder, python=False, strict_names=True)
     if not m.atomic:  # its completed statements stay on the copy: one attempt, with the strict names
-        apply_migration(copy, m, direction, run_python=False, strict_names=True, observer=recorder.observe)
+        strict.apply(m, direction)
         return
     try:
-        apply_migration(copy, m, direction, run_python=False, strict_names=True, observer=recorder.observe)
+        strict.apply(m, direction)
         return
     except MigrationFailed as exc:
         strict_error = exc
     recorder.tables, recorder.actions = tables, []  # rolled back: as before the migration
     try:
-        apply_migration(copy, m, direction, run_python=False, observer=recorder.observe)
+        Applier(copy, observer=recorder, python=False).apply(m, direction)
     except MigrationFailed as exc:  # its own error; named when SQLite said what it was creating
         existing = _created_but_existing(copy, recorder.actions)
         if existing:

@@ -14,17 +14,30 @@ import sqlite3
 from collections.abc import Callable, Iterator
 
 
+class Ending:
+    """What `write_transaction` gives its block: how the transaction ends when the block ends normally."""
+
+    def __init__(self) -> None:
+        self.commit = True
+
+    def roll_back(self) -> None:
+        """End in ROLLBACK instead of COMMIT (the block found nothing to do)."""
+        self.commit = False
+
+
 @contextlib.contextmanager
-def write_transaction(conn: sqlite3.Connection, begin: Callable[[], None] | None = None) -> Iterator[None]:
-    """`begin()` (default: BEGIN IMMEDIATE), the block, COMMIT; on any exception, from BEGIN's return
-    on, ROLLBACK when a transaction is open."""
+def write_transaction(conn: sqlite3.Connection, begin: Callable[[], None] | None = None) -> Iterator[Ending]:
+    """`begin()` (default: BEGIN IMMEDIATE), the block, COMMIT (ROLLBACK if the block called
+    `roll_back()` on what it was given); on any exception, from BEGIN's return on, ROLLBACK when a
+    transaction is open."""
+    ending = Ending()
     try:
         if begin is None:
             conn.execute("BEGIN IMMEDIATE")
         else:
             begin()
-        yield
-        conn.execute("COMMIT")
+        yield ending
+        conn.execute("COMMIT" if ending.commit else "ROLLBACK")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any, Optional
 
-from .apply import apply_migration
+from .apply import Applier
 from .errors import GenerateError, MigrationFailed
 from .introspect import introspect
 from .loader import Migration
@@ -109,11 +109,12 @@ def exercise(part: sqlite3.Connection, new: list[Migration], tables: list[tuple[
     and `after_downs(before, back)` name the tables that are not as they must be (None: all are).
     Returns the part's schema before and after the ups, and each module's shapes."""
     shapes: list[tuple[Shape, Shape]] = []
+    applier = Applier(part)
     try:
         before = introspect(part)
         for m, (old, new_name) in zip(new, tables):
             expected = shape(live_table(part, old)) if old else None
-            apply_migration(part, m, "up")
+            applier.apply(m, "up")
             shapes.append((expected, shape(live_table(part, new_name)) if new_name else None))
         got = introspect(part)
         wrong = after_ups(before, got)
@@ -121,7 +122,7 @@ def exercise(part: sqlite3.Connection, new: list[Migration], tables: list[tuple[
             raise GenerateError("internal error: the generated migrations do not reproduce the models' "
                                 f"schema (tables: {wrong}); nothing written")
         for m in reversed(new):
-            apply_migration(part, m, "down")
+            applier.apply(m, "down")
         wrong = after_downs(before, introspect(part))
         if wrong is not None:
             raise GenerateError("internal error: the generated `down` steps do not restore the previous "
