@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from tablemigrate.apply import apply_migration
 from tablemigrate.generate import Questioner
@@ -96,15 +99,71 @@ def copy_fixture_site(site: Path, into: Path) -> Path:
     return into / "site"
 
 
-def manage_site(site: Path, prefix: str, *args: str, db: str = "db.sqlite3", check: bool = True,
-                **extra: str) -> subprocess.CompletedProcess[str]:
-    """The copy's manage.py in a process of its own; its settings read `<prefix>_DB` and
-    `<prefix>_MIGRATIONS_DIR` (and whatever else `extra` sets)."""
+def project_env(site: Path, prefix: str = "EXAMPLE", *, path: Iterable[str | Path] = (ROOT,), db: str | None = None,
+                **extra: str) -> dict[str, str]:
+    """The environment of a test project's manage.py: this process's, less every `<prefix>_*` and
+    DJANGO_SETTINGS* variable; PYTHONPATH the project first, then `path` (by default this checkout, so that
+    its tablemigrate is the one imported, a worktree's too, whatever the venv installed); no bytecode written.
+    With `db` (a file name in `site`), `<prefix>_DB` and `<prefix>_MIGRATIONS_DIR` (read by the fixture
+    sites' settings) point at it and at site/tablemigrations. `extra` goes on top."""
     env = {k: v for k, v in os.environ.items() if not k.startswith((prefix + "_", "DJANGO_SETTINGS"))}
-    env.update({"PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "PYTHONDONTWRITEBYTECODE": "1",
-                f"{prefix}_DB": str(site / db), f"{prefix}_MIGRATIONS_DIR": str(site / "tablemigrations"), **extra})
-    proc = subprocess.run([sys.executable, "manage.py", *args], cwd=site, env=env, capture_output=True, text=True,
-                          timeout=120)
+    env.update(PYTHONPATH=os.pathsep.join(str(p) for p in (site, *path)), PYTHONDONTWRITEBYTECODE="1")
+    if db is not None:
+        env.update({f"{prefix}_DB": str(site / db), f"{prefix}_MIGRATIONS_DIR": str(site / "tablemigrations")})
+    env.update(extra)
+    return env
+
+
+def manage(site: Path, *args: str, prefix: str = "EXAMPLE", db: str | None = None, cwd: Path | None = None,
+           path: Iterable[str | Path] = (ROOT,), check: bool = True, timeout: float = 120,
+           **extra: str) -> subprocess.CompletedProcess[str]:
+    """`manage.py *args` of the test project in `site` (run in `cwd`, by default `site`), in a process of
+    its own, with `project_env(site, prefix, path=path, db=db, **extra)`. With `check`, a non-zero exit
+    fails the test with the command's output. The one way the tests start a project's manage.py (tests that
+    use it are marked `subprocess`: see docs/testing.md)."""
+    proc = subprocess.run([sys.executable, "manage.py", *args], cwd=cwd or site, capture_output=True, text=True,
+                          env=project_env(site, prefix, path=path, db=db, **extra), timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def tablemigrate(site: Path, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
+    """`manage.py tablemigrate *args` of the project in `site` (options: those of `manage`)."""
+    return manage(site, "tablemigrate", *args, **options)
+
+
+TIMED = """
+import json, sys, time
+import django
+django.setup()
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+found = []
+for args in json.loads(sys.argv[1]):
+    for timeout in json.loads(sys.argv[2]):
+        settings.TABLEMIGRATE_BUSY_TIMEOUT = timeout
+        began = time.perf_counter()
+        try:
+            call_command("tablemigrate", *args)
+            code = 0
+        except CommandError as exc:
+            code = exc.returncode
+        found.append([args, timeout, code, time.perf_counter() - began])
+print(json.dumps(found))
+"""
+
+
+def timed_commands(site: Path, commands: list[list[str]], timeouts: list[float],
+                   **options: Any) -> dict[tuple[str, float], tuple[int, float]]:
+    """Each `manage.py tablemigrate` command of `commands` with each busy timeout of `timeouts` in turn
+    (TABLEMIGRATE_BUSY_TIMEOUT), in ONE process of the project in `site` (start-up and imports paid once,
+    before the first): {(first argument, timeout): (exit code, seconds the command took)}. What the tests
+    compare is how a command's time changes with the busy timeout, not a time itself. `options`: those of
+    `project_env` (and DJANGO_SETTINGS_MODULE, which manage.py would set)."""
+    env = project_env(site, **options)
+    proc = subprocess.run([sys.executable, "-c", TIMED, json.dumps(commands), json.dumps(timeouts)], cwd=site,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {(args[0], timeout): (code, took) for args, timeout, code, took in json.loads(proc.stdout.splitlines()[-1])}

@@ -22,7 +22,7 @@ from tablemigrate.loader import load_migration, migration_files
 from tests.helpers import fts5_compiled
 from tests.test_sql_made_objects import SITE, manage, rows
 
-pytestmark = pytest.mark.skipif(not fts5_compiled(), reason="this Python's sqlite3 is built without FTS5")
+pytestmark = [pytest.mark.subprocess, pytest.mark.skipif(not fts5_compiled(), reason="this Python's sqlite3 is built without FTS5")]
 
 OWNS = {"SEARCHSITE_DJANGO_OWNS": "1"}  # the project before it adopted tablemigrate
 

@@ -61,6 +61,7 @@ def test_a_reader_pinning_the_wal_falls_back_to_the_backup_api(tmp_path, monkeyp
     assert rows(dest) == [(1, "only in the WAL")]
 
 
+@pytest.mark.subprocess
 def test_the_copy_keeps_this_process_sqlite_locks(tmp_path):
     """Closing any descriptor of the database file would drop SQLite's POSIX locks: another process
     could then believe it is the last connection and delete the WAL under ours (and lose commits)."""

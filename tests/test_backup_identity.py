@@ -9,7 +9,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,9 @@ from tablemigrate import runner, snapshots
 from tablemigrate.errors import MigrationFailed
 from tablemigrate.identity import identity_at, read_identity
 
+from .helpers import copy_example_project, tablemigrate
 from .test_edges_backups import failed_once
 from .test_run import file_hash, project  # noqa: F401 (the fixture)
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _db(path: Path, value: str) -> sqlite3.Connection:
@@ -52,20 +50,11 @@ def _move(conn: sqlite3.Connection, old: Path, new: Path) -> sqlite3.Connection:
 
 def _site(path: Path) -> Path:
     path.mkdir()
-    shutil.copy(ROOT / "manage.py", path)
-    shutil.copytree(ROOT / "example_project", path / "example_project",
-                    ignore=shutil.ignore_patterns("*.sqlite3*", "backups", "__pycache__"))
-    return path
+    return copy_example_project(path)
 
 
-def _manage(site: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXAMPLE_", "DJANGO_SETTINGS"))}
-    env["PYTHONPATH"] = str(site)
-    proc = subprocess.run([sys.executable, "manage.py", "tablemigrate", *args, "--noinput"], cwd=site,
-                          capture_output=True, text=True, timeout=120, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+def _manage(site: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return tablemigrate(site, *args, "--noinput", check=check)
 
 
 def _marker(db: Path, sql: str) -> list:
@@ -78,6 +67,7 @@ def _marker(db: Path, sql: str) -> list:
         conn.close()
 
 
+@pytest.mark.subprocess
 def test_a_copied_project_lists_and_restores_its_own_snapshot_and_backups(tmp_path):
     site = _site(tmp_path / "site")
     _manage(site, "run")  # one automatic backup, taken before the modules were applied
@@ -102,6 +92,7 @@ def test_a_copied_project_lists_and_restores_its_own_snapshot_and_backups(tmp_pa
     assert "s1" in original and str(site2) not in original
 
 
+@pytest.mark.subprocess
 def test_another_projects_backup_is_refused_even_under_this_databases_name(tmp_path):
     """The content decides, not the name: another project's backup copied in under a name this database's
     backups have is refused, with the usual one-line error and exit code 2."""

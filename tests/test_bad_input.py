@@ -7,11 +7,13 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 
-from .test_example_e2e import _env, example, manage  # noqa: F401 (the fixture)
+from .helpers import tablemigrate, timed_commands
+from .test_example_e2e import example  # noqa: F401 (the fixture)
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
 
 TM = "example_project/tablemigrations"
 FIRST = "20261125_060502_01_create_chats_chat"
@@ -73,10 +75,10 @@ def test_bad_input(example, case):  # noqa: F811
         pytest.skip("root ignores file permissions")
     prepare, args, code, words = CASES[case]
     db = example / "example_project" / "db.sqlite3"
-    manage(example, "run", "--noinput")
+    tablemigrate(example, "run", "--noinput")
     prepare(example, db)
     before, backups = digest(db), sorted((db.parent / "backups").iterdir())
-    proc = manage(example, *args, check=False)
+    proc = tablemigrate(example, *args, check=False)
     assert proc.returncode == code, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 or case == "unknown option", lines  # argparse prints its usage line first
@@ -87,7 +89,7 @@ def test_bad_input(example, case):  # noqa: F811
 
 def test_a_database_the_app_keeps_locked_exits_3_after_the_busy_timeout(example):  # noqa: F811
     db = example / "example_project" / "db.sqlite3"
-    manage(example, "run", "--noinput")
+    tablemigrate(example, "run", "--noinput")
     add_module(example, "up = ['CREATE TABLE later (x)']\ndown = ['DROP TABLE later']\n")
     app = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time\n"
                             f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
@@ -95,16 +97,17 @@ def test_a_database_the_app_keeps_locked_exits_3_after_the_busy_timeout(example)
                            stdout=subprocess.PIPE, text=True)
     assert app.stdout.readline().strip() == "held"
     try:
-        started = time.monotonic()
-        proc = subprocess.run([sys.executable, "manage.py", "tablemigrate", "run", "--noinput"], cwd=example,
-                              env=dict(_env(example), EXAMPLE_BUSY_TIMEOUT="1"), capture_output=True, text=True,
-                              timeout=60)
-        waited = time.monotonic() - started
+        proc = tablemigrate(example, "run", "--noinput", check=False, EXAMPLE_BUSY_TIMEOUT="1")
+        # It waits for the lock, as long as the project's busy timeout says: one second more of it makes the
+        # run wait (at least half a second) longer; a run that gave up at once would not. (0 first: the imports.)
+        timed = timed_commands(example, [["run", "--noinput"]], [0, 0.2, 1.2],
+                               DJANGO_SETTINGS_MODULE="example_project.settings")
     finally:
         app.kill()
         app.wait()
     assert proc.returncode == 3 and "locked" in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert 1 <= waited < 15
+    assert {timed["run", t][0] for t in (0, 0.2, 1.2)} == {3}, timed
+    assert timed["run", 1.2][1] - timed["run", 0.2][1] >= 0.5, timed
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'later'").fetchall() == []
     conn.close()

@@ -7,18 +7,18 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
-from .helpers import copy_example_project
-from .test_example_e2e import _env, manage
+from .helpers import copy_example_project, project_env, tablemigrate, timed_commands
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
 
 
 @pytest.fixture
 def example(tmp_path):
     site = copy_example_project(tmp_path)
-    manage(site, "run", "--noinput")
+    tablemigrate(site, "run", "--noinput")
     return site
 
 
@@ -27,19 +27,21 @@ def test_a_database_locked_while_the_command_opens_it_is_exit_3_within_the_busy_
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # rollback journal: readers wait too
     holder.execute("CREATE TABLE lockme (x)")
+    commands = [["show"], ["run", "--noinput"], ["snapshot", "--name", "s1"]]
     try:
-        for command in (["show"], ["run", "--noinput"], ["snapshot", "--name", "s1"]):
-            env = {**_env(example), "EXAMPLE_BUSY_TIMEOUT": "0.3"}
-            started = time.monotonic()
-            proc = subprocess.run([sys.executable, "manage.py", "tablemigrate", *command], cwd=example, env=env,
-                                  capture_output=True, text=True, timeout=60)
-            took = time.monotonic() - started
+        for command in commands:
+            proc = tablemigrate(example, *command, check=False, EXAMPLE_BUSY_TIMEOUT="0.3")
             assert proc.returncode == 3, (command, proc.stderr)
             assert "locked" in proc.stderr and "not a usable SQLite database" not in proc.stderr
-            assert took < 4, took  # the project's busy timeout, not sqlite3's default 5 s
+        # How long each waits is the project's busy timeout, not sqlite3's default 5 s: one second more of
+        # it makes the command wait (at least half a second) longer. (Timeout 0 first: the imports.)
+        timed = timed_commands(example, commands, [0, 0.2, 1.2], DJANGO_SETTINGS_MODULE="example_project.settings")
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+    for name in ("show", "run", "snapshot"):
+        assert {timed[name, t][0] for t in (0, 0.2, 1.2)} == {3}, timed
+        assert timed[name, 1.2][1] - timed[name, 0.2][1] >= 0.5, timed
 
 
 def test_a_post_migrate_receiver_that_meets_a_lock_is_exit_3_and_says_the_migrations_were_applied(example):
@@ -70,7 +72,7 @@ def test_a_post_migrate_receiver_that_meets_a_lock_is_exit_3_and_says_the_migrat
         finally:
             holder.execute("ROLLBACK")
     """)
-    env = {**_env(example), "EXAMPLE_BUSY_TIMEOUT": "0.3", "DJANGO_SETTINGS_MODULE": "example_project.settings"}
+    env = {**project_env(example), "EXAMPLE_BUSY_TIMEOUT": "0.3", "DJANGO_SETTINGS_MODULE": "example_project.settings"}
     proc = subprocess.run([sys.executable, "-c", driver], cwd=example, env=env, capture_output=True, text=True,
                           timeout=60)
     assert proc.stdout.startswith("rc=3 the migrations were applied, but a post_migrate receiver could not write"), \

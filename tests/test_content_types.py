@@ -13,10 +13,7 @@ by tablemigrate), through manage.py in subprocesses; the reference is the same p
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from unittest import mock
 
@@ -33,7 +30,7 @@ from tablemigrate.errors import ConfigurationError, MigrationFileError
 from tablemigrate.generate import Questioner, generate
 from tablemigrate.loader import load_migrations, load_source
 
-ROOT = Path(__file__).resolve().parents[1]
+from . import helpers
 
 SETTINGS = '''
 import os
@@ -130,14 +127,8 @@ class Site:
             (self.root / "blog_migrations" / "0002_rename.py").write_text(MIGRATION_0002)
 
     def manage(self, *args: str) -> str:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CT_", "DJANGO_SETTINGS"))}
-        # The repository root second: the tablemigrate next to this file is the one imported.
-        env.update(PYTHONPATH=os.pathsep.join([str(self.root), str(ROOT)]), PYTHONDONTWRITEBYTECODE="1",
-                   CT_DB=str(self.db), CT_MODULES=str(self.root / "tablemigrations"),
-                   CT_REFERENCE="1" if self.reference else "0")
-        proc = subprocess.run([sys.executable, "manage.py", *args], cwd=self.root, env=env, capture_output=True,
-                              text=True, timeout=120)
-        assert proc.returncode == 0, f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        proc = helpers.manage(self.root, *args, prefix="CT", CT_DB=str(self.db),
+                              CT_MODULES=str(self.root / "tablemigrations"), CT_REFERENCE="1" if self.reference else "0")
         return proc.stdout + proc.stderr
 
     def migrate(self, *rename: str) -> None:
@@ -194,6 +185,7 @@ def renamed(site: Site, *rename: str) -> tuple[int, list[tuple]]:
     return before
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("rename", [["--rename", "blog_category:blog_topic"], ["--rename", "blog.Category:blog.Topic"]],
                          ids=["table", "model-label"])
 def test_a_model_rename_keeps_its_content_type_and_ends_as_djangos_migrate(tmp_path, rename):
@@ -220,6 +212,7 @@ def test_a_model_rename_keeps_its_content_type_and_ends_as_djangos_migrate(tmp_p
     assert {p for p in site.permissions() if p[0].startswith("add_") and p[2] == "topic"} == expected
 
 
+@pytest.mark.subprocess
 def test_revert_renames_the_content_type_back(tmp_path):
     site = Site(tmp_path / "site")
     ct_id, [(perm_id, *_)] = renamed(site, "--rename", "blog_category:blog_topic")
@@ -230,6 +223,7 @@ def test_revert_renames_the_content_type_back(tmp_path):
     assert site.group_permissions() == [(perm_id, "change_category", ct_id, "category")]
 
 
+@pytest.mark.subprocess
 def test_a_new_content_type_already_there_is_left_as_djangos_rename_leaves_it(tmp_path):
     """Django's RenameContentType falls back on an IntegrityError: both rows stay (remove_stale_contenttypes
     asks about the old one). The module still applies."""

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.db import migrations
@@ -27,7 +26,8 @@ from tablemigrate.build import private_database, raw
 from tablemigrate.loader import load_source
 from tablemigrate.operations import DjangoDataStep
 
-from .helpers import copy_fixture_site, manage_site
+from . import helpers
+from .helpers import copy_fixture_site
 
 SITE = Path(__file__).resolve().parent / "datasite"
 ROWS = {
@@ -42,8 +42,7 @@ def site(tmp_path: Path) -> Path:
     return copy_fixture_site(SITE, tmp_path)
 
 
-def manage(site: Path, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
-    return manage_site(site, "DATASITE", *args, **options)
+manage = partial(helpers.manage, prefix="DATASITE", db="db.sqlite3")
 
 
 def rows(db: Path) -> dict[str, list[tuple]]:
@@ -71,6 +70,7 @@ def adopt(site: Path) -> str:
     return out
 
 
+@pytest.mark.subprocess
 def test_a_database_built_after_adoption_gets_the_rows_djangos_migrate_wrote(site):
     db1 = site / "db.sqlite3"
     out = adopt(site)
@@ -114,6 +114,7 @@ def test_a_database_built_after_adoption_gets_the_rows_djangos_migrate_wrote(sit
         assert rows(db) == by_django
 
 
+@pytest.mark.subprocess
 def test_revert_runs_the_reverse_code_and_run_writes_the_rows_again(site):
     adopt(site)
     manage(site, "tablemigrate", "run", "--noinput", "-v0", db="db2.sqlite3")
@@ -126,6 +127,7 @@ def test_revert_runs_the_reverse_code_and_run_writes_the_rows_again(site):
     assert [r[1:] for r in rows(db2)["blog_category"]] == [r[1:] for r in made["blog_category"]]
 
 
+@pytest.mark.subprocess
 def test_a_failing_data_step_is_one_line_exit_1_and_names_its_own_line_with_traceback(site):
     adopt(site)
     failed = manage(site, "tablemigrate", "run", "--noinput", db="db3.sqlite3", check=False, DATASITE_FAIL_STEP="1")

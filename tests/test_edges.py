@@ -15,15 +15,6 @@ from .helpers import module
 
 
 
-
-@pytest.fixture
-def project(tmp_path):
-    migrations = tmp_path / "tablemigrations"
-    migrations.mkdir()
-    with private_database(str(tmp_path / "app.sqlite3")) as db:
-        yield Target("default", raw(db), tmp_path / "app.sqlite3"), migrations
-
-
 def objects(conn):
     return sorted(conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall())
 
@@ -238,6 +229,7 @@ NAMES = st.text(st.sampled_from('abcxyz_ "\'`[]'), min_size=1, max_size=6).filte
     lambda n: n.strip() and n.lower() not in ("id", "rowid", "oid", "_rowid_"))
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(columns=st.lists(NAMES, min_size=2, max_size=5, unique_by=str.lower), data=st.data())
 def test_property_copy_of_a_dropped_column_is_refused(columns, data):

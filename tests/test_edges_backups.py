@@ -119,6 +119,7 @@ def test_crash_loop_keeps_the_pre_deploy_backup_until_a_run_succeeds(project):
     assert len(after) == 5 and not pre[0].exists()  # pruning by age resumes
 
 
+@pytest.mark.subprocess
 def test_a_run_killed_while_applying_leaves_its_backup_pinned(project, tmp_path):
     import signal
     import sys
@@ -317,6 +318,7 @@ def test_no_message_built_from_an_exception_is_empty():
     assert backups.describe(OSError("disk full")) == "disk full"
 
 
+@pytest.mark.subprocess
 def test_every_backup_directory_is_private_and_ignored_by_git(tmp_path, monkeypatch):
     old = os.umask(0o022)
     try:

@@ -22,7 +22,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
 
-from .test_example_e2e import _env, example, manage, rows  # noqa: F401 (the fixture)
+from .helpers import project_env, tablemigrate
+from .test_example_e2e import example, rows  # noqa: F401 (the fixture)
 
 TM = "example_project/tablemigrations"
 FIRST = "99999999_999999_01_first_step"
@@ -45,10 +46,11 @@ def _slow_history(example: Path, marker: Path) -> None:
         "down = ['DROP TABLE slow_step']\n")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_a_run_cleanly_with_one_line_and_its_exit_code(example, tmp_path, sig):  # noqa: F811
     db = example / "example_project" / "db.sqlite3"
-    manage(example, "run", "--noinput")
+    tablemigrate(example, "run", "--noinput")
     conn = sqlite3.connect(db)
     conn.execute("INSERT INTO posts_tag (id, name) VALUES (1, 'news')")
     conn.commit()
@@ -58,7 +60,7 @@ def test_a_signal_stops_a_run_cleanly_with_one_line_and_its_exit_code(example, t
     args = ["run", "--noinput"] + (["-v", "0"] if sig == signal.SIGINT else [])
     # SIGINT as a terminal delivers it: the child starts with the default disposition (a test runner
     # in the background would otherwise pass on "ignored", and Python then never raises for it).
-    proc = subprocess.Popen([sys.executable, "manage.py", "tablemigrate", *args], cwd=example, env=_env(example),
+    proc = subprocess.Popen([sys.executable, "manage.py", "tablemigrate", *args], cwd=example, env=project_env(example),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
@@ -94,21 +96,23 @@ def test_a_signal_stops_a_run_cleanly_with_one_line_and_its_exit_code(example, t
 
 # Subprocess: a closed stdout, reporting, -v 0 --------------------------------------------------------
 
+@pytest.mark.subprocess
 def test_a_reader_that_goes_away_ends_the_command_quietly_with_141(example):  # noqa: F811
     """`show | head`: the pipe's read end is closed before the command writes anything."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
         proc = subprocess.run([sys.executable, "manage.py", "tablemigrate", "show"], cwd=example,
-                              env=_env(example), stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+                              env=project_env(example), stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
     finally:
         os.close(write_end)
     assert proc.returncode == 141, proc.stderr
     assert proc.stderr == ""
 
 
+@pytest.mark.subprocess
 def test_each_migration_is_reported_once_and_verbosity_0_prints_nothing(example):  # noqa: F811
-    first = manage(example, "run", "--noinput")
+    first = tablemigrate(example, "run", "--noinput")
     names = sorted(p.stem for p in (example / TM).glob("2026*.py"))
     both = first.stdout + first.stderr
     assert all(both.count(name) == 1 for name in names), both
@@ -117,18 +121,19 @@ def test_each_migration_is_reported_once_and_verbosity_0_prints_nothing(example)
     assert "migration backup written to" in first.stderr  # the log lines deployments grep stay
     for args in (["revert", "--noinput", "--allow-destructive"], ["run", "--noinput"], ["run", "--noinput"],
                  ["snapshot", "--name", "quiet"]):
-        proc = manage(example, *args, "-v", "0")
+        proc = tablemigrate(example, *args, "-v", "0")
         assert (proc.stdout, proc.stderr) == ("", ""), (args, proc.stdout, proc.stderr)
     assert (example / "example_project" / "backups").is_dir()
 
 
+@pytest.mark.subprocess
 def test_a_corrupt_database_is_one_line_through_manage_py(example):  # noqa: F811
     db = example / "example_project" / "db.sqlite3"
-    manage(example, "run", "--noinput")
+    tablemigrate(example, "run", "--noinput")
     data = bytearray(db.read_bytes())
     data[100:] = random.Random(7).randbytes(len(data) - 100)  # a valid header, garbage after it
     db.write_bytes(bytes(data))
-    proc = manage(example, "show", check=False)
+    proc = tablemigrate(example, "show", check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "corrupt" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -322,25 +327,47 @@ def test_prompts_without_a_terminal_end_their_line(edge, monkeypatch, capsys):
     assert "\nReverted 0001_t" in out, out
 
 
+@pytest.mark.subprocess
 def test_restore_of_another_databases_file_needs_from_other_database(example, tmp_path):  # noqa: F811
     db = example / "example_project" / "db.sqlite3"
-    manage(example, "run", "--noinput")
+    tablemigrate(example, "run", "--noinput")
     foreign = tmp_path / "made-by-hand.sqlite3"
     made = sqlite3.connect(foreign)  # no recorded origin: could be any database's
     made.execute("CREATE TABLE t (x)")
     made.close()
-    refused = manage(example, "restore", "--backup", str(foreign), "--noinput", check=False)
+    refused = tablemigrate(example, "restore", "--backup", str(foreign), "--noinput", check=False)
     assert refused.returncode == 2 and "--from-other-database" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
-    manage(example, "restore", "--backup", str(foreign), "--from-other-database", "--noinput")
+    tablemigrate(example, "restore", "--backup", str(foreign), "--from-other-database", "--noinput")
 
 
+@pytest.mark.subprocess
 def test_restore_names_the_file_it_used_and_a_failed_run_says_what_it_keeps_once(example):  # noqa: F811
-    manage(example, "run", "--noinput")
-    manage(example, "snapshot", "--name", "s1")
-    restored = manage(example, "restore", "--name", "s1", "--noinput").stdout
+    tablemigrate(example, "run", "--noinput")
+    tablemigrate(example, "snapshot", "--name", "s1")
+    restored = tablemigrate(example, "restore", "--name", "s1", "--noinput").stdout
     used = Path(restored.split("Restored ", 1)[1].split(";", 1)[0])
     assert used.is_file() and used.parent.parent.name == "snapshots", restored
     (example / TM / "99999999_999999_01_bad.py").write_text("def up(db):\n    raise ValueError('boom')\n")
-    failed = manage(example, "run", "--noinput", check=False)
+    failed = tablemigrate(example, "run", "--noinput", check=False)
     assert failed.returncode == 1 and failed.stderr.count("is kept until a run succeeds") == 1, failed.stderr
+
+
+def test_migrate_plan_and_check_in_process_list_what_run_would_apply_and_write_nothing(edge):
+    """`manage.py migrate --plan` / `--check` (tablemigrate's `migrate`, issue 23) in this process: the
+    fast tier's test of management/commands/migrate.py (test_migrate_command.py runs it through manage.py)."""
+    directory = edge.parent / "m"
+    make_good(edge, directory)
+    modules(directory, **{"0003_create_tag": "up = ['CREATE TABLE tag (id integer PRIMARY KEY)']\n"
+                                             "down = ['DROP TABLE tag']\n"})
+    before = edge.read_bytes()
+    out = io.StringIO()
+    connections["edge"].settings_dict["TEST"].setdefault("NAME", None)  # as Django fills it in: not a test database
+    try:
+        call_command("migrate", "--plan", "--database", "edge", stdout=out)
+        with pytest.raises(CommandError, match="1 migrations are not applied") as info:
+            call_command("migrate", "--check", "--database", "edge", stdout=io.StringIO())
+    finally:
+        connections["edge"].close()
+    assert out.getvalue().split() == ["Planned", "operations:", "tablemigrate:", "0003_create_tag"]
+    assert info.value.returncode == 1 and edge.read_bytes() == before

@@ -339,25 +339,13 @@ def test_noinput_names_the_rename_option_when_a_rename_was_likely(tmp_path):
 
 # item 8 through the real command: show, run (validation, data checks, backup), a later --check -----------
 
+@pytest.mark.subprocess
 def test_the_example_project_fills_old_rows_through_show_and_run(tmp_path):
-    import shutil
-    import subprocess
-    import sys
+    from .helpers import copy_example_project, tablemigrate
 
-    root = Path(__file__).resolve().parent.parent
-    shutil.copy(root / "manage.py", tmp_path)
-    shutil.copytree(root / "example_project", tmp_path / "example_project",
-                    ignore=shutil.ignore_patterns("*.sqlite3*", "backups", "__pycache__"))
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("EXAMPLE_", "DJANGO_SETTINGS"))}
-    env["PYTHONPATH"] = f"{tmp_path}:{root}"  # this checkout's tablemigrate, whatever the venv installed
+    copy_example_project(tmp_path)
 
-    def manage(*args: str) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "manage.py", "tablemigrate", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-        return proc
-
-    manage("run", "--noinput")
+    tablemigrate(tmp_path, "run", "--noinput")
     db = tmp_path / "example_project" / "db.sqlite3"
     conn = sqlite3.connect(db)
     conn.executescript("""
@@ -371,11 +359,11 @@ def test_the_example_project_fills_old_rows_through_show_and_run(tmp_path):
         "    body = models.TextField()\n",
         "    body = models.TextField()\n    featured = models.BooleanField(null=True, default=True)\n"
         "    seen_at = models.DateTimeField(auto_now_add=True, null=True)\n"))
-    out = manage("generate", "AddFlags", "--noinput").stdout
+    out = tablemigrate(tmp_path, "generate", "AddFlags", "--noinput").stdout
     assert "add column featured (existing rows: 1)" in out and "add column seen_at (existing rows:" in out
-    assert "UPDATE \"posts_post\" SET \"seen_at\" = ?" in manage("show").stdout
+    assert "UPDATE \"posts_post\" SET \"seen_at\" = ?" in tablemigrate(tmp_path, "show").stdout
     before = datetime.datetime.now(UTC).replace(tzinfo=None)
-    manage("run", "--noinput")
+    tablemigrate(tmp_path, "run", "--noinput")
     after = datetime.datetime.now(UTC).replace(tzinfo=None)
     conn = sqlite3.connect(db)
     got = conn.execute("SELECT id, featured, seen_at FROM posts_post ORDER BY id").fetchall()
@@ -385,7 +373,7 @@ def test_the_example_project_fills_old_rows_through_show_and_run(tmp_path):
     assert len(stamps) == 1  # computed once for the migration
     stamp = datetime.datetime.fromisoformat(stamps.pop())
     assert before <= stamp <= after  # when `run` ran (UTC, as Django stores it under USE_TZ)
-    assert manage("generate", "--check", "--noinput").stdout.strip() == "No changes detected"
+    assert tablemigrate(tmp_path, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
 
 
 owner_calls: list[int] = []

@@ -8,29 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import copy_example_project
+from .helpers import copy_example_project, manage, project_env, tablemigrate
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
 
 
 @pytest.fixture
 def example(tmp_path):
     return copy_example_project(tmp_path)
-
-
-def manage(cwd, *args, check=True):
-    proc = subprocess.run([sys.executable, "manage.py", "tablemigrate", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120, env=_env(cwd))
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def _env(cwd):
-    import os
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXAMPLE_", "DJANGO_SETTINGS"))}
-    env["PYTHONPATH"] = str(cwd)
-    return env
 
 
 def rows(db, sql):
@@ -43,7 +28,7 @@ def rows(db, sql):
 
 def test_change_a_model_generate_show_run_revert(example):
     db = example / "example_project" / "db.sqlite3"
-    assert "Applied" in manage(example, "run", "--noinput").stdout
+    assert "Applied" in tablemigrate(example, "run", "--noinput").stdout
     conn = sqlite3.connect(db)
     conn.executescript("""
         INSERT INTO users_user VALUES (1, 'ann', 'a@x', '', 1, '2024-01-01');
@@ -58,25 +43,25 @@ def test_change_a_model_generate_show_run_revert(example):
     models.write_text(models.read_text().replace(
         "    body = models.TextField()\n",
         "    body = models.TextField(null=True)\n    summary = models.CharField(max_length=200, default='n/a')\n"))
-    out = manage(example, "generate", "AddSummary", "--noinput").stdout
+    out = tablemigrate(example, "generate", "AddSummary", "--noinput").stdout
     assert "update_posts_post.py" in out and "add column summary" in out
-    assert manage(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
-    show = manage(example, "show").stdout
+    assert tablemigrate(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
+    show = tablemigrate(example, "show").stdout
     assert "[ ] " in show and "INSERT OR ABORT INTO \"new__posts_post\"" in show
-    assert "Applied" in manage(example, "run", "--noinput").stdout
+    assert "Applied" in tablemigrate(example, "run", "--noinput").stdout
     assert rows(db, "SELECT id, title, body, summary FROM posts_post") == [(1, "Hello", "body", "n/a")]
     assert rows(db, "SELECT count(*) FROM posts_post_tags") == [(1,)]
     assert rows(db, "PRAGMA foreign_key_check") == []
-    refused = manage(example, "revert", "--noinput", check=False)
+    refused = tablemigrate(example, "revert", "--noinput", check=False)
     assert refused.returncode == 1 and "drops column posts_post.summary" in refused.stderr
-    assert "Reverted" in manage(example, "revert", "--noinput", "--allow-destructive").stdout
+    assert "Reverted" in tablemigrate(example, "revert", "--noinput", "--allow-destructive").stdout
     assert rows(db, "SELECT id, title, body FROM posts_post") == [(1, "Hello", "body")]
 
 
 @pytest.mark.parametrize("runners", [4, 8])
 def test_runners_started_at_once_apply_each_migration_exactly_once(example, runners):
     procs = [subprocess.Popen([sys.executable, "manage.py", "tablemigrate", "run", "--noinput"], cwd=example,
-                              env=_env(example), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              env=project_env(example), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(runners)]
     results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
     assert all(rc == 0 for rc, _, _ in results), results
@@ -91,16 +76,16 @@ def test_runners_started_at_once_apply_each_migration_exactly_once(example, runn
 def test_bad_input_gets_one_line_and_an_exit_code(example):
     bad = example / "example_project" / "tablemigrations" / "99999999_999999_01_bad.py"
     bad.write_text("up = [\n")
-    proc = manage(example, "run", "--noinput", check=False)
+    proc = tablemigrate(example, "run", "--noinput", check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "99999999_999999_01_bad.py:1: syntax error" in proc.stderr
     assert not (example / "example_project" / "db.sqlite3").exists() or rows(
         example / "example_project" / "db.sqlite3", "SELECT count(*) FROM sqlite_master") == [(0,)]
-    assert manage(example, "run", "--bogus", check=False).returncode == 2
+    assert tablemigrate(example, "run", "--bogus", check=False).returncode == 2
 
 
 def test_a_failed_run_logs_its_steps_and_prints_the_error_once(example):
-    manage(example, "run", "--noinput")
+    tablemigrate(example, "run", "--noinput")
     bad = example / "example_project" / "tablemigrations" / "99999999_999999_01_bad.py"
     db = example / "example_project" / "db.sqlite3"
     conn = sqlite3.connect(db)
@@ -109,7 +94,7 @@ def test_a_failed_run_logs_its_steps_and_prints_the_error_once(example):
     conn.close()
     bad.write_text("up = ['CREATE TABLE extra (x)', 'UPDATE users_user SET display_name = 1', "
                    "'INSERT INTO users_user SELECT * FROM users_user']\n")  # fails on the real row only
-    proc = manage(example, "run", "--noinput", check=False)
+    proc = tablemigrate(example, "run", "--noinput", check=False)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert any(line.startswith("migration backup written to ") for line in lines), lines
@@ -124,12 +109,9 @@ def test_baseline_adopts_a_database_made_by_djangos_migrate(example):
     (example / "legacy_settings.py").write_text(
         # The project before it adopted tablemigrate: Django's migrations own every app.
         "from example_project.settings import *  # noqa\nMIGRATION_MODULES = {}\nTABLEMIGRATE_APPS = []\n")
-    legacy = dict(_env(example), DJANGO_SETTINGS_MODULE="legacy_settings")
 
     def django(*args):
-        proc = subprocess.run([sys.executable, "manage.py", *args], cwd=example, env=legacy,
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr
+        manage(example, *args, DJANGO_SETTINGS_MODULE="legacy_settings")
     django("makemigrations", "users", "posts", "chats")
     django("migrate")
     db = example / "example_project" / "db.sqlite3"
@@ -145,87 +127,83 @@ def test_baseline_adopts_a_database_made_by_djangos_migrate(example):
         INSERT INTO legacy_notes VALUES (1, 'keep me');
     """)
     conn.close()
-    fight = manage(example, "run", "--noinput", check=False)  # the example's create modules vs Django's tables
+    fight = tablemigrate(example, "run", "--noinput", check=False)  # the example's create modules vs Django's tables
     assert fight.returncode == 2 and "adopt it with `manage.py tablemigrate baseline`" in fight.stderr
     shutil.rmtree(example / "example_project" / "tablemigrations")
-    out = manage(example, "baseline", "--noinput").stdout
+    out = tablemigrate(example, "baseline", "--noinput").stdout
     assert out.count("Created ") == 7 and "Recorded 7 migrations as applied" in out
     theirs, nobodys = out.rstrip().splitlines()[-3:-1]
     assert theirs.startswith("Left alone, their apps' Django migrations own them: auth_group, ")
     assert theirs.endswith(", auth_user_user_permissions, django_content_type")
     assert nobodys == "Left alone, no model of yours owns them (unmanaged models, made by hand): legacy_notes"
-    assert manage(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
-    again = manage(example, "baseline", "--noinput")  # once: then there is nothing to adopt (issue 23)
+    assert tablemigrate(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
+    again = tablemigrate(example, "baseline", "--noinput")  # once: then there is nothing to adopt (issue 23)
     assert "already has tablemigrate history (7 migrations applied): nothing to adopt" in again.stdout
     models = example / "example_project" / "posts" / "models.py"
     models.write_text(models.read_text().replace(
         "    body = models.TextField()\n", "    body = models.TextField()\n    views = models.IntegerField(default=0)\n"))
-    check = subprocess.run([sys.executable, "manage.py", "check"], cwd=example, env=_env(example),
-                           capture_output=True, text=True, timeout=60)
+    check = manage(example, "check", check=False)
     assert "tablemigrate.W002" in check.stderr  # baseline recorded the models' fingerprint
     assert "tablemigrate.W003" in check.stderr and "chats, posts, users" in check.stderr  # their migrations/
     for app in ("users", "posts", "chats"):  # as the README says: tablemigrate owns them now
         shutil.rmtree(example / "example_project" / app / "migrations")
-    manage(example, "generate", "AddViews", "--noinput")
-    manage(example, "run", "--noinput")
+    tablemigrate(example, "generate", "AddViews", "--noinput")
+    tablemigrate(example, "run", "--noinput")
     assert rows(db, "SELECT id, title, body, views FROM posts_post") == [(1, "Hello", "body", 0)]
     assert rows(db, "SELECT id, post_id, tag_id FROM posts_post_tags") == [(1, 1, 1)]
     assert rows(db, "SELECT username FROM users_user") == [("ann",)]
-    assert manage(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
-    assert "Drift" not in manage(example, "show").stdout
+    assert tablemigrate(example, "generate", "--check", "--noinput").stdout.strip() == "No changes detected"
+    assert "Drift" not in tablemigrate(example, "show").stdout
     assert rows(db, "SELECT note FROM legacy_notes") == [("keep me",)]
     before = rows(db, "SELECT sql FROM sqlite_master ORDER BY name")
-    migrate = subprocess.run([sys.executable, "manage.py", "migrate"], cwd=example, env=_env(example),
-                             capture_output=True, text=True, timeout=60)
+    migrate = manage(example, "migrate", check=False)
     assert migrate.returncode == 0 and "No migrations to apply" in migrate.stdout  # auth's are applied
     assert "tablemigrate.W" not in migrate.stderr
     assert rows(db, "SELECT sql FROM sqlite_master ORDER BY name") == before
 
 
 def test_snapshot_restore_through_manage_py_leaves_no_wal_behind(example):
-    manage(example, "run", "--noinput")
+    tablemigrate(example, "run", "--noinput")
     db = example / "example_project" / "db.sqlite3"
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("INSERT INTO posts_tag (id, name) VALUES (1, 'news')")
     conn.commit()
     conn.close()
-    manage(example, "snapshot", "--name", "v1")
+    tablemigrate(example, "snapshot", "--name", "v1")
     for bad in ("../../x", "a/b", "x;y"):
-        proc = manage(example, "snapshot", "--name", bad, check=False)
+        proc = tablemigrate(example, "snapshot", "--name", bad, check=False)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "invalid snapshot name" in proc.stderr
     conn = sqlite3.connect(db)
     conn.execute("DELETE FROM posts_tag")
     conn.commit()
     conn.close()
-    listing = manage(example, "snapshots").stdout
+    listing = tablemigrate(example, "snapshots").stdout
     assert "v1" in listing and "20261125_060502_07_create_posts_post_tags" in listing
-    out = manage(example, "restore", "--name", "v1").stdout
+    out = tablemigrate(example, "restore", "--name", "v1").stdout
     assert "previous state was saved to" in out
     assert rows(db, "SELECT name FROM posts_tag") == [("news",)]
     assert not Path(f"{db}-wal").exists() and not Path(f"{db}-shm").exists()
-    refused = manage(example, "restore", "--backup", "no-such-file.sqlite3", check=False)
+    refused = tablemigrate(example, "restore", "--backup", "no-such-file.sqlite3", check=False)
     assert refused.returncode == 2 and "refusing to restore" in refused.stderr
-    assert "posts_tag" in manage(example, "stats").stdout
+    assert "posts_tag" in tablemigrate(example, "stats").stdout
     db.unlink()  # disaster recovery: the database file is gone
-    manage(example, "restore", "--name", "v1")
+    tablemigrate(example, "restore", "--name", "v1")
     assert rows(db, "SELECT name FROM posts_tag") == [("news",)]
-    assert manage(example, "inspect", "nosuch", check=False).returncode == 2
+    assert tablemigrate(example, "inspect", "nosuch", check=False).returncode == 2
 
 
 def test_system_checks_warn_about_pending_migrations_model_changes_and_django_migrations(example):
     def check(env_extra=None):
-        env = dict(_env(example), **(env_extra or {}))
-        return subprocess.run([sys.executable, "manage.py", "check"], cwd=example, env=env,
-                              capture_output=True, text=True, timeout=60).stderr
+        return manage(example, "check", check=False, **(env_extra or {})).stderr
 
-    manage(example, "run", "--noinput")
+    tablemigrate(example, "run", "--noinput")
     assert "tablemigrate.W" not in check()
     applied = sorted((example / "example_project" / "tablemigrations").glob("2*.py"))[0]
     original = applied.read_text()
     applied.write_text(original + "# a comment\n")  # W006: run would refuse it; generate cannot know
     assert "tablemigrate.W006" in check() and "was edited after it was applied" in check()
-    assert "to accept the edit, write in it: previous_checksums" in manage(example, "show").stdout
+    assert "to accept the edit, write in it: previous_checksums" in tablemigrate(example, "show").stdout
     applied.write_text(original)
     (example / "example_project" / "tablemigrations" / "99999999_999999_01_more.py").write_text(
         "up = ['CREATE TABLE more (x)']\ndown = ['DROP TABLE more']\n")
@@ -247,7 +225,7 @@ def test_system_checks_warn_about_pending_migrations_model_changes_and_django_mi
 
 @pytest.mark.parametrize("history", ["0", "1"])
 def test_test_database_from_models_or_history_under_both_runners(example, history):
-    env = dict(_env(example), EXAMPLE_TEST_MIGRATIONS=history)
+    env = project_env(example, EXAMPLE_TEST_MIGRATIONS=history)
 
     def run(*args):
         proc = subprocess.run([sys.executable, *args], cwd=example, env=env, capture_output=True, text=True,
@@ -275,11 +253,11 @@ def test_test_database_from_models_or_history_under_both_runners(example, histor
 
 def test_more_bad_input_one_line_each(example):
     db = example / "example_project" / "db.sqlite3"
-    proc = manage(example, "show")  # no database yet: everything pending, and no file created
+    proc = tablemigrate(example, "show")  # no database yet: everything pending, and no file created
     assert "does not exist yet" in proc.stdout and "[ ] 20261125_060502_01" in proc.stdout and not db.exists()
-    proc = manage(example, "stats", check=False)
+    proc = tablemigrate(example, "stats", check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and not db.exists()
-    manage(example, "run", "--noinput")
+    tablemigrate(example, "run", "--noinput")
     bad = example / "example_project" / "tablemigrations" / "99999999_999999_01_bad.py"
     conn = sqlite3.connect(db)
     conn.execute("INSERT INTO users_user (id, username, email, display_name, is_active, created_at) "
@@ -287,10 +265,8 @@ def test_more_bad_input_one_line_each(example):
     conn.commit()
     conn.close()
     bad.write_text("up = ['CREATE TABLE extra (x)', 'INSERT INTO users_user SELECT * FROM users_user']\n")
-    quiet = manage(example, "run", "--noinput", "-v", "0", check=False)
+    quiet = tablemigrate(example, "run", "--noinput", "-v", "0", check=False)
     assert quiet.returncode == 1 and quiet.stderr.count("UNIQUE constraint failed") == 1
     assert quiet.stderr.strip().count("\n") == 0
-    env_dir = dict(_env(example), EXAMPLE_MIGRATIONS_DIR=str(example / "nowhere"))
-    missing = subprocess.run([sys.executable, "manage.py", "tablemigrate", "run", "--noinput"], cwd=example,
-                             env=env_dir, capture_output=True, text=True, timeout=60)
+    missing = tablemigrate(example, "run", "--noinput", check=False, EXAMPLE_MIGRATIONS_DIR=str(example / "nowhere"))
     assert missing.returncode == 2 and "migrations directory" in missing.stderr

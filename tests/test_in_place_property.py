@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -136,6 +137,7 @@ def _lookups(conn: sqlite3.Connection) -> list[list[tuple]]:
             for n in names for v in VALUES if v is not None]
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                        HealthCheck.filter_too_much])
 @given(cases())

@@ -15,12 +15,15 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tests.test_thirdparty_apps import _env, _one_error_line, applied, dump, rows, site  # noqa: F401  (fixture)
+from tests.test_thirdparty_apps import _one_error_line, applied, dump, rows, site, site_env  # noqa: F401  (fixture)
 from tests.test_thirdparty_apps import manage as mixed
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
 
 SETTINGS = "mixedsite.custom_user"
 
@@ -62,8 +65,7 @@ class Migration(migrations.Migration):
 NICKNAME_FIELD = 'class User(AbstractUser):\n    nickname = models.CharField(max_length=50, default="")\n'
 
 
-def manage(site: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
-    return mixed(site, *args, check=check, **{"DJANGO_SETTINGS_MODULE": SETTINGS, **env})
+manage = partial(mixed, DJANGO_SETTINGS_MODULE=SETTINGS)  # tests/helpers.py's, on mixedsite with these settings
 
 
 def user_rows(site: Path) -> list[tuple]:
@@ -160,7 +162,7 @@ def test_sigterm_stops_migrate_as_it_stops_run(site):
     add_user(site)
     (site / "social" / "migrations" / "0003_slow.py").write_text(SLOW)
     before = dump(site / "db.sqlite3")
-    proc = subprocess.Popen([sys.executable, "manage.py", "migrate", "--noinput"], cwd=site, env=_env(site, DJANGO_SETTINGS_MODULE=SETTINGS),
+    proc = subprocess.Popen([sys.executable, "manage.py", "migrate", "--noinput"], cwd=site, env=site_env(site, DJANGO_SETTINGS_MODULE=SETTINGS),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     while "slow step started" not in proc.stdout.readline():

@@ -7,10 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tablemigrate import runner
-from tablemigrate.build import private_database, raw
 from tablemigrate.errors import MigrationFailed, MigrationFileError
 from tablemigrate.loader import load_migrations
-from tablemigrate.runner import Target
 
 from .helpers import module
 
@@ -18,13 +16,12 @@ CREATE = "table = 't'\nup = ['CREATE TABLE t (id integer PRIMARY KEY, v text)', 
 
 
 @pytest.fixture
-def project(tmp_path):
-    d = tmp_path / "tablemigrations"
+def project(project):
+    """The shared project (tests/conftest.py) with table t created by a first module."""
+    target, d = project
     module(d, "0001_create", CREATE)
-    with private_database(str(tmp_path / "app.sqlite3")) as db:
-        target = Target("default", raw(db), tmp_path / "app.sqlite3")
-        runner.run(target, d)
-        yield target, d
+    runner.run(target, d)
+    return project
 
 
 def test_vacuum_runs_in_a_module_that_is_not_atomic_and_is_recorded(project):

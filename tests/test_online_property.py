@@ -54,6 +54,7 @@ def statements(draw) -> str:
                                                    owner=draw(OWNERS), amount=draw(AMOUNTS), upsert=draw(UPSERT))
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(turns=st.lists(st.lists(statements(), max_size=4), min_size=1, max_size=14))

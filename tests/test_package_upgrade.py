@@ -33,6 +33,10 @@ from pathlib import Path
 
 import pytest
 
+from . import helpers
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
+
 pytest.importorskip("wagtail")
 pytest.importorskip("allauth")
 
@@ -68,26 +72,22 @@ def pip_install(*requirements: str) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def _env(db: Path, *, plain: bool = False, release: int = 1) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UPGRADE_SITE_", "DJANGO_SETTINGS"))}
-    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")])),
-               PYTHONDONTWRITEBYTECODE="1",
-               UPGRADE_SITE_DB=str(db),
-               UPGRADE_SITE_MIGRATIONS_DIR=str(db.parent / "tablemigrations"),
-               UPGRADE_SITE_MEDIA=str(db.parent / "media"),
-               UPGRADE_SITE_RELEASE=str(release))
+def site_vars(db: Path, *, plain: bool = False, release: int = 1) -> dict[str, str]:
+    """The site's settings read these: the database `db`, its modules and media beside it, the release of the
+    project's own models, and (`plain`) the same site without tablemigrate."""
+    found = {"UPGRADE_SITE_DB": str(db), "UPGRADE_SITE_MIGRATIONS_DIR": str(db.parent / "tablemigrations"),
+             "UPGRADE_SITE_MEDIA": str(db.parent / "media"), "UPGRADE_SITE_RELEASE": str(release)}
     if plain:
-        env["UPGRADE_SITE_PLAIN"] = "1"
-    return env
+        found["UPGRADE_SITE_PLAIN"] = "1"
+    return found
 
 
 def manage(db: Path, *args: str, plain: bool = False, release: int = 1,
            check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "manage.py", *args], cwd=SITE, env=_env(db, plain=plain, release=release),
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args}: rc={proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
+    """The site's manage.py (tests/helpers.py); PYTHONPATH the site, then the environment's own (the
+    tablemigrate and the packages it installed)."""
+    return helpers.manage(SITE, *args, prefix="UPGRADE_SITE", path=[p for p in [os.environ.get("PYTHONPATH")] if p],
+                          check=check, timeout=600, **site_vars(db, plain=plain, release=release))
 
 
 def orm(db: Path, code: str, **kw) -> dict:

@@ -40,6 +40,7 @@ def outcome(directory, models, renames: Renames, changed_tables_only: bool, monk
     return [(m.name, m.text) for m in result.modules], (directory / "schema.sql").read_text()
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])

@@ -35,6 +35,7 @@ def ok(proc: subprocess.CompletedProcess) -> str:
     return proc.stdout
 
 
+@pytest.mark.subprocess
 def test_every_command_runs_without_posix_only_modules(example):
     db = example / "example_project" / "db.sqlite3"
     assert "Applied" in ok(windowslike(example, "run", "--noinput"))
@@ -62,6 +63,7 @@ def test_every_command_runs_without_posix_only_modules(example):
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+@pytest.mark.subprocess
 def test_the_runner_lock_still_refuses_a_second_holder(example):
     lock = example / "example_project" / "db.sqlite3.tablemigrate.lock"
     fd = os.open(lock, os.O_CREAT | os.O_RDWR)

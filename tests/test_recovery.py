@@ -322,6 +322,7 @@ def state(db: Path) -> tuple:
             rows(db, "SELECT * FROM vendor_category ORDER BY id"))
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("executor", ["tablemigrate", "django"])
 def test_sigterm_between_a_django_migrations_commit_and_its_record_tells_the_truth(site, tmp_path, executor):
     """vendor.0003_tags has a foreign key, so Django's executor records it after the migration's COMMIT.
@@ -351,6 +352,7 @@ def test_sigterm_between_a_django_migrations_commit_and_its_record_tells_the_tru
     assert state(db) == state(clean)
 
 
+@pytest.mark.subprocess
 def test_sigterm_right_after_begin_in_the_second_of_three_modules_restores_the_backup(site):
     db = site / "db.sqlite3"
     install(site)
@@ -370,6 +372,7 @@ def test_sigterm_right_after_begin_in_the_second_of_three_modules_restores_the_b
     assert [n for n in tm(site, "run", "--noinput").stdout.split() if n.startswith("99999999")] == names
 
 
+@pytest.mark.subprocess
 def test_a_busy_commit_exits_3_for_a_django_migration_and_for_an_own_module(site):
     db = site / "db.sqlite3"
     install(site)
@@ -392,6 +395,7 @@ def test_a_busy_commit_exits_3_for_a_django_migration_and_for_an_own_module(site
     assert tm(site, "run", "--noinput").stdout.split()[:2] == ["Applied", "99999999_999999_extra"]
 
 
+@pytest.mark.subprocess
 def test_a_django_migration_applied_but_unrecorded_is_named_at_the_next_run(site):
     """What an interrupted run of an older tablemigrate left (or a hand-made change): vendor.0003_tags's
     table exists without its record. The next run says so and how to record it, instead of failing

@@ -23,6 +23,8 @@ from tablemigrate.backup import automatic_backups
 from tablemigrate.build import private_database, raw
 from tablemigrate.runner import Target
 
+pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
+
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 100_000
 KILL_POINTS = int(os.environ.get("TABLEMIGRATE_KILL_POINTS", "12"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -102,6 +103,7 @@ def check_roundtrip(old: ProjectSpec, new: ProjectSpec, renames: Renames, tmp) -
         assert introspect(conn).tables == models_schema(old_models).tables
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])

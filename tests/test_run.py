@@ -10,22 +10,19 @@ import pytest
 
 from tablemigrate import runner
 from tablemigrate.backup import BackupError, automatic_backups, verify
-from tablemigrate.build import private_database, raw
 from tablemigrate.errors import ConfigurationError, MigrationFailed
-from tablemigrate.runner import HistoryMismatch, NotConfirmed, Target
+from tablemigrate.runner import HistoryMismatch, NotConfirmed
 
 from .helpers import module
 
 
 
-
 @pytest.fixture
-def project(tmp_path):
-    migrations = tmp_path / "tablemigrations"
-    module(migrations, "0001_create", "table = 't'\nup = ['CREATE TABLE t (id integer PRIMARY KEY, v text)', "
+def project(project):
+    """The shared project (tests/conftest.py) with one module, not yet run: table t, rows 'a' and 'b'."""
+    module(project[1], "0001_create", "table = 't'\nup = ['CREATE TABLE t (id integer PRIMARY KEY, v text)', "
            "\"INSERT INTO t (v) VALUES ('a'), ('b')\"]\ndown = ['DROP TABLE t']\n")
-    with private_database(str(tmp_path / "app.sqlite3")) as db:
-        yield Target("default", raw(db), tmp_path / "app.sqlite3"), migrations
+    return project
 
 
 def app_commits(path, value):

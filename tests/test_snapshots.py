@@ -7,26 +7,22 @@ import stat
 import pytest
 
 from tablemigrate import runner, snapshots
-from tablemigrate.build import private_database, raw
 from tablemigrate.errors import ConfigurationError
 from tablemigrate.introspect import introspect
 from tablemigrate.report import describe, table_stats
-from tablemigrate.runner import Target
 
 from .test_run import dump, file_hash, module
 
 
 @pytest.fixture
-def project(tmp_path):
-    migrations = tmp_path / "tablemigrations"
+def project(project):
+    """The shared project (tests/conftest.py) in WAL mode, with table t (an index, two rows) applied."""
+    target, migrations = project
     module(migrations, "0001_create", "table = 't'\nup = ['CREATE TABLE t (id integer PRIMARY KEY, v text NOT NULL)', "
            "'CREATE INDEX t_v ON t (v)', \"INSERT INTO t (v) VALUES ('a'), ('b')\"]\ndown = ['DROP TABLE t']\n")
-    with private_database(str(tmp_path / "app.sqlite3")) as db:
-        conn = raw(db)
-        conn.execute("PRAGMA journal_mode = WAL")
-        target = Target("default", conn, tmp_path / "app.sqlite3")
-        runner.run(target, migrations)
-        yield target, migrations
+    target.conn.execute("PRAGMA journal_mode = WAL")
+    runner.run(target, migrations)
+    return project
 
 
 def test_snapshot_then_destructive_change_then_restore_returns_every_row(project):

@@ -8,9 +8,7 @@ import os
 import pytest
 
 from tablemigrate import runner, space
-from tablemigrate.build import private_database, raw
 from tablemigrate.errors import NoSpace
-from tablemigrate.runner import Target
 
 from .helpers import module
 
@@ -18,19 +16,18 @@ ROWS = 20_000
 
 
 @pytest.fixture
-def project(tmp_path):
-    d = tmp_path / "tablemigrations"
+def project(project):
+    """The shared project (tests/conftest.py) with ROWS rows in t applied and a rebuild of t pending."""
+    target, d = project
     module(d, "0001_create", "table = 't'\nup = ['CREATE TABLE t (id integer PRIMARY KEY, v text)', "
            "\"CREATE INDEX t_v ON t (v)\", "
            f"\"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}) "
            "INSERT INTO t (v) SELECT printf('%0200d', i) FROM n\"]\n")
-    with private_database(str(tmp_path / "app.sqlite3")) as db:
-        target = Target("default", raw(db), tmp_path / "app.sqlite3")
-        runner.run(target, d, take_backup=False)
-        module(d, "0002_rebuild", "from tablemigrate.operations import RebuildTable\ntable = 't'\n"
-               "up = [RebuildTable('t', 'CREATE TABLE t (id integer PRIMARY KEY, v varchar(300))', "
-               "{'id': '\"id\"', 'v': '\"v\"'})]\n")
-        yield target, d
+    runner.run(target, d, take_backup=False)
+    module(d, "0002_rebuild", "from tablemigrate.operations import RebuildTable\ntable = 't'\n"
+           "up = [RebuildTable('t', 'CREATE TABLE t (id integer PRIMARY KEY, v varchar(300))', "
+           "{'id': '\"id\"', 'v': '\"v\"'})]\n")
+    return project
 
 
 def free(monkeypatch, megabytes: float) -> None:

@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from .helpers import copy_fixture_site, fts5_compiled, manage_site
+from . import helpers
+from .helpers import copy_fixture_site, fts5_compiled
 
 SITE = Path(__file__).resolve().parent / "searchsite"
 
 
-pytestmark = pytest.mark.skipif(not fts5_compiled(), reason="this Python's sqlite3 is built without FTS5")
+pytestmark = [pytest.mark.subprocess, pytest.mark.skipif(not fts5_compiled(), reason="this Python's sqlite3 is built without FTS5")]
 
 
 @pytest.fixture
@@ -33,8 +33,7 @@ def site(tmp_path: Path) -> Path:
     return copy_fixture_site(SITE, tmp_path)
 
 
-def manage(site: Path, *args: str, **options: Any) -> subprocess.CompletedProcess[str]:
-    return manage_site(site, "SEARCHSITE", *args, **options)
+manage = partial(helpers.manage, prefix="SEARCHSITE", db="db.sqlite3")
 
 
 def rows(db: Path, sql: str) -> list[tuple]:

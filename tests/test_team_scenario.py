@@ -11,10 +11,14 @@ import sqlite3
 from pathlib import Path
 
 import django
+import pytest
 
 from tablemigrate.introspect import introspect
 
-from .helpers import ROOT, copy_fixture_site, manage_site
+from . import helpers
+from .helpers import ROOT, copy_fixture_site
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
 
 SITE = ROOT / "tests" / "teamsite"
 # What Django's own `migrate` ends with after a RenameModel: the permission keeps its row and follows the
@@ -24,7 +28,8 @@ BEFORE = {"TEAMSITE_DJANGO_OWNS": "1"}  # the project before it adopted tablemig
 
 
 def manage(site: Path, db: Path, *args: str, check: bool = True, **env: str):
-    return manage_site(site, "TEAMSITE", *args, db=str(db), check=check, **env)
+    """helpers.manage on teamsite, with the database `db` (the argument order of these tests)."""
+    return helpers.manage(site, *args, prefix="TEAMSITE", db=str(db), check=check, **env)
 
 
 def tm(site: Path, db: Path, *args: str, check: bool = True):

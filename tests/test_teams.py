@@ -347,20 +347,21 @@ def test_the_system_check_reports_a_merge_of_two_branches_that_changed_one_table
     assert w005(linear) == []
 
 
+@pytest.mark.subprocess
 def test_show_says_which_pending_module_run_would_refuse_and_why(example):
     """Through manage.py on the example project: a pending module expecting another shape of its table
     (as after a merge) is listed with the refusal `run` would give."""
-    from .test_example_e2e import manage
+    from .helpers import tablemigrate
 
-    manage(example, "run", "--noinput")
+    tablemigrate(example, "run", "--noinput")
     (example / "example_project" / "tablemigrations" / "99999999_999999_01_update_posts_post.py").write_text(
         "module_format = 1\ntable = 'posts_post'\n"
         "before = {'table': 'posts_post', 'columns': ['id', 'title'], 'fingerprint': '" + "0" * 64 + "'}\n"
         "after = None\nup = ['DROP TABLE posts_post']\n")
-    out = manage(example, "show").stdout
+    out = tablemigrate(example, "show").stdout
     assert "`run` refuses it: posts_post has column" in out and "that 99999999_999999_01_update_posts_post did not " \
         "expect" in out
-    refused = manage(example, "run", "--noinput", check=False)
+    refused = tablemigrate(example, "run", "--noinput", check=False)
     assert refused.returncode == 2 and "did not expect; nothing was changed" in refused.stderr
 
 

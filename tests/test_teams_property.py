@@ -89,6 +89,7 @@ def kept(before: dict, after: dict) -> None:
             assert after[table][column][:len(values)] == values, f"values of {table}.{column} changed"
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(left=st.lists(CHANGE, min_size=1, max_size=2), right=st.lists(CHANGE, min_size=1, max_size=2),

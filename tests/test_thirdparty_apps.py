@@ -11,46 +11,34 @@ manage.py in separate processes.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import helpers
+from .helpers import copy_fixture_site, project_env
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
+
 SITE = Path(__file__).resolve().parent / "mixedsite"
 SHOP_TABLES = {"shop_item", "shop_featuredcategory"}
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    shutil.copytree(SITE, tmp_path / "site", ignore=shutil.ignore_patterns(
-        "__pycache__", "*.sqlite3*", "tablemigrations", "backups"))
-    return tmp_path / "site"
+    return copy_fixture_site(SITE, tmp_path)
 
 
-def _env(site: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIXEDSITE_", "DJANGO_SETTINGS"))}
-    # The repository root second: the tablemigrate next to this file is the one imported (a worktree's too).
-    env.update(PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]), PYTHONDONTWRITEBYTECODE="1",
-               MIXEDSITE_DB=str(site / "db.sqlite3"), MIXEDSITE_MIGRATIONS_DIR=str(site / "tablemigrations"))
-    env.update(extra)
-    return env
-
-
-def manage(site: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "manage.py", *args], cwd=site, env=_env(site, **env),
-                          capture_output=True, text=True, timeout=120)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def tm(site: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return manage(site, "tablemigrate", *args, check=check)
+# The copy's environment and manage.py (tests/helpers.py): its database site/db.sqlite3, its modules
+# site/tablemigrations.
+site_env = partial(project_env, prefix="MIXEDSITE", db="db.sqlite3")
+manage = partial(helpers.manage, prefix="MIXEDSITE", db="db.sqlite3")
+tm = partial(helpers.tablemigrate, prefix="MIXEDSITE", db="db.sqlite3")
 
 
 def orm(site: Path, code: str) -> dict:
@@ -161,7 +149,7 @@ def test_run_with_nothing_pending_imports_no_migration_module(site):
         "django.setup()\nfrom django.core.management import call_command\n"
         "call_command('tablemigrate', 'run', '--noinput')\n"
         "print('imported', sorted(m for m in sys.modules if '.migrations.0' in m))\n")
-    proc = subprocess.run([sys.executable, "probe.py"], cwd=site, env=_env(site), capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "probe.py"], cwd=site, env=site_env(site), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     # The packages' file names are compared with django_migrations; no migration module is imported.
@@ -372,7 +360,7 @@ def test_the_test_database_has_the_vendors_data_under_both_runners(site, history
 
     def run(*args: str, **env: str) -> str:
         proc = subprocess.run([sys.executable, *args], cwd=site, capture_output=True, text=True, timeout=120,
-                              env=_env(site, MIXEDSITE_TEST_MIGRATIONS=history, **env))
+                              env=site_env(site, MIXEDSITE_TEST_MIGRATIONS=history, **env))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc.stdout + proc.stderr
 
@@ -405,8 +393,7 @@ def test_an_empty_migrations_package_as_startapp_makes_it_is_no_django_migration
     assert "tablemigrate.W003" not in manage(site, "check").stderr
     install(site)
     assert add_rows(site)["items"] == [["tea", "General", "ann"]]
-    proc = subprocess.run([sys.executable, "manage.py", "test", "shop"], cwd=site, env=_env(site),
-                          capture_output=True, text=True, timeout=120)
+    proc = manage(site, "test", "shop", check=False)
     assert proc.returncode == 0 and "Ran 4 tests" in proc.stderr, proc.stdout + proc.stderr
 
 
@@ -548,7 +535,7 @@ def test_hooks_fire_for_a_real_run_and_never_for_a_dry_run(site):
         "signals.pre_migration.connect(hook)\nsignals.post_migration.connect(hook)\n"
         "call_command('tablemigrate', 'run', '--dry-run', '--noinput')\nprint('dry', seen)\n"
         "call_command('tablemigrate', 'run', '--noinput')\nprint('real', seen)\n")
-    proc = subprocess.run([sys.executable, "probe.py"], cwd=site, env=_env(site), capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "probe.py"], cwd=site, env=site_env(site), capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -568,9 +555,7 @@ def test_a_kept_test_database_built_from_the_models_follows_a_model_change(site)
             "class FieldsTest(TestCase):\n    def test_fields(self):\n"
             f"        self.assertEqual(Item._meta.fields[-1].name, {last_field!r})\n"
             "        Item.objects.filter(pk=0).exists()  # a query on the table as the models see it\n")
-        return subprocess.run([sys.executable, "manage.py", "test", "shop.test_fields", "--keepdb"], cwd=site,
-                              env=_env(site, MIXEDSITE_TEST_DB=str(test_db)), capture_output=True, text=True,
-                              timeout=120)
+        return manage(site, "test", "shop.test_fields", "--keepdb", check=False, MIXEDSITE_TEST_DB=str(test_db))
 
     assert keepdb_tests("owner").returncode == 0
     models = site / "shop" / "models.py"

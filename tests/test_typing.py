@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
+
 PACKAGE = Path(__file__).resolve().parent.parent / "tablemigrate"
 
 

@@ -16,9 +16,15 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+
+from . import helpers
+from .helpers import project_env
+
+pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
 
 pytest.importorskip("wagtail")
 
@@ -26,22 +32,20 @@ SITE = Path(__file__).resolve().parent / "wagtail_site"
 OWNED_PREFIX = "home_"
 
 
-def _env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WAGTAIL_SITE_", "DJANGO_SETTINGS"))}
-    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")])),
-               PYTHONDONTWRITEBYTECODE="1",
-               WAGTAIL_SITE_DB=str(tmp / "db.sqlite3"),
-               WAGTAIL_SITE_MIGRATIONS_DIR=str(tmp / "tablemigrations"),
-               WAGTAIL_SITE_MEDIA=str(tmp / "media"))
-    return env
+PATH = [p for p in [os.environ.get("PYTHONPATH")] if p]  # the environment's own: the tablemigrate it installed
 
 
-def manage(tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "manage.py", *args], cwd=SITE, env=_env(tmp),
-                          capture_output=True, text=True, timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
+def site_vars(tmp: Path, db: str = "db.sqlite3") -> dict[str, str]:
+    """The site's settings read its database, modules and media from these: all in `tmp`."""
+    return {"WAGTAIL_SITE_DB": str(tmp / db), "WAGTAIL_SITE_MIGRATIONS_DIR": str(tmp / "tablemigrations"),
+            "WAGTAIL_SITE_MEDIA": str(tmp / "media")}
+
+
+def manage(tmp: Path, *args: str, check: bool = True, db: str = "db.sqlite3", path: Iterable[Path] = (),
+           **env: str) -> subprocess.CompletedProcess[str]:
+    """The site's manage.py (tests/helpers.py) on `site_vars(tmp, db)`; PYTHONPATH the site, PATH, `path`."""
+    return helpers.manage(SITE, *args, prefix="WAGTAIL_SITE", path=[*PATH, *path], check=check, timeout=300,
+                          **site_vars(tmp, db), **env)
 
 
 def orm(tmp: Path, code: str) -> dict:
@@ -189,7 +193,8 @@ def test_the_test_database_has_wagtails_initial_data_under_both_runners(tmp_path
     pytest_run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--ds=wagtail_site.settings",
          "--rootdir", str(SITE), "-c", os.devnull, "home/tests.py"],
-        cwd=SITE, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+        cwd=SITE, env=project_env(SITE, "WAGTAIL_SITE", path=PATH, **site_vars(tmp_path)), capture_output=True,
+        text=True, timeout=300)
     assert pytest_run.returncode == 0 and "1 passed" in pytest_run.stdout, pytest_run.stdout + pytest_run.stderr
 
 
@@ -210,12 +215,8 @@ def test_a_site_adopted_the_01_way_keeps_wagtails_fts5_search_index(tmp_path):
     (tmp_path / "own_all_settings.py").write_text(OWN_ALL)
 
     def own_all(*args: str, db: str = "db.sqlite3", check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = dict(_env(tmp_path), DJANGO_SETTINGS_MODULE="own_all_settings", WAGTAIL_SITE_DB=str(tmp_path / db))
-        env["PYTHONPATH"] += os.pathsep + str(tmp_path)
-        proc = subprocess.run([sys.executable, "manage.py", "tablemigrate", *args], cwd=SITE, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert not check or proc.returncode == 0, f"{args}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-        return proc
+        return manage(tmp_path, "tablemigrate", *args, db=db, check=check, path=[tmp_path],
+                      DJANGO_SETTINGS_MODULE="own_all_settings")
 
     own_all("baseline", "--noinput")
     generated = own_all("generate", "--check", "--noinput", check=False)
