@@ -452,7 +452,7 @@ def _compare(sides: Sides, directory: Path, renames: Renames, questioner: Questi
         plans = plan_changes(changes, values)
         _hint_renames(plans, unasked)
         follow_models(plans, renames)
-        result, loaded = _modules(directory, plans, label, now, sides.existing, sides.check)
+        result, loaded = _loaded_modules(directory, plans, label, now, sides.existing, sides.check)
     finally:
         if sides.part is not None:
             sides.part.close()
@@ -572,7 +572,13 @@ Checker = Callable[[list, list], tuple[list[tuple[Shape, Shape]], Callable[[list
 
 
 def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
-             check: Checker) -> tuple[GenerateResult, list[Migration]]:
+             check: Checker) -> GenerateResult:
+    """`_loaded_modules`' result alone (baseline.py)."""
+    return _loaded_modules(directory, plans, label, now, existing, check)[0]
+
+
+def _loaded_modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
+                    check: Checker) -> tuple[GenerateResult, list[Migration]]:
     """The modules for `plans`, after the history `existing`, verified by `check` before anything is
     written; each states the shapes `check` saw (what it will expect to find). Each module is rendered
     once and loaded once: the shape lines, known only after `check`, go between the rendered parts
