@@ -351,10 +351,14 @@ def _shape(table: Table) -> list[tuple[str, Column]]:
 
 
 def rename_candidates(a: Schema, b: Schema, renames: Renames) -> list[RenameCandidate]:
+    """Plausible renames not yet decided (`candidates`), of the diff of `a` and `b` under `renames`."""
+    return candidates(diff_schemas(a, b, renames))
+
+
+def candidates(changes: list[TableChange]) -> list[RenameCandidate]:
     """Plausible renames not yet decided, read from the diff's own changes: a dropped and a created
     table with the same columns, a dropped and an added column with the same definition (evidence,
     not names). Columns compare by definition (Column's equality leaves the name out)."""
-    changes = diff_schemas(a, b, renames)
     out: list[RenameCandidate] = []
     created = [c.new for c in changes if c.kind == "create" and c.new]
     for gone in (c.old for c in changes if c.kind == "drop" and c.old):

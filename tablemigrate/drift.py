@@ -10,7 +10,7 @@ from .introspect import introspect
 from .loader import Migration, checksum, load_migration
 from .schema import Schema
 from .schemafile import read_header
-from .status import Target, check_history, status
+from .status import Status, Target, check_history, status
 
 
 def history_schema(migrations: list[Migration]) -> Schema:
@@ -24,12 +24,13 @@ def history_schema(migrations: list[Migration]) -> Schema:
 
 
 def drift(target: Target, directory: Path, owned: set[str] | None = None,
-          foreign: frozenset[str] = frozenset()) -> list[str]:
+          foreign: frozenset[str] = frozenset(), st: Status | None = None) -> list[str]:
     """Tables whose live structure differs from what replaying the applied migrations produces.
     `owned`: lower-case tables of managed models; a live table outside the history and outside it
     (an unmanaged model's, one made by hand) is not drift. `foreign`: tables of apps whose Django
-    migrations own them (build.foreign_tables), which an older history may still describe."""
-    st = status(target.conn, directory)
+    migrations own them (build.foreign_tables), which an older history may still describe. `st`: the
+    history's status, when the caller has it already."""
+    st = st or status(target.conn, directory)
     check_history(st)
     live_schema = introspect(target.conn)
     header = read_header(directory)

@@ -18,20 +18,21 @@ from django.db import models
 
 from .apply import Applier
 from .build import FieldDefaults, build_from_models, model_sql, model_sql_digest, private_database, raw
-from .diff import (JoinTable, ModelRename, RenameCandidate, Renames, TableChange, carry_renames, check_renames,
-                   diff_schemas, rename_candidates)
+from .diff import (JoinTable, ModelRename, RenameCandidate, Renames, TableChange, candidates, carry_renames,
+                   diff_schemas)
 from .errors import ConfigurationError, GenerateError, HistoryConflict, MigrationFailed, ShapeMismatch
 from . import cache, partial, schemafile, shapes
 from .introspect import introspect, sql_made_tables
 from .rehearse import broken_virtual_tables
 from .verify import Shape, verify
-from .loader import SNAPSHOT_NAME, Recorded, history_checksum, load_migrations, load_source, recorded_files
+from .loader import (SNAPSHOT_NAME, Migration, Recorded, checksum, history_checksum, load_migrations, load_source,
+                     recorded_files)
 from .plan import PlannedMigration, Values, added_nullable_columns, made_not_null, needed_values, plan_changes
 from .fingerprint import models_fingerprint
 from .schema import Schema, Table, table_digest
 from .sqltext import quote, user_objects
 from .schemafile import read_header, render as render_snapshot, statement_key
-from .writer import module_names, render_module
+from .writer import module_names, render_parts, shape_lines
 
 
 class Questioner:
@@ -95,18 +96,39 @@ def join_tables(model_list: Iterable[type[models.Model]]) -> list[JoinTable]:
     return out
 
 
-def _ask_renames(a, b, renames: Renames, questioner: Questioner, joins: list[JoinTable]) -> None:
+class Diff:
+    """The diff of `a` and `b` under `renames` (diff.diff_schemas, which checks the renames), computed
+    again only when `renames` changed since: the rename questions, the candidates nobody was asked about
+    and the plan all read the one diff."""
+
+    def __init__(self, a: Schema, b: Schema, renames: Renames):
+        self.a, self.b, self.renames = a, b, renames
+        self._for: tuple | None = None
+        self._changes: list[TableChange] = []
+
+    def changes(self) -> list[TableChange]:
+        state = (dict(self.renames.tables), {t: dict(c) for t, c in self.renames.columns.items()})
+        if state != self._for:
+            self._changes, self._for = diff_schemas(self.a, self.b, self.renames), state
+        return self._changes
+
+    def candidates(self) -> list[RenameCandidate]:
+        return candidates(self.changes())
+
+
+def _ask_renames(diff: Diff, questioner: Questioner, joins: list[JoinTable]) -> None:
     """Ask about each plausible rename once, tables before columns (a table rename makes its columns
     comparable); the renames that go with the tables' (`carry_renames`) are made before the columns
     are asked about."""
     refused: set = set()
+    renames = diff.renames
     for kind in ("table", "column"):
         if kind == "column":
-            carry_renames(a, b, renames, joins)
+            carry_renames(diff.a, diff.b, renames, joins)
         pending = True
         while pending:
             pending = False
-            for cand in rename_candidates(a, b, renames):
+            for cand in diff.candidates():
                 if cand.kind != kind or cand in refused:
                     continue
                 if not questioner.confirm(cand.question()):
@@ -163,16 +185,17 @@ def _hint_renames(plans: list[PlannedMigration], unasked: list[RenameCandidate])
 
 
 def _changes(a: Schema, b: Schema, renames: Renames, questioner: Questioner,
-             model_list: Iterable[type[models.Model]] = ()) -> list[TableChange]:
+             model_list: Iterable[type[models.Model]] = ()) -> Diff:
     """The diff of `a` and `b`, after the renames asked for are checked, the plausible ones asked about,
     and those that go with the tables' added (the models' many-to-many tables and their columns)."""
+    diff = Diff(a, b, renames)
     try:
-        check_renames(a, b, renames)
+        diff.changes()  # checks the renames asked for (diff.check_renames)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
-    _ask_renames(a, b, renames, questioner, join_tables(model_list))
+    _ask_renames(diff, questioner, join_tables(model_list))
     _renamed_models(renames, questioner, model_list)
-    return diff_schemas(a, b, renames)
+    return diff
 
 
 def _table_models(model_list: Iterable[type[models.Model]]) -> dict[str, type[models.Model]]:
@@ -287,17 +310,18 @@ def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Que
 def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label: str = "",
              renames: Renames | None = None, questioner: Questioner | None = None,
              now: datetime | None = None, write: bool = True,
-             foreign: frozenset[str] = frozenset()) -> GenerateResult:
+             foreign: frozenset[str] = frozenset(), markers: bool = True) -> GenerateResult:
     """Database A (the history) against B (the models) -> one module per changed table. A history that
     conflicts with itself (two merged branches changed one table) is refused; asked interactively, the
     refused module can be re-planned against the merged history instead (a rebase: it is deleted and the
     change is generated again from the history without it), when a writing `generate` is told it is
-    applied nowhere."""
+    applied nowhere. `markers`: compare only the tables `schema.sql`'s markers do not show unchanged,
+    when they can be trusted (partial.py); False compares the whole schemas (the same result, slower)."""
     questioner = questioner or Questioner()
     while True:
         try:
             return _generate(directory, model_list, label=label, renames=renames, questioner=questioner, now=now,
-                             write=write, foreign=foreign)
+                             write=write, foreign=foreign, markers=markers)
         except HistoryConflict as conflict:
             path = directory / f"{conflict.module}.py"
             if not (write and questioner.interactive and path.is_file() and questioner.confirm(
@@ -310,7 +334,7 @@ def generate(directory: Path, model_list: Iterable[type[models.Model]], *, label
 def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, label: str = "",
               renames: Renames | None = None, questioner: Questioner | None = None,
               now: datetime | None = None, write: bool = True,
-              foreign: frozenset[str] = frozenset()) -> GenerateResult:
+              foreign: frozenset[str] = frozenset(), markers: bool = True) -> GenerateResult:
     """`foreign`: lower-case tables of apps that keep their Django migrations (build.foreign_tables). A
     history that created them (tablemigrate owned every app before) keeps them in database A, but the
     diff leaves them alone: handing an app to its Django migrations never drops its tables."""
@@ -333,68 +357,107 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
             # `schema` line records (the schema after this history: `snapshot_schema`). Neither database
             # is built: a fresh CI checkout would otherwise run and parse every table twice.
             return GenerateResult([], directory, lambda: _models_snapshot(model_list, recorded, fingerprint(), ddl))
-        blocks = schemafile.read_blocks(directory, header) if snapshot_schema and partial.ENABLED else None
-        if blocks is not None:
-            # `schema.sql`'s markers say which tables the models' DDL leaves as they are: only the others
-            # are built and compared (partial.py).
-            result = partial.generate(partial.Inputs(
-                directory, blocks, header, statements, ddl, b_db, model_list, recorded, foreign, fingerprint),
-                renames, questioner, label, now)
-            if result is not None:
-                if write:
-                    write_result(result)
-                return result
-        build_from_models(b_db, model_list, statements)
-        b = introspect(raw(b_db))
-        owners = functools.cache(lambda: statement_owners(raw(b_db), statements))
-        same_as_b = functools.cache(lambda: b.fingerprint())
-
-        if quick and snapshot_schema == same_as_b() and header.get("models", fingerprint()) == fingerprint():
-            # The same, known by building B (an older header without a `ddl` line, or another Django
-            # that words the same schema differently). Database A is never built. The header's
-            # fingerprint was taken from A after the modules that produced it had been applied and
-            # verified; another schema (triggers and views included) does not match, nor does a header
-            # recording other models (W002 would warn) or another history.
-            return GenerateResult([], directory, lambda: render_snapshot(b, history_checksum(recorded),
-                                                                          fingerprint(), ddl, owners()))
-        a_conn = raw(a_db)
-        existing, a, body_ok = _database_a(directory, a_conn, recorded, snapshot_schema)
-        # A model standing for a virtual table or view the history made by SQL is left alone, as are
-        # the tables of apps that keep their Django migrations.
-        sql_made = frozenset(sql_made_tables(a_conn))
-        hidden = foreign | sql_made
-        a_diff, b_diff = a.without(hidden), b.without(sql_made)
-        changes = _changes(a_diff, b_diff, renames, questioner, model_list)
-        if not changes:
-            result = GenerateResult([], directory, lambda: render_snapshot(
-                a, history_checksum(existing), fingerprint(), ddl if a.fingerprint() == same_as_b() else None,
-                _built_by(a, b, owners())),
-                _stale_snapshot(directory, header, existing, a.fingerprint(), fingerprint, body_ok))
+        blocks = schemafile.read_blocks(directory, header) if snapshot_schema and markers else None
+        # `schema.sql`'s markers say which tables the models' DDL leaves as they are: only the others
+        # are built and compared (partial.py). Otherwise, or when they cannot say, the whole schemas.
+        narrowed = None if blocks is None else partial.narrow(blocks, statements, ddl, recorded, foreign,
+                                                              fingerprint, renames)
+        if narrowed is not None:
+            sides = Sides(narrowed.a, narrowed.b, recorded, narrowed.check, narrowed.unchanged_snapshot(),
+                          lambda: _stale_snapshot(directory, header, recorded, header["schema"], fingerprint, True),
+                          narrowed.part)
         else:
-            unasked = [] if questioner.interactive else rename_candidates(a_diff, b_diff, renames)
-            values = _values(changes, FieldDefaults(b_db, model_list), questioner, unasked)
-            plans = plan_changes(changes, values)
-            _hint_renames(plans, unasked)
-            follow_models(plans, renames)
-
-            def check(checked: list, tables: list) -> tuple[list[tuple[Shape, Shape]], Callable[[list], str]]:
-                after, shapes = verify(a_conn, a_diff, a, b_diff, checked, tables, hidden)
-
-                def snapshot(new: list) -> str:
-                    digest = ddl if after.fingerprint() == same_as_b() else None
-                    return render_snapshot(after, history_checksum(existing + new), fingerprint(), digest,
-                                           _built_by(after, b, owners()))
-                return shapes, snapshot
-
-            result = _modules(directory, plans, label, now, existing, check)
-            if a.virtual:
-                _warn_virtual_tables(a_conn, result.modules)
+            build_from_models(b_db, model_list, statements)
+            b = introspect(raw(b_db))
+            owners = functools.cache(lambda: statement_owners(raw(b_db), statements))
+            same_as_b = functools.cache(lambda: b.fingerprint())
+            if quick and snapshot_schema == same_as_b() and header.get("models", fingerprint()) == fingerprint():
+                # The same, known by building B (an older header without a `ddl` line, or another Django
+                # that words the same schema differently). Database A is never built. The header's
+                # fingerprint was taken from A after the modules that produced it had been applied and
+                # verified; another schema (triggers and views included) does not match, nor does a header
+                # recording other models (W002 would warn) or another history.
+                return GenerateResult([], directory, lambda: render_snapshot(b, history_checksum(recorded),
+                                                                              fingerprint(), ddl, owners()))
+            sides = _whole_sides(directory, raw(a_db), recorded, snapshot_schema, header, b, same_as_b, foreign,
+                                 ddl, fingerprint, owners)
+        result = _compare(sides, directory, renames, questioner, model_list, b_db, label, now)
         if write:
+            leave = result.changed and narrowed is None  # the cache the whole comparison reads (cache.py)
             old = directory / SNAPSHOT_NAME
-            snapshot_before = old.read_bytes() if old.is_file() else None
+            snapshot_before = old.read_bytes() if leave and old.is_file() else None
             write_result(result)
-            if result.changed:
+            if leave:
                 _leave_database_a(result, snapshot_before)
+    return result
+
+
+@dataclass
+class Sides:
+    """What the one pipeline (`_compare`) compares: database A and B as the diff sees them (the whole
+    schemas, or the tables `schema.sql`'s markers do not show unchanged: partial.py), the history A is
+    after, how the new modules are verified (`check`), and `schema.sql` when nothing changed."""
+
+    a: Schema
+    b: Schema
+    existing: list  # the history: loaded modules, or `Recorded` entries
+    check: Checker
+    unchanged: Callable[[], str]
+    stale: Callable[[], str | None]
+    part: sqlite3.Connection | None = None  # an in-memory database the pipeline closes when it ends
+    virtual: sqlite3.Connection | None = None  # database A, when it has virtual tables a module may break
+
+
+def _whole_sides(directory: Path, a_conn: sqlite3.Connection, recorded: list[Recorded], snapshot_schema: str | None,
+                 header: dict[str, str], b: Schema, same_as_b: Callable[[], str], foreign: frozenset[str], ddl: str,
+                 fingerprint: Callable[[], str], owners: Callable[[], dict[str, list[str]]]) -> Sides:
+    """The whole schemas: database A built (`_database_a`) in `a_conn`, B's schema `b` (whose fingerprint
+    `same_as_b` gives)."""
+    existing, a, body_ok = _database_a(directory, a_conn, recorded, snapshot_schema)
+    # A model standing for a virtual table or view the history made by SQL is left alone, as are
+    # the tables of apps that keep their Django migrations.
+    sql_made = frozenset(sql_made_tables(a_conn))
+    hidden = foreign | sql_made
+    a_diff, b_diff = a.without(hidden), b.without(sql_made)
+
+    def check(checked: list, tables: list) -> tuple[list[tuple[Shape, Shape]], Callable[[list], str]]:
+        after, shapes = verify(a_conn, a_diff, a, b_diff, checked, tables, hidden)
+
+        def snapshot(new: list) -> str:
+            digest = ddl if after.fingerprint() == same_as_b() else None
+            return render_snapshot(after, history_checksum(existing + new), fingerprint(), digest,
+                                   _built_by(after, b, owners()))
+        return shapes, snapshot
+
+    def unchanged() -> str:
+        return render_snapshot(a, history_checksum(existing), fingerprint(),
+                               ddl if a.fingerprint() == same_as_b() else None, _built_by(a, b, owners()))
+
+    return Sides(a_diff, b_diff, existing, check, unchanged,
+                 lambda: _stale_snapshot(directory, header, existing, a.fingerprint(), fingerprint, body_ok),
+                 virtual=a_conn if a.virtual else None)
+
+
+def _compare(sides: Sides, directory: Path, renames: Renames, questioner: Questioner, model_list: list,
+             b_db, label: str, now: datetime) -> GenerateResult:
+    """The one pipeline: the diff (once, and again only for a rename accepted), the values, the plans,
+    and the modules, each rendered and loaded once and verified before anything is written."""
+    try:
+        diff = _changes(sides.a, sides.b, renames, questioner, model_list)
+        changes = diff.changes()
+        if not changes:
+            return GenerateResult([], directory, sides.unchanged, sides.stale())
+        unasked = [] if questioner.interactive else diff.candidates()
+        values = _values(changes, FieldDefaults(b_db, model_list), questioner, unasked)
+        plans = plan_changes(changes, values)
+        _hint_renames(plans, unasked)
+        follow_models(plans, renames)
+        result, loaded = _loaded_modules(directory, plans, label, now, sides.existing, sides.check)
+    finally:
+        if sides.part is not None:
+            sides.part.close()
+    if sides.virtual is not None:
+        _warn_virtual_tables(sides.virtual, result.modules, loaded)
     return result
 
 
@@ -510,26 +573,34 @@ Checker = Callable[[list, list], tuple[list[tuple[Shape, Shape]], Callable[[list
 
 def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
              check: Checker) -> GenerateResult:
+    """`_loaded_modules`' result alone (baseline.py)."""
+    return _loaded_modules(directory, plans, label, now, existing, check)[0]
+
+
+def _loaded_modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
+                    check: Checker) -> tuple[GenerateResult, list[Migration]]:
     """The modules for `plans`, after the history `existing`, verified by `check` before anything is
-    written; each states the shapes `check` saw (what it will expect to find)."""
+    written; each states the shapes `check` saw (what it will expect to find). Each module is rendered
+    once and loaded once: the shape lines, known only after `check`, go between the rendered parts
+    (writer.render_parts); the loaded modules are returned too."""
     names = module_names(plans, now, [m.name for m in existing])
     tables = [(None if p.kind == "create" else p.old_table or p.table, None if p.kind == "drop" else p.table)
               for p in plans]
-    checked = [load_source(render_module(p, label, now).encode(), n) for n, p in zip(names, plans)]
+    parts = [render_parts(p, label, now) for p in plans]
+    checked = [load_source((head + shape_lines(p) + tail).encode(), n) for n, p, (head, tail) in zip(names, plans, parts)]
     shapes, snapshot = check(checked, tables)
     for plan, (before_shape, after_shape) in zip(plans, shapes):
         plan.before, plan.after = before_shape, after_shape
-    modules = [GeneratedModule(n, render_module(p, label, now), p) for n, p in zip(names, plans)]
-    new = [load_source(m.text.encode(), m.name) for m in modules]
-    return GenerateResult(modules, directory, functools.cache(lambda: snapshot(new)))
+    modules = [GeneratedModule(n, head + shape_lines(p) + tail, p) for n, p, (head, tail) in zip(names, plans, parts)]
+    new = [Recorded(m.name, checksum(m.text.encode())) for m in modules]
+    return GenerateResult(modules, directory, functools.cache(lambda: snapshot(new))), checked
 
 
-def _warn_virtual_tables(a_conn: sqlite3.Connection, modules: list[GeneratedModule]) -> None:
-    """The virtual tables of database A that the new modules leave failing, asked of SQLite as the
-    rehearsal before `run` does (a full scan of each after each module): an FTS index whose content
+def _warn_virtual_tables(a_conn: sqlite3.Connection, modules: list[GeneratedModule], loaded: list[Migration]) -> None:
+    """The virtual tables of database A that the new modules (`loaded`) leave failing, asked of SQLite as
+    the rehearsal before `run` does (a full scan of each after each module): an FTS index whose content
     table a module renames or drops. Said now, not at deploy, where `run` refuses the module."""
     by_name = {m.name: m for m in modules}
-    loaded = [load_source(m.text.encode(), m.name) for m in modules]
     for migration, line in broken_virtual_tables(a_conn, loaded):
         by_name[migration].warnings.append(line)
 

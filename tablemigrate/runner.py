@@ -20,11 +20,11 @@ from .drift import drift  # noqa: F401
 from .dryrun import Rehearsal, dry_run  # noqa: F401
 from .errors import (ConfigurationError, DataCheckFailed, HistoryMismatch, MigrationInterrupted,  # noqa: F401
                      NotConfirmed)
-from .loader import Migration, checksum, load_migration
+from .loader import Migration, load_migration
 from .preflight import _refuse, preflight, question, require_confirmation, unconfirmed, validate  # noqa: F401
 from .recovery import DjangoApplied, Work, _apply_all, _OtherWriters, _recover  # noqa: F401
-from .status import (Status, Target, _history_names, check_history, pending_migrations,  # noqa: F401
-                     status)
+from .status import (ModuleFiles, Status, Target, _history_names, check_history,  # noqa: F401
+                     pending_migrations, status)
 
 # What the rest of the package, the tests and projects import from here.
 __all__ = ["ConfigurationError", "DataCheckFailed", "DjangoApplied", "HistoryMismatch", "MigrationInterrupted",
@@ -67,7 +67,8 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
     """Apply the pending Django migrations of the apps tablemigrate does not own (`django`: when the
     target is Django's own connection for its alias), then every pending tablemigrate module. Returns
     what this call applied ([] when nothing was pending, or a concurrent runner applied it first)."""
-    st = status(target.conn, directory)
+    modules = ModuleFiles(directory)  # the files are read once for the whole run
+    st = status(target.conn, directory, modules)
     check_history(st)
     wrapper = djangoapps.wrapper_of(target.alias, target.conn) if django else None
     own = djangoapps.ownership() if wrapper is not None else None
@@ -78,34 +79,35 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
             with target.lock(lock_timeout):
                 online.clean_leftovers(target.conn)
         if st.accepted:
-            _record_accepted(target, directory, lock_timeout)
+            _record_accepted(target, directory, lock_timeout, modules)
         return []  # the common case at container start: no module imported, no lock, no backup
 
     def select() -> Work:  # under the lock: another runner may have applied some already
         dplan = djangoapps.plan(wrapper, own, record_squashed=True) if wrapper is not None else djangoapps.DjangoPlan()
-        return Work(pending_migrations(target, directory)[1], dplan)
+        return Work(pending_migrations(target, directory, modules)[1], dplan)
 
     done = _guarded(target, "up", select, allow_destructive, confirm, take_backup, keep, lock_timeout)
     if st.accepted:
-        _record_accepted(target, directory, lock_timeout)
+        _record_accepted(target, directory, lock_timeout, modules)
     return done
 
 
-def _record_accepted(target: Target, directory: Path, lock_timeout: float) -> None:
+def _record_accepted(target: Target, directory: Path, lock_timeout: float, modules: ModuleFiles) -> None:
     """After a run or revert that succeeded: record the edits the modules accept themselves
     (`previous_checksums` and `accepted_checksum`) under the runner lock, so the edited file is the
-    applied version from now on. Not before: a run refused later must have changed nothing."""
-    st = status(target.conn, directory)
+    applied version from now on. Not before: a run refused later must have changed nothing. `modules`:
+    the files as the command read them."""
+    st = status(target.conn, directory, modules)
     if not st.accepted:
         return
     by_stem = {p.stem: p for p in st.files}
     recorded = {a.name: a.checksum for a in st.applied}
     with target.lock(lock_timeout):
-        history.accept_edits(target.conn, {n: (recorded[n], checksum(by_stem[n].read_bytes())) for n in st.accepted})
+        history.accept_edits(target.conn, {n: (recorded[n], modules.checksum(by_stem[n])) for n in st.accepted})
 
 
-def _to_revert(target: Target, directory: Path, to: str | None) -> list[Migration]:
-    st = status(target.conn, directory)
+def _to_revert(target: Target, directory: Path, to: str | None, modules: ModuleFiles) -> list[Migration]:
+    st = status(target.conn, directory, modules)
     check_history(st)
     applied = [a.name for a in st.applied]
     if not applied:
@@ -129,7 +131,8 @@ def revert(target: Target, directory: Path, *, to: str | None = None, allow_dest
            lock_timeout: float = 30) -> list[Migration | DjangoApplied]:
     """Revert the last applied tablemigrate migration, or every one applied after `to`. Django
     migrations of the apps tablemigrate does not own are Django's to revert (`migrate APP 000N`)."""
-    done = _guarded(target, "down", lambda: Work(_to_revert(target, directory, to)), allow_destructive,
+    modules = ModuleFiles(directory)  # read once for the whole revert
+    done = _guarded(target, "down", lambda: Work(_to_revert(target, directory, to, modules)), allow_destructive,
                     confirm, take_backup, keep, lock_timeout)
-    _record_accepted(target, directory, lock_timeout)
+    _record_accepted(target, directory, lock_timeout, modules)
     return done

@@ -38,6 +38,36 @@ class Target:
         return run_lock(self.path or Path(tempfile.gettempdir()) / f"tablemigrate-memory-{self.alias}", timeout)
 
 
+class ModuleFiles:
+    """The migration modules of a directory as one command reads them: each file read and hashed once,
+    however often the history is checked against the files (`status` before the runner lock, again under
+    it, and after the work). The directory is listed each time, and a file whose size, modification time
+    or inode changed since is read again: a module added or edited meanwhile is seen, as before."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.read: dict[Path, tuple[tuple[int, int, int], bytes, str]] = {}  # path -> (stat key, bytes, checksum)
+
+    @property
+    def paths(self) -> list[Path]:
+        return migration_files(self.directory)
+
+    def _entry(self, path: Path) -> tuple[tuple[int, int, int], bytes, str]:
+        st = path.stat()
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        known = self.read.get(path)
+        if known is None or known[0] != key:
+            source = path.read_bytes()
+            known = self.read[path] = (key, source, checksum(source))
+        return known
+
+    def source(self, path: Path) -> bytes:
+        return self._entry(path)[1]
+
+    def checksum(self, path: Path) -> str:
+        return self._entry(path)[2]
+
+
 @dataclass
 class Status:
     applied: list[history.Applied]
@@ -48,15 +78,18 @@ class Status:
     accepted: list[str] = field(default_factory=list)  # edited after being applied, and accepted in the file
     recorded: dict[str, str] = field(default_factory=dict)  # modified name -> the checksum the database has
     now: dict[str, str] = field(default_factory=dict)  # modified name -> body_checksum of the file now
+    modules: ModuleFiles | None = field(default=None, repr=False)  # the files as this command read them
 
 
-def status(conn: sqlite3.Connection, directory: Path) -> Status:
+def status(conn: sqlite3.Connection, directory: Path, modules: ModuleFiles | None = None) -> Status:
     """Applied vs files, from file names and checksums (no module is imported, except an applied one
-    edited since: whether it accepts the edit is written in it)."""
-    files = migration_files(directory)
+    edited since: whether it accepts the edit is written in it). `modules`: the files as this command
+    read them already (the history table is read again; the files are not)."""
+    modules = modules or ModuleFiles(directory)
+    files = modules.paths
     applied = history.applied(conn)
     by_name = {p.stem: p for p in files}
-    st = Status(applied, files)
+    st = Status(applied, files, modules=modules)
     done = {a.name for a in applied}
     st.pending = [p for p in files if p.stem not in done]
     for a in applied:
@@ -64,9 +97,9 @@ def status(conn: sqlite3.Connection, directory: Path) -> Status:
         if path is None:
             st.missing.append(a.name)
         else:
-            source = path.read_bytes()
-            if checksum(source) == a.checksum:
+            if modules.checksum(path) == a.checksum:
                 continue
+            source = modules.source(path)
             if accepts(path, source, a.checksum):
                 st.accepted.append(a.name)
             else:
@@ -116,8 +149,9 @@ def check_history(st: Status) -> None:
             "delete it")
 
 
-def pending_migrations(target: Target, directory: Path) -> tuple[Status, list[Migration]]:
-    st = status(target.conn, directory)
+def pending_migrations(target: Target, directory: Path,
+                       modules: ModuleFiles | None = None) -> tuple[Status, list[Migration]]:
+    st = status(target.conn, directory, modules)
     check_history(st)
     return st, [load_migration(p) for p in st.pending]
 

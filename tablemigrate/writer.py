@@ -83,6 +83,18 @@ def _render_reasons(name: str, reasons: list[str]) -> str:
 
 
 def render_module(plan: PlannedMigration, label: str, when: datetime) -> str:
+    head, tail = render_parts(plan, label, when)
+    return head + shape_lines(plan) + tail
+
+
+def shape_lines(plan: PlannedMigration) -> str:
+    """The lines of `plan`'s module that state its table's shapes (`before`, `after`), which `generate`
+    knows only once the module has run: `render_module` is `head + shape_lines(plan) + tail`."""
+    return _render_shape("before", plan.before) + _render_shape("after", plan.after)
+
+
+def render_parts(plan: PlannedMigration, label: str, when: datetime) -> tuple[str, str]:
+    """`plan`'s module without its shape lines: the text before them and the text after them."""
     what = {"create": "Create", "update": "Update", "rename": "Rename and update", "drop": "Drop"}[plan.verb]
     summary = "".join(f"  - {line}\n" for line in plan.summary)
     destructive = "yes: " + "; ".join(plan.destructive) if plan.destructive else "no"
@@ -101,9 +113,8 @@ def render_module(plan: PlannedMigration, label: str, when: datetime) -> str:
     return (f'"""{doc}"""\n\n{_imports(up_imports | down_imports)}'
             f"module_format = {module_format}\n"
             f"table = {plan.table!r}\n"
-            f"label = {label!r}\n"
-            + _render_shape("before", plan.before) + _render_shape("after", plan.after)
-            + _render_reasons("destructive", plan.destructive)
+            f"label = {label!r}\n",
+            _render_reasons("destructive", plan.destructive)
             + _render_reasons("down_destructive", plan.down_destructive)
             + _render_adoption_point(plan.adoption_point)
             + _render_model_renames(plan.model_renames)

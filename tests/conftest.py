@@ -37,12 +37,14 @@ def _allow_private_databases(django_db_blocker):
 
 
 @pytest.fixture
-def full_comparison(monkeypatch):
-    """`generate` compares the whole schemas even where `schema.sql`'s markers would let it compare the
+def full_comparison():
+    """`generate` comparing the whole schemas even where `schema.sql`'s markers would let it compare the
     changed tables only (partial.py): for tests of database A and its cache."""
-    from tablemigrate import partial
+    import functools
 
-    monkeypatch.setattr(partial, "ENABLED", False)
+    from tablemigrate.generate import generate
+
+    return functools.partial(generate, markers=False)
 
 
 @pytest.fixture

@@ -195,6 +195,7 @@ def test_nullable_to_not_null_asks_for_a_value_for_existing_nulls(tmp_path, live
 
 
 def test_database_a_comes_from_the_snapshot_or_its_cached_copy_and_never_from_a_wrong_one(tmp_path, monkeypatch, full_comparison):
+    generate = full_comparison  # the whole schemas compared
     import os
     import stat
 
@@ -247,6 +248,7 @@ def test_a_child_changed_in_the_same_batch_as_its_parents_rename_reverts_with_ro
 
 
 def test_check_with_nothing_to_do_never_builds_database_a(tmp_path, monkeypatch, full_comparison):
+    generate = full_comparison  # the whole schemas compared
     from tablemigrate import generate as gen
 
     d = tmp_path / "m"
@@ -270,6 +272,7 @@ def test_a_writing_generate_leaves_database_a_for_the_schema_it_wrote(tmp_path, 
     """The edit loop (issue 13): the cache a generate leaves is the one the next generate needs, database
     A after the modules it just wrote, keyed by the new schema.sql; the next generate neither replays
     the history nor runs schema.sql's statements."""
+    generate = full_comparison  # the whole schemas compared
     from tablemigrate import cache
     from tablemigrate import generate as gen
     from tablemigrate.introspect import introspect

@@ -258,13 +258,10 @@ class Answers(Questioner):
 
 @pytest.mark.parametrize("whole", [False, True], ids=["changed-tables", "whole-schemas"])
 def test_a_table_rename_accepted_when_asked_carries_the_rest_without_more_questions(tmp_path, whole, monkeypatch):
-    from tablemigrate import partial
-
-    monkeypatch.setattr(partial, "ENABLED", not whole)
     d = tmp_path / "m"
     generate(d, shop())
     answers = Answers(True)
-    modules = generate(d, shop("Product"), questioner=answers, write=False).modules
+    modules = generate(d, shop("Product"), questioner=answers, write=False, markers=not whole).modules
     assert answers.asked == ["Did you rename table shop_item to shop_product?"]
     assert {m.plan.old_table: m.plan.table for m in modules} == {
         "shop_item": "shop_product", "shop_item_labels": "shop_product_labels",

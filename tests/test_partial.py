@@ -28,13 +28,12 @@ EXAMPLES = int(os.environ.get("TABLEMIGRATE_EXAMPLES", "40"))
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 
-def outcome(directory, models, renames: Renames, changed_tables_only: bool, monkeypatch):
+def outcome(directory, models, renames: Renames, changed_tables_only: bool):
     """(module names and texts, schema.sql) written by a generate, or the error it raised."""
-    monkeypatch.setattr(partial, "ENABLED", changed_tables_only)
     try:
         result = generate(directory, models, renames=Renames(dict(renames.tables),
                                                              {k: dict(v) for k, v in renames.columns.items()}),
-                          questioner=AutoValue(), now=NOW)
+                          questioner=AutoValue(), now=NOW, markers=changed_tables_only)
     except TablemigrateError as exc:
         return ("error", type(exc).__name__, str(exc))
     return [(m.name, m.text) for m in result.modules], (directory / "schema.sql").read_text()
@@ -45,7 +44,7 @@ def outcome(directory, models, renames: Renames, changed_tables_only: bool, monk
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])
 @given(data=st.data())
-def test_the_changed_tables_give_what_the_whole_schemas_give(data, tmp_path_factory, monkeypatch):
+def test_the_changed_tables_give_what_the_whole_schemas_give(data, tmp_path_factory):
     old = data.draw(projects(), label="old")
     new, renames, _done = data.draw(changes(old), label="changes")
     base = tmp_path_factory.mktemp("partial") / "m"
@@ -56,8 +55,7 @@ def test_the_changed_tables_give_what_the_whole_schemas_give(data, tmp_path_fact
     for only in (True, False):
         directory = base.parent / f"only-{only}"
         shutil.copytree(base, directory)
-        with monkeypatch.context() as m:
-            results.append(outcome(directory, new_models, renames, only, m))
+        results.append(outcome(directory, new_models, renames, only))
     assert results[0] == results[1]
 
 
@@ -219,18 +217,16 @@ def _make(author_table="blog_author", post=True, author_meta=None, other_meta=No
     return out
 
 
-def _both_ways(d, models_, monkeypatch, **kw):
+def _both_ways(d, models_, **kw):
     out = []
     for only in (True, False):
         copy = d.parent / f"{d.name}-{only}"
         shutil.copytree(d, copy)
-        with monkeypatch.context() as m:
-            m.setattr(partial, "ENABLED", only)
-            try:
-                result = generate(copy, models_, questioner=AutoValue(), **kw)
-                out.append(([x.name for x in result.modules], (copy / "schema.sql").read_text()))
-            except (TablemigrateError, sqlite3.Error) as exc:
-                out.append(("error", type(exc).__name__, str(exc)))
+        try:
+            result = generate(copy, models_, questioner=AutoValue(), markers=only, **kw)
+            out.append(([x.name for x in result.modules], (copy / "schema.sql").read_text()))
+        except (TablemigrateError, sqlite3.Error) as exc:
+            out.append(("error", type(exc).__name__, str(exc)))
     return out
 
 
@@ -244,7 +240,7 @@ def test_a_table_handed_to_its_django_migrations_keeps_no_statement_keys(tmp_pat
              foreign=frozenset({"blog_post"}), questioner=AutoValue(), now=NOW.replace(hour=13))
     blocks = schemafile.read_blocks(d, schemafile.read_header(d))
     assert blocks is not None and blocks["blog_post"].ddl == ()
-    partial_result, full_result = _both_ways(d, _make(), monkeypatch, now=NOW.replace(hour=14))
+    partial_result, full_result = _both_ways(d, _make(), now=NOW.replace(hour=14))
     assert partial_result == full_result
     assert any("update_blog_post" in name for name in partial_result[0])
 
@@ -260,7 +256,7 @@ def test_an_index_text_ending_in_a_comment_is_written_so_that_it_runs(tmp_path, 
     generate(d, _make(other_meta=one), now=NOW.replace(hour=14))
     assert "-- reports\n;" in (d / "schema.sql").read_text()
     two = {"indexes": [models.Index(fields=["x"], name="hand_idx"), models.Index(fields=["id", "x"], name="ix2")]}
-    partial_result, full_result = _both_ways(d, _make(other_meta=two), monkeypatch, now=NOW.replace(hour=15))
+    partial_result, full_result = _both_ways(d, _make(other_meta=two), now=NOW.replace(hour=15))
     assert partial_result == full_result and partial_result[0] != "error"
 
 
@@ -271,5 +267,5 @@ def test_a_new_index_named_like_an_unchanged_tables_is_refused_as_the_full_build
     shared = {"indexes": [models.Index(fields=["x"], name="shared_ix")]}
     generate(d, _make(other_meta=shared), now=NOW)
     clash = _make(other_meta=shared, author_meta={"indexes": [models.Index(fields=["name"], name="shared_ix")]})
-    partial_result, full_result = _both_ways(d, clash, monkeypatch, now=NOW.replace(hour=13))
+    partial_result, full_result = _both_ways(d, clash, now=NOW.replace(hour=13))
     assert partial_result == full_result and partial_result[0] == "error"

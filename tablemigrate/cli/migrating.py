@@ -68,7 +68,8 @@ class MigrationCommands(CommandParts):
         from tablemigrate.fingerprint import model_tables
         from tablemigrate.build import foreign_tables, managed_models
 
-        drifted = drift(target, directory, model_tables(managed_models(target.alias)), foreign_tables(target.alias))
+        drifted = drift(target, directory, model_tables(managed_models(target.alias)), foreign_tables(target.alias),
+                        st)
         if drifted:
             self.stdout.write(self.style.WARNING(
                 "Drift: the live schema differs from the applied history in: " + ", ".join(drifted)))
