@@ -28,13 +28,13 @@ from .build import private_database, raw
 from .diff import Renames, diff_schemas
 from .errors import ConfigurationError, GenerateError
 from .fingerprint import model_tables, models_fingerprint
-from .generate import GenerateResult, _modules, models_schema, write_result
+from .generate import GenerateResult, generated_modules, models_schema, write_result
 from .introspect import introspect
 from .loader import SNAPSHOT_NAME, Recorded, checksum, history_checksum, load_migration, migration_files
 from .lock import run_lock
 from .ownership import owned_with_django_migrations, ownership
 from .plan import PlannedMigration, plan_changes
-from .runner import Target
+from .status import Target
 from .schema import Schema, Trigger, View
 from .schemafile import render as render_snapshot
 from .sqltext import quote
@@ -221,7 +221,7 @@ def baseline_modules(directory: Path, live: Schema, *, label: str = "Baseline", 
 
         if plans and adoption_point is not None and not data:  # else in the last carried data module
             plans[-1].adoption_point = adoption_point
-        result = _modules(directory, plans, label, now, [], check)
+        result = generated_modules(directory, plans, label, now, [], check)
         result.modules += carried
         return result
 

@@ -571,7 +571,7 @@ def models_schema(model_list: Iterable[type[models.Model]]) -> Schema:
 Checker = Callable[[list, list], tuple[list[tuple[Shape, Shape]], Callable[[list], str]]]
 
 
-def _modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
+def generated_modules(directory: Path, plans: list[PlannedMigration], label: str, now: datetime, existing: list,
              check: Checker) -> GenerateResult:
     """`_loaded_modules`' result alone (baseline.py)."""
     return _loaded_modules(directory, plans, label, now, existing, check)[0]

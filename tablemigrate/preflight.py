@@ -149,7 +149,7 @@ def require_confirmation(reasons: list[Reason], allow: bool, confirm: Callable[[
     """Refuse (NotConfirmed) what needs confirming unless allowed, or confirmed (`confirm`: None under
     --noinput, where nothing is)."""
     if reasons and not allow and (confirm is None or not confirm(question(reasons))):
-        raise _refuse(reasons)
+        raise refuse(reasons)
 
 
 PROMPT = "\nType 'yes' to continue"
@@ -160,6 +160,6 @@ def question(reasons: Sequence[str]) -> str:
     return "These migrations can lose data:\n" + "\n".join(f"  - {r}" for r in reasons) + PROMPT
 
 
-def _refuse(reasons: Sequence[str]) -> NotConfirmed:
+def refuse(reasons: Sequence[str]) -> NotConfirmed:
     return NotConfirmed("refusing destructive migrations without --allow-destructive; nothing was changed ("
                         + "; ".join(reasons) + ")")

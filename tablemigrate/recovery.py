@@ -24,7 +24,7 @@ from .apply import Applier
 from .errors import DatabaseLocked, MigrationFailed, MigrationInterrupted, TablemigrateError, is_busy
 from .loader import Migration
 from .sqltext import user_objects
-from .status import Target, _history_names
+from .status import Target, history_names
 
 logger = logging.getLogger("tablemigrate")
 
@@ -59,7 +59,7 @@ class Found:
         """An online rebuild's private tables and triggers are not the schema: one that could not drop
         them (disk full) left no migration committed, and the next run drops them."""
         private = {name for _kind, name in online.leftovers(conn)}
-        return cls(_history_names(conn), [row for row in conn.execute(
+        return cls(history_names(conn), [row for row in conn.execute(
             f"SELECT type, name, tbl_name, sql FROM main.sqlite_master WHERE {user_objects()} "
             "ORDER BY type, name") if row[1] not in private and row[2] not in private])
 
@@ -74,7 +74,7 @@ class DjangoApplied:
     name: str
 
 
-def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
+def apply_all(target: Target, work: Work, direction: str, take_backup: bool,
                keep: int) -> list[Migration | DjangoApplied]:
     """Back up, apply (the Django migrations first), restore on failure; the caller holds the runner
     lock. Returns what was applied."""
@@ -84,7 +84,7 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
     history.ensure(conn)
     online.clean_leftovers(conn)  # of an online rebuild killed mid-copy: before the backup copies them
     names = work.names
-    writers = _OtherWriters(conn)  # from before the backup: a commit during the copy counts too
+    writers = OtherWriters(conn)  # from before the backup: a commit during the copy counts too
     applier = Applier(conn, _RunBookkeeping(target.alias, writers), online=True)
     before = found = Found.read(conn)
     saved = None
@@ -122,7 +122,7 @@ def _apply_all(target: Target, work: Work, direction: str, take_backup: bool,
         error = exc
         # A failing Django migration that is not atomic (`atomic = False`) may have changed the
         # database although Django recorded nothing (`partial`): then the backup is restored too.
-        failure = _recover(target, exc, before.history, saved, writers, running, partial, found)
+        failure = recover(target, exc, before.history, saved, writers, running, partial, found)
         if isinstance(failure, DatabaseLocked) and pinned_here and target.path is not None and \
                 _as_found(conn, before):  # not a failed run (nothing is wrong with it), and it left no trace
             backups.unpin(target.backups_dir, target.path)
@@ -170,7 +170,7 @@ def _with_kept_backup(target: Target, failure: TablemigrateError) -> Tablemigrat
     return type(failure)(f"{failure}; {note}")
 
 
-class _OtherWriters:
+class OtherWriters:
     """Whether another connection committed since the run began, from `PRAGMA data_version` (which our
     own commits leave alone). It is compared at the start of each migration, under SQLite's write lock,
     because SQLite also bumps it when a failed transaction of ours (disk full, I/O error) resets the
@@ -200,8 +200,8 @@ def _reason(exc: BaseException, running: str) -> str:
     return f"{running} {why}" if running and not isinstance(exc, Exception) else why
 
 
-def _recover(target: Target, exc: BaseException, history_before: list[str], saved: Path | None,
-             writers: _OtherWriters, running: str = "", partial: bool = False,
+def recover(target: Target, exc: BaseException, history_before: list[str], saved: Path | None,
+             writers: OtherWriters, running: str = "", partial: bool = False,
              found: Found | None = None) -> TablemigrateError:
     """After a failed or interrupted migration: put the database back as it was before the run if that
     loses nothing, and say exactly what state it is in. What committed is read from the database itself:
@@ -275,7 +275,7 @@ class _RunBookkeeping(contenttypes.RenamesFollowed):
     the history is read again (another runner may have done the module meanwhile); after our own
     rollback, the `data_version` bump it causes is not taken for another writer's commit."""
 
-    def __init__(self, alias: str, writers: _OtherWriters):
+    def __init__(self, alias: str, writers: OtherWriters):
         super().__init__(alias)
         self.writers = writers
 

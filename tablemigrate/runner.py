@@ -6,7 +6,7 @@ load and check the pending modules -> refuse edited or missing applied modules -
 schema-only copy and check the live rows (tablemigrate.preflight: violations refuse, losses need
 confirmation) -> confirm (before the lock, so a human deciding never blocks another runner) -> take the
 runner lock -> back up, apply, recover (tablemigrate.recovery). `run --dry-run` is tablemigrate.dryrun,
-the drift report tablemigrate.drift. Their names stay importable from here.
+the drift report tablemigrate.drift.
 """
 
 from __future__ import annotations
@@ -16,21 +16,13 @@ from pathlib import Path
 
 from . import backup as backups
 from . import djangoapps, history, online
-from .drift import drift  # noqa: F401
-from .dryrun import Rehearsal, dry_run  # noqa: F401
-from .errors import (ConfigurationError, DataCheckFailed, HistoryMismatch, MigrationInterrupted,  # noqa: F401
-                     NotConfirmed)
+from .errors import (ConfigurationError)
 from .loader import Migration, load_migration
-from .preflight import _refuse, preflight, question, require_confirmation, unconfirmed, validate  # noqa: F401
-from .recovery import DjangoApplied, Work, _apply_all, _OtherWriters, _recover  # noqa: F401
-from .status import (ModuleFiles, Status, Target, _history_names, check_history,  # noqa: F401
+from .preflight import refuse, preflight, question, unconfirmed
+from .recovery import DjangoApplied, Work, apply_all
+from .status import (ModuleFiles, Target, check_history,
                      pending_migrations, status)
 
-# What the rest of the package, the tests and projects import from here.
-__all__ = ["ConfigurationError", "DataCheckFailed", "DjangoApplied", "HistoryMismatch", "MigrationInterrupted",
-           "NotConfirmed", "Rehearsal", "Status", "Target", "Work", "_OtherWriters", "_history_names", "_recover",
-           "check_history", "drift", "dry_run", "pending_migrations", "preflight", "revert", "run", "status",
-           "validate"]
 
 
 def _guarded(target: Target, direction: str, select: Callable[[], Work],
@@ -46,10 +38,10 @@ def _guarded(target: Target, direction: str, select: Callable[[], Work],
         reasons = preflight(target, work.migrations, direction, bool(work.django.split()[0]), recheck=not allow)
         if not reasons or allow or confirm is None:
             if reasons and not allow:
-                raise _refuse(reasons)
-            return _apply_all(target, work, direction, take_backup, keep)
+                raise refuse(reasons)
+            return apply_all(target, work, direction, take_backup, keep)
     if not confirm(question(reasons)):
-        raise _refuse(reasons)
+        raise refuse(reasons)
     with target.lock(lock_timeout):
         again = select()
         if again.names != work.names:
@@ -57,8 +49,8 @@ def _guarded(target: Target, direction: str, select: Callable[[], Work],
         late = unconfirmed(reasons, preflight(target, again.migrations, direction, bool(again.django.split()[0]),
                                              explain=False, recheck=True))
         if late:
-            raise _refuse(late)
-        return _apply_all(target, again, direction, take_backup, keep)
+            raise refuse(late)
+        return apply_all(target, again, direction, take_backup, keep)
 
 
 def run(target: Target, directory: Path, *, allow_destructive: bool = False,

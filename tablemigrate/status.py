@@ -156,7 +156,7 @@ def pending_migrations(target: Target, directory: Path,
     return st, [load_migration(p) for p in st.pending]
 
 
-def _history_names(conn: sqlite3.Connection) -> list[str]:
+def history_names(conn: sqlite3.Connection) -> list[str]:
     """tablemigrate's history and Django's (`django_migrations`): a change to either means a
     migration of this run committed."""
     return [a.name for a in history.applied(conn)] + sorted(f"{a}.{n}" for a, n in djangoapps.recorded(conn))

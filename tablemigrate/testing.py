@@ -113,7 +113,8 @@ def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs
         _rebuild_stale_owned_tables(using)
         return
     from . import conf, history
-    from .runner import Target, run
+    from .runner import run
+    from .status import Target
 
     wrapper = connections[using]
     wrapper.ensure_connection()

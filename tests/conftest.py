@@ -53,7 +53,7 @@ def project(tmp_path):
     directory, tmp_path/tablemigrations: (Target, directory). A test file that starts from a history
     extends it with a fixture of the same name that writes (and runs) its first modules."""
     from tablemigrate.build import private_database, raw
-    from tablemigrate.runner import Target
+    from tablemigrate.status import Target
 
     migrations = tmp_path / "tablemigrations"
     migrations.mkdir()

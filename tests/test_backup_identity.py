@@ -21,6 +21,7 @@ from tablemigrate.identity import identity_at, read_identity
 from .helpers import copy_example_project, tablemigrate
 from .test_edges_backups import failed_once
 from .test_run import file_hash, project  # noqa: F401 (the fixture)
+from tablemigrate.status import Target
 
 
 def _db(path: Path, value: str) -> sqlite3.Connection:
@@ -184,7 +185,7 @@ def test_a_failing_run_after_a_move_keeps_the_backup_pinned_before_it(project, t
     target.conn.close()
     moved.parent.mkdir()
     os.rename(target.path, moved)
-    target = runner.Target("default", sqlite3.connect(moved, isolation_level=None), moved, target.backups_dir)
+    target = Target("default", sqlite3.connect(moved, isolation_level=None), moved, target.backups_dir)
     for _restart in range(3):
         with pytest.raises(MigrationFailed, match=f"backup {held} is kept until a run succeeds"):
             runner.run(target, d, keep=2)

@@ -9,7 +9,7 @@ from tablemigrate import backup as backups
 from tablemigrate import runner
 from tablemigrate.build import private_database, raw
 from tablemigrate.errors import MigrationFailed
-from tablemigrate.runner import Target
+from tablemigrate.status import Target
 
 from .helpers import module
 
@@ -156,7 +156,8 @@ def test_rebuild_generated_before_a_merged_branch_dropped_its_column_is_refused(
 
 
 def test_rebuild_checks_its_sources_before_copying_a_row():
-    from tablemigrate.operations import MissingSource, RebuildTable
+    from tablemigrate.errors import MissingSource
+    from tablemigrate.operations import RebuildTable
 
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("CREATE TABLE app_item (id integer PRIMARY KEY, name text)")
@@ -169,7 +170,7 @@ def test_rebuild_checks_its_sources_before_copying_a_row():
 
 
 def test_hand_written_double_quoted_string_is_refused_at_validation_with_module_and_step(project):
-    from tablemigrate.rehearse import DoubleQuotedString
+    from tablemigrate.errors import DoubleQuotedString
 
     target, d = project
     two_items(target, d)

@@ -15,10 +15,11 @@ import pytest
 from tablemigrate import backup as backups
 from tablemigrate import runner, signals, snapshots
 from tablemigrate.errors import MigrationFailed
-from tablemigrate.runner import Target
+from tablemigrate.status import Target
 
 from .helpers import module
 from .test_run import dump, file_hash, project  # noqa: F401 (the fixture)
+from tablemigrate.errors import MigrationInterrupted
 
 
 def objects(conn):
@@ -305,7 +306,7 @@ def test_ctrl_c_in_a_data_step_after_an_earlier_migration_committed_restores_and
         runner.run(target, d)
     message = str(info.value)
     assert message.startswith("migration 0003_data (up) interrupted (KeyboardInterrupt); the database was restored")
-    assert isinstance(info.value, runner.MigrationInterrupted)
+    assert isinstance(info.value, MigrationInterrupted)
     assert isinstance(info.value.__cause__, KeyboardInterrupt)
     assert dump(target) == before
     assert not list(target.backups_dir.glob("*.partial"))

@@ -11,6 +11,7 @@ from tablemigrate.loader import load_migrations
 
 from .helpers import dump_rows, fill
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
+from tablemigrate.drift import drift
 
 PARENT = "select from ü"  # Django cannot quote a model name holding '"'; hand-written SQL can (below)
 CHILD = "Order Details; DROP TABLE x --"
@@ -86,7 +87,7 @@ def test_identifiers_with_double_quotes_in_hand_written_migrations(tmp_path):
     them correctly."""
     from tablemigrate import runner
     from tablemigrate.build import private_database, raw
-    from tablemigrate.runner import Target
+    from tablemigrate.status import Target
 
     d = tmp_path / "m"
     d.mkdir()
@@ -107,4 +108,4 @@ destructive = ["NULLs become \'\'"]
         rows = target.conn.execute('SELECT "i""d", "v""al" FROM "we""ird ""t""" ORDER BY 1').fetchall()
         assert rows == [(1, 'a"b'), (2, "")]
         assert [m.name for m in runner.revert(target, d, allow_destructive=True)] == ["0002"]
-        assert runner.drift(target, d) == []
+        assert drift(target, d) == []

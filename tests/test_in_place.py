@@ -189,7 +189,7 @@ def test_a_run_that_would_break_an_added_rule_is_refused_before_anything_is_writ
     from tablemigrate import runner
     from tablemigrate.build import private_database, raw
     from tablemigrate.errors import TablemigrateError
-    from tablemigrate.runner import Target
+    from tablemigrate.status import Target
 
     from .helpers import module
 

@@ -232,7 +232,7 @@ def test_where_sqlite_refuses_to_write_the_schema_the_rebuild_runs_in_one_transa
 def test_run_rebuilds_a_big_table_online_with_its_backup_and_history(tmp_path, small_chunks):
     from tablemigrate import runner
     from tablemigrate.build import private_database, raw
-    from tablemigrate.runner import Target
+    from tablemigrate.status import Target
 
     from .helpers import module as write_module
 
@@ -415,7 +415,7 @@ def test_a_run_that_fails_mid_copy_keeps_the_applications_writes(tmp_path, monke
     wrote meanwhile, so the backup is not restored (it would lose those writes)."""
     from tablemigrate import runner
     from tablemigrate.build import private_database, raw
-    from tablemigrate.runner import Target
+    from tablemigrate.status import Target
 
     from .helpers import module as write_module
 
@@ -532,7 +532,7 @@ def test_a_copy_of_its_row_alone_is_still_done_online(tmp_path, small_chunks, ex
 def test_run_with_nothing_pending_drops_what_a_killed_rebuild_left(tmp_path, small_chunks):
     from tablemigrate import runner
     from tablemigrate.build import private_database, raw
-    from tablemigrate.runner import Target
+    from tablemigrate.status import Target
 
     path = tmp_path / "app.sqlite3"
     conn = database(path)
@@ -758,7 +758,7 @@ def test_a_disk_full_cleanup_after_a_failed_copy_says_what_remains(tmp_path, mon
     names what remains, and the next run drops it."""
     from tablemigrate import runner
     from tablemigrate.build import private_database, raw
-    from tablemigrate.runner import Target
+    from tablemigrate.status import Target
 
     from .helpers import module as write_module
 

@@ -16,7 +16,7 @@ from tablemigrate.errors import MigrationFailed, TablemigrateError
 from tablemigrate.generate import generate
 from tablemigrate.loader import load_migrations
 from tablemigrate.operations import AlterTableInPlace, Operation
-from tablemigrate.runner import Target
+from tablemigrate.status import Target
 from tablemigrate import runner
 
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models

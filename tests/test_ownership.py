@@ -18,11 +18,15 @@ from tablemigrate.errors import ConfigurationError
 from tablemigrate.generate import generate
 from tablemigrate.loader import load_migrations
 from tablemigrate import history
-from tablemigrate.runner import Target, drift
+from tablemigrate.status import Target
+from tablemigrate.runner import drift
 
 from .helpers import apply_new, module
 from .modelgen import build_models
 from .test_generate import blog
+from tablemigrate.recovery import OtherWriters, recover
+from tablemigrate.dryrun import dry_run
+from tablemigrate.status import history_names
 
 TESTS_DIR = Path(__file__).resolve().parent
 # Any importable package stands for a migrations package: only its presence is looked up.
@@ -275,7 +279,7 @@ def test_no_sql_of_a_module_may_name_a_handed_over_table(tmp_path, settings):
         name = f"20260101_000000_{n:02d}_touch"
         module(d, name, f"table = 'mine'\nup = [{sql!r}]\n")
         for attempt in (lambda: runner.run(target, d, take_backup=False, django=False),
-                        lambda: runner.dry_run(target, d)):
+                        lambda: dry_run(target, d)):
             with pytest.raises(ConfigurationError, match=f"migration {name} would use table sampleapp_author"):
                 attempt()
         (d / f"{name}.py").unlink()
@@ -313,8 +317,7 @@ def test_a_non_atomic_django_migration_that_stopped_half_way_is_restored_and_tol
     record: the backup is restored (nobody else wrote), even for a lock timeout; without a backup the
     message says what stays and never that the history matches the schema."""
     from tablemigrate import backup as backups
-    from tablemigrate import runner
-    from tablemigrate.apply import DatabaseLocked
+    from tablemigrate.errors import DatabaseLocked
 
     db = tmp_path / "db.sqlite3"
     conn = sqlite3.connect(db, isolation_level=None)
@@ -323,15 +326,15 @@ def test_a_non_atomic_django_migration_that_stopped_half_way_is_restored_and_tol
     saved = tmp_path / "backups" / "b.sqlite3"
     saved.parent.mkdir()
     backups.take_backup(conn, saved)
-    writers = runner._OtherWriters(conn)
-    before = runner._history_names(conn)
+    writers = OtherWriters(conn)
+    before = history_names(conn)
     conn.execute("CREATE TABLE half_done (x)")  # what the non-atomic migration did before it stopped
     running = "Django migration vendor.0003_big"
-    failure = runner._recover(target, DatabaseLocked("locked"), before, saved, writers, running, partial=True)
+    failure = recover(target, DatabaseLocked("locked"), before, saved, writers, running, partial=True)
     # A lock timeout ends as one (exit 3) whatever had to be undone: nothing is wrong with the migration.
     assert isinstance(failure, DatabaseLocked) and "restored from backup" in str(failure)
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchall() == []
     conn.execute("CREATE TABLE half_done (x)")
-    told = str(runner._recover(target, RuntimeError("boom"), before, None, writers, running, partial=True))
+    told = str(recover(target, RuntimeError("boom"), before, None, writers, running, partial=True))
     assert told == ("boom; stopped, but no backup was taken: the steps that the non-atomic Django migration "
                     "vendor.0003_big completed before it failed stay, unrecorded")

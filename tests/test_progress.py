@@ -7,7 +7,8 @@ from django.core.management.base import OutputWrapper
 
 from tablemigrate import operations, progress
 from tablemigrate.backup import take_backup
-from tablemigrate.management.commands.tablemigrate import Command, reporting
+from tablemigrate.management.commands.tablemigrate import Command
+from tablemigrate.cli.output import reporting
 from tablemigrate.operations import RebuildTable
 
 

@@ -25,10 +25,12 @@ from tablemigrate import backup as backups
 from tablemigrate import runner
 from tablemigrate.errors import DatabaseLocked, MigrationInterrupted
 from tablemigrate.recovery import Found
-from tablemigrate.runner import Target
+from tablemigrate.status import Target
 
 from .helpers import module
 from .test_thirdparty_apps import _one_error_line, dump, install, manage, rows, site, tm, vendor_migration  # noqa: F401
+from tablemigrate.status import status
+from tablemigrate.recovery import OtherWriters, recover
 
 THREE = {"0002_a": "up = ['CREATE TABLE a (x)', 'INSERT INTO a VALUES (1)']\n",
          "0003_b": "up = ['CREATE TABLE b (x)']\n",
@@ -118,13 +120,13 @@ def test_the_restore_rolls_back_a_transaction_left_open(tmp_path):
     conn = target.conn
     saved = tmp_path / "backups" / "before.sqlite3"
     backups.take_backup(conn, saved)
-    before, writers, found = list(conn.iterdump()), runner._OtherWriters(conn), Found.read(conn)
+    before, writers, found = list(conn.iterdump()), OtherWriters(conn), Found.read(conn)
     conn.execute("CREATE TABLE a (x)")  # 0002_a committed, with its record
     conn.execute("INSERT INTO tablemigrate_history (name, checksum, applied_at, duration_ms) "
                  "VALUES ('0002_a', '', '', 0)")
     conn.execute("BEGIN IMMEDIATE")  # 0003_b's, left open
     conn.execute("INSERT INTO t (v) VALUES ('open')")
-    failure = runner._recover(target, KeyboardInterrupt(), found.history, saved, writers, "migration 0003_b (up)",
+    failure = recover(target, KeyboardInterrupt(), found.history, saved, writers, "migration 0003_b (up)",
                               found=found)
     assert "restored from backup" in str(failure) and not conn.in_transaction
     assert list(conn.iterdump()) == before
@@ -137,15 +139,15 @@ def test_a_migration_that_committed_without_its_record_is_restored_or_told(tmp_p
     conn = target.conn
     saved = tmp_path / "backups" / "before.sqlite3"
     backups.take_backup(conn, saved)
-    before, writers, found = list(conn.iterdump()), runner._OtherWriters(conn), Found.read(conn)
+    before, writers, found = list(conn.iterdump()), OtherWriters(conn), Found.read(conn)
     running = "Django migration vendor.0003_tags"
     conn.execute("CREATE TABLE vendor_tag (id integer PRIMARY KEY)")  # COMMITted; then the interrupt
-    told = str(runner._recover(target, KeyboardInterrupt(), found.history, None, writers, running, found=found))
+    told = str(recover(target, KeyboardInterrupt(), found.history, None, writers, running, found=found))
     assert told == ("Django migration vendor.0003_tags interrupted (KeyboardInterrupt); stopped, but no backup "
                     "was taken: Django migration vendor.0003_tags committed its schema changes but is not recorded "
                     "as applied (the schema does not match the history tables)")
     assert "unchanged" not in told
-    told = str(runner._recover(target, KeyboardInterrupt(), found.history, saved, writers, running, found=found))
+    told = str(recover(target, KeyboardInterrupt(), found.history, saved, writers, running, found=found))
     assert told.endswith(f"; the database was restored from backup {saved}")
     assert list(conn.iterdump()) == before
 
@@ -188,7 +190,7 @@ def test_a_busy_commit_after_a_committed_migration_whose_restore_is_busy_too_exi
                                              r"table matches the schema; backup \S+ is kept until a run succeeds"):
         runner.run(target, d)
     readers[0].close()
-    assert [a.name for a in runner.status(target.conn, d).applied] == ["0001_create", "0002_a"]
+    assert [a.name for a in status(target.conn, d).applied] == ["0001_create", "0002_a"]
     assert target.conn.execute("SELECT name FROM sqlite_master WHERE name IN ('a', 'b')").fetchall() == [("a",)]
     pinned = backups.pinned(target.backups_dir, target.path)
     assert pinned is not None  # the state before this run: it did change the database

@@ -21,7 +21,9 @@ import pytest
 from tablemigrate import runner
 from tablemigrate.backup import automatic_backups
 from tablemigrate.build import private_database, raw
-from tablemigrate.runner import Target
+from tablemigrate.status import Target
+from tablemigrate.status import status
+from tablemigrate.drift import drift
 
 pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
 
@@ -128,9 +130,9 @@ def check_consistent(db: Path, directory: Path, expected) -> list[str]:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         target = Target("default", conn, db)
-        applied = [a.name for a in runner.status(conn, directory).applied]
+        applied = [a.name for a in status(conn, directory).applied]
         assert applied == NAMES[:len(applied)]  # applied in order, each all or nothing
-        assert runner.drift(target, directory) == []  # the history agrees with the schema
+        assert drift(target, directory) == []  # the history agrees with the schema
         assert not conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'new\\_\\_%' ESCAPE '\\'").fetchall()
         assert preserved(conn) == expected  # no row lost
         if "0005_summary" in applied:

@@ -20,7 +20,7 @@ from tablemigrate.apply import apply_migration
 from tablemigrate.errors import MigrationFailed
 from tablemigrate.loader import Migration
 from tablemigrate.operations import RebuildTable
-from tablemigrate.runner import Target
+from tablemigrate.status import Target
 
 from .test_online import small_chunks  # noqa: F401 (a fixture)
 

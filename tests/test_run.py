@@ -9,11 +9,15 @@ import stat
 import pytest
 
 from tablemigrate import runner
-from tablemigrate.backup import BackupError, automatic_backups, verify
+from tablemigrate.errors import BackupError
+from tablemigrate.backup import automatic_backups, verify
 from tablemigrate.errors import ConfigurationError, MigrationFailed
 from tablemigrate.runner import HistoryMismatch, NotConfirmed
 
 from .helpers import module
+from tablemigrate.status import status
+from tablemigrate.drift import drift
+from tablemigrate.dryrun import dry_run
 
 
 
@@ -138,7 +142,7 @@ def test_dry_run_leaves_the_database_byte_for_byte_unchanged(project):
     runner.run(target, d)
     module(d, "0002_more", "up = [\"INSERT INTO t (v) VALUES ('c')\", 'DELETE FROM t WHERE id = 1']\n")
     before = file_hash(target.path)
-    (rehearsal,) = runner.dry_run(target, d)
+    (rehearsal,) = dry_run(target, d)
     assert rehearsal.rows_before["t"] == 2 and rehearsal.rows_after["t"] == 2
     assert file_hash(target.path) == before
 
@@ -176,15 +180,15 @@ def test_revert_to_name(project):
     reverted = runner.revert(target, d, to="0001_create")
     assert [m.name for m in reverted] == ["0002_col"]
     assert [r[1] for r in target.conn.execute("PRAGMA table_info(t)")] == ["id", "v"]
-    assert runner.status(target.conn, d).pending[0].stem == "0002_col"
+    assert status(target.conn, d).pending[0].stem == "0002_col"
 
 
 def test_drift_is_reported(project):
     target, d = project
     runner.run(target, d)
-    assert runner.drift(target, d) == []
+    assert drift(target, d) == []
     target.conn.execute("ALTER TABLE t ADD COLUMN hotfix int")
-    assert runner.drift(target, d) == ["t"]
+    assert drift(target, d) == ["t"]
 
 
 def test_signals_are_sent_around_the_run_and_each_migration(project):
@@ -297,8 +301,8 @@ def test_restore_never_discards_rows_other_connections_wrote_during_the_run(proj
             MigrationFailed, match="was NOT restored.*0002_ok \\(applied earlier in this run\\) stay applied"):
         runner.run(target, d)
     assert target.conn.execute("SELECT v FROM t WHERE v = 'from the app'").fetchall() == [("from the app",)]
-    assert [a.name for a in runner.status(target.conn, d).applied] == ["0001_create", "0002_ok"]
-    assert runner.drift(target, d) == []  # the history agrees with the schema
+    assert [a.name for a in status(target.conn, d).applied] == ["0001_create", "0002_ok"]
+    assert drift(target, d) == []  # the history agrees with the schema
     (d / "0003_bad.py").unlink()
     assert runner.run(target, d) == []
 
@@ -363,7 +367,7 @@ def test_a_backup_that_fails_its_check_is_never_used(project, monkeypatch):
     monkeypatch.setattr(backup, "take_backup", take_then_corrupt)
     with pytest.raises(MigrationFailed, match="0003_bad .* the backup cannot be restored .* 0002_ok .* stay applied"):
         runner.run(target, d)
-    assert [a.name for a in runner.status(target.conn, d).applied] == ["0001_create", "0002_ok"]
+    assert [a.name for a in status(target.conn, d).applied] == ["0001_create", "0002_ok"]
     assert target.conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
 
 
@@ -376,13 +380,13 @@ def test_a_backup_failing_its_check_when_taken_stops_the_run_before_anything(pro
     monkeypatch.setattr(backup, "verify", lambda path: (_ for _ in ()).throw(BackupError(f"{path}: damaged")))
     with pytest.raises(BackupError, match="damaged"):
         runner.run(target, d)
-    assert runner.status(target.conn, d).pending[0].stem == "0002_ok"
+    assert status(target.conn, d).pending[0].stem == "0002_ok"
 
 
 def test_a_database_locked_past_the_busy_timeout_exits_3_unchanged(project):
     import sqlite3
 
-    from tablemigrate.apply import DatabaseLocked
+    from tablemigrate.errors import DatabaseLocked
 
     target, d = project
     runner.run(target, d)
@@ -397,7 +401,7 @@ def test_a_database_locked_past_the_busy_timeout_exits_3_unchanged(project):
     finally:
         app.execute("ROLLBACK")
         app.close()
-    assert runner.status(target.conn, d).pending[0].stem == "0002_ok"
+    assert status(target.conn, d).pending[0].stem == "0002_ok"
 
 
 def test_virtual_tables_and_their_shadow_tables_do_not_break_validation_or_the_diff(project):
@@ -416,14 +420,14 @@ def test_drift_and_replays_skip_data_steps(project):
     module(d, "0002_data", "def up(db):\n    (n,) = db.execute('SELECT max(id) FROM t').fetchone()\n"
            "    db.execute('UPDATE t SET v = ? WHERE id = ?', ('last', n + 0))\n")
     runner.run(target, d)
-    assert runner.drift(target, d) == []  # replaying 0002 on an empty schema would fail on None + 0
+    assert drift(target, d) == []  # replaying 0002 on an empty schema would fail on None + 0
 
 
 def test_dry_run_reports_each_statement_and_every_tables_rows(project):
     target, d = project
     runner.run(target, d)
     module(d, "0002_more", "up = [\"INSERT INTO t (v) VALUES ('c')\", 'CREATE TABLE u (x)']\n")
-    (r,) = runner.dry_run(target, d)
+    (r,) = dry_run(target, d)
     assert [sql for sql, _s in r.statements] == ["INSERT INTO t (v) VALUES ('c')", "CREATE TABLE u (x)"]
     assert (r.rows_before, r.rows_after) == ({"t": 2}, {"t": 3, "u": 0})
 
@@ -491,4 +495,4 @@ def test_a_table_that_gets_rows_while_a_human_decides_is_asked_about_not_dropped
     with pytest.raises(NotConfirmed, match=r"\(0004_drop_e: drops table e; 0004_drop_e: dropping e deletes 1 row"):
         runner.run(target, d, confirm=answer)
     assert len(asked) == 1 and "0003_drop_t" in asked[0] and "0004_drop_e" not in asked[0]
-    assert [a.name for a in runner.status(target.conn, d).applied] == ["0001_create", "0002_e"]
+    assert [a.name for a in status(target.conn, d).applied] == ["0001_create", "0002_e"]

@@ -101,7 +101,7 @@ def test_inspect_and_stats(project):
 
 
 def test_restore_waits_for_a_writer_only_up_to_the_timeout_and_changes_nothing(project):
-    from tablemigrate.backup import CopyTimeout
+    from tablemigrate.errors import CopyTimeout
 
     target, _d = project
     snap = snapshots.take_snapshot(target.conn, target.backups_dir, "s")

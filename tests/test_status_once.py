@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from tablemigrate import runner
 from tablemigrate.build import private_database, raw
-from tablemigrate.runner import Target
+from tablemigrate.status import Target
 
 from .helpers import module
 

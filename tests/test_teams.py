@@ -15,7 +15,7 @@ from tablemigrate.build import private_database, raw
 from tablemigrate.errors import GenerateError, ShapeMismatch
 from tablemigrate.generate import generate
 from tablemigrate.loader import load_migrations
-from tablemigrate.runner import Target
+from tablemigrate.status import Target
 from tablemigrate.writer import render_module
 
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models

@@ -18,7 +18,7 @@ from tablemigrate import runner
 from tablemigrate.build import private_database, raw
 from tablemigrate.errors import GenerateError, MigrationFailed, ShapeMismatch
 from tablemigrate.generate import generate
-from tablemigrate.runner import Target
+from tablemigrate.status import Target
 
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
 

@@ -21,10 +21,11 @@ from tablemigrate.build import private_database, raw
 from tablemigrate.diff import Renames
 from tablemigrate.errors import VirtualTableBroken
 from tablemigrate.generate import generate
-from tablemigrate.runner import Target
+from tablemigrate.status import Target
 
 from .helpers import fts5_compiled, module
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
+from tablemigrate.dryrun import dry_run
 
 
 pytestmark = pytest.mark.skipif(not fts5_compiled(), reason="this Python's sqlite3 is built without FTS5")
@@ -69,7 +70,7 @@ def test_a_migration_breaking_an_fts5_index_is_refused_by_run_and_dry_run_with_n
     module(d, "0002_change", f"up = {BREAKING[change]!r}\n")
     before = file_hash(target.path)
     for attempt in (lambda: runner.run(target, d, django=False, allow_destructive=True),
-                    lambda: runner.dry_run(target, d)):
+                    lambda: dry_run(target, d)):
         with pytest.raises(VirtualTableBroken) as caught:
             attempt()
         message = str(caught.value)

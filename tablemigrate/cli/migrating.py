@@ -20,7 +20,8 @@ class MigrationCommands(CommandParts):
     def handle_show(self, options: dict[str, Any]) -> None:
         from tablemigrate.loader import load_migration
         from tablemigrate.ownership import ownership
-        from tablemigrate.runner import drift, status
+        from tablemigrate.drift import drift
+        from tablemigrate.status import status
         from tablemigrate import online, shapes
         from tablemigrate.status import acceptance, out_of_order
 
@@ -98,13 +99,14 @@ class MigrationCommands(CommandParts):
 
     def handle_run(self, options: dict[str, Any]) -> None:
         from tablemigrate import runner
+        from tablemigrate.dryrun import dry_run
 
         directory = self._existing_migrations_dir(options)  # before the database: a missing one is not created
         answered: list[str] = []
         target = self._target(options, directory, self._first_run_check(options, answered))
         if options["dry_run"]:
-            rehearsals = runner.dry_run(target, directory, allow_destructive=options["allow_destructive"],
-                                        confirm=self._would_ask(options))
+            rehearsals = dry_run(target, directory, allow_destructive=options["allow_destructive"],
+                                 confirm=self._would_ask(options))
             if not rehearsals:
                 self._say("No migrations to apply.")
             for r in rehearsals:
@@ -136,14 +138,14 @@ class MigrationCommands(CommandParts):
         what the new file would: everything `run` refuses before applying (tablemigrate.preflight), and
         the confirmation it would ask, so that a refused first run leaves neither a database file nor a
         lock file. The question answered is kept in `answered` (the run on the new file asks it again)."""
-        from tablemigrate import runner
+        from tablemigrate.preflight import preflight, question, require_confirmation
 
         def check(stand_in, pending: list) -> None:
-            reasons = runner.preflight(stand_in, pending, "up", explain=False)  # the run on the file explains
+            reasons = preflight(stand_in, pending, "up", explain=False)  # the run on the file explains
             confirm = self._confirm(options)
             if reasons and not options["allow_destructive"] and confirm is not None:
-                answered.append(runner.question(reasons))
-            runner.require_confirmation(reasons, options["allow_destructive"], confirm)
+                answered.append(question(reasons))
+            require_confirmation(reasons, options["allow_destructive"], confirm)
         return check
 
     def _would_ask(self, options: dict[str, Any]) -> Callable[[str], bool] | None:

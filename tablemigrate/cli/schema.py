@@ -107,7 +107,7 @@ class SchemaCommands(CommandParts):
 
     def handle_stats(self, options: dict[str, Any]) -> None:
         from tablemigrate.report import aligned, database_facts, table_stats
-        from tablemigrate.runner import status
+        from tablemigrate.status import status
 
         target = self._target(options)
         facts = database_facts(target.conn)

@@ -28,7 +28,7 @@ class Targets(CommandState):
         first, leaves no empty database file behind."""
         from django.db import connections
 
-        from tablemigrate.runner import Target
+        from tablemigrate.status import Target
 
         alias = conf.sqlite_alias(options["database"])
         wrapper = connections[alias]
@@ -86,14 +86,14 @@ class Targets(CommandState):
         """A first `run` (no database file yet): False when there is nothing to apply; otherwise the
         modules are loaded and validated (`first_run`) on an empty in-memory stand-in first, so that a
         malformed or invalid module refuses before the file is created."""
-        from tablemigrate import runner
-
         from tablemigrate import djangoapps
+        from tablemigrate.preflight import validate
+        from tablemigrate.status import pending_migrations
 
         assert directory is not None
-        _status, pending = runner.pending_migrations(stand_in, directory)
+        _status, pending = pending_migrations(stand_in, directory)
         if pending:
-            (first_run or runner.validate)(stand_in, pending)
+            (first_run or validate)(stand_in, pending)
         with djangoapps.stand_in(stand_in.alias) as empty:  # its refusals too, before the file exists
             django = djangoapps.plan(empty)
         return bool(pending) or bool(django)

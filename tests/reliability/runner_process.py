@@ -17,7 +17,8 @@ logging.getLogger("tablemigrate").addHandler(logging.NullHandler())  # the one e
 from tablemigrate import signals  # noqa: E402
 from tablemigrate.build import private_database, raw  # noqa: E402
 from tablemigrate.errors import TablemigrateError  # noqa: E402
-from tablemigrate.runner import Target, run  # noqa: E402
+from tablemigrate.status import Target
+from tablemigrate.runner import run  # noqa: E402
 
 db, directory = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
 signals.pre_migration.connect(lambda name, **_kw: print(f"MIGRATION {name}", flush=True), weak=False)
