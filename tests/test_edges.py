@@ -193,7 +193,7 @@ def test_hand_written_double_quoted_string_is_refused_at_validation_with_module_
      "dropping important deletes 2 rows (an earlier statement copies from it: confirm the copy keeps what you need)"),
 ])
 def test_hand_written_losses_need_confirmation_whatever_the_spelling(project, sql, loss):
-    from tablemigrate.runner import NotConfirmed
+    from tablemigrate.errors import NotConfirmed
 
     target, d = project
     module(d, "0001_create", "up = ['CREATE TABLE important (id integer PRIMARY KEY, v text)', 'CREATE TABLE other (v)', "
@@ -298,7 +298,7 @@ SAME = 'CREATE TABLE "important" ("id" integer PRIMARY KEY, "v" text, "name" tex
      "2 values of important.name would change to lower(\"name\")"),
 ])
 def test_losses_after_earlier_writes_and_renames_still_need_confirmation(project, modules, loss):
-    from tablemigrate.runner import NotConfirmed
+    from tablemigrate.errors import NotConfirmed
 
     target, d = project
     module(d, "0001_create", IMPORTANT)
@@ -329,7 +329,7 @@ def test_a_rebuild_into_a_replace_conflict_clause_fails_instead_of_deleting_rows
 
 
 def test_dropping_a_virtual_table_is_judged_by_its_own_rows_not_its_shadow_tables(project):
-    from tablemigrate.runner import NotConfirmed
+    from tablemigrate.errors import NotConfirmed
 
     target, d = project
     module(d, "0001_create", "up = ['CREATE VIRTUAL TABLE ft USING fts5(body)', 'CREATE VIRTUAL TABLE full USING fts5(body)', "

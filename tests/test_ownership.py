@@ -19,7 +19,7 @@ from tablemigrate.generate import generate
 from tablemigrate.loader import load_migrations
 from tablemigrate import history
 from tablemigrate.status import Target
-from tablemigrate.runner import drift
+from tablemigrate.drift import drift
 
 from .helpers import apply_new, module
 from .modelgen import build_models

@@ -12,7 +12,7 @@ from tablemigrate import runner
 from tablemigrate.errors import BackupError
 from tablemigrate.backup import automatic_backups, verify
 from tablemigrate.errors import ConfigurationError, MigrationFailed
-from tablemigrate.runner import HistoryMismatch, NotConfirmed
+from tablemigrate.errors import HistoryMismatch, NotConfirmed
 
 from .helpers import module
 from tablemigrate.status import status
@@ -223,7 +223,7 @@ def test_data_migration_that_reads_rows_is_not_run_during_validation(project):
 
 
 def test_rows_that_violate_a_migration_refuse_it_before_anything_changes(project):
-    from tablemigrate.runner import DataCheckFailed
+    from tablemigrate.errors import DataCheckFailed
 
     target, d = project
     runner.run(target, d)
