@@ -350,7 +350,7 @@ BACKUPS = {
     "file copy (shutil.copyfile) + fsync":
         "import os, shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2]); " + FSYNC,
     "tablemigrate take_backup (today: copy under the write lock, quick_check)":
-        "import sqlite3, sys; from pathlib import Path; from tablemigrate.backup import take_backup; "
+        "import sqlite3, sys; from pathlib import Path; from tablemigrate.backups.backup import take_backup; "
         "take_backup(sqlite3.connect(sys.argv[1]), Path(sys.argv[2]))",
 }
 

@@ -28,7 +28,8 @@ import django
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import projectgen  # noqa: E402
-from tablemigrate.apply import SORTER_THREADS  # noqa: E402
+
+from tablemigrate.run.apply import SORTER_THREADS  # noqa: E402
 
 PYTHON = sys.executable
 ROOT = HERE.parent
@@ -408,7 +409,7 @@ def bench_backup(results: Results, work: Path, megabytes: int, reps: int) -> Non
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     size = db.stat().st_size
-    code = ("import sqlite3, sys; from pathlib import Path; from tablemigrate.backup import take_backup; "
+    code = ("import sqlite3, sys; from pathlib import Path; from tablemigrate.backups.backup import take_backup; "
             "take_backup(sqlite3.connect(sys.argv[1]), Path(sys.argv[2]))")
     out = work / "backups"
 

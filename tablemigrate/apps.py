@@ -10,8 +10,9 @@ class TablemigrateConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from tablemigrate.project.migrationstate import install
+
         from . import checks  # noqa: F401  (registers the system checks)
-        from .migrationstate import install
         from .testing import apply_history_to_test_database
 
         pre_migrate.connect(apply_history_to_test_database, dispatch_uid="tablemigrate_test_database")
@@ -27,9 +28,10 @@ def _owned_apps_without_migrations_for_django() -> None:
     MIGRATION_MODULES that name a package with migrations in it stay)."""
     from django.conf import settings
 
+    from tablemigrate.project.ownership import empty_migration_packages, ownership
+
     from .coexist import DjangoMigrationsDisabled
     from .errors import TablemigrateError
-    from .ownership import empty_migration_packages, ownership
 
     current = getattr(settings, "MIGRATION_MODULES", {})
     if isinstance(current, DjangoMigrationsDisabled) or not isinstance(current, Mapping):

@@ -23,15 +23,18 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
+from tablemigrate.sqlite.sqltext import readonly_uri
+
 from . import conf
 from .errors import TablemigrateError
-from .sqltext import readonly_uri
 
 
 def _applied(db_path: str) -> dict[str, str] | None:
     """Names in the history table with their checksums, read-only; None when the database file does
     not exist yet."""
-    from .introspect import HISTORY_TABLE  # here, not at import: every Django process imports this module
+    from tablemigrate.sqlite.introspect import (
+        HISTORY_TABLE,  # here, not at import: every Django process imports this module
+    )
 
     if not Path(db_path).is_file():
         return None
@@ -46,11 +49,11 @@ def _applied(db_path: str) -> dict[str, str] | None:
 
 
 @checks.register()
-def check_pending_and_model_changes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from .build import managed_models
-    from .fingerprint import models_fingerprint
-    from .loader import migration_files
-    from .schemafile import read_header
+def check_pending_and_model_changes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:  # noqa: ARG001 (Django passes app_configs by name)
+    from tablemigrate.history.loader import migration_files
+    from tablemigrate.history.schemafile import read_header
+    from tablemigrate.project.build import managed_models
+    from tablemigrate.project.fingerprint import models_fingerprint
 
     try:
         alias = conf.sqlite_alias("default")
@@ -82,8 +85,8 @@ def check_pending_and_model_changes(app_configs: Any = None, **kwargs: Any) -> l
 
 
 @checks.register()
-def check_django_migrations(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from .ownership import ownership, owned_with_django_migrations
+def check_django_migrations(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:  # noqa: ARG001 (Django passes app_configs by name)
+    from tablemigrate.project.ownership import owned_with_django_migrations, ownership
 
     try:
         own = ownership()
@@ -113,8 +116,8 @@ def _unapplied_django(own: Any) -> list[str]:
     """Migration files of non-owned apps that the default database's `django_migrations` does not
     record (read-only; no migration module is imported). A squashed migration whose replaced ones are
     all recorded is reported until a `run` records it too, as Django's `migrate` does."""
-    from .djangoapps import recorded
-    from .ownership import migration_names
+    from tablemigrate.project.djangoapps import recorded
+    from tablemigrate.project.ownership import migration_names
 
     name = str(settings.DATABASES.get("default", {}).get("NAME", ""))
     if not own.django or not name or name == ":memory:" or name.startswith("file:") or not Path(name).is_file():
@@ -131,14 +134,15 @@ def _unapplied_django(own: Any) -> list[str]:
 
 
 @checks.register()
-def check_branch_conflicts(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_branch_conflicts(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:  # noqa: ARG001 (Django passes app_configs by name)
     """Modules that change one table from the same starting point: each records the shape of its table
     before and after it (shapes.py). Walking them in name order, a module that does not start from the
     shape the previous module on its table left, but from the one an earlier module started from, was
     generated without knowing that module: a merge of two branches. `run` would refuse it."""
+    from tablemigrate.history.loader import history_checksum, load_migrations, recorded_files
+    from tablemigrate.history.schemafile import read_header
+
     from .errors import MigrationFileError
-    from .loader import history_checksum, load_migrations, recorded_files
-    from .schemafile import read_header
 
     try:
         directory = conf.migrations_dir()
@@ -174,8 +178,8 @@ def check_branch_conflicts(app_configs: Any = None, **kwargs: Any) -> list[check
 def _edited(files: list[Path], applied: dict[str, str], database: str) -> list[checks.CheckMessage]:
     """W006: applied modules whose file changed since, unless the module accepts the edit (it is
     imported only then). `run` refuses them; `generate` cannot see it (it reads no database)."""
-    from .loader import checksum
-    from .status import accepts
+    from tablemigrate.history.loader import checksum
+    from tablemigrate.history.status import accepts
 
     out: list[checks.CheckMessage] = []
     for path in files:

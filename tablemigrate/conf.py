@@ -10,7 +10,7 @@ TABLEMIGRATE_TEST_MIGRATIONS build the test database by running the history inst
                              models (default: False; see tablemigrate.testing)
 TABLEMIGRATE_ONLINE_REBUILD_ROWS  in WAL mode, rebuild tables of at least this many rows in short
                              transactions while the application keeps writing (default: 50000; None:
-                             never; see tablemigrate.online)
+                             never; see tablemigrate.run.online)
 TABLEMIGRATE_ONLINE_REBUILD_SECONDS  how long such a copy may take before it gives up, keeping every
                              write and dropping what it made (default: None, no time bound; a copy that
                              cannot catch up with the application's appends gives up anyway, after

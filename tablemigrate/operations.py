@@ -22,11 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import ddl, progress, rebuild, sqltext
+from tablemigrate.sqlite.rebuild import kept_rowid, layout_on
+from tablemigrate.sqlite.schema import affinity
+from tablemigrate.sqlite.sqltext import quote
+
+from . import progress
 from .errors import MissingSource
-from .rebuild import kept_rowid, layout_on
-from .schema import affinity
-from .sqltext import quote
+from .sqlite import ddl, rebuild, sqltext
 
 logger = logging.getLogger("tablemigrate")
 
@@ -430,7 +432,7 @@ class FillColumn(Operation):
     def literal(self, conn: sqlite3.Connection) -> str:
         """The value as an SQL literal, by Django's schema editor (`effective_default`, `quote_value`),
         with the settings (time zone) of the Django connection that owns `conn` when there is one."""
-        from .build import owning_wrapper, unconnected_wrapper
+        from tablemigrate.project.build import owning_wrapper, unconnected_wrapper
 
         # (a plain sqlite3 connection: Django's defaults for an SQLite database)
         wrapper = owning_wrapper(conn) or unconnected_wrapper()
@@ -451,7 +453,7 @@ class FillColumn(Operation):
 
 
 class DjangoDataStep(RunPython):
-    """A data step of the project's own Django migrations, carried by `baseline` (tablemigrate.datasteps):
+    """A data step of the project's own Django migrations, carried by `baseline` (tablemigrate.generate.datasteps):
     operation `operation` (its index in the migration's `operations`, 0-based; a list of indexes for one
     inside a `SeparateDatabaseAndState`'s `database_operations`) of Django migration `migration` of app
     `app_label`, as archived in `<migrations dir>/django/<app_label>/<migration>.py`, whose SHA-256 is
@@ -489,6 +491,6 @@ class DjangoDataStep(RunPython):
         return [f"-- Python: {self!r}{': ' + self.what if self.what else ''}"]
 
     def apply(self, conn: sqlite3.Connection) -> None:
-        from . import historical
+        from .project import historical
 
         historical.run(conn, self.app_label, self.migration, self.path, self.checksum, self.reverse)

@@ -20,7 +20,6 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-
 #: True while tablemigrate's `migrate` lets Django's run only to record migrations (`--fake`, `--prune`).
 records_only: ContextVar[bool] = ContextVar("tablemigrate_records_only", default=False)
 
@@ -43,8 +42,9 @@ def refuse_migrate(using: str, plan: list | None = None, test: bool = False) -> 
     user model would meet a missing table, after the ones before it had been applied."""
     from django.core.management import CommandError
 
+    from tablemigrate.project.ownership import leave_out_hint, ownership
+
     from .coexist import DjangoMigrationsDisabled
-    from .ownership import leave_out_hint, ownership
 
     if connections[using].vendor != "sqlite":
         return
@@ -78,11 +78,12 @@ def _owned_tables_behind(using: str, plan: list | None) -> str | None:
     """Why the tables tablemigrate owns on `using` are not current (None when they are, or when no
     owned app there depends on tablemigrate for its tables: an app being adopted, W003, still has the
     Django migrations that made them), read from its history and its migrations directory."""
+    from tablemigrate.history.status import status
+    from tablemigrate.project.build import managed_models
+    from tablemigrate.project.ownership import migration_names
+
     from . import conf
-    from .build import managed_models
     from .errors import TablemigrateError
-    from .ownership import migration_names
-    from .status import status
 
     if _behind[0] is plan:
         return _behind[1]
@@ -102,7 +103,7 @@ def _owned_tables_behind(using: str, plan: list | None) -> str | None:
     return why
 
 
-def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs: Any) -> None:
+def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs: Any) -> None:  # noqa: ARG001 (a signal receiver)
     if kwargs.get("tablemigrate_run"):  # `tablemigrate run` applying the Django migrations it does not own
         return
     test = is_test_database(using)
@@ -112,9 +113,11 @@ def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs
     if not enabled():
         _rebuild_stale_owned_tables(using)
         return
-    from . import conf, history
-    from .runner import run
-    from .status import Target
+    from tablemigrate.history.status import Target
+    from tablemigrate.run.runner import run
+
+    from . import conf
+    from .history import applied as history
 
     wrapper = connections[using]
     wrapper.ensure_connection()
@@ -140,12 +143,11 @@ def _rebuild_stale_owned_tables(using: str) -> None:
     when it differs, the owned tables are dropped here and syncdb builds them again from the models."""
     import sqlite3
 
-    from .fingerprint import model_tables
-    from .build import managed_models
-    from .fingerprint import models_fingerprint
-    from .introspect import TEST_MODELS_TABLE
-    from .sqltext import quote
-    from .transaction import write_transaction
+    from tablemigrate.project.build import managed_models
+    from tablemigrate.project.fingerprint import model_tables, models_fingerprint
+    from tablemigrate.sqlite.introspect import TEST_MODELS_TABLE
+    from tablemigrate.sqlite.sqltext import quote
+    from tablemigrate.sqlite.transaction import write_transaction
 
     wrapper = connections[using]
     key = (using, str(wrapper.settings_dict["NAME"]))

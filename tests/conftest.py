@@ -42,7 +42,7 @@ def full_comparison():
     changed tables only (partial.py): for tests of database A and its cache."""
     import functools
 
-    from tablemigrate.generate import generate
+    from tablemigrate.generate.pipeline import generate
 
     return functools.partial(generate, markers=False)
 
@@ -52,8 +52,8 @@ def project(tmp_path):
     """A database file, tmp_path/app.sqlite3, opened as tablemigrate opens it, and an empty modules
     directory, tmp_path/tablemigrations: (Target, directory). A test file that starts from a history
     extends it with a fixture of the same name that writes (and runs) its first modules."""
-    from tablemigrate.build import private_database, raw
-    from tablemigrate.status import Target
+    from tablemigrate.history.status import Target
+    from tablemigrate.project.build import private_database, raw
 
     migrations = tmp_path / "tablemigrations"
     migrations.mkdir()

@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tablemigrate.apply import apply_migration
-from tablemigrate.generate import Questioner
-from tablemigrate.introspect import is_internal
-from tablemigrate.loader import Migration, load_migrations
-from tablemigrate.sqltext import quote
+from tablemigrate.generate.pipeline import Questioner
+from tablemigrate.history.loader import Migration, load_migrations
+from tablemigrate.run.apply import apply_migration
+from tablemigrate.sqlite.introspect import is_internal
+from tablemigrate.sqlite.sqltext import quote
 
 from .modelgen import ProjectSpec, value_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from tablemigrate.diff import Renames
+from tablemigrate.sqlite.diff import Renames
 
 from .modelgen import CHECK_OK, KINDS, ON_DELETE, TYPE_CHANGES, UNIQUE_OK, FieldSpec, ProjectSpec, TableSpec
 

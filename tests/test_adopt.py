@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tablemigrate.loader import load_migration, migration_files
+from tablemigrate.history.loader import load_migration, migration_files
 from tests.helpers import fts5_compiled
 from tests.test_sql_made_objects import SITE, manage, rows
 
@@ -233,8 +233,8 @@ def test_an_empty_database_is_not_adopted_run_builds_it(project):
 
 
 def test_modules_generate_wrote_have_no_adoption_point_and_baseline_says_what_to_do():
-    from tablemigrate.adopt import adoption_point
     from tablemigrate.errors import ConfigurationError
+    from tablemigrate.run.adopt import adoption_point
 
     example = Path(__file__).resolve().parent.parent / "example_project" / "tablemigrations"  # label 'Initial'
     with pytest.raises(ConfigurationError, match="do not start with modules `baseline` wrote .*if `generate` wrote "
@@ -243,8 +243,8 @@ def test_modules_generate_wrote_have_no_adoption_point_and_baseline_says_what_to
 
 
 def test_differences_name_each_object_the_modules_make_and_leave_the_others_alone():
-    from tablemigrate.adopt import differences
-    from tablemigrate.introspect import introspect
+    from tablemigrate.run.adopt import differences
+    from tablemigrate.sqlite.introspect import introspect
 
     def built(*statements: str):
         conn = sqlite3.connect(":memory:")

@@ -1,16 +1,16 @@
-"""The applier's contract (tablemigrate.apply): the transaction it owns, the bookkeeping written inside it,
+"""The applier's contract (tablemigrate.run.apply): the transaction it owns, the bookkeeping written inside it,
 the observer told about each statement."""
 
 import sqlite3
 
 import pytest
 
-from tablemigrate import history
-from tablemigrate.apply import SORTER_THREADS, Applier, Bookkeeping, HistoryRow
 from tablemigrate.errors import DatabaseLocked, MigrationFailed
-from tablemigrate.loader import Migration
+from tablemigrate.history import applied as history
+from tablemigrate.history.loader import Migration
 from tablemigrate.operations import RunPython
-from tablemigrate.transaction import write_transaction
+from tablemigrate.run.apply import SORTER_THREADS, Applier, Bookkeeping, HistoryRow
+from tablemigrate.sqlite.transaction import write_transaction
 
 
 class Book(Bookkeeping):

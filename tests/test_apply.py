@@ -5,10 +5,10 @@ import sqlite3
 
 import pytest
 
-from tablemigrate.apply import SORTER_THREADS, apply_migration
 from tablemigrate.errors import MigrationFailed
-from tablemigrate.loader import Migration
+from tablemigrate.history.loader import Migration
 from tablemigrate.operations import RebuildTable, RunPython
+from tablemigrate.run.apply import SORTER_THREADS, apply_migration
 
 
 @pytest.fixture

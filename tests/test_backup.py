@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from tablemigrate import backup
+from tablemigrate.backups import backup
 
 
 def rows(path):

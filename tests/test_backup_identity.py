@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tablemigrate import backup as backups
-from tablemigrate import runner, snapshots
+from tablemigrate.backups import backup as backups
+from tablemigrate.backups import snapshots
+from tablemigrate.backups.identity import identity_at, read_identity
 from tablemigrate.errors import MigrationFailed
-from tablemigrate.identity import identity_at, read_identity
+from tablemigrate.history.status import Target
+from tablemigrate.run import runner
 
 from .helpers import copy_example_project, tablemigrate
 from .test_edges_backups import failed_once
 from .test_run import file_hash, project  # noqa: F401 (the fixture)
-from tablemigrate.status import Target
 
 
 def _db(path: Path, value: str) -> sqlite3.Connection:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import sqlite3
 import stat
 import tempfile
-
-import sqlite3
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tablemigrate import cache, introspect
-from tablemigrate.generate import generate
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.sqlite import cache, introspect
 
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
 from .test_changes import tables
@@ -81,7 +80,7 @@ def test_a_cache_of_another_format_or_not_private_is_not_read(tmp_path, tmpdir_c
 
 
 def test_derived_values_are_computed_once_per_value():
-    from tablemigrate.schema import Column
+    from tablemigrate.sqlite.schema import Column
 
     col = Column("a", "text", False, None, 0, None)
     calls: list[int] = []
@@ -125,7 +124,7 @@ def test_a_table_laid_out_one_column_per_line_is_the_same_table(extra, monkeypat
     """What database A is made of (the statement laid out by `pretty_create_table`) is read from the
     parse of database B's one-line text: every field, the text-only ones included, must be what parsing
     the laid-out text itself gives."""
-    from tablemigrate import sqltext
+    from tablemigrate.sqlite import sqltext
 
     monkeypatch.setattr(cache, "_TABLES", {})
     monkeypatch.setattr(cache, "_SAME_NAME", {})

@@ -10,16 +10,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tablemigrate import changes as ch
-from tablemigrate.diff import Renames, diff_schemas, rename_candidates
 from tablemigrate.errors import ConfigurationError
-from tablemigrate.generate import generate
-from tablemigrate.introspect import introspect
-from tablemigrate.loader import load_migrations
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.generate.plan import REBUILD, path, plan_changes, values_for_down
+from tablemigrate.generate.writer import render_module
+from tablemigrate.history.loader import load_migrations
 from tablemigrate.operations import FillColumn, Operation, RebuildTable
-from tablemigrate.plan import REBUILD, path, plan_changes, values_for_down
-from tablemigrate.schema import Schema
-from tablemigrate.writer import render_module
+from tablemigrate.sqlite import changes as ch
+from tablemigrate.sqlite.diff import Renames, diff_schemas, rename_candidates
+from tablemigrate.sqlite.introspect import introspect
+from tablemigrate.sqlite.schema import Schema
 
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
 
@@ -174,7 +174,7 @@ def test_modules_render_operations_from_their_own_deconstruct(tmp_path):
 
     from django.db import models
 
-    from tablemigrate.plan import PlannedMigration
+    from tablemigrate.generate.plan import PlannedMigration
 
     when = datetime(2026, 1, 1, tzinfo=timezone.utc)
     field = models.DateTimeField(auto_now_add=True, null=True)
@@ -206,8 +206,8 @@ def test_modules_render_operations_from_their_own_deconstruct(tmp_path):
 def test_an_operation_that_cannot_describe_itself_is_not_written():
     from datetime import datetime, timezone
 
+    from tablemigrate.generate.plan import PlannedMigration
     from tablemigrate.operations import RunPython
-    from tablemigrate.plan import PlannedMigration
 
     plan = PlannedMigration("alter", "t", [RunPython(print)], [])
     with pytest.raises(TypeError, match="cannot be written"):

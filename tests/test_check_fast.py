@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tablemigrate import build
-from tablemigrate import generate as gen
-from tablemigrate.generate import generate
-from tablemigrate.schemafile import read_header
+from tablemigrate.generate import pipeline as gen
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.history.schemafile import read_header
+from tablemigrate.project import build
 
 from .helpers import module
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
@@ -24,7 +24,7 @@ def blog(*extra: str) -> list:
 
 
 def forbid_building(monkeypatch) -> None:
-    from tablemigrate import partial
+    from tablemigrate.generate import partial
 
     monkeypatch.setattr(gen, "build_from_models", lambda *a, **k: pytest.fail("built database B"))
     monkeypatch.setattr(partial, "build_from_models", lambda *a, **k: pytest.fail("built database B"))

@@ -19,16 +19,16 @@ from unittest import mock
 
 import django
 import pytest
+from django.apps.registry import Apps
 from django.core.management import call_command
 from django.db import connection, models
 from django.db.models.signals import post_migrate
-from django.apps.registry import Apps
 from django.test import override_settings
 
-from tablemigrate.diff import Renames
 from tablemigrate.errors import ConfigurationError, MigrationFileError
-from tablemigrate.generate import Questioner, generate
-from tablemigrate.loader import load_migrations, load_source
+from tablemigrate.generate.pipeline import Questioner, generate
+from tablemigrate.history.loader import load_migrations, load_source
+from tablemigrate.sqlite.diff import Renames
 
 from . import helpers
 
@@ -327,7 +327,7 @@ def command(tmp_path):
 
     tablemigrate.directory = tmp_path / "m"
     with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=tmp_path / "m"), \
-            mock.patch("tablemigrate.build.managed_models", lambda alias="default": list(current)):
+            mock.patch("tablemigrate.project.build.managed_models", lambda alias="default": list(current)):
         yield tablemigrate
     with connection.cursor() as cursor:
         for table in ("blog_category", "blog_topic", "tablemigrate_history"):

@@ -4,9 +4,9 @@ import sqlite3
 
 import pytest
 
-from tablemigrate.datacheck import check
-from tablemigrate.loader import Migration
+from tablemigrate.history.loader import Migration
 from tablemigrate.operations import RebuildTable, RunPython
+from tablemigrate.run.datacheck import check
 
 
 @pytest.fixture
@@ -200,8 +200,8 @@ def test_a_fill_changes_only_its_own_table_and_counts_values_it_replaces(db):
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tablemigrate.datacheck import assess  # noqa: E402
 from tablemigrate.operations import FillColumn  # noqa: E402
+from tablemigrate.run.datacheck import assess  # noqa: E402
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from django.db import migrations
 
-from tablemigrate import datasteps
-from tablemigrate.build import private_database, raw
-from tablemigrate.loader import load_source
+from tablemigrate.generate import datasteps
+from tablemigrate.history.loader import load_source
 from tablemigrate.operations import DjangoDataStep
+from tablemigrate.project.build import private_database, raw
 
 from . import helpers
 from .helpers import copy_fixture_site

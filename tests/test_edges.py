@@ -5,14 +5,13 @@ import sqlite3
 
 import pytest
 
-from tablemigrate import backup as backups
-from tablemigrate import runner
-from tablemigrate.build import private_database, raw
+from tablemigrate.backups import backup as backups
 from tablemigrate.errors import MigrationFailed
-from tablemigrate.status import Target
+from tablemigrate.history.status import Target
+from tablemigrate.project.build import private_database, raw
+from tablemigrate.run import runner
 
 from .helpers import module
-
 
 
 def objects(conn):
@@ -99,7 +98,7 @@ def test_rebuild_keeps_instead_of_triggers_and_views_on_views(project):
 
 
 def test_a_rebuild_that_would_lose_a_schema_object_rolls_back(project, monkeypatch):
-    from tablemigrate import rebuild
+    from tablemigrate.sqlite import rebuild
 
     target, d = project
     module(d, "0001_create", "up = " + repr([
@@ -206,9 +205,9 @@ def test_hand_written_losses_need_confirmation_whatever_the_spelling(project, sq
 
 
 def test_a_copy_that_overwrites_a_column_is_a_counted_loss():
-    from tablemigrate.datacheck import check
-    from tablemigrate.loader import Migration
+    from tablemigrate.history.loader import Migration
     from tablemigrate.operations import RebuildTable
+    from tablemigrate.run.datacheck import check
 
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("CREATE TABLE t (id integer PRIMARY KEY, name text, v text, n int)")
@@ -237,7 +236,7 @@ def test_property_copy_of_a_dropped_column_is_refused(columns, data):
     import tempfile
     from pathlib import Path
 
-    from tablemigrate.sqltext import quote
+    from tablemigrate.sqlite.sqltext import quote
 
     dropped = data.draw(st.lists(st.sampled_from(columns), min_size=1, max_size=len(columns) - 1, unique=True))
     rows = data.draw(st.lists(st.tuples(*[st.one_of(st.none(), st.text(max_size=4), st.integers(-2**63, 2**63 - 1))

@@ -12,14 +12,15 @@ import subprocess
 
 import pytest
 
-from tablemigrate import backup as backups
-from tablemigrate import runner, signals, snapshots
-from tablemigrate.errors import MigrationFailed
-from tablemigrate.status import Target
+from tablemigrate import signals
+from tablemigrate.backups import backup as backups
+from tablemigrate.backups import snapshots
+from tablemigrate.errors import MigrationFailed, MigrationInterrupted
+from tablemigrate.history.status import Target
+from tablemigrate.run import runner
 
 from .helpers import module
 from .test_run import dump, file_hash, project  # noqa: F401 (the fixture)
-from tablemigrate.errors import MigrationInterrupted
 
 
 def objects(conn):

@@ -329,7 +329,6 @@ def test_prompts_without_a_terminal_end_their_line(edge, monkeypatch, capsys):
 
 @pytest.mark.subprocess
 def test_restore_of_another_databases_file_needs_from_other_database(example, tmp_path):  # noqa: F811
-    db = example / "example_project" / "db.sqlite3"
     tablemigrate(example, "run", "--noinput")
     foreign = tmp_path / "made-by-hand.sqlite3"
     made = sqlite3.connect(foreign)  # no recorded origin: could be any database's

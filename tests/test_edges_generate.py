@@ -19,15 +19,14 @@ from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tablemigrate import generate as generate_module
-from tablemigrate.build import private_database, raw
-from tablemigrate.errors import GenerateError
-from tablemigrate.generate import generate
-from tablemigrate.loader import load_migrations, migration_files
 from tablemigrate import operations
-from tablemigrate.plan import PlannedMigration
-from tablemigrate.loader import SNAPSHOT_NAME
-from tablemigrate.writer import module_names
+from tablemigrate.errors import GenerateError
+from tablemigrate.generate import pipeline as generate_module
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.generate.plan import PlannedMigration
+from tablemigrate.generate.writer import module_names
+from tablemigrate.history.loader import SNAPSHOT_NAME, load_migrations, migration_files
+from tablemigrate.project.build import private_database, raw
 
 from .helpers import apply_new
 from .modelgen import DEFAULTS, KINDS, FieldSpec, ProjectSpec, TableSpec, build_models

@@ -11,7 +11,7 @@ from django.db import utils as django_db_utils
 
 from tablemigrate import errors
 from tablemigrate.errors import ObjectExists, TablemigrateError, is_busy, is_readonly, sqlite_code
-from tablemigrate.rehearse import rehearse
+from tablemigrate.run.rehearse import rehearse
 
 from .helpers import module
 
@@ -64,7 +64,7 @@ def test_result_codes_of_real_errors_through_django_wrapping(tmp_path):
                                        ("CREATE VIEW existing_v AS SELECT 1", "existing_v")])
 def test_the_rehearsal_names_an_object_that_already_exists_from_the_authorizer(tmp_path, sql, name):
     """(Not for an index: SQLite looks an index name up before it asks the authorizer.)"""
-    from tablemigrate.loader import load_migrations
+    from tablemigrate.history.loader import load_migrations
 
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("CREATE TABLE existing (x)")

@@ -6,13 +6,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from tablemigrate.apply import apply_migration
-from tablemigrate.build import managed_models
-from tablemigrate.diff import Renames
 from tablemigrate.errors import ConfigurationError, GenerateError
-from tablemigrate.generate import Questioner, generate
-from tablemigrate.loader import load_migrations
+from tablemigrate.generate.pipeline import Questioner, generate
+from tablemigrate.history.loader import load_migrations
 from tablemigrate.operations import RebuildTable
+from tablemigrate.project.build import managed_models
+from tablemigrate.run.apply import apply_migration
+from tablemigrate.sqlite.diff import Renames
 
 from .helpers import apply_new
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
@@ -199,8 +199,8 @@ def test_database_a_comes_from_the_snapshot_or_its_cached_copy_and_never_from_a_
     import os
     import stat
 
-    from tablemigrate import generate as gen
-    from tablemigrate.cache import path as cache_path
+    from tablemigrate.generate import pipeline as gen
+    from tablemigrate.sqlite.cache import path as cache_path
 
     d = tmp_path / "m"
     generate(d, build_models(blog()))
@@ -249,7 +249,7 @@ def test_a_child_changed_in_the_same_batch_as_its_parents_rename_reverts_with_ro
 
 def test_check_with_nothing_to_do_never_builds_database_a(tmp_path, monkeypatch, full_comparison):
     generate = full_comparison  # the whole schemas compared
-    from tablemigrate import generate as gen
+    from tablemigrate.generate import pipeline as gen
 
     d = tmp_path / "m"
     models = build_models(blog())
@@ -273,9 +273,9 @@ def test_a_writing_generate_leaves_database_a_for_the_schema_it_wrote(tmp_path, 
     A after the modules it just wrote, keyed by the new schema.sql; the next generate neither replays
     the history nor runs schema.sql's statements."""
     generate = full_comparison  # the whole schemas compared
-    from tablemigrate import cache
-    from tablemigrate import generate as gen
-    from tablemigrate.introspect import introspect
+    from tablemigrate.generate import pipeline as gen
+    from tablemigrate.sqlite import cache
+    from tablemigrate.sqlite.introspect import introspect
 
     d = tmp_path / "m"
     generate(d, build_models(blog()))

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tablemigrate import build, diff, loader, writer
-from tablemigrate import generate as gen
-from tablemigrate.generate import generate
+from tablemigrate.generate import pipeline as gen
+from tablemigrate.generate import writer
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.history import loader
+from tablemigrate.project import build
+from tablemigrate.sqlite import diff
 
 from .helpers import AutoValue
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
@@ -114,7 +117,7 @@ def test_the_module_rendered_once_is_the_one_render_module_gives(tmp_path):
 def test_a_rename_accepted_computes_the_diff_again_and_only_then(tmp_path, monkeypatch):
     """The diff is read again only when the renames changed: after a table rename is accepted (and the
     renames that go with it are carried)."""
-    from tablemigrate.generate import Questioner
+    from tablemigrate.generate.pipeline import Questioner
 
     class Yes(Questioner):
         interactive = True

@@ -3,15 +3,15 @@ generate -> run -> revert with their data (every identifier is quoted, everywher
 
 import sqlite3
 
-from tablemigrate.apply import apply_migration
-from tablemigrate.diff import Renames
-from tablemigrate.generate import generate, models_schema
-from tablemigrate.introspect import introspect
-from tablemigrate.loader import load_migrations
+from tablemigrate.generate.pipeline import generate, models_schema
+from tablemigrate.history.loader import load_migrations
+from tablemigrate.run.apply import apply_migration
+from tablemigrate.run.drift import drift
+from tablemigrate.sqlite.diff import Renames
+from tablemigrate.sqlite.introspect import introspect
 
 from .helpers import dump_rows, fill
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
-from tablemigrate.drift import drift
 
 PARENT = "select from ü"  # Django cannot quote a model name holding '"'; hand-written SQL can (below)
 CHILD = "Order Details; DROP TABLE x --"
@@ -85,9 +85,9 @@ def test_hostile_identifiers_survive_generate_run_and_revert(tmp_path):
 def test_identifiers_with_double_quotes_in_hand_written_migrations(tmp_path):
     """Names Django cannot produce but SQLite allows: the rebuild, the data checks and the runner quote
     them correctly."""
-    from tablemigrate import runner
-    from tablemigrate.build import private_database, raw
-    from tablemigrate.status import Target
+    from tablemigrate.history.status import Target
+    from tablemigrate.project.build import private_database, raw
+    from tablemigrate.run import runner
 
     d = tmp_path / "m"
     d.mkdir()

@@ -7,13 +7,13 @@ import sqlite3
 
 import pytest
 
-from tablemigrate.apply import apply_migration
-from tablemigrate.diff import diff_schemas
 from tablemigrate.errors import MigrationFailed
-from tablemigrate.introspect import introspect
-from tablemigrate.loader import Migration
+from tablemigrate.generate.plan import plan_changes
+from tablemigrate.history.loader import Migration
 from tablemigrate.operations import AlterTableInPlace, RebuildTable
-from tablemigrate.plan import plan_changes
+from tablemigrate.run.apply import apply_migration
+from tablemigrate.sqlite.diff import diff_schemas
+from tablemigrate.sqlite.introspect import introspect
 
 OLD = ('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "name" varchar(30) NOT NULL, "n" integer NULL '
        'DEFAULT 1, "p_id" integer NULL REFERENCES "p" ("id"), CHECK ("n" > 0))')
@@ -186,10 +186,10 @@ def test_existing_nulls_take_their_value_before_not_null_is_added_in_place():
 def test_a_run_that_would_break_an_added_rule_is_refused_before_anything_is_written(tmp_path):
     """The pre-run data check reads an in-place change as it reads a rebuild: NULLs that would stay in
     a column made NOT NULL refuse the run, with their count, and nothing is written."""
-    from tablemigrate import runner
-    from tablemigrate.build import private_database, raw
     from tablemigrate.errors import TablemigrateError
-    from tablemigrate.status import Target
+    from tablemigrate.history.status import Target
+    from tablemigrate.project.build import private_database, raw
+    from tablemigrate.run import runner
 
     from .helpers import module
 
@@ -218,7 +218,7 @@ def test_an_in_place_change_that_adds_no_rule_reads_no_row(monkeypatch):
     """The applier's foreign key check reads every row of the table and of those referencing it: after a
     change that moved no row and added no rule it has nothing to find, and is skipped (O(1) at any size);
     after a rule is added, or the table was rebuilt, it runs."""
-    from tablemigrate import apply
+    from tablemigrate.run import apply
 
     checked = []
     real = apply.foreign_key_violations

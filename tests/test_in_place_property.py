@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from tablemigrate.apply import apply_migration
 from tablemigrate.errors import MigrationFailed
-from tablemigrate.loader import Migration
+from tablemigrate.history.loader import Migration
 from tablemigrate.operations import AlterTableInPlace, RebuildTable
+from tablemigrate.run.apply import apply_migration
 
 EXAMPLES = int(os.environ.get("TABLEMIGRATE_EXAMPLES", "150"))
 

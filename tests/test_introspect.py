@@ -1,6 +1,6 @@
 import sqlite3
 
-from tablemigrate.introspect import introspect
+from tablemigrate.sqlite.introspect import introspect
 
 
 def schema_of(*statements):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tablemigrate import snapshots
+from tablemigrate.backups import snapshots
 
 from .helpers import copy_example_project, tablemigrate, timed_commands
 
@@ -188,12 +188,12 @@ def migration_module(site: Site, name: str, text: str) -> Path:
 
 
 def online_plan(site: Site, threshold: int | None) -> object:
-    """What tablemigrate.online plans for the newest module with that threshold (None: the rebuild is
+    """What tablemigrate.run.online plans for the newest module with that threshold (None: the rebuild is
     done in one transaction)."""
     from django.test import override_settings
 
-    from tablemigrate import online
-    from tablemigrate.loader import load_migrations
+    from tablemigrate.history.loader import load_migrations
+    from tablemigrate.run import online
 
     newest = load_migrations(site.root / "example_project" / "tablemigrations")[-1]
     conn = sqlite3.connect(site.db)
@@ -345,7 +345,7 @@ def test_restore_keeps_the_tables_a_replicator_keeps_in_the_live_database(tmp_pa
 def test_failed_run_restore_keeps_the_tables_a_replicator_keeps_in_the_live_database(tmp_path):
     """The failed run's restore (one write transaction: drop everything, recreate it from the backup)
     keeps them too when its backup lacks them (Litestream set up after the backup was taken)."""
-    from tablemigrate import backup
+    from tablemigrate.backups import backup
 
     db, saved = tmp_path / "app.sqlite3", tmp_path / "saved.sqlite3"
     conn = sqlite3.connect(db, isolation_level=None)

@@ -1,7 +1,7 @@
 import pytest
 
 from tablemigrate.errors import MigrationFileError
-from tablemigrate.loader import load_migration, load_migrations
+from tablemigrate.history.loader import load_migration, load_migrations
 from tablemigrate.operations import RunPython
 
 

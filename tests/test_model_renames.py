@@ -15,11 +15,11 @@ from django.db import connection, models
 from django.test import override_settings
 
 from tablemigrate import conf
-from tablemigrate.diff import Renames
-from tablemigrate.generate import Questioner, generate, models_schema
-from tablemigrate.introspect import introspect
-from tablemigrate.loader import load_migrations
-from tablemigrate.sqltext import quote
+from tablemigrate.generate.pipeline import Questioner, generate, models_schema
+from tablemigrate.history.loader import load_migrations
+from tablemigrate.sqlite.diff import Renames
+from tablemigrate.sqlite.introspect import introspect
+from tablemigrate.sqlite.sqltext import quote
 
 #: The rows of the first models, in column order (a join table's owner column first, as Django makes it).
 ROWS = {
@@ -76,7 +76,7 @@ def command(tmp_path):
 
     before = set(table_names())
     with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=tmp_path / "m"), \
-            mock.patch("tablemigrate.build.managed_models", lambda alias="default": list(current)):
+            mock.patch("tablemigrate.project.build.managed_models", lambda alias="default": list(current)):
         yield tablemigrate
     with connection.cursor() as cursor:  # the shared in-memory test database: leave it as found
         cursor.execute("PRAGMA foreign_keys = OFF")

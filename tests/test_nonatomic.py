@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tablemigrate import runner
 from tablemigrate.errors import MigrationFailed, MigrationFileError
-from tablemigrate.loader import load_migrations
+from tablemigrate.history.loader import load_migrations
+from tablemigrate.run import runner
 
 from .helpers import module
 

@@ -7,12 +7,12 @@ import sqlite3
 
 import pytest
 
-from tablemigrate import online
-from tablemigrate.apply import apply_migration
 from tablemigrate.errors import MigrationFailed
-from tablemigrate.introspect import introspect
-from tablemigrate.loader import Migration
+from tablemigrate.history.loader import Migration
 from tablemigrate.operations import RebuildTable
+from tablemigrate.run import online
+from tablemigrate.run.apply import apply_migration
+from tablemigrate.sqlite.introspect import introspect
 
 OWNER = 'CREATE TABLE "owner" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NOT NULL)'
 ITEM = ('CREATE TABLE "item" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "owner_id" integer NOT NULL '
@@ -230,9 +230,9 @@ def test_where_sqlite_refuses_to_write_the_schema_the_rebuild_runs_in_one_transa
 
 
 def test_run_rebuilds_a_big_table_online_with_its_backup_and_history(tmp_path, small_chunks):
-    from tablemigrate import runner
-    from tablemigrate.build import private_database, raw
-    from tablemigrate.status import Target
+    from tablemigrate.history.status import Target
+    from tablemigrate.project.build import private_database, raw
+    from tablemigrate.run import runner
 
     from .helpers import module as write_module
 
@@ -314,7 +314,7 @@ import django
 django.setup()
 import sqlite3
 from tablemigrate import online
-from tablemigrate.apply import apply_migration
+from tablemigrate.run.apply import apply_migration
 from tests.test_online import module
 online.FIRST_CHUNK, online.PAUSE_SECONDS = 100, 0.05
 apply_migration(sqlite3.connect({path!r}, isolation_level=None), module(), "up", online=True)
@@ -413,9 +413,9 @@ def test_the_application_deletes_parents_during_the_copy_as_django_does(tmp_path
 def test_a_run_that_fails_mid_copy_keeps_the_applications_writes(tmp_path, monkeypatch, small_chunks):
     """A module applied earlier in the run, then the online rebuild fails mid-copy: the application
     wrote meanwhile, so the backup is not restored (it would lose those writes)."""
-    from tablemigrate import runner
-    from tablemigrate.build import private_database, raw
-    from tablemigrate.status import Target
+    from tablemigrate.history.status import Target
+    from tablemigrate.project.build import private_database, raw
+    from tablemigrate.run import runner
 
     from .helpers import module as write_module
 
@@ -530,9 +530,9 @@ def test_a_copy_of_its_row_alone_is_still_done_online(tmp_path, small_chunks, ex
 
 
 def test_run_with_nothing_pending_drops_what_a_killed_rebuild_left(tmp_path, small_chunks):
-    from tablemigrate import runner
-    from tablemigrate.build import private_database, raw
-    from tablemigrate.status import Target
+    from tablemigrate.history.status import Target
+    from tablemigrate.project.build import private_database, raw
+    from tablemigrate.run import runner
 
     path = tmp_path / "app.sqlite3"
     conn = database(path)
@@ -756,9 +756,9 @@ def test_a_disk_full_cleanup_after_a_failed_copy_says_what_remains(tmp_path, mon
     dropped what it made: the raw error replaced the migration's, and the run said "the database is
     unchanged" while the private tables remained. The line keeps the migration and the first error,
     names what remains, and the next run drops it."""
-    from tablemigrate import runner
-    from tablemigrate.build import private_database, raw
-    from tablemigrate.status import Target
+    from tablemigrate.history.status import Target
+    from tablemigrate.project.build import private_database, raw
+    from tablemigrate.run import runner
 
     from .helpers import module as write_module
 

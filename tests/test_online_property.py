@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tablemigrate.apply import apply_migration
+from tablemigrate.run.apply import apply_migration
 
 from .test_online import Application, database, module, run_both, small_chunks  # noqa: F401 (a fixture)
 

@@ -5,19 +5,19 @@ a copy cannot drop an argument (issue 22: a parent's rename in the same `generat
 from __future__ import annotations
 
 import inspect
+
 import pytest
 from django.db import models
 
-from tablemigrate import operations
-from tablemigrate.apply import apply_migration
-from tablemigrate.build import private_database, raw
-from tablemigrate.diff import Renames
 from tablemigrate.errors import MigrationFailed, TablemigrateError
-from tablemigrate.generate import generate
-from tablemigrate.loader import load_migrations
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.history.loader import load_migrations
+from tablemigrate.history.status import Target
 from tablemigrate.operations import AlterTableInPlace, Operation
-from tablemigrate.status import Target
-from tablemigrate import runner
+from tablemigrate.project.build import private_database, raw
+from tablemigrate.run import runner
+from tablemigrate.run.apply import apply_migration
+from tablemigrate.sqlite.diff import Renames
 
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
 

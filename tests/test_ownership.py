@@ -10,23 +10,22 @@ import pytest
 from django.db import models
 from django.test.utils import isolate_apps
 
-from tablemigrate import ownership as own_mod
-from tablemigrate.baseline import baseline
-from tablemigrate.build import foreign_tables, managed_models
 from tablemigrate.checks import check_django_migrations
 from tablemigrate.errors import ConfigurationError
-from tablemigrate.generate import generate
-from tablemigrate.loader import load_migrations
-from tablemigrate import history
-from tablemigrate.status import Target
-from tablemigrate.drift import drift
+from tablemigrate.generate.baseline import baseline
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.history import applied as history
+from tablemigrate.history.loader import load_migrations
+from tablemigrate.history.status import Target, history_names
+from tablemigrate.project import ownership as own_mod
+from tablemigrate.project.build import foreign_tables, managed_models
+from tablemigrate.run.drift import drift
+from tablemigrate.run.dryrun import dry_run
+from tablemigrate.run.recovery import OtherWriters, recover
 
 from .helpers import apply_new, module
 from .modelgen import build_models
 from .test_generate import blog
-from tablemigrate.recovery import OtherWriters, recover
-from tablemigrate.dryrun import dry_run
-from tablemigrate.status import history_names
 
 TESTS_DIR = Path(__file__).resolve().parent
 # Any importable package stands for a migrations package: only its presence is looked up.
@@ -233,7 +232,7 @@ def test_modules_never_change_a_table_handed_over_to_django_migrations(tmp_path,
     """A 0.1 history created sampleapp_author; its app's Django migrations own it now: reverting that
     module (which would drop it) and applying one that alters it refuse, and `show` reports no drift
     for the changes Django's migrations make to it."""
-    from tablemigrate import runner
+    from tablemigrate.run import runner
 
     d = tmp_path / "m"
     module(d, "20260101_000000_01_create_sampleapp_author",
@@ -261,7 +260,7 @@ def test_modules_never_change_a_table_handed_over_to_django_migrations(tmp_path,
 def test_no_sql_of_a_module_may_name_a_handed_over_table(tmp_path, settings):
     """An ADD COLUMN there vanishes in Django's next rebuild of the table; any statement naming it breaks
     every replay of the history (database A has no such table). `run --dry-run` refuses as `run` does."""
-    from tablemigrate import runner
+    from tablemigrate.run import runner
 
     d = tmp_path / "m"
     module(d, "20260101_000000_01_create_sampleapp_author",
@@ -316,7 +315,7 @@ def test_a_non_atomic_django_migration_that_stopped_half_way_is_restored_and_tol
     """A lock timeout or error in a non-atomic Django migration leaves its completed steps without a
     record: the backup is restored (nobody else wrote), even for a lock timeout; without a backup the
     message says what stays and never that the history matches the schema."""
-    from tablemigrate import backup as backups
+    from tablemigrate.backups import backup as backups
     from tablemigrate.errors import DatabaseLocked
 
     db = tmp_path / "db.sqlite3"

@@ -13,12 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tablemigrate import generate as gen
-from tablemigrate import ddl, partial, schemafile
-from tablemigrate.diff import Renames
 from tablemigrate.errors import TablemigrateError
-from tablemigrate.generate import generate
-from tablemigrate.introspect import introspect
+from tablemigrate.generate import partial
+from tablemigrate.generate import pipeline as gen
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.history import schemafile
+from tablemigrate.sqlite import ddl
+from tablemigrate.sqlite.diff import Renames
+from tablemigrate.sqlite.introspect import introspect
 
 from .helpers import AutoValue
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
@@ -81,7 +83,7 @@ def parsed_tables(monkeypatch) -> list[str]:
         return schema
     monkeypatch.setattr(gen, "introspect", spy)
     monkeypatch.setattr(partial, "introspect", spy)
-    from tablemigrate import verify
+    from tablemigrate.generate import verify
     monkeypatch.setattr(verify, "introspect", spy)
     return seen
 

@@ -78,7 +78,7 @@ def test_the_runner_lock_still_refuses_a_second_holder(example):
 
 
 def test_the_cache_is_private_without_user_ids(monkeypatch, tmp_path):
-    from tablemigrate import cache
+    from tablemigrate.sqlite import cache
 
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     monkeypatch.delattr(os, "getuid")

@@ -6,9 +6,9 @@ import sqlite3
 from django.core.management.base import OutputWrapper
 
 from tablemigrate import operations, progress
-from tablemigrate.backup import take_backup
-from tablemigrate.management.commands.tablemigrate import Command
+from tablemigrate.backups.backup import take_backup
 from tablemigrate.cli.output import reporting
+from tablemigrate.management.commands.tablemigrate import Command
 from tablemigrate.operations import RebuildTable
 
 

@@ -8,11 +8,12 @@ import sqlite3
 
 import pytest
 
-from tablemigrate import ddl, online, rebuild
-from tablemigrate.apply import apply_migration
-from tablemigrate.datacheck import check
-from tablemigrate.loader import Migration
+from tablemigrate.history.loader import Migration
 from tablemigrate.operations import AlterTableInPlace, RebuildTable
+from tablemigrate.run import online
+from tablemigrate.run.apply import apply_migration
+from tablemigrate.run.datacheck import check
+from tablemigrate.sqlite import ddl, rebuild
 
 ITEM = ('CREATE TABLE "item" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "code" varchar(20) NOT NULL '
         'UNIQUE, "amount" integer NULL)')

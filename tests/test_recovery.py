@@ -21,16 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from tablemigrate import backup as backups
-from tablemigrate import runner
+from tablemigrate.backups import backup as backups
 from tablemigrate.errors import DatabaseLocked, MigrationInterrupted
-from tablemigrate.recovery import Found
-from tablemigrate.status import Target
+from tablemigrate.history.status import Target, status
+from tablemigrate.run import runner
+from tablemigrate.run.recovery import Found, OtherWriters, recover
 
 from .helpers import module
 from .test_thirdparty_apps import _one_error_line, dump, install, manage, rows, site, tm, vendor_migration  # noqa: F401
-from tablemigrate.status import status
-from tablemigrate.recovery import OtherWriters, recover
 
 THREE = {"0002_a": "up = ['CREATE TABLE a (x)', 'INSERT INTO a VALUES (1)']\n",
          "0003_b": "up = ['CREATE TABLE b (x)']\n",

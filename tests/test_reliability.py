@@ -10,7 +10,6 @@ import os
 import resource
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,12 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tablemigrate import runner
-from tablemigrate.backup import automatic_backups
-from tablemigrate.build import private_database, raw
-from tablemigrate.status import Target
-from tablemigrate.status import status
-from tablemigrate.drift import drift
+from tablemigrate.backups.backup import automatic_backups
+from tablemigrate.history.status import Target, status
+from tablemigrate.project.build import private_database, raw
+from tablemigrate.run import runner
+from tablemigrate.run.drift import drift
 
 pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py or a process
 

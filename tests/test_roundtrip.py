@@ -10,14 +10,14 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tablemigrate.build import private_database, raw
-from tablemigrate.apply import apply_migration
-from tablemigrate.diff import Renames
 from tablemigrate.errors import MigrationFailed
-from tablemigrate.generate import generate, models_schema
-from tablemigrate.introspect import introspect
-from tablemigrate.loader import load_migrations
-from tablemigrate.schema import affinity
+from tablemigrate.generate.pipeline import generate, models_schema
+from tablemigrate.history.loader import load_migrations
+from tablemigrate.project.build import private_database, raw
+from tablemigrate.run.apply import apply_migration
+from tablemigrate.sqlite.diff import Renames
+from tablemigrate.sqlite.introspect import introspect
+from tablemigrate.sqlite.schema import affinity
 
 from .helpers import AutoValue, apply_new, dump_rows, fill
 from .modelgen import ProjectSpec, build_models

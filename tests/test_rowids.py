@@ -15,12 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tablemigrate import online, operations, progress, runner
-from tablemigrate.apply import apply_migration
+from tablemigrate import operations, progress
 from tablemigrate.errors import MigrationFailed
-from tablemigrate.loader import Migration
+from tablemigrate.history.loader import Migration
+from tablemigrate.history.status import Target
 from tablemigrate.operations import RebuildTable
-from tablemigrate.status import Target
+from tablemigrate.run import online, runner
+from tablemigrate.run.apply import apply_migration
 
 from .test_online import small_chunks  # noqa: F401 (a fixture)
 

@@ -8,17 +8,14 @@ import stat
 
 import pytest
 
-from tablemigrate import runner
-from tablemigrate.errors import BackupError
-from tablemigrate.backup import automatic_backups, verify
-from tablemigrate.errors import ConfigurationError, MigrationFailed
-from tablemigrate.errors import HistoryMismatch, NotConfirmed
+from tablemigrate.backups.backup import automatic_backups, verify
+from tablemigrate.errors import BackupError, ConfigurationError, HistoryMismatch, MigrationFailed, NotConfirmed
+from tablemigrate.history.status import status
+from tablemigrate.run import runner
+from tablemigrate.run.drift import drift
+from tablemigrate.run.dryrun import dry_run
 
 from .helpers import module
-from tablemigrate.status import status
-from tablemigrate.drift import drift
-from tablemigrate.dryrun import dry_run
-
 
 
 @pytest.fixture
@@ -248,7 +245,7 @@ def test_data_loss_found_in_rows_needs_confirmation_and_is_listed_with_counts(pr
 
 
 def test_the_runner_lock_is_not_held_while_a_human_decides(project):
-    from tablemigrate.lock import run_lock
+    from tablemigrate.sqlite.lock import run_lock
 
     target, d = project
     runner.run(target, d)
@@ -279,7 +276,7 @@ def test_a_migration_appearing_while_a_human_decides_stops_the_run(project):
 
 
 def test_first_migration_failing_needs_no_restore(project, monkeypatch):
-    from tablemigrate import backup
+    from tablemigrate.backups import backup
 
     target, d = project
     runner.run(target, d)
@@ -309,7 +306,7 @@ def test_restore_never_discards_rows_other_connections_wrote_during_the_run(proj
 
 def test_a_commit_landing_while_the_backup_is_copied_is_never_restored_away(project, monkeypatch):
 
-    from tablemigrate import backup
+    from tablemigrate.backups import backup
 
     target, d = project
     runner.run(target, d)
@@ -351,7 +348,7 @@ def test_failed_runs_prune_too(project):
 
 
 def test_a_backup_that_fails_its_check_is_never_used(project, monkeypatch):
-    from tablemigrate import backup
+    from tablemigrate.backups import backup
 
     target, d = project
     runner.run(target, d)
@@ -372,7 +369,7 @@ def test_a_backup_that_fails_its_check_is_never_used(project, monkeypatch):
 
 
 def test_a_backup_failing_its_check_when_taken_stops_the_run_before_anything(project, monkeypatch):
-    from tablemigrate import backup
+    from tablemigrate.backups import backup
 
     target, d = project
     runner.run(target, d)
@@ -405,7 +402,7 @@ def test_a_database_locked_past_the_busy_timeout_exits_3_unchanged(project):
 
 
 def test_virtual_tables_and_their_shadow_tables_do_not_break_validation_or_the_diff(project):
-    from tablemigrate.introspect import introspect
+    from tablemigrate.sqlite.introspect import introspect
 
     target, d = project
     module(d, "0002_fts", "up = [\"CREATE VIRTUAL TABLE search USING fts5(body)\"]\n")

@@ -6,10 +6,11 @@ import stat
 
 import pytest
 
-from tablemigrate import runner, snapshots
+from tablemigrate.backups import snapshots
+from tablemigrate.cli.report import describe, table_stats
 from tablemigrate.errors import ConfigurationError
-from tablemigrate.introspect import introspect
-from tablemigrate.report import describe, table_stats
+from tablemigrate.run import runner
+from tablemigrate.sqlite.introspect import introspect
 
 from .test_run import dump, file_hash, module
 

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from tablemigrate import runner, space
 from tablemigrate.errors import NoSpace
+from tablemigrate.run import runner, space
 
 from .helpers import module
 
@@ -71,7 +71,7 @@ def test_without_a_backup_only_the_rebuild_counts(project, monkeypatch):
 
 def test_the_dry_run_works_on_a_temporary_file_beside_the_backups_and_removes_it(project, tmp_path):
     """Bounded memory for any database size: the copy is a file, not memory (issue 15)."""
-    from tablemigrate import dryrun
+    from tablemigrate.run import dryrun
 
     target, d = project
     seen = tmp_path / "seen.txt"
@@ -87,7 +87,7 @@ def test_the_dry_run_works_on_a_temporary_file_beside_the_backups_and_removes_it
 
 
 def test_a_dry_run_that_would_not_fit_is_refused(project, monkeypatch):
-    from tablemigrate import dryrun
+    from tablemigrate.run import dryrun
 
     target, d = project
     free(monkeypatch, 1)

@@ -1,6 +1,6 @@
 import pytest
 
-from tablemigrate import sqltext
+from tablemigrate.sqlite import sqltext
 
 
 def test_normalize_ignores_whitespace_quoting_case_and_comments():
@@ -42,7 +42,7 @@ def test_pretty_create_table_keeps_text_and_can_rename():
 
 
 def test_without_string_fallback_changes_only_double_quoted_names():
-    from tablemigrate.sqltext import without_string_fallback as strict
+    from tablemigrate.sqlite.sqltext import without_string_fallback as strict
 
     assert strict('SELECT "a", "we""ird", "b`q" FROM "t"') == 'SELECT `a`, `we"ird`, `b``q` FROM `t`'
     # Double quotes inside strings, comments and other identifier quotes are not names.
@@ -57,7 +57,7 @@ def test_a_cleared_authorizer_allows_every_statement_again():
     it through baseline's data steps, whose scratch connection Django's schema editor used next)."""
     import sqlite3
 
-    from tablemigrate.sqltext import clear_authorizer
+    from tablemigrate.sqlite.sqltext import clear_authorizer
 
     conn = sqlite3.connect(":memory:")
     conn.set_authorizer(lambda *_args: sqlite3.SQLITE_OK)

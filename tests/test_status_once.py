@@ -12,9 +12,9 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
-from tablemigrate import runner
-from tablemigrate.build import private_database, raw
-from tablemigrate.status import Target
+from tablemigrate.history.status import Target
+from tablemigrate.project.build import private_database, raw
+from tablemigrate.run import runner
 
 from .helpers import module
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import django
 import pytest
 
-from tablemigrate.introspect import introspect
+from tablemigrate.sqlite.introspect import introspect
 
 from . import helpers
 from .helpers import ROOT, copy_fixture_site

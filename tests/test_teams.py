@@ -10,13 +10,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tablemigrate import runner
-from tablemigrate.build import private_database, raw
 from tablemigrate.errors import GenerateError, ShapeMismatch
-from tablemigrate.generate import generate
-from tablemigrate.loader import load_migrations
-from tablemigrate.status import Target
-from tablemigrate.writer import render_module
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.generate.writer import render_module
+from tablemigrate.history.loader import load_migrations
+from tablemigrate.history.status import Target
+from tablemigrate.project.build import private_database, raw
+from tablemigrate.run import runner
 
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
 from .test_example_e2e import example  # noqa: F401 (the fixture)
@@ -99,7 +99,7 @@ def test_the_merged_history_is_refused_by_generate_until_one_side_is_regenerated
 def test_branches_that_changed_different_tables_need_nothing_and_apply_out_of_order(tmp_path, database):
     """The later module (by name) is applied on staging first; the earlier one, merged in afterwards,
     sorts before an applied module. It applies, and `show`'s status says it is out of order."""
-    from tablemigrate.status import out_of_order, status
+    from tablemigrate.history.status import out_of_order, status
 
     _main, a, b, merged = branches(tmp_path, users(posts=True), users(posts=True, username=60),
                                    users(posts=True, post_title=80), left_later=True)
@@ -167,7 +167,7 @@ down = [
     assert (first.module_format, first.before, first.after["columns"]) == (1, None, ["id", "v"])
     assert (second.module_format, second.before, second.after) == (0, None, None)
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    from tablemigrate.apply import apply_migration
+    from tablemigrate.run.apply import apply_migration
 
     for m in (first, second):
         apply_migration(conn, m, "up")
@@ -196,8 +196,8 @@ def test_the_format_1_fingerprint_is_frozen():
     This value was computed when format 1 was defined; if it changes, old modules would refuse to run
     (a new fingerprint needs a new module format, with format 1 modules still checked the old way).
     Layout, name case and indexes do not count."""
-    from tablemigrate.introspect import introspect
-    from tablemigrate.shapes import fingerprint
+    from tablemigrate.sqlite.introspect import introspect
+    from tablemigrate.sqlite.shapes import fingerprint
 
     def table(create: str, *more: str):
         conn = sqlite3.connect(":memory:")
@@ -220,7 +220,7 @@ def test_the_format_1_fingerprint_is_frozen():
 
 def accept(path, recorded: str) -> None:
     """Write the acceptance the refusal asks for: the recorded checksum, and the file's body checksum."""
-    from tablemigrate.loader import body_checksum
+    from tablemigrate.history.loader import body_checksum
 
     text = path.read_text() + f"\n# a comment was added\nprevious_checksums = [{recorded!r}]\n"
     path.write_text(text + f"accepted_checksum = {body_checksum(text.encode())!r}\n")
@@ -231,8 +231,8 @@ def test_an_intentional_edit_of_an_applied_module_is_accepted_in_the_module_and_
     records Y. A later edit Z, not accepted, is refused on both: on the one that recorded Y, and on
     the one that still records X (found by a review: accepting by the old checksum alone let Z in)."""
     from tablemigrate.errors import HistoryMismatch
-    from tablemigrate.loader import checksum
-    from tablemigrate.status import status
+    from tablemigrate.history.loader import checksum
+    from tablemigrate.history.status import status
 
     d = tmp_path / "m"
     generate(d, users(), now=T0)
@@ -264,7 +264,7 @@ def test_an_intentional_edit_of_an_applied_module_is_accepted_in_the_module_and_
 
 def test_a_refused_run_records_no_acceptance(tmp_path, database):
     """`nothing was changed` stays true: the acceptance is recorded after a run that succeeded."""
-    from tablemigrate.loader import checksum
+    from tablemigrate.history.loader import checksum
 
     main, a, _b, merged = branches(tmp_path, users(), users(nickname=True), users(username=60))
     runner.run(database, a)
@@ -279,7 +279,7 @@ def test_a_refused_run_records_no_acceptance(tmp_path, database):
 
 
 def test_revert_records_an_accepted_edit_too(tmp_path, database):
-    from tablemigrate.loader import checksum
+    from tablemigrate.history.loader import checksum
 
     d = tmp_path / "m"
     generate(d, users(), now=T0)
@@ -296,7 +296,7 @@ def test_a_parent_renamed_on_one_branch_is_named_when_the_other_branch_changes_a
     """A known limit (found by a review): renaming a table rewrites the foreign keys of the tables that
     reference it, so a module of the other branch for such a table finds it changed and is refused,
     although the branches changed different tables. Nothing is lost; the refusal says why."""
-    from tablemigrate.diff import Renames
+    from tablemigrate.sqlite.diff import Renames
 
     def spec(parent: str = "app_parent", extra: bool = False) -> list:
         s = ProjectSpec()
@@ -368,7 +368,7 @@ def test_show_says_which_pending_module_run_would_refuse_and_why(example):
 def test_generate_offers_to_replan_the_refused_module_against_the_merged_history(tmp_path):
     """The rebase, asked: the module the replay refuses is deleted and its change generated again from
     the merged history, only when a human says it is applied nowhere."""
-    from tablemigrate.generate import Questioner
+    from tablemigrate.generate.pipeline import Questioner
 
     class Answers(Questioner):
         interactive = True

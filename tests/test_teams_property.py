@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tablemigrate import runner
-from tablemigrate.build import private_database, raw
 from tablemigrate.errors import GenerateError, MigrationFailed, ShapeMismatch
-from tablemigrate.generate import generate
-from tablemigrate.status import Target
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.history.status import Target
+from tablemigrate.project.build import private_database, raw
+from tablemigrate.run import runner
 
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
 

@@ -530,7 +530,7 @@ def test_hooks_fire_for_a_real_run_and_never_for_a_dry_run(site):
     (site / "probe.py").write_text(
         "import os\nimport django\nos.environ['DJANGO_SETTINGS_MODULE'] = 'mixedsite.settings'\ndjango.setup()\n"
         "from django.core.management import call_command\nfrom tablemigrate import signals\n"
-        "from tablemigrate.djangoapps import DjangoMigration\nseen = []\n"
+        "from tablemigrate.project.djangoapps import DjangoMigration\nseen = []\n"
         "def hook(sender, name, **kwargs):\n    seen.append((sender is DjangoMigration, name))\n"
         "signals.pre_migration.connect(hook)\nsignals.post_migration.connect(hook)\n"
         "call_command('tablemigrate', 'run', '--dry-run', '--noinput')\nprint('dry', seen)\n"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tablemigrate import history, snapshots
-from tablemigrate.transaction import write_transaction
+from tablemigrate.backups import snapshots
+from tablemigrate.history import applied as history
+from tablemigrate.sqlite.transaction import write_transaction
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tablemigrate"
 

@@ -7,14 +7,14 @@ import sqlite3
 
 import pytest
 
-from tablemigrate import generate as gen
 from tablemigrate.errors import GenerateError
-from tablemigrate.generate import generate
-from tablemigrate.introspect import introspect
-from tablemigrate.apply import apply_migration
-from tablemigrate.diff import Renames
-from tablemigrate.loader import load_migrations
-from tablemigrate.verify import part_of, reach
+from tablemigrate.generate import pipeline as gen
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.generate.verify import part_of, reach
+from tablemigrate.history.loader import load_migrations
+from tablemigrate.run.apply import apply_migration
+from tablemigrate.sqlite.diff import Renames
+from tablemigrate.sqlite.introspect import introspect
 
 from .helpers import module
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models

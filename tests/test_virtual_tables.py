@@ -15,18 +15,17 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
 
-from tablemigrate import rehearse as rehearse_module
-from tablemigrate import runner
-from tablemigrate.build import private_database, raw
-from tablemigrate.diff import Renames
 from tablemigrate.errors import VirtualTableBroken
-from tablemigrate.generate import generate
-from tablemigrate.status import Target
+from tablemigrate.generate.pipeline import generate
+from tablemigrate.history.status import Target
+from tablemigrate.project.build import private_database, raw
+from tablemigrate.run import rehearse as rehearse_module
+from tablemigrate.run import runner
+from tablemigrate.run.dryrun import dry_run
+from tablemigrate.sqlite.diff import Renames
 
 from .helpers import fts5_compiled, module
 from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
-from tablemigrate.dryrun import dry_run
-
 
 pytestmark = pytest.mark.skipif(not fts5_compiled(), reason="this Python's sqlite3 is built without FTS5")
 
@@ -180,7 +179,7 @@ def command(tmp_path):
 
     tablemigrate.directory = tmp_path / "m"
     with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=tmp_path / "m"), \
-            mock.patch("tablemigrate.build.managed_models", lambda alias="default": list(current)):
+            mock.patch("tablemigrate.project.build.managed_models", lambda alias="default": list(current)):
         yield tablemigrate
     with connection.cursor() as cursor:
         for table in ("shop_item_fts", "shop_item", "shop_product", "tablemigrate_history"):

@@ -62,7 +62,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
     django.setup()
     early = {m for m in sys.modules if m.startswith("tablemigrate.")} & {
-        "tablemigrate.lock", "tablemigrate.cache", "tablemigrate.backup", "tablemigrate.cli.process",
+        "tablemigrate.sqlite.lock", "tablemigrate.sqlite.cache", "tablemigrate.backups.backup", "tablemigrate.cli.process",
         "tablemigrate.management.commands.tablemigrate"}
     assert not early, f"imported before the switch: {early}"
     for name in POSIX_ONLY_MODULES:

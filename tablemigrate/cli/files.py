@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-
 from tablemigrate import conf
+
 from .parts import CommandParts
 
 
@@ -14,7 +14,7 @@ class FileCommands(CommandParts):
     """The handlers, mixed into the Command."""
 
     def handle_snapshot(self, options: dict[str, Any]) -> None:
-        from tablemigrate import snapshots
+        from tablemigrate.backups import snapshots
 
         snapshots.check_name(options["name"])  # before opening anything
         target = self._file_target(options)
@@ -22,8 +22,9 @@ class FileCommands(CommandParts):
         self._say(self.style.SUCCESS(f"Snapshot {options['name']} written to {path}"))
 
     def handle_snapshots(self, options: dict[str, Any]) -> None:
-        from tablemigrate import snapshots
-        from tablemigrate.report import aligned
+        from tablemigrate.backups import snapshots
+
+        from .report import aligned
 
         db_path, backups_dir = self._paths(options)  # the listing needs no working database...
         entries = snapshots.listing(backups_dir, db_path)
@@ -41,7 +42,7 @@ class FileCommands(CommandParts):
     def handle_restore(self, options: dict[str, Any]) -> None:
         from django.db import connections
 
-        from tablemigrate import backup, snapshots
+        from tablemigrate.backups import backup, snapshots
 
         if options["name"] is not None:
             snapshots.check_name(options["name"])
@@ -61,7 +62,7 @@ class FileCommands(CommandParts):
 
     @staticmethod
     def _restore_source(options: dict[str, Any], backups_dir: Path, db_path: Path) -> Path:
-        from tablemigrate import snapshots
+        from tablemigrate.backups import snapshots
 
         if options["name"] is not None:  # this database's snapshot of that name (taken here or before a move)
             return snapshots.find_snapshot(backups_dir, options["name"], db_path)

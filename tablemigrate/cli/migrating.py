@@ -9,8 +9,9 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from tablemigrate import conf
-from tablemigrate.apply import statements_of
 from tablemigrate.errors import DatabaseLocked, is_busy
+from tablemigrate.run.apply import statements_of
+
 from .parts import CommandParts
 
 
@@ -18,12 +19,12 @@ class MigrationCommands(CommandParts):
     """The handlers, mixed into the Command."""
 
     def handle_show(self, options: dict[str, Any]) -> None:
-        from tablemigrate.loader import load_migration
-        from tablemigrate.ownership import ownership
-        from tablemigrate.drift import drift
-        from tablemigrate.status import status
-        from tablemigrate import online, shapes
-        from tablemigrate.status import acceptance, out_of_order
+        from tablemigrate.history.loader import load_migration
+        from tablemigrate.history.status import acceptance, out_of_order, status
+        from tablemigrate.project.ownership import ownership
+        from tablemigrate.run import online
+        from tablemigrate.run.drift import drift
+        from tablemigrate.sqlite import shapes
 
         target = self._target(options)
         directory = self._existing_migrations_dir(options)
@@ -66,8 +67,8 @@ class MigrationCommands(CommandParts):
             for name in st.modified:
                 self.stdout.write(f"  {name}: to accept the edit, write in it: {acceptance(st, name)}")
             return
-        from tablemigrate.fingerprint import model_tables
-        from tablemigrate.build import foreign_tables, managed_models
+        from tablemigrate.project.build import foreign_tables, managed_models
+        from tablemigrate.project.fingerprint import model_tables
 
         drifted = drift(target, directory, model_tables(managed_models(target.alias)), foreign_tables(target.alias),
                         st)
@@ -78,7 +79,7 @@ class MigrationCommands(CommandParts):
     def _show_django(self, target, sql: bool) -> Callable[[], None]:
         """Print the pending Django migrations of the apps tablemigrate does not own that `run` applies
         before its modules; returns what prints the rest (those that depend on an owned app)."""
-        from tablemigrate import djangoapps
+        from tablemigrate.project import djangoapps
 
         wrapper = djangoapps.wrapper_of(target.alias, target.conn)
         with contextlib.ExitStack() as stack:
@@ -98,8 +99,8 @@ class MigrationCommands(CommandParts):
         return lambda: write(listed[first:])
 
     def handle_run(self, options: dict[str, Any]) -> None:
-        from tablemigrate import runner
-        from tablemigrate.dryrun import dry_run
+        from tablemigrate.run import runner
+        from tablemigrate.run.dryrun import dry_run
 
         directory = self._existing_migrations_dir(options)  # before the database: a missing one is not created
         answered: list[str] = []
@@ -135,10 +136,10 @@ class MigrationCommands(CommandParts):
 
     def _first_run_check(self, options: dict[str, Any], answered: list[str]) -> Callable[[Any, list], None]:
         """What a first `run` (no database file yet) checks on the empty in-memory stand-in, which holds
-        what the new file would: everything `run` refuses before applying (tablemigrate.preflight), and
+        what the new file would: everything `run` refuses before applying (tablemigrate.run.preflight), and
         the confirmation it would ask, so that a refused first run leaves neither a database file nor a
         lock file. The question answered is kept in `answered` (the run on the new file asks it again)."""
-        from tablemigrate.preflight import preflight, question, require_confirmation
+        from tablemigrate.run.preflight import preflight, question, require_confirmation
 
         def check(stand_in, pending: list) -> None:
             reasons = preflight(stand_in, pending, "up", explain=False)  # the run on the file explains
@@ -151,7 +152,7 @@ class MigrationCommands(CommandParts):
     def _would_ask(self, options: dict[str, Any]) -> Callable[[str], bool] | None:
         """`run --dry-run` asks nothing: under --noinput what `run` would refuse unconfirmed refuses (None);
         otherwise it says what `run` will ask, and rehearses."""
-        from tablemigrate.preflight import PROMPT
+        from tablemigrate.run.preflight import PROMPT
 
         if not options["interactive"]:
             return None
@@ -163,17 +164,17 @@ class MigrationCommands(CommandParts):
 
     def _remember_history(self, target) -> None:
         """The applied migrations before a run/revert, to say what an interrupt left applied."""
-        from tablemigrate.history import applied
+        from tablemigrate.history.applied import applied
 
         self._history_conn = target.conn
         self._history_before = [a.name for a in applied(target.conn)]
 
     def _post_migrate(self, alias: str, options: dict[str, Any], done: list, backward: bool = False) -> None:
         """What Django's `migrate` does after applying: receivers create content types, permissions...
-        Its `plan` holds the model renames of the modules in `done` (tablemigrate.contenttypes)."""
+        Its `plan` holds the model renames of the modules in `done` (tablemigrate.run.contenttypes)."""
         from django.core.management.sql import emit_post_migrate_signal
 
-        from tablemigrate.contenttypes import post_migrate_plan
+        from tablemigrate.run.contenttypes import post_migrate_plan
 
         try:
             emit_post_migrate_signal(max(options["verbosity"] - 1, 0), options["interactive"], alias,
@@ -188,7 +189,7 @@ class MigrationCommands(CommandParts):
                                f"{type(exc).__name__}: {exc}", returncode=1) from None
 
     def handle_revert(self, options: dict[str, Any]) -> None:
-        from tablemigrate import runner
+        from tablemigrate.run import runner
 
         directory = conf.existing_migrations_dir()
         target = self._target(options)

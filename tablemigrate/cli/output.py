@@ -11,8 +11,9 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from tablemigrate import progress
-from tablemigrate.apply import statements_of
-from tablemigrate.generate import GenerateResult
+from tablemigrate.generate.pipeline import GenerateResult
+from tablemigrate.run.apply import statements_of
+
 from .base import CommandState
 
 
@@ -99,7 +100,7 @@ class Output(CommandState):
 
         seconds: dict[str, float] = {}
 
-        def receiver(sender: object, name: str, duration: float, **kwargs: Any) -> None:
+        def receiver(sender: object, name: str, duration: float, **kwargs: Any) -> None:  # noqa: ARG001 (a signal receiver)
             seconds[name] = duration
 
         uid = f"tablemigrate-command-{id(self)}"

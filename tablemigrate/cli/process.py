@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 from django.core.management.base import CommandError
 
 from tablemigrate.errors import TablemigrateError
-from .base import CommandState
 
+from .base import CommandState
 
 #: 128 + the signal number, the shell's convention for "ended by a signal" (`$?` after a Ctrl-C is 130).
 #: Windows has no SIGPIPE; a closed pipe there exits with the same status (13 is SIGPIPE on every POSIX).
@@ -80,7 +80,7 @@ def signals_stop_cleanly(enabled: bool) -> Iterator[_Stop]:
         yield stop
         return
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int, frame: object) -> None:  # noqa: ARG001 (the signal module's handler signature)
         if stop.signum is None:
             stop.signum = signum
             raise KeyboardInterrupt
@@ -138,7 +138,7 @@ class StopReport(CommandState):
 
     def _state_after_stop(self, exc: BaseException, options: dict[str, Any]) -> str:
         if isinstance(exc, TablemigrateError):  # the library rolled back / restored and says how it left things
-            from tablemigrate.backup import describe
+            from tablemigrate.backups.backup import describe
 
             said = describe(KeyboardInterrupt())  # its wording of the interrupt itself: said already
             return str(exc).removeprefix(said).lstrip("; ")
@@ -156,7 +156,7 @@ class StopReport(CommandState):
                 "`git status`) and run the command again")
 
     def _snapshot_state(self, options: dict[str, Any]) -> str:
-        from tablemigrate import snapshots
+        from tablemigrate.backups import snapshots
 
         try:
             db_path, backups_dir = self._paths(options)
@@ -170,7 +170,7 @@ class StopReport(CommandState):
     def _history_change(self) -> str:
         """What a stopped run/revert left applied, from the history table (each migration commits its
         history row in its own transaction, so the table is the truth)."""
-        from tablemigrate.history import applied
+        from tablemigrate.history.applied import applied
 
         if self._history_before is None:
             return "nothing was changed"

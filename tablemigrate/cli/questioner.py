@@ -9,7 +9,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from tablemigrate.generate import Questioner
+from tablemigrate.generate.pipeline import Questioner
+
 from .base import CommandState
 
 

@@ -7,20 +7,20 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from tablemigrate import conf
-from tablemigrate.diff import Renames
-from tablemigrate.generate import Questioner
+from tablemigrate.generate.pipeline import Questioner
+from tablemigrate.sqlite.diff import Renames
 
-from .questioner import InteractiveQuestioner
 from .parts import CommandParts
+from .questioner import InteractiveQuestioner
 
 
 class SchemaCommands(CommandParts):
     """The handlers, mixed into the Command."""
 
     def handle_generate(self, options: dict[str, Any]) -> None:
-        from tablemigrate.build import foreign_tables, managed_models
-        from tablemigrate.generate import generate
-        from tablemigrate.loader import migration_files
+        from tablemigrate.generate.pipeline import generate
+        from tablemigrate.history.loader import migration_files
+        from tablemigrate.project.build import foreign_tables, managed_models
 
         alias = conf.sqlite_alias(options["database"])
         try:
@@ -52,9 +52,9 @@ class SchemaCommands(CommandParts):
         self._print_plans(result, sql=options["dry_run"], written=write)
 
     def handle_baseline(self, options: dict[str, Any]) -> None:
-        from tablemigrate.baseline import baseline
-        from tablemigrate.build import foreign_tables, managed_models
-        from tablemigrate.loader import migration_files
+        from tablemigrate.generate.baseline import baseline
+        from tablemigrate.history.loader import migration_files
+        from tablemigrate.project.build import foreign_tables, managed_models
 
         target = self._target(options)
         if migration_files(conf.migrations_dir()):
@@ -71,10 +71,10 @@ class SchemaCommands(CommandParts):
                 f"Recorded {len(result.modules)} migrations as applied; `generate` now works from this schema."))
 
     def _adopt(self, target: Any, options: dict[str, Any]) -> None:
-        """`baseline` when the modules exist: adopt this database from them (tablemigrate.adopt)."""
-        from tablemigrate.adopt import adopt
-        from tablemigrate.build import managed_models
-        from tablemigrate.ownership import ownership
+        """`baseline` when the modules exist: adopt this database from them (tablemigrate.run.adopt)."""
+        from tablemigrate.project.build import managed_models
+        from tablemigrate.project.ownership import ownership
+        from tablemigrate.run.adopt import adopt
 
         done = adopt(target, conf.migrations_dir(), managed_models(target.alias), ownership().owned,
                      lock_timeout=conf.busy_timeout(), write=not options["dry_run"])
@@ -93,8 +93,9 @@ class SchemaCommands(CommandParts):
             f"{len(names)} migrations as applied. `manage.py tablemigrate run` applies the later ones."))
 
     def handle_inspect(self, options: dict[str, Any]) -> None:
-        from tablemigrate.introspect import introspect
-        from tablemigrate.report import describe
+        from tablemigrate.sqlite.introspect import introspect
+
+        from .report import describe
 
         target = self._target(options)
         lines = describe(introspect(target.conn), options["table"])
@@ -106,8 +107,9 @@ class SchemaCommands(CommandParts):
         self.stdout.write("\n".join(lines) if lines else "The database has no tables.")
 
     def handle_stats(self, options: dict[str, Any]) -> None:
-        from tablemigrate.report import aligned, database_facts, table_stats
-        from tablemigrate.status import status
+        from tablemigrate.history.status import status
+
+        from .report import aligned, database_facts, table_stats
 
         target = self._target(options)
         facts = database_facts(target.conn)
@@ -121,7 +123,7 @@ class SchemaCommands(CommandParts):
         st = status(target.conn, conf.existing_migrations_dir())
         last = f"{st.applied[-1].name} at {st.applied[-1].applied_at}" if st.applied else "none"
         self.stdout.write(f"migrations  {len(st.applied)} applied, {len(st.pending)} pending; last applied: {last}")
-        from tablemigrate.ownership import ownership
+        from tablemigrate.project.ownership import ownership
 
         for line in ownership().describe():
             self.stdout.write(line)

@@ -14,6 +14,7 @@ from django.core.management.base import CommandError
 
 from tablemigrate import conf
 from tablemigrate.errors import DatabaseLocked, TablemigrateError, is_busy
+
 from .base import CommandState
 
 
@@ -28,7 +29,7 @@ class Targets(CommandState):
         first, leaves no empty database file behind."""
         from django.db import connections
 
-        from tablemigrate.status import Target
+        from tablemigrate.history.status import Target
 
         alias = conf.sqlite_alias(options["database"])
         wrapper = connections[alias]
@@ -86,9 +87,9 @@ class Targets(CommandState):
         """A first `run` (no database file yet): False when there is nothing to apply; otherwise the
         modules are loaded and validated (`first_run`) on an empty in-memory stand-in first, so that a
         malformed or invalid module refuses before the file is created."""
-        from tablemigrate import djangoapps
-        from tablemigrate.preflight import validate
-        from tablemigrate.status import pending_migrations
+        from tablemigrate.history.status import pending_migrations
+        from tablemigrate.project import djangoapps
+        from tablemigrate.run.preflight import validate
 
         assert directory is not None
         _status, pending = pending_migrations(stand_in, directory)
@@ -117,10 +118,10 @@ class Targets(CommandState):
         (read-only; None otherwise)."""
         from django.conf import settings
 
-        from tablemigrate.fingerprint import model_tables
-        from tablemigrate.build import managed_models
-        from tablemigrate.introspect import HISTORY_TABLE
-        from tablemigrate.sqltext import readonly_uri
+        from tablemigrate.project.build import managed_models
+        from tablemigrate.project.fingerprint import model_tables
+        from tablemigrate.sqlite.introspect import HISTORY_TABLE
+        from tablemigrate.sqlite.sqltext import readonly_uri
 
         alias = conf.sqlite_alias(options["database"])
         name = str(settings.DATABASES[alias].get("NAME", ""))
@@ -155,7 +156,7 @@ class Targets(CommandState):
     @staticmethod
     def _quick_check(target, table: str | None = None) -> None:
         """`PRAGMA quick_check` (of one table and its indexes when given): exit 2 when it finds damage."""
-        from tablemigrate.sqltext import quote
+        from tablemigrate.sqlite.sqltext import quote
 
         sql = f"PRAGMA quick_check({quote(table)})" if table else "PRAGMA quick_check"
         problem = target.conn.execute(sql).fetchone()[0]

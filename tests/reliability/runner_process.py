@@ -15,10 +15,10 @@ django.setup()
 logging.getLogger("tablemigrate").addHandler(logging.NullHandler())  # the one error line is printed below
 
 from tablemigrate import signals  # noqa: E402
-from tablemigrate.build import private_database, raw  # noqa: E402
 from tablemigrate.errors import TablemigrateError  # noqa: E402
-from tablemigrate.status import Target
-from tablemigrate.runner import run  # noqa: E402
+from tablemigrate.history.status import Target  # noqa: E402
+from tablemigrate.project.build import private_database, raw  # noqa: E402
+from tablemigrate.run.runner import run  # noqa: E402
 
 db, directory = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
 signals.pre_migration.connect(lambda name, **_kw: print(f"MIGRATION {name}", flush=True), weak=False)

@@ -53,7 +53,7 @@ def _one_line(alias: str) -> Iterator[None]:
 
 def owns_tables_on(alias: str) -> bool:
     """Whether `alias` is a real SQLite database on which tablemigrate owns tables."""
-    from tablemigrate.build import managed_models
+    from tablemigrate.project.build import managed_models
     from tablemigrate.testing import is_test_database
 
     if connections[alias].vendor != "sqlite" or is_test_database(alias):
@@ -71,7 +71,7 @@ class Command(DjangoMigrate):
         super().run_from_argv(argv)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from tablemigrate.ownership import owned_with_django_migrations, ownership
+        from tablemigrate.project.ownership import owned_with_django_migrations, ownership
         from tablemigrate.testing import records_only
 
         alias = options["database"]
@@ -101,7 +101,7 @@ class Command(DjangoMigrate):
             self.check(databases=[alias])  # Django 4.2's migrate checks in handle(), 5.x in execute()
         if options["plan"] or options["check_unapplied"]:
             return self._plan(alias, options)
-        from tablemigrate.management.commands.tablemigrate import Command as Tablemigrate
+        from .tablemigrate import Command as Tablemigrate
 
         run = Tablemigrate()
         run.whole_process = getattr(self, "whole_process", False)
@@ -126,9 +126,11 @@ class Command(DjangoMigrate):
         """What `tablemigrate run` would apply, in its order: the Django migrations before the owned
         modules, the modules, the Django migrations that come after an owned app. Nothing is written
         and a missing database file is not created (an empty stand-in answers for it)."""
-        from tablemigrate import conf, djangoapps
-        from tablemigrate.management.commands.tablemigrate import Command as Tablemigrate
-        from tablemigrate.status import check_history, status
+        from tablemigrate import conf
+        from tablemigrate.history.status import check_history, status
+        from tablemigrate.project import djangoapps
+
+        from .tablemigrate import Command as Tablemigrate
 
         directory = conf.existing_migrations_dir()
         probe = Tablemigrate(stdout=self.stdout._out, stderr=self.stderr._out)

@@ -15,8 +15,13 @@ from django.core.management.base import CommandError
 from tablemigrate.cli.files import FileCommands
 from tablemigrate.cli.migrating import MigrationCommands
 from tablemigrate.cli.output import reporting
-from tablemigrate.cli.process import (EXIT_SIGPIPE, interrupted_by, long_lived_objects_frozen, signals_stop_cleanly,
-                                      sqlite_error)
+from tablemigrate.cli.process import (
+    EXIT_SIGPIPE,
+    interrupted_by,
+    long_lived_objects_frozen,
+    signals_stop_cleanly,
+    sqlite_error,
+)
 from tablemigrate.cli.schema import SchemaCommands
 from tablemigrate.errors import TablemigrateError
 

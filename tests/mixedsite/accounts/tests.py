@@ -3,7 +3,6 @@ the owned user table and the third-party table pointing at it."""
 
 from django.contrib.auth import get_user_model
 from django.test import TestCase
-
 from social.models import EmailAddress
 
 

@@ -5,7 +5,6 @@ from vendor.Category, and a proxy of auth.User)."""
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import models
-
 from vendor.models import Category
 
 

@@ -4,9 +4,9 @@ the test database has vendor's initial data (its Django data step ran) and shop'
 from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.test import TestCase
+from vendor.models import Category
 
 from shop.models import FeaturedCategory, Item, Staff
-from vendor.models import Category
 
 
 class MixedSiteTests(TestCase):

@@ -1,0 +1,1 @@
+"""Backups: take and verify, restore, retention, named snapshots, the database identity."""

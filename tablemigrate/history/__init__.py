@@ -1,0 +1,1 @@
+"""The migration history: module files, the history table, their status, schema.sql."""
