@@ -388,22 +388,29 @@ class FillColumn(Operation):
     Django's AddField/AlterField gives existing rows: `field`'s effective default, computed when the
     migration runs (a callable default is called then, `auto_now`/`auto_now_add` take the time then) and
     converted for SQLite by Django's own code for that field type. Evaluated once per application, as
-    Django's schema editor does. Nothing to undo: `down` drops or rebuilds the column anyway.
+    Django's schema editor does, so every row gets the one value; with `per_row` (the planner sets it
+    where the column is in a UNIQUE constraint, unique index or primary key, where one value for every
+    row could only fail), evaluated anew for each row. Nothing to undo: `down` drops or rebuilds the
+    column anyway.
 
     `field` is an unbound Django field (the module writes it as Django's migration serializer does, e.g.
     `models.DateTimeField(auto_now_add=True, null=True)`); constants never need this operation."""
 
-    def __init__(self, table: str, column: str, field: Any, *, only_null: bool = False):
+    def __init__(self, table: str, column: str, field: Any, *, only_null: bool = False, per_row: bool = False):
         self.table = table
         self.column = column
         self.field = field
         self.only_null = only_null
+        self.per_row = per_row
 
     def __repr__(self) -> str:
         return f"FillColumn({self.table!r}, {self.column!r})"
 
     def deconstruct(self) -> tuple[list[Any], dict[str, Any]]:
-        return [self.table, self.column, self.field], {"only_null": True} if self.only_null else {}
+        keyword = {"only_null": True} if self.only_null else {}
+        if self.per_row:
+            keyword["per_row"] = True
+        return [self.table, self.column, self.field], keyword
 
     def comment(self) -> str:
         return self.describe()
@@ -419,7 +426,8 @@ class FillColumn(Operation):
         if f.has_default() and callable(f.default):
             target = f.default
             name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
-            return f"{kind} default {name}() called when the migration runs"
+            each = " for each row" if self.per_row else ""
+            return f"{kind} default {name}() called{each} when the migration runs"
         if f.has_default():
             return f"{kind} default {f.default!r}"
         flag = "auto_now_add" if getattr(f, "auto_now_add", False) else "auto_now"
@@ -432,6 +440,10 @@ class FillColumn(Operation):
     def literal(self, conn: sqlite3.Connection) -> str:
         """The value as an SQL literal, by Django's schema editor (`effective_default`, `quote_value`),
         with the settings (time zone) of the Django connection that owns `conn` when there is one."""
+        return self._literals(conn)()
+
+    def _literals(self, conn: sqlite3.Connection) -> Callable[[], str]:
+        """`literal`, computed anew at each call, by one schema editor."""
         from tablemigrate.project.build import owning_wrapper, unconnected_wrapper
 
         # (a plain sqlite3 connection: Django's defaults for an SQLite database)
@@ -443,13 +455,28 @@ class FillColumn(Operation):
             from django.apps import apps  # the related model as the project defines it now
 
             self.field.remote_field.model = apps.get_model(self.field.remote_field.model)
-        return editor.quote_value(editor.effective_default(self.field))
+        return lambda: editor.quote_value(editor.effective_default(self.field))
 
     def apply(self, conn: sqlite3.Connection) -> None:
         where = f" WHERE {quote(self.column)} IS NULL" if self.only_null else ""
         if conn.execute(f"SELECT 1 FROM {quote(self.table)}{where} LIMIT 1").fetchone() is None:
             return  # no row to fill (database A, a new table): the default is not computed at all
-        conn.execute(self._update_sql(self.literal(conn)))
+        literals = self._literals(conn)
+        if not self.per_row:
+            conn.execute(self._update_sql(literals()))
+            return
+        # One UPDATE calling a function of this connection once per row it sets (any table: no rowid
+        # needed). The function returns what SQLite makes of the literal, so each row stores exactly what
+        # the one-value UPDATE would have stored.
+        def each() -> Any:
+            return conn.execute(f"SELECT {literals()}").fetchone()[0]
+
+        name = "tablemigrate_fill_value"
+        conn.create_function(name, 0, each)  # not deterministic: SQLite calls it for every row
+        try:
+            conn.execute(self._update_sql(f"{name}()"))
+        finally:
+            conn.create_function(name, 0, None)
 
 
 class DjangoDataStep(RunPython):

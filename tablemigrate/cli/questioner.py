@@ -3,7 +3,6 @@ loss for `run`/`revert` (asked with the runner lock released)."""
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from typing import Any
 
@@ -28,15 +27,10 @@ class InteractiveQuestioner(Questioner):
         return (answer or "").strip().lower() in ("y", "yes")
 
     def value(self, question: str) -> str | None:
-        while True:
-            answer = self._input(f"{question}: ")
-            if answer is None or not answer.strip():
-                return None
-            try:  # accept only one valid SQL expression
-                sqlite3.connect(":memory:").execute(f"SELECT {answer}").fetchall()
-                return answer.strip()
-            except sqlite3.Error as exc:
-                self.command.stderr.write(f"Not a valid SQL literal ({exc}); try again or press Enter to stop.")
+        return self._input(f"{question}: ")
+
+    def tell(self, message: str) -> None:
+        self.command.stderr.write(message)
 
 
 def _ask(prompt: str) -> str | None:

@@ -28,6 +28,10 @@ class SchemaCommands(CommandParts):
         except ValueError as exc:
             raise CommandError(str(exc), returncode=2) from None
         questioner = InteractiveQuestioner(self) if options["interactive"] else Questioner()
+        if options["default"]:
+            from tablemigrate.generate.oneoff import given_values
+
+            questioner.given = given_values(options["default"], managed_models(alias))
         write = not (options["dry_run"] or options["check"])
         adopt = write and not migration_files(conf.migrations_dir()) and self._needs_baseline(options)
         if adopt:

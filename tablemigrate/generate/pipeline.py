@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 
 from django.db import models
 
@@ -56,22 +57,27 @@ from tablemigrate.sqlite.introspect import introspect, sql_made_tables
 from tablemigrate.sqlite.schema import Schema, Table, table_digest
 from tablemigrate.sqlite.sqltext import quote, user_objects
 
-from . import partial
-from .plan import PlannedMigration, Values, added_nullable_columns, made_not_null, needed_values, plan_changes
+from . import oneoff, partial
+from .plan import PlannedMigration, Value, Values, added_nullable_columns, made_not_null, needed_values, plan_changes
 from .verify import Shape, verify
 from .writer import module_names, render_parts, shape_lines
 
 
 class Questioner:
-    """Answers generate's questions. The default answers every question with 'no'/'no value'."""
+    """Answers generate's questions. The default answers every question with 'no'/'no value'. `given`:
+    the one-off values given beforehand (`--default`, oneoff.given_values), never asked about."""
 
     interactive = False
+    given: Mapping[tuple[str, str], Value] = MappingProxyType({})
 
     def confirm(self, question: str) -> bool:
         return False
 
     def value(self, question: str) -> str | None:
         return None
+
+    def tell(self, message: str) -> None:
+        """Say why an answer was not taken, before the question comes again (interactive only)."""
 
 
 @dataclass
@@ -299,22 +305,43 @@ def follow_models(plans: list[PlannedMigration], renames: Renames) -> None:
                             "id: its permissions and generic relations follow the model)")
 
 
+def _one_off(questioner: Questioner, defaults: FieldDefaults, table: str, column: str, question: str,
+             used: set[tuple[str, str]]) -> Value | None:
+    """The one-off value for `table`.`column`: given (`--default`), else asked until an answer converts
+    (oneoff.value_for), or None (no answer)."""
+    key = (table.lower(), column.lower())
+    if key in questioner.given:
+        used.add(key)
+        return questioner.given[key]
+    while True:
+        answer = questioner.value(question)
+        if answer is None or not answer.strip():
+            return None
+        try:
+            return oneoff.value_for(defaults.field(table, column), answer.strip(), f"{table}.{column}")
+        except ValueError as exc:
+            if not questioner.interactive:
+                raise GenerateError(str(exc)) from None
+            questioner.tell(f"{exc}; try again, or press Enter to stop")
+
+
 def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Questioner,
             unasked: list[RenameCandidate]) -> Values:
     values: Values = {}
+    used: set[tuple[str, str]] = set()
     tables = {ch.table.key: ch.table for ch in changes}
     for table, column in needed_values(changes):
         value = defaults.value(table, column)
         if value is None:
-            value = questioner.value(
-                f"Column {table}.{column} is NOT NULL with no default, and existing rows need a value. "
-                "Enter a one-off SQL literal (e.g. 0 or 'unknown')")
+            value = _one_off(questioner, defaults, table, column,
+                             f"Column {table}.{column} is NOT NULL with no default, and existing rows need a value. "
+                             f"Enter a one-off value: {oneoff.PYTHON}", used)
         if value is None:
             hint = _rename_hint(unasked, table, column, _references(tables[table.lower()], column))
             raise GenerateError(
                 f"column {table}.{column} is NOT NULL with no default: existing rows need a value."
-                f"{hint} Otherwise give the field a default, make it "
-                "nullable, or run generate interactively to enter one")
+                f"{hint} Otherwise give the field a default, make it nullable, or give a one-off value: "
+                f"--default {table}.{column}=VALUE (VALUE: a Python expression, e.g. 0, 'unknown' or timezone.now)")
         values[(table.lower(), column.lower())] = value
     for table, column in added_nullable_columns(changes):  # Django's AddField fills these too
         value = defaults.value(table, column)
@@ -325,12 +352,15 @@ def _values(changes: list[TableChange], defaults: FieldDefaults, questioner: Que
         if literal is None and col.default is not None:
             literal = f"({col.default})"
         if literal is None:
-            literal = questioner.value(
-                f"Column {altered.name}.{col.name} becomes NOT NULL with no default. Enter a one-off SQL "
-                "literal for existing NULLs, or press Enter to keep them (the migration then fails "
-                "if any row holds NULL)")
+            literal = _one_off(questioner, defaults, altered.name, col.name,
+                               f"Column {altered.name}.{col.name} becomes NOT NULL with no default. Enter a one-off "
+                               f"value for existing NULLs ({oneoff.PYTHON}), or press Enter to keep them (the "
+                               "migration then fails if any row holds NULL)", used)
         if literal is not None:
             values[(altered.key, col.key)] = literal
+    refusal = oneoff.unused(questioner.given, used)
+    if refusal:
+        raise ConfigurationError(refusal)
     return values
 
 

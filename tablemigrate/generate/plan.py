@@ -68,6 +68,28 @@ def zero_literal(col: Column) -> str:
     return {"INTEGER": "0", "REAL": "0.0", "NUMERIC": "0", "TEXT": "''", "BLOB": "X''"}[affinity(col.type)]
 
 
+def unique_column(table: Table, key: str) -> bool:
+    """Whether column `key` is in `table`'s primary key, a UNIQUE constraint or a unique index (partial or
+    on an expression that reads it too): where one value in every row would fail, so a value computed at
+    run time is computed for each row (`FillColumn(per_row=True)`)."""
+    return (key in table.primary_key
+            or any(key in [sqltext.unquote(x).lower() for x in u.columns] for u in table.uniques)
+            or any(i.unique and sqltext.mentions(i.sql, key) for i in table.indexes.values()))
+
+
+def distinct_placeholder(col: Column) -> str:
+    """An SQL expression that gives each copied row a value of its own, for a NOT NULL column that a
+    `FillColumn(per_row=True)` fills right after the rebuild: one placeholder in every row would break
+    the column's UNIQUE constraint before the fill. Random (128 bits; 62 for a number, never negative:
+    a Positive*Field's CHECK holds); text is a JSON string, so a JSONField's JSON_VALID check holds."""
+    kind = affinity(col.type)
+    if kind == "TEXT":
+        return "'\"' || lower(hex(randomblob(16))) || '\"'"
+    if kind == "BLOB":
+        return "randomblob(16)"
+    return "abs(random() / 2)"
+
+
 def _is_constant(default: str | None) -> bool:
     if default is None:
         return True
@@ -78,9 +100,9 @@ def _is_constant(default: str | None) -> bool:
                                  or tokens[0].keyword() in ("null", "true", "false"))
 
 
-def describe_value(value: Value) -> str:
+def describe_value(value: Value, per_row: bool = False) -> str:
     if isinstance(value, RuntimeValue):
-        return FillColumn("", "", value.field).describe()
+        return FillColumn("", "", value.field, per_row=per_row).describe()
     return value
 
 
@@ -215,7 +237,8 @@ def _transition(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str
     summary = []
     for op in ops:
         if isinstance(op, AddColumn) and op.column.key in values:
-            summary.append(f"{op.describe()} (existing rows: {describe_value(values[op.column.key])})")
+            shown = describe_value(values[op.column.key], unique_column(to, op.column.key))
+            summary.append(f"{op.describe()} (existing rows: {shown})")
         elif not isinstance(op, AddIndex) and op.describe():
             summary.append(op.describe())
     if way == IN_PLACE:
@@ -232,7 +255,7 @@ def _transition(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str
               for o, n in renamed]
     # Values computed when the migration runs: after the column exists (added columns), or before the
     # rebuild makes it NOT NULL (existing NULLs), as Django's AddField / AlterField compute them then.
-    fill_after = [FillColumn(t, to.columns[k].name, v.field) for k, v in values.items()
+    fill_after = [FillColumn(t, to.columns[k].name, v.field, per_row=unique_column(to, k)) for k, v in values.items()
                   if isinstance(v, RuntimeValue) and k in added]
     if not rebuild:
         steps += [f"ALTER TABLE {quote(t)} DROP COLUMN {quote(c.name)}" for k, c in frm.columns.items() if k in dropped]
@@ -262,18 +285,18 @@ def _rebuild(frm: Table, to: Table, source: dict[str, str], values: dict[str, Va
             expr = quote(col.name)
             if col.notnull and not frm.columns[source[key]].notnull and value is not None:
                 if isinstance(value, RuntimeValue):
-                    steps.append(FillColumn(t, col.name, value.field, only_null=True))
+                    steps.append(FillColumn(t, col.name, value.field, only_null=True, per_row=unique_column(to, key)))
                 else:
                     expr = f"COALESCE({expr}, {value})"  # the copy, where the change is rebuilt after all
                     if in_place:
                         steps.append(f"UPDATE {quote(t)} SET {quote(col.name)} = {value} "
                                      f"WHERE {quote(col.name)} IS NULL")
-                destructive.append(f"NULLs in {t}.{col.name} become {describe_value(value)}")
+                destructive.append(f"NULLs in {t}.{col.name} become {describe_value(value, unique_column(to, key))}")
             copy[col.name] = expr
         elif isinstance(value, str):
             copy[col.name] = value
-        elif isinstance(value, RuntimeValue) and col.notnull:
-            copy[col.name] = value.placeholder  # replaced by the FillColumn that follows
+        elif isinstance(value, RuntimeValue) and col.notnull:  # replaced by the FillColumn that follows
+            copy[col.name] = distinct_placeholder(col) if unique_column(to, key) else value.placeholder
     create = sqltext.pretty_create_table(to.sql)
     steps.append(AlterTableInPlace(t, create, copy, check=check) if in_place else RebuildTable(t, create, copy))
     return steps

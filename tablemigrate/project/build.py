@@ -18,6 +18,7 @@ from typing import Any
 from django.apps import apps as global_apps
 from django.db import connections, models, router
 from django.db.backends.sqlite3.base import DatabaseWrapper
+from django.db.models.fields.proxy import OrderWrt
 from django.db.utils import ConnectionHandler
 
 
@@ -158,15 +159,17 @@ def computed_at_run_time(fld: models.Field) -> bool:
     return bool(getattr(fld, "auto_now", False) or getattr(fld, "auto_now_add", False))
 
 
-def runtime_field(fld: models.Field) -> models.Field | None:
+def runtime_field(fld: models.Field, default: Any = models.NOT_PROVIDED) -> models.Field | None:
     """An unbound copy of `fld` holding only what decides its effective default and its conversion,
     when Django's migration serializer can write it into a module (None otherwise: a lambda default,
-    say, which Django's own migrations refuse too)."""
+    say, which Django's own migrations refuse too). `default`: the copy's default instead of `fld`'s."""
     from django.db.migrations.writer import MigrationWriter
 
     _name, _path, args, kwargs = fld.deconstruct()  # a relation names its model: resolved at run time
     for option in _IRRELEVANT_OPTIONS:
         kwargs.pop(option, None)
+    if default is not models.NOT_PROVIDED:
+        kwargs["default"] = default
     try:
         copy = type(fld)(*args, **kwargs)
         MigrationWriter.serialize(copy)
@@ -186,7 +189,8 @@ class FieldDefaults:
         self.wrapper = wrapper
         self.models = {m._meta.db_table.lower(): m for m in with_m2m_tables(model_list)}
 
-    def _field(self, table: str, column: str) -> models.Field | None:
+    def field(self, table: str, column: str) -> models.Field | None:
+        """The model field stored in `table`.`column` (None: no model of these has it)."""
         model = self.models.get(table.lower())
         if model is None:
             return None
@@ -194,11 +198,13 @@ class FieldDefaults:
 
     def literal(self, table: str, column: str) -> str | None:
         """The value as an SQL literal computed now (None: Django gives existing rows no value)."""
-        fld = self._field(table, column)
+        fld = self.field(table, column)
         if fld is None:
             return None
         editor = self.wrapper.SchemaEditorClass(self.wrapper, collect_sql=True)
         value = editor.effective_default(fld)
+        if value is None and isinstance(fld, OrderWrt):
+            value = 0  # `_order` of Meta.order_with_respect_to: Django's AlterOrderWithRespectTo gives 0
         return None if value is None else editor.quote_value(value)
 
     def value(self, table: str, column: str) -> str | RuntimeValue | None:
@@ -206,7 +212,7 @@ class FieldDefaults:
         `RuntimeValue`: the migration computes it when it runs, as Django's migrate would. A field the
         module cannot carry (a lambda default, a relation) keeps the value computed now."""
 
-        fld = self._field(table, column)
+        fld = self.field(table, column)
         if fld is not None and fld.is_relation and computed_at_run_time(fld):
             # Never called here: it would read (or write: get_or_create) the developer's database, and
             # a primary key from there means nothing in production. The placeholder only fills a NOT

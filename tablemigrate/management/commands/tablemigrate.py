@@ -105,6 +105,12 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
         g.add_argument("--rename", action="append", default=[], metavar="OLD:NEW",
                        help="declare a rename: TABLE.OLDCOLUMN:NEWCOLUMN, OLDTABLE:NEWTABLE or APP.OLDMODEL:APP.NEWMODEL "
                             "(a model: its content type follows; repeatable)")
+        g.add_argument("--default", action="append", default=[], metavar="COLUMN=VALUE",
+                       help="the one-off value existing rows take in a column added (or made) NOT NULL without a "
+                            "default, so that --noinput need not ask: COLUMN is TABLE.COLUMN or APP.MODEL.FIELD, "
+                            "VALUE a Python expression as makemigrations takes it (datetime and "
+                            "django.utils.timezone available: 0, \"'unknown'\", timezone.now to take the time "
+                            "when the migration runs); repeatable")
 
         show = add("show", "Say which apps tablemigrate owns; list the other apps' pending Django migrations "
                            "and tablemigrate's applied and pending migrations, with the SQL pending ones would "
