@@ -228,3 +228,22 @@ def test_order_with_respect_to_fills_order_with_zero_under_noinput(tmp_path):
     assert "add column _order (existing rows: 0)" in module.plan.summary
     apply_new(conn, d, applied)
     assert conn.execute("SELECT _order FROM blog_post").fetchall() == [(0,), (0,)]
+
+
+def test_a_module_that_fills_row_by_row_is_a_format_an_older_tablemigrate_refuses(tmp_path):
+    """`per_row` is new in format 3: the module says so, so a tablemigrate that cannot load the keyword refuses
+    the module with "upgrade tablemigrate" instead of failing on a TypeError."""
+    from tablemigrate.errors import MigrationFileError
+    from tablemigrate.generate.plan import PlannedMigration
+    from tablemigrate.generate.writer import render_module
+    from tablemigrate.history import loader
+
+    fill = FillColumn("t", "key", models.UUIDField(default=uuid.uuid4, unique=True), per_row=True)
+    text = render_module(PlannedMigration("alter", "t", [fill], []), "x", datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+    assert "module_format = 3\n" in text
+    path = tmp_path / "0001_t.py"
+    path.write_text(text)
+    assert loader.load_migration(path).module_format == 3
+    path.write_text(text.replace("module_format = 3", "module_format = 4"))
+    with pytest.raises(MigrationFileError, match="newer than this tablemigrate reads .up to 3.: upgrade"):
+        loader.load_migration(path)

@@ -6,8 +6,8 @@ import re
 from datetime import datetime, timedelta
 
 from tablemigrate.errors import GenerateError
-from tablemigrate.history.loader import MODEL_RENAMES_FORMAT, MODULE_FORMAT, Step
-from tablemigrate.operations import Operation
+from tablemigrate.history.loader import MODEL_RENAMES_FORMAT, MODULE_FORMAT, PER_ROW_FORMAT, Step
+from tablemigrate.operations import FillColumn, Operation
 
 from .plan import PlannedMigration
 
@@ -110,7 +110,9 @@ def render_parts(plan: PlannedMigration, label: str, when: datetime) -> tuple[st
     down, down_imports = _render_list("down", plan.down)
     # A module that renames a model says so in a format of its own: a tablemigrate that does not read
     # `model_renames` refuses the module ("upgrade tablemigrate") instead of leaving the content type behind.
-    module_format = MODEL_RENAMES_FORMAT if plan.model_renames else MODULE_FORMAT
+    # So does one whose FillColumn computes a value per row (an older one cannot load `per_row`).
+    per_row = any(isinstance(s, FillColumn) and s.per_row for s in (*plan.up, *plan.down))
+    module_format = PER_ROW_FORMAT if per_row else MODEL_RENAMES_FORMAT if plan.model_renames else MODULE_FORMAT
     return (f'"""{doc}"""\n\n{_imports(up_imports | down_imports)}'
             f"module_format = {module_format}\n"
             f"table = {plan.table!r}\n"

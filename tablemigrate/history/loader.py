@@ -23,8 +23,11 @@ SNAPSHOT_NAME = "schema.sql"
 
 #: The module format `generate` writes (docs/modules.md).
 MODULE_FORMAT = 1
-#: The format of a module that renames a model (`model_renames`), and the newest this version reads.
+#: The format of a module that renames a model (`model_renames`).
 MODEL_RENAMES_FORMAT = 2
+#: The format of a module that fills a unique column row by row (`FillColumn(..., per_row=True)`), and the
+#: newest this version reads: an older tablemigrate refuses it with "newer than this tablemigrate reads".
+PER_ROW_FORMAT = 3
 
 
 @dataclass
@@ -144,9 +147,9 @@ def load_source(source: bytes, name: str, path: Path | None = None) -> Migration
     module_format = namespace.get("module_format", 0)
     if not isinstance(module_format, int) or isinstance(module_format, bool) or module_format < 0:
         raise MigrationFileError(f"{where}: `module_format` must be a whole number")
-    if module_format > MODEL_RENAMES_FORMAT:
+    if module_format > PER_ROW_FORMAT:
         raise MigrationFileError(f"{where}: module format {module_format} is newer than this tablemigrate reads "
-                                 f"(up to {MODEL_RENAMES_FORMAT}): upgrade tablemigrate")
+                                 f"(up to {PER_ROW_FORMAT}): upgrade tablemigrate")
     atomic = namespace.get("atomic", True)
     if not isinstance(atomic, bool):
         raise MigrationFileError(f"{where}: `atomic` must be True or False")
