@@ -139,6 +139,13 @@ class NotConfirmed(TablemigrateError):
     exit_code = 1
 
 
+class MigrationsPending(TablemigrateError):
+    """`show --check` / `run --check`: migrations are pending (nothing was written). Its own exit code,
+    so that CI tells "deploy needs a migration" from a failure."""
+
+    exit_code = 4
+
+
 # Backups, snapshots, restores ----------------------------------------------------------------------
 
 class BackupError(TablemigrateError):

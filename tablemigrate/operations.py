@@ -98,18 +98,21 @@ class RebuildTable(Operation):
             name = f"new__{self.table}_{n}"
         return name
 
-    def _copy_sql(self, target: str, where: str = "", whole_rows: bool = False, rowid: str | None = None) -> str:
+    def _copy_sql(self, target: str, where: str = "", whole_rows: bool = False, rowid: str | None = None,
+                  as_written: bool = False) -> str:
         # OR ABORT overrides a conflict clause of the new table: `UNIQUE ON CONFLICT REPLACE` would delete
         # colliding rows (and the row count would not show it), `NOT NULL ON CONFLICT REPLACE` rewrite NULLs.
         if whole_rows:
             return f"INSERT OR ABORT INTO {quote(target)} SELECT * FROM {quote(self.table)}"
-        cols, select = self.copy_lists(rowid)
+        cols, select = self.copy_lists(rowid, as_written)
         return f"INSERT OR ABORT INTO {quote(target)} ({cols}) SELECT {select} FROM {quote(self.table)}{where}"
 
-    def copy_lists(self, rowid: str | None = None) -> tuple[str, str]:
+    def copy_lists(self, rowid: str | None = None, as_written: bool = False) -> tuple[str, str]:
         """(target column list, select list) of the copy; with `rowid` (the name of the hidden rowid in
-        both tables, `kept_rowid`), each row's rowid comes first in both, so the row keeps it."""
-        cols, select = ", ".join(quote(c) for c in self.copy), self._select_list()
+        both tables, `kept_rowid`), each row's rowid comes first in both, so the row keeps it.
+        `as_written`: the expressions as the module writes them (a preview), not as they run."""
+        cols = ", ".join(quote(c) for c in self.copy)
+        select = ", ".join(self.copy.values()) if as_written else self._select_list()
         return (f"{rowid}, {cols}", f"{rowid}, {select}") if rowid else (cols, select)
 
     def _select_list(self) -> str:
@@ -196,9 +199,9 @@ class RebuildTable(Operation):
         rowid = kept_rowid(new, new)
         if rowid:
             return [f"-- when {quote(self.table)} has no INTEGER PRIMARY KEY either, each row keeps its rowid "
-                    "(else without it):", self._copy_sql(tmp, rowid=rowid)]
-        if not self._copies_whole_rows(None, None):
-            return [self._copy_sql(tmp)]
+                    "(else without it):", self._copy_sql(tmp, rowid=rowid, as_written=True)]
+        if not self._copies_whole_rows(None, None):  # double-quoted as the module writes them (it runs them in
+            return [self._copy_sql(tmp, as_written=True)]  # backticks: no name is ever taken as a string)
         return [f"-- when {quote(self.table)} has exactly these columns in this order (else the column list):",
                 self._copy_sql(tmp, whole_rows=True)]
 

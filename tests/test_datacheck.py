@@ -35,37 +35,37 @@ ALL = {"id": '"id"', "code": '"code"', "v": '"v"', "n": '"n"'}
 
 def test_not_null_over_nulls_is_a_violation_with_the_count(db):
     out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, v text NOT NULL, n text)", ALL))
-    assert out == [("violation", "2 rows of t would hold NULL in v, which becomes NOT NULL")]
+    assert out == [("violation", "2 rows of t would hold NULL in v, which becomes NOT NULL (for example rowid 1, 3)")]
 
 
 def test_coalesce_fill_is_a_counted_change_not_a_violation(db):
     copy = dict(ALL, v="COALESCE(\"v\", '')")
     out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, v text NOT NULL, n text)", copy))
-    assert out == [("loss", "2 values of t.v would change to COALESCE(\"v\", '')")]
+    assert out == [("loss", "2 values of t.v would change to COALESCE(\"v\", '') (for example: NULL -> '', NULL -> '')")]
 
 
 def test_unique_over_duplicates_is_a_violation(db):
     out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text UNIQUE, v text, n text)", ALL))
-    assert out == [("violation", '1 duplicated value in t (code) under UNIQUE')]
+    assert out == [("violation", "1 duplicated value in t (code) under UNIQUE (for example: 'a')")]
 
 
 def test_check_constraint_failing_rows(db):
     out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text CHECK (code != 'b'), v text, "
                             "n text)", ALL))
-    assert out == [("violation", "1 row of t would fail CHECK (code != 'b')")]
+    assert out == [("violation", "1 row of t would fail CHECK (code != 'b') (for example: (3, 'b', NULL, 'abc'))")]
 
 
 def test_column_not_copied_counts_lost_values(db):
     copy = {k: e for k, e in ALL.items() if k != "v"}
     out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, n text)", copy))
-    assert out == [("loss", "2 values in t.v would be dropped (column not copied)")]
+    assert out == [("loss", "2 values in t.v would be dropped (column not copied) (for example: 'x', 'y')")]
 
 
 def test_narrowing_type_counts_values_that_read_back_differently(db):
     out = found(db, rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, v text, n integer)", ALL))
     # '007' becomes 7; '12' becomes 12 (reads back the same); 'abc' stays text.
     assert out == [("loss", "1 value in t.n would be converted to integer and read back differently "
-                            "(for example '007' becomes 7)")]
+                            "(for example: '007' -> 7)")]
     assert db.execute("SELECT name FROM temp.sqlite_master").fetchall() == []
 
 
@@ -81,17 +81,17 @@ def test_new_not_null_column_without_value(db):
 
 
 def test_plain_sql_drops_and_unique_index(db):
-    assert found(db, 'ALTER TABLE "t" DROP COLUMN "v"') == [("loss", "2 values in t.v would be dropped")]
+    assert found(db, 'ALTER TABLE "t" DROP COLUMN "v"') == [("loss", "2 values in t.v would be dropped (for example: 'x', 'y')")]
     assert found(db, 'DROP TABLE "t"') == [("loss", "dropping t deletes 4 rows")]
     assert found(db, 'CREATE UNIQUE INDEX u ON t (code DESC)') == [
-        ("violation", "1 duplicated value in t (code) under a new unique index")]
+        ("violation", "1 duplicated value in t (code) under a new unique index (for example: 'a')")]
     assert found(db, "CREATE UNIQUE INDEX u ON t (code) WHERE code != 'a'") == []
 
 
 def test_renames_earlier_in_the_migration_are_followed(db):
     out = found(db, 'ALTER TABLE "t" RENAME TO "t2"', 'ALTER TABLE "t2" RENAME COLUMN "v" TO "w"',
                 'ALTER TABLE "t2" DROP COLUMN "w"')
-    assert out == [("loss", "2 values in t2.w would be dropped")]
+    assert out == [("loss", "2 values in t2.w would be dropped (for example: 'x', 'y')")]
     copy = {"id": '"id"', "code": '"code"', "w": '"w"', "n": '"n"'}
     out = found(db, 'ALTER TABLE "t" RENAME COLUMN "v" TO "w"',
                 rebuild("CREATE TABLE t (id integer PRIMARY KEY, code text, w text NOT NULL, n text)", copy))
@@ -152,7 +152,7 @@ def test_unique_is_judged_with_the_new_columns_collation(db):
 def test_a_rowid_key_that_is_not_copied_fills_itself(db):
     copy = {k: e for k, e in ALL.items() if k != "id"}
     out = found(db, rebuild("CREATE TABLE t (id integer NOT NULL PRIMARY KEY, code text, v text, n text)", copy))
-    assert out == [("loss", "4 values in t.id would be dropped (column not copied)")]  # renumbered, not refused
+    assert out == [("loss", "4 values in t.id would be dropped (column not copied) (for example: 1, 2, 3)")]  # renumbered, not refused
 
 
 def test_what_the_live_table_already_enforces_is_not_scanned_again(db):
@@ -190,9 +190,11 @@ def test_a_fill_changes_only_its_own_table_and_counts_values_it_replaces(db):
     fill = FillColumn("t", "v", models.TextField(default="z"))
     # the fill overwrites 2 values of t.v, and does not hide the loss in another table that follows it
     out = found(db, fill, 'DROP TABLE "o"')
-    assert out == [("loss", "2 values in t.v would be replaced by TextField default 'z'"),
+    assert out == [("loss", "2 values in t.v would be replaced by TextField default 'z' (for example: 'x', 'y')"),
                    ("loss", "dropping o deletes 1 row")]
-    assert found(db, FillColumn("t", "v", models.TextField(default="z"), only_null=True)) == []
+    # a fill of the NULLs: counted, with the rows it fills (the module's flag asks; the count says how many)
+    assert found(db, FillColumn("t", "v", models.TextField(default="z"), only_null=True)) == [
+        ("loss", "2 rows of t hold NULL in v, which becomes TextField default 'z' (for example rowid 1, 3)")]
 
 
 # Nothing to lose (issue 23, item 2): a flag says what a migration can lose, these what it would -------------
@@ -392,3 +394,22 @@ def test_what_the_check_says_loses_nothing_loses_no_value_when_applied(history):
             for v in before:
                 assert v in after, (m.name, v)
                 after.remove(v)
+
+
+def test_a_fill_of_nulls_where_there_is_none_then_not_null_loses_nothing(two):
+    """Issue 25: NOT NULL with a callable default (a fill of the NULLs, then the rebuild) right after the
+    project's own step filled them: the counts find nothing to lose, so the flag is not asked; the counts
+    are made again when the migration runs (still_lossless)."""
+    from django.db import models
+
+    fill = FillColumn("full", "v", models.TextField(default="z"), only_null=True)
+    tighten = RebuildTable("full", "CREATE TABLE full (id integer PRIMARY KEY, v text NOT NULL)",
+                           {"id": '"id"', "v": '"v"'})
+    name, assessed = _assessed(two, [[fill, tighten]])
+    assert name in assessed.lose_nothing and not assessed.findings
+    assert [r.where for r in assessed.still_lossless[name]] == ['"v" IS NULL']
+    two.execute("INSERT INTO full (v) VALUES (NULL)")
+    name, assessed = _assessed(two, [[fill, tighten]])
+    assert name not in assessed.lose_nothing
+    assert [f.message for f in assessed.findings] == [
+        "1 row of full holds NULL in v, which becomes TextField default 'z' (for example rowid 3)"]

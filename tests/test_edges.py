@@ -216,8 +216,9 @@ def test_a_copy_that_overwrites_a_column_is_a_counted_loss():
     # name is read (into v), but its own column gets a constant; n holds only NULLs and becomes 0
     step = RebuildTable("t", create, {"id": '"id"', "name": "'x'", "v": '"name"', "n": "0"})
     found = sorted(f.message for f in check(conn, [Migration("m", [step], None)]))
-    assert found == ["2 values of t.n would change to 0", "2 values of t.name would change to 'x'",
-                     "2 values of t.v would change to \"name\""]
+    assert found == ["2 values of t.n would change to 0 (for example: NULL -> 0, NULL -> 0)",
+                     "2 values of t.name would change to 'x' (for example: 'a' -> 'x', 'b' -> 'x')",
+                     "2 values of t.v would change to \"name\" (for example: 'x' -> 'a', 'y' -> 'b')"]
 
 
 # Property: a copy map naming a column dropped earlier is always refused, never applied ------------

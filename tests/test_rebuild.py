@@ -153,4 +153,4 @@ def test_a_unique_index_statement_ending_in_a_semicolon_is_checked():
     step = "CREATE UNIQUE INDEX u ON t (code) WHERE n IS NOT NULL;"
     findings = check(conn, [Migration("m1", [step], None)], "up")
     assert [(f.kind, f.message) for f in findings] == [
-        ("violation", "1 duplicated value in t (code) under a new unique index")]
+        ("violation", "1 duplicated value in t (code) under a new unique index (for example: 'a')")]

@@ -239,7 +239,7 @@ def test_data_loss_found_in_rows_needs_confirmation_and_is_listed_with_counts(pr
     module(d, "0002_col", "up = ['ALTER TABLE t ADD COLUMN w int', 'UPDATE t SET w = id']\n"
            "down = ['ALTER TABLE t DROP COLUMN w']\n")  # down is not flagged: only the rows say it loses data
     runner.run(target, d)
-    with pytest.raises(NotConfirmed, match=r"2 values in t.w would be dropped \(found in the database\)"):
+    with pytest.raises(NotConfirmed, match=r"2 values in t.w would be dropped \(for example: 1, 2\) \(found in the database\)"):
         runner.revert(target, d)
     assert [m.name for m in runner.revert(target, d, allow_destructive=True)] == ["0002_col"]
 

@@ -9,9 +9,10 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from tablemigrate import conf
-from tablemigrate.errors import DatabaseLocked, is_busy
+from tablemigrate.errors import DatabaseLocked, MigrationsPending, is_busy
 from tablemigrate.run.apply import statements_of
 
+from .output import document, migration_entry
 from .parts import CommandParts
 
 
@@ -19,19 +20,31 @@ class MigrationCommands(CommandParts):
     """The handlers, mixed into the Command."""
 
     def handle_show(self, options: dict[str, Any]) -> None:
-        from tablemigrate.history.loader import load_migration
-        from tablemigrate.history.status import acceptance, out_of_order, status
-        from tablemigrate.project.ownership import ownership
-        from tablemigrate.run import online
-        from tablemigrate.run.drift import drift
-        from tablemigrate.sqlite import shapes
+        from tablemigrate.history.status import status
 
         target = self._target(options)
         directory = self._existing_migrations_dir(options)
+        st = status(target.conn, directory)
+        if options["format"] == "json":
+            doc = self._status_document(target, directory, st)
+            self._write_json(document("show", **doc))
+            pending = bool(doc["pending"])
+        else:
+            pending = self._show_text(target, directory, st, options)
+        if options["check"]:
+            self._check_pending(st, pending)
+
+    def _show_text(self, target, directory, st, options: dict[str, Any]) -> bool:
+        """`show`'s listing; whether anything is pending (Django's migrations included)."""
+        from tablemigrate.history.loader import load_migration
+        from tablemigrate.history.status import acceptance, out_of_order
+        from tablemigrate.project.ownership import ownership
+        from tablemigrate.run import online
+        from tablemigrate.sqlite import shapes
+
         own = ownership()
         for line in own.describe():
             self.stdout.write(line)
-        st = status(target.conn, directory)
         for a in st.applied:
             flag = "  EDITED AFTER APPLY" if a.name in st.modified else (
                 "  MISSING FILE" if a.name in st.missing else
@@ -39,7 +52,7 @@ class MigrationCommands(CommandParts):
             self.stdout.write(f"[X] {a.name}  (applied {a.applied_at}){flag}")
         # Pending ones in the order `run` applies them: Django's, tablemigrate's, then the Django
         # migrations that depend on an owned app.
-        later = self._show_django(target, options["sql"])
+        later, django_pending = self._show_django(target, options["sql"])
         early = set(out_of_order(st))
         touched: set[str] = set()  # tables an earlier pending module changes: its shape is not known yet
         for path in st.pending:
@@ -66,19 +79,56 @@ class MigrationCommands(CommandParts):
                 "The history does not match the migration files: `run` refuses until this is resolved."))
             for name in st.modified:
                 self.stdout.write(f"  {name}: to accept the edit, write in it: {acceptance(st, name)}")
-            return
+        else:
+            drifted = self._drift(target, directory, st)
+            if drifted:
+                self.stdout.write(self.style.WARNING(
+                    "Drift: the live schema differs from the applied history in: " + ", ".join(drifted)))
+        return bool(st.pending) or django_pending
+
+    @staticmethod
+    def _drift(target, directory, st) -> list[str]:
         from tablemigrate.project.build import foreign_tables, managed_models
         from tablemigrate.project.fingerprint import model_tables
+        from tablemigrate.run.drift import drift
 
-        drifted = drift(target, directory, model_tables(managed_models(target.alias)), foreign_tables(target.alias),
-                        st)
-        if drifted:
-            self.stdout.write(self.style.WARNING(
-                "Drift: the live schema differs from the applied history in: " + ", ".join(drifted)))
+        return drift(target, directory, model_tables(managed_models(target.alias)), foreign_tables(target.alias), st)
 
-    def _show_django(self, target, sql: bool) -> Callable[[], None]:
-        """Print the pending Django migrations of the apps tablemigrate does not own that `run` applies
-        before its modules; returns what prints the rest (those that depend on an owned app)."""
+    def _check_pending(self, st, pending: bool) -> None:
+        """`--check`: a history that does not match the files refuses as `run` does (exit 2); pending
+        migrations exit 4 (MigrationsPending). Nothing was written either way."""
+        from tablemigrate.history.status import check_history
+
+        check_history(st)
+        if pending:
+            raise MigrationsPending("migrations are pending: `manage.py tablemigrate run` applies them "
+                                    "(nothing was changed)")
+
+    def _status_document(self, target, directory, st, with_drift: bool = True) -> dict[str, Any]:
+        """The `--format json` parts of `show` and `run --check`: applied and pending migrations (in the
+        order `run` applies them), the history's mismatches, drift (null while the history mismatches)."""
+        from tablemigrate.history.loader import load_migration
+        from tablemigrate.history.status import out_of_order
+        from tablemigrate.project.ownership import ownership
+
+        listed, first = self._django_pending(target, sql=False)
+        early = set(out_of_order(st))
+        modules = [{**migration_entry(load_migration(p)), "out_of_order": p in early} for p in st.pending]
+        django = [migration_entry(name) for name, _sql in listed]
+        matches = not (st.modified or st.missing)
+        return {
+            "owned_apps": sorted(ownership().owned),
+            "applied": [{"name": a.name, "applied_at": str(a.applied_at),
+                         "state": "edited" if a.name in st.modified else "missing" if a.name in st.missing
+                         else "accepted" if a.name in st.accepted else "ok"} for a in st.applied],
+            "pending": django[:first] + modules + django[first:],
+            "history_matches": matches,
+            "drift": self._drift(target, directory, st) if matches and with_drift else None,
+        }
+
+    def _django_pending(self, target, sql: bool) -> tuple[list[tuple[str, list[str]]], int]:
+        """The pending Django migrations of the apps tablemigrate does not own, in `run`'s order, each with
+        its SQL (`sql`), and how many of them `run` applies before its own modules."""
         from tablemigrate.project import djangoapps
 
         wrapper = djangoapps.wrapper_of(target.alias, target.conn)
@@ -88,7 +138,13 @@ class MigrationCommands(CommandParts):
                 wrapper = stack.enter_context(djangoapps.stand_in(target.alias))
             dplan = djangoapps.plan(wrapper)
             listed = djangoapps.collect_sql(dplan) if sql else [(n, []) for n in dplan.names]
-        first = len(dplan.split()[0].steps)
+        return listed, len(dplan.split()[0].steps)
+
+    def _show_django(self, target, sql: bool) -> tuple[Callable[[], None], bool]:
+        """Print the pending Django migrations of the apps tablemigrate does not own that `run` applies
+        before its modules; returns what prints the rest (those that depend on an owned app), and whether
+        any is pending."""
+        listed, first = self._django_pending(target, sql)
 
         def write(entries: list[tuple[str, list[str]]]) -> None:
             for name, statements in entries:
@@ -96,16 +152,24 @@ class MigrationCommands(CommandParts):
                 self._write_sql(statements)
 
         write(listed[:first])
-        return lambda: write(listed[first:])
+        return (lambda: write(listed[first:])), bool(listed)
 
     def handle_run(self, options: dict[str, Any]) -> None:
         from tablemigrate.run import runner
         from tablemigrate.run.dryrun import dry_run
 
+        as_json = options["format"] == "json"
+        if as_json:  # a question would land in the document: what needs an answer refuses, as --noinput
+            options = {**options, "interactive": False}
         directory = self._existing_migrations_dir(options)  # before the database: a missing one is not created
         answered: list[str] = []
         target = self._target(options, directory, self._first_run_check(options, answered))
+        if options["check"]:
+            self._run_check(target, directory, as_json)
+            return
         if options["dry_run"]:
+            if as_json:
+                raise CommandError("--format json is for `run` and `run --check`, not --dry-run", returncode=2)
             rehearsals = dry_run(target, directory, allow_destructive=options["allow_destructive"],
                                  confirm=self._would_ask(options))
             if not rehearsals:
@@ -114,10 +178,12 @@ class MigrationCommands(CommandParts):
                 self.stdout.write(self.style.MIGRATE_HEADING(f"would apply {r.migration} ({r.seconds * 1000:.1f} ms)"))
                 for sql, seconds in r.statements:
                     self.stdout.write(f"  {seconds * 1000:8.1f} ms  {sql}")
+                # Every table's count at -v 2; by default only the tables whose count the migration changes.
                 for t in sorted(set(r.rows_before) | set(r.rows_after)):
                     before, after = r.rows_before.get(t, "-"), r.rows_after.get(t, "-")
-                    mark = "" if before == after else "   (changed)"
-                    self.stdout.write(f"  rows {t}: {before} -> {after}{mark}")
+                    if before != after or self.verbosity >= 2:
+                        mark = "" if before == after else "   (changed)"
+                        self.stdout.write(f"  rows {t}: {before} -> {after}{mark}")
             return
         self._remember_history(target)
         confirm = self._confirm(options)
@@ -129,10 +195,34 @@ class MigrationCommands(CommandParts):
                                  keep=conf.keep_backups(), lock_timeout=conf.busy_timeout())
         if applied and conf.post_migrate():  # the work first: a reader that went away only loses lines
             self._post_migrate(target.alias, options, applied)
+        if as_json:
+            done = [migration_entry(m, took.seconds.get(m.name), applied=True) for m in applied]
+            self._write_json(document("run", pending=[], applied=done, tables=sorted(
+                {t for entry in done for t in entry["tables"] or ()}, key=str.lower)))
+            return
         if not applied:
             self._say("No migrations to apply.")
         for m in applied:
             self._say(self.style.SUCCESS(f"Applied {m.name}{took(m.name)}"))
+
+    def _run_check(self, target, directory, as_json: bool) -> None:
+        """`run --check`, as Django's `migrate --check`: apply nothing; exit 4 when anything is pending
+        (Django's migrations of the other apps included), 2 when the history does not match the files."""
+        from tablemigrate.history.status import check_history, status
+
+        st = status(target.conn, directory)
+        check_history(st)  # what `run` would refuse first
+        doc = self._status_document(target, directory, st, with_drift=False)
+        if as_json:
+            self._write_json(document("run", check=True, pending=doc["pending"], applied=[], tables=[]))
+        else:
+            for entry in doc["pending"]:
+                flags = f"  (destructive: {'; '.join(entry['destructive'])})" if entry["destructive"] else ""
+                prefix = "django: " if entry["kind"] == "django" else ""
+                self._say(f"[ ] {prefix}{entry['name']}{flags}")
+            if not doc["pending"]:
+                self._say("No migrations to apply.")
+        self._check_pending(st, bool(doc["pending"]))
 
     def _first_run_check(self, options: dict[str, Any], answered: list[str]) -> Callable[[Any, list], None]:
         """What a first `run` (no database file yet) checks on the empty in-memory stand-in, which holds

@@ -4,8 +4,9 @@ that prints SQL (`_write_sql`), used by `show`, `generate --dry-run` and `baseli
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -56,8 +57,47 @@ def reporting(command: BaseCommand, options: dict[str, Any]) -> Iterator[None]:
             logger.setLevel(previous)
 
 
+#: The version of the `--format json` document (`show`, `run`, `generate --check`). Keys are only ever
+#: added; a removed or retyped key makes a new version.
+JSON_FORMAT = 1
+
+
+def document(command: str, **parts: Any) -> dict[str, Any]:
+    """The `--format json` document of `command`: `format`, `command`, then `parts` (README)."""
+    return {"format": JSON_FORMAT, "command": command, **parts}
+
+
+def migration_entry(migration: Any, seconds: float | None = None, applied: bool = False) -> dict[str, Any]:
+    """One migration in a `--format json` document: a tablemigrate module (its tables, its `destructive`
+    flags) or a Django migration of an app tablemigrate does not own (its name only: its tables and flags
+    are not known, null). `applied`: with `seconds`, how long it took (null when not measured)."""
+    took = {"seconds": None if seconds is None else round(seconds, 6)} if applied else {}
+    if not hasattr(migration, "up"):
+        return {"name": getattr(migration, "name", migration), "kind": "django", "tables": None,
+                "destructive": None, **took}
+    shapes = [s["table"] for s in (migration.before, migration.after) if s]
+    steps = [getattr(step, "table", None) for step in migration.up]
+    tables = [t for t in [migration.table, *shapes, *steps] if isinstance(t, str)]
+    return {"name": migration.name, "kind": "tablemigrate", "tables": sorted(set(tables), key=str.lower),
+            "destructive": list(migration.destructive), **took}
+
+
+class Durations:
+    """Each migration's duration in seconds (`seconds`, by name); called, its " (N ms)" for a line."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str) -> str:
+        return f" ({self.seconds[name] * 1000:.0f} ms)" if name in self.seconds else ""
+
+
 class Output(CommandState):
     """Printing, mixed into the Command."""
+
+    def _write_json(self, doc: dict[str, Any]) -> None:
+        """A `--format json` document: the whole of stdout (log lines and progress go to stderr)."""
+        self.stdout.write(json.dumps(doc, indent=2, sort_keys=False))
 
     def _say(self, text: str) -> None:
         """A success or status line: silent at -v 0 (only errors are printed then)."""
@@ -93,19 +133,19 @@ class Output(CommandState):
                 self._write_sql((s for step in module.plan.up for s in statements_of(step)), indent="    ")
 
     @contextlib.contextmanager
-    def _timing(self) -> Iterator[Callable[[str], str]]:
+    def _timing(self) -> Iterator[Durations]:
         """Each migration's duration, from the post_migration signal, for its one line on stdout (the
         log record "migration X applied (N ms)" goes to the project's logging, not to our stderr)."""
         from tablemigrate import signals
 
-        seconds: dict[str, float] = {}
+        took = Durations()
 
         def receiver(sender: object, name: str, duration: float, **kwargs: Any) -> None:  # noqa: ARG001 (a signal receiver)
-            seconds[name] = duration
+            took.seconds[name] = duration
 
         uid = f"tablemigrate-command-{id(self)}"
         signals.post_migration.connect(receiver, weak=False, dispatch_uid=uid)
         try:
-            yield lambda name: f" ({seconds[name] * 1000:.0f} ms)" if name in seconds else ""
+            yield took
         finally:
             signals.post_migration.disconnect(dispatch_uid=uid)

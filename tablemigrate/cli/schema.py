@@ -10,6 +10,7 @@ from tablemigrate import conf
 from tablemigrate.generate.pipeline import Questioner
 from tablemigrate.sqlite.diff import Renames
 
+from .output import document
 from .parts import CommandParts
 from .questioner import InteractiveQuestioner
 
@@ -27,7 +28,11 @@ class SchemaCommands(CommandParts):
             renames = Renames.parse(options["rename"])
         except ValueError as exc:
             raise CommandError(str(exc), returncode=2) from None
-        questioner = InteractiveQuestioner(self) if options["interactive"] else Questioner()
+        as_json = options["format"] == "json"
+        if as_json and not options["check"]:
+            raise CommandError("--format json is for `generate --check`", returncode=2)
+        # Under --format json nothing is asked: a question would land in the document.
+        questioner = InteractiveQuestioner(self) if options["interactive"] and not as_json else Questioner()
         if options["default"]:
             from tablemigrate.generate.oneoff import given_values
 
@@ -40,15 +45,24 @@ class SchemaCommands(CommandParts):
                                "that exist there)", returncode=2)
         result = generate(conf.migrations_dir(), managed_models(alias), label=options["name"],
                           renames=renames, questioner=questioner, write=write, foreign=foreign_tables(alias))
+        if as_json:
+            self._write_json(document("generate", check=True, changes=[
+                {"name": m.name, "kind": m.plan.kind, "tables": [t for t in (m.plan.old_table, m.plan.table) if t],
+                 "summary": list(m.plan.summary),
+                 "destructive": list(m.plan.destructive), "warnings": list(m.warnings)} for m in result.modules],
+                tables=sorted({t for m in result.modules for t in (m.plan.old_table, m.plan.table) if t},
+                              key=str.lower),
+                stale_schema_sql=result.stale_snapshot))
         if not result.changed:
             if result.stale_snapshot and options["check"]:
                 raise CommandError(f"{result.stale_snapshot}: run `manage.py tablemigrate generate` to rewrite "
                                    "it, and commit it with the modules", returncode=1)
             stale = f"; {'rewrote' if write else 'generate would rewrite'} schema.sql: {result.stale_snapshot}"
-            self._say("No changes detected" + (stale if result.stale_snapshot else ""))
+            if not as_json:
+                self._say("No changes detected" + (stale if result.stale_snapshot else ""))
             return
         if options["check"]:
-            if self.verbosity > 0:
+            if self.verbosity > 0 and not as_json:
                 self._print_plans(result, sql=False, written=False)
             raise CommandError(
                 f"the models differ from the migration history in {len(result.modules)} table(s): "

@@ -46,11 +46,13 @@ class Targets(CommandState):
                 raise CommandError(f"database file {name} is empty (0 bytes): there is no database to "
                                    f"{action} yet (`manage.py tablemigrate run` creates it)", returncode=2)
         if missing and action == "show":  # safe any time: an empty stand-in, nothing created
-            self.stdout.write(f"(database file {name} does not exist yet: every migration is pending)")
+            if options.get("format") != "json":  # the JSON document is the whole output
+                self.stdout.write(f"(database file {name} does not exist yet: every migration is pending)")
             return Target(alias, sqlite3.connect(":memory:", isolation_level=None), None)
         if missing and action == "run":
             stand_in = Target(alias, sqlite3.connect(":memory:", isolation_level=None), None)
-            if options.get("dry_run") or not self._first_run_needs_file(stand_in, directory, first_run):
+            if options.get("dry_run") or options.get("check") or \
+                    not self._first_run_needs_file(stand_in, directory, first_run):
                 return stand_in
         elif missing and action != "restore":
             raise CommandError(f"database file {name} does not exist (`manage.py tablemigrate run` creates it)",
@@ -74,7 +76,7 @@ class Targets(CommandState):
                                    f"({conf.busy_timeout():g}s, {exc}); nothing was changed",
                                    returncode=DatabaseLocked.exit_code) from None
             raise CommandError(f"{name} is not a usable SQLite database ({exc})", returncode=2) from None
-        writes = action in ("run", "revert", "restore", "baseline") and not options.get("dry_run")
+        writes = action in ("run", "revert", "restore", "baseline") and not (options.get("dry_run") or options.get("check"))
         if writes and not wrapper.is_in_memory_db() and not (
                 os.access(name, os.W_OK) and os.access(os.path.dirname(os.path.abspath(name)), os.W_OK)):
             raise CommandError(f"database file {name} (or its directory, where SQLite keeps its journal) is "

@@ -13,7 +13,11 @@ what it *would* lose or trip over on this database, before anything is changed:
   could lose rows from (one it drops, drops a column of, rebuilds, fills or writes) is certainly empty
   when it runs: live and empty (nothing writes it earlier in the run), or created earlier in the same
   run with nothing written into it since. Its module's `destructive` flags (what it *can* lose) then
-  need no confirmation on this database (`Assessment.lose_nothing`).
+  need no confirmation on this database (`Assessment.lose_nothing`). So does one whose steps on a live
+  table with rows are counted to lose nothing there: a rebuild whose every value reaches the new table
+  unchanged (no column dropped that holds a value, no copy or type that changes one: `integer` to
+  `decimal` never does), a fill of NULLs where the column holds none. Those counts are made again in the
+  migration's transaction before its first step (`Recheck`), as the empty tables are.
 
 Every query is read-only against the live database (type-conversion probes use a TEMP table). A step
 whose table or column does not exist yet (created by an earlier pending migration) is not checked for
@@ -31,7 +35,7 @@ from tablemigrate.history.loader import Migration
 from tablemigrate.operations import FillColumn, RebuildTable
 from tablemigrate.sqlite import ddl, sqltext
 from tablemigrate.sqlite.introspect import introspect_table, shadow_tables
-from tablemigrate.sqlite.schema import Table, affinity
+from tablemigrate.sqlite.schema import Table, affinity, stores_alike
 from tablemigrate.sqlite.sqltext import quote
 
 from .rehearse import Effects, StatementKey, rehearse
@@ -55,6 +59,72 @@ def _count(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> int:
 
 def _rows(n: int, what: str = "row") -> str:
     return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
+SAMPLES = 3  # values a finding shows
+
+
+def _samples(conn: sqlite3.Connection, sql: str, change: bool = False) -> str:
+    """' (for example: ...)': the first SAMPLES rows of `sql`: one value, a row, or (`change`: rows of
+    two columns) old -> new."""
+    try:
+        rows = conn.execute(f"SELECT * FROM ({sql}) LIMIT {SAMPLES}").fetchall()
+    except sqlite3.Error:  # a sample is a help, never a reason to fail the check
+        return ""
+    shown = [" -> ".join(map(_shown, r)) if change else _shown(r[0]) if len(r) == 1
+             else "(" + ", ".join(map(_shown, r)) + ")" for r in rows]
+    return f" (for example: {', '.join(shown)})" if shown else ""
+
+
+def _shown(value: object) -> str:
+    text = "NULL" if value is None else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """What the data check counted as zero on a live table, counted again in the migration's transaction
+    (the write lock held) before its first step: rows of `table` where `where` holds (any row when None),
+    or values of `column` that type `new_type` would store differently. Any found: the migration is
+    refused (preflight.StillEmpty), the application wrote them since the check."""
+
+    table: str
+    where: str | None = None
+    column: str | None = None
+    new_type: str | None = None
+    strict: bool = False
+
+    def found(self, conn: sqlite3.Connection) -> bool:
+        if self.column is not None and self.new_type is not None:
+            return bool(_converted(conn, quote(self.table), self.column, self.new_type, self.strict)[0])
+        where = f" WHERE {self.where}" if self.where else ""
+        return bool(_count(conn, f"SELECT EXISTS (SELECT 1 FROM {quote(self.table)}{where})"))
+
+
+_PROBE = "temp.tablemigrate_probe"
+
+
+def _converted(conn: sqlite3.Connection, source: str, column: str, new_type: str,
+               strict: bool) -> tuple[int, int, str]:
+    """(values read back differently, values a STRICT table rejects, samples of the first) when the
+    values of `column` in `source` are stored as `new_type`: SQLite's own conversion on a TEMP table."""
+    conn.execute(f"DROP TABLE IF EXISTS {_PROBE}")
+    conn.execute(f"CREATE TABLE {_PROBE} (original, converted {new_type})")
+    try:
+        conn.execute(f"INSERT INTO {_PROBE} SELECT {quote(column)}, {quote(column)} FROM {source} "
+                     f"WHERE {quote(column)} IS NOT NULL")
+        # A STRICT table applies the same conversion, then rejects what is still the wrong type.
+        allowed = _STRICT_TYPES.get(new_type.upper()) if strict else None
+        rejected = 0
+        if allowed:
+            marks = ", ".join("?" * len(allowed))
+            rejected = _count(conn, f"SELECT count(*) FROM {_PROBE} WHERE typeof(converted) NOT IN ({marks})", allowed)
+        changed = f"FROM {_PROBE} WHERE typeof(converted) != typeof(original) AND CAST(converted AS TEXT) " \
+                  "IS NOT CAST(original AS TEXT)"
+        n = _count(conn, f"SELECT count(*) {changed}")
+        return n, rejected, _samples(conn, f"SELECT original, converted {changed}", change=True) if n else ""
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS {_PROBE}")
 
 
 def _live_columns(conn: sqlite3.Connection, table: str) -> dict[str, tuple[str, str]] | None:
@@ -122,6 +192,8 @@ class _Checker:
         # Live tables counted empty, named as they are when the migration starts (its transaction checks
         # them again: the application may write one in between). At the start: live name -> current.
         self.counted: list[str] = []
+        # ... and the counts of zero on live tables with rows that made a step lose nothing (Recheck).
+        self.proved: list[Recheck] = []
         self._names_at_start = {live.lower(): current for current, live in state.table_origin.items()}
         self._created_at_start = set(state.created)
         self.state = state
@@ -202,21 +274,39 @@ class _Checker:
 
     # RebuildTable ------------------------------------------------------------------------------
 
+    def counted_live(self, table: str) -> _Source | None:
+        """The live table `table`, when what a step does to its rows can be counted now and counted again
+        when the migration starts: under its own name and columns, its rows written by no earlier step."""
+        if self._rows_changed(table):
+            return None
+        src = self.source(table)
+        return src if src is not None and src.sql == quote(table) else None
+
     def rebuild(self, step: RebuildTable) -> None:
+        """A rebuild copies every row or fails: it loses only the values the counts find (a column not
+        copied, a copy expression or type that changes a value). Counted as none on a live table (not
+        only an empty one), it loses nothing: those counts are made again when it runs (Recheck)."""
         conn, table = self.conn, step.table
-        self.may_lose([table])
+        counted = self.counted_live(table)
         src = self.source(table)
         if src is None:
+            self.may_lose([table])
             return
         rows = _count(conn, f"SELECT count(*) FROM {src.sql}")
         if rows == 0:
+            self.may_lose([table])  # empty: proved empty again when it runs
             return
         target = _target_table(step.create, table)
         # Run as RebuildTable runs them: a double-quoted name that is not there is an error, not text.
         copy = {c.lower(): (c, sqltext.without_string_fallback(e)) for c, e in step.copy.items()}
+        found = len(self.findings)
         if not self._rows_changed(table):  # a violation refuses outright: only on rows known for sure
             self._violations(table, src, rows, target, copy)
-        self._losses(table, src, copy, target, {c.lower(): e for c, e in step.copy.items()})
+        rechecks = self._losses(table, src, copy, target, {c.lower(): e for c, e in step.copy.items()})
+        if counted is None or len(self.findings) > found:
+            self.may_lose([table])
+        else:
+            self.proved += rechecks
 
     def _violations(self, table: str, src: _Source, rows: int, target: Table,
                     copy: dict[str, tuple[str, str]]) -> None:
@@ -238,7 +328,8 @@ class _Checker:
             for col, n in zip(must_fill, counts):
                 if n:
                     self.add("violation", f"{_rows(int(n))} of {table} would hold NULL in {col.name}, "
-                                          "which becomes NOT NULL")
+                                          "which becomes NOT NULL" + self._row_samples(
+                                              src, f"({copy[col.name.lower()][1]}) IS NULL"))
         for key, col in target.columns.items():
             if key not in copy and not col.generated and col.notnull and col.default is None \
                     and target.primary_key != (key,):  # a rowid key fills itself
@@ -256,44 +347,70 @@ class _Checker:
             except sqlite3.OperationalError:  # the CHECK reads a column that takes its default
                 continue
             if n:
-                self.add("violation", f"{_rows(n)} of {table} would fail CHECK ({check.expr})")
+                self.add("violation", f"{_rows(n)} of {table} would fail CHECK ({check.expr})"
+                         + _samples(conn, f"SELECT * FROM ({new_rows}) WHERE NOT ({check.expr})"))
 
     def _losses(self, table: str, src: _Source, copy: dict[str, tuple[str, str]], target: Table,
-                shown: dict[str, str]) -> None:
+                shown: dict[str, str]) -> list[Recheck]:
         """Every live column must reach the new table unchanged; anything else is a possible loss,
         counted: a same-named column whose expression is not the column itself (a constant, a fill, a
-        conversion: rows whose value would differ), and a column no expression copies as it is."""
+        conversion: rows whose value would differ), and a column no expression copies as it is. Returns
+        each count as a Recheck (meaningful where `src` is the live table itself)."""
         verbatim = {sqltext.normalize(e): k for k, (_c, e) in copy.items()}
+        rechecks = []
         for key, (name, ctype) in src.columns.items():
             exact = verbatim.get(sqltext.normalize(quote(name)))
             if key in copy and exact != key:
                 expr = copy[key][1]
                 # Exactly: not under the column's collation or affinity, which would take 'Alice' for
                 # lower('Alice') (NOCASE) or '007' for CAST('007' AS INTEGER).
-                n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE NOT ((({expr}) COLLATE BINARY) IS "
-                                      f"({quote(name)} COLLATE BINARY) AND typeof({expr}) = typeof({quote(name)}))")
+                where = (f"NOT ((({expr}) COLLATE BINARY) IS ({quote(name)} COLLATE BINARY) "
+                         f"AND typeof({expr}) = typeof({quote(name)}))")
+                n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {where}")
                 if n:
+                    samples = _samples(self.conn, f"SELECT {quote(name)}, ({expr}) FROM {src.sql} WHERE {where}",
+                                       change=True)
                     self.add("loss", f"{_rows(n, 'value')} of {table}.{name} would change to {shown[key]}"
-                                     + self._estimate(table))
+                                     + samples + self._estimate(table))
+                rechecks.append(Recheck(table, where))
             elif exact is None:
-                n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(name)} IS NOT NULL")
+                where = f"{quote(name)} IS NOT NULL"
+                n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {where}")
                 if n:
+                    samples = _samples(self.conn, f"SELECT {quote(name)} FROM {src.sql} WHERE {where}")
                     self.add("loss", f"{_rows(n, 'value')} in {table}.{name} would be dropped (column not copied)"
-                                     + self._estimate(table))
+                                     + samples + self._estimate(table))
+                rechecks.append(Recheck(table, where))
             if exact is not None and exact in target.columns:
-                self._type_change(table, src, name, ctype, target.columns[exact].type, target.strict)
+                recheck = self._type_change(table, src, name, ctype, target.columns[exact].type, target.strict)
+                rechecks += [recheck] if recheck else []
+        return rechecks
 
     def fill(self, step: FillColumn) -> None:
         """A column set to its default in every row (or every NULL): values it holds now are replaced.
-        Only its own table's rows change; later steps are still checked against everything else."""
+        Only its own table's rows change; later steps are still checked against everything else. A fill
+        of the NULLs of a live column that holds none (counted now, and again when it runs) changes no row."""
+        key = step.column.lower()
+        counted = self.counted_live(step.table)
+        if step.only_null and counted is not None and key in counted.columns:
+            name = counted.columns[key][0]
+            where = f"{quote(name)} IS NULL"
+            n = _count(self.conn, f"SELECT count(*) FROM {counted.sql} WHERE {where}")
+            if not n:
+                self.proved.append(Recheck(step.table, where))
+                return
+            self.add("loss", f"{_rows(n)} of {step.table} {'holds' if n == 1 else 'hold'} NULL in {name}, which becomes "
+                             f"{step.describe()}"
+                             + self._row_samples(counted, where))
         self.may_lose([step.table])
         src = self.source(step.table)
-        key = step.column.lower()
         if src is not None and key in src.columns and not step.only_null:
             name = src.columns[key][0]
-            n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(name)} IS NOT NULL")
+            where = f"{quote(name)} IS NOT NULL"
+            n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {where}")
             if n:
                 self.add("loss", f"{_rows(n, 'value')} in {step.table}.{name} would be replaced by {step.describe()}"
+                                 + _samples(self.conn, f"SELECT {quote(name)} FROM {src.sql} WHERE {where}")
                                  + self._estimate(step.table))
         self.changed.add(step.table.lower())
         self.state.fresh.discard(step.table.lower())  # its value may come from Python (a callable default)
@@ -336,36 +453,34 @@ class _Checker:
         except sqlite3.OperationalError:
             return
         if n:
-            self.add("violation", f"{_rows(n, 'duplicated value')} in {what}")
+            samples = _samples(self.conn, f"SELECT {cols} FROM {source} WHERE {' AND '.join(conditions)} "
+                                          f"GROUP BY {cols} HAVING count(*) > 1")
+            self.add("violation", f"{_rows(n, 'duplicated value')} in {what}{samples}")
+
+    def _row_samples(self, src: _Source, where: str) -> str:
+        """' (for example rowid 3, 7)': the rows of `src` where `where` holds, by rowid (a view of renamed
+        columns, or a WITHOUT ROWID table, has none: no sample)."""
+        if src.sql != quote(sqltext.unquote(src.sql)):
+            return ""
+        found = _samples(self.conn, f"SELECT rowid FROM {src.sql} WHERE {where}")
+        return found.replace("for example: ", "for example rowid ")
 
     def _type_change(self, table: str, src: _Source, column: str, old_type: str, new_type: str,
-                     strict: bool) -> None:
+                     strict: bool) -> Recheck | None:
         """Stored values that SQLite's type affinity would convert (e.g. '007' -> 7) or that a STRICT
-        table would reject: probed by SQLite itself on a TEMP table, never on the database."""
-        if affinity(old_type) == affinity(new_type) and not strict:
-            return
-        conn = self.conn
-        probe = "temp.tablemigrate_probe"
-        conn.execute(f"DROP TABLE IF EXISTS {probe}")
-        conn.execute(f"CREATE TABLE {probe} (original, converted {new_type})")
-        try:
-            conn.execute(f"INSERT INTO {probe} SELECT {quote(column)}, {quote(column)} FROM {src.sql} "
-                         f"WHERE {quote(column)} IS NOT NULL")
-            # A STRICT table applies the same conversion, then rejects what is still the wrong type.
-            allowed = _STRICT_TYPES.get(new_type.upper()) if strict else None
-            if allowed:
-                marks = ", ".join("?" * len(allowed))
-                n = _count(conn, f"SELECT count(*) FROM {probe} WHERE typeof(converted) NOT IN ({marks})", allowed)
-                if n:
-                    self.add("violation", f"{_rows(n, 'value')} in {table}.{column} cannot be stored as "
-                                          f"{new_type} in a STRICT table")
-            n = _count(conn, f"SELECT count(*) FROM {probe} WHERE typeof(converted) != typeof(original) "
-                             "AND CAST(converted AS TEXT) IS NOT CAST(original AS TEXT)")
-            if n:
-                self.add("loss", f"{_rows(n, 'value')} in {table}.{column} would be converted to {new_type} "
-                                 "and read back differently (for example '007' becomes 7)")
-        finally:
-            conn.execute(f"DROP TABLE IF EXISTS {probe}")
+        table would reject: probed by SQLite itself on a TEMP table, never on the database. A type that
+        stores every value alike (`stores_alike`: integer -> decimal) converts none. Returns what to count
+        again when the migration runs (None when nothing can convert)."""
+        if stores_alike(old_type, new_type) and not strict:
+            return None
+        n, rejected, samples = _converted(self.conn, src.sql, column, new_type, strict)
+        if rejected:
+            self.add("violation", f"{_rows(rejected, 'value')} in {table}.{column} cannot be stored as "
+                                  f"{new_type} in a STRICT table")
+        if n:
+            self.add("loss", f"{_rows(n, 'value')} in {table}.{column} would be converted to {new_type} "
+                             f"and read back differently{samples}")
+        return Recheck(table, column=column, new_type=new_type, strict=strict)
 
     # plain SQL ---------------------------------------------------------------------------------
 
@@ -405,14 +520,18 @@ class _Checker:
                 # Whether an earlier INSERT ... SELECT kept those rows (all of them? every column?) is
                 # known only by running it: a drop of rows is always a loss to confirm.
                 rows = _rows(n) if n else "the rows earlier steps of this run write into it"
-                self.add("loss", f"dropping {table} deletes {rows}{copied}" + (self._estimate(table) if n else ""))
+                self.add("loss", f"dropping {table} deletes {rows}{copied}"
+                                 + (self._estimate(table) if n else ""))
         for table, column in effects.dropped_columns:
             src = self.source(table)
             if src is None or column.lower() not in src.columns:
                 continue
-            n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {quote(column)} IS NOT NULL")
+            where = f"{quote(column)} IS NOT NULL"
+            n = _count(self.conn, f"SELECT count(*) FROM {src.sql} WHERE {where}")
             if n:
-                self.add("loss", f"{_rows(n, 'value')} in {table}.{column} would be dropped" + self._estimate(table))
+                self.add("loss", f"{_rows(n, 'value')} in {table}.{column} would be dropped"
+                                 + _samples(self.conn, f"SELECT {quote(column)} FROM {src.sql} WHERE {where}")
+                                 + self._estimate(table))
         for old, new in effects.renamed_tables:
             self.rename_table(old, new)
         for table, old, new in effects.renamed_columns:
@@ -446,6 +565,8 @@ class Assessment:
     lose_nothing: set[str]  # migrations that certainly lose no row on this database (module docstring)
     # ... and, for each, the live tables that must still be empty when it starts (counted empty here)
     still_empty: dict[str, list[str]] = field(default_factory=dict)
+    # ... and the counts of zero on live tables with rows that must still be zero then
+    still_lossless: dict[str, list[Recheck]] = field(default_factory=dict)
 
 
 def check(conn: sqlite3.Connection, migrations: list[Migration], direction: str = "up",
@@ -464,6 +585,7 @@ def assess(conn: sqlite3.Connection, migrations: list[Migration], direction: str
     findings: list[Finding] = []
     lose_nothing: set[str] = set()
     still_empty: dict[str, list[str]] = {}
+    still_lossless: dict[str, list[Recheck]] = {}
     # Tables whose rows an earlier pending step changes are not checked for violations (an UPDATE may
     # fix the NULLs a NOT NULL rebuild meets; the constraints still stop the migration at apply time, and
     # the database is restored), but their losses are always counted, on the rows as they are now.
@@ -494,4 +616,5 @@ def assess(conn: sqlite3.Connection, migrations: list[Migration], direction: str
         if checker.loses_nothing:
             lose_nothing.add(m.name)
             still_empty[m.name] = list(dict.fromkeys(checker.counted))
-    return Assessment(findings, lose_nothing, still_empty)
+            still_lossless[m.name] = list(dict.fromkeys(checker.proved))
+    return Assessment(findings, lose_nothing, still_empty, still_lossless)

@@ -65,25 +65,32 @@ def preflight(target: Target, migrations: list[Migration], direction: str,
         flags = m.destructive if direction == "up" else m.down_destructive
         if flags and m.name in checked.lose_nothing:
             if recheck:
-                _recheck_in_transaction(m, direction, checked.still_empty.get(m.name, []))
+                _recheck_in_transaction(m, direction, checked.still_empty.get(m.name, []),
+                                        checked.still_lossless.get(m.name, []))
             if explain:
-                logger.info("%s: nothing to lose on this database (every table it can lose rows from is empty "
-                            "when it runs), no confirmation needed for: %s", m.name, "; ".join(flags))
+                logger.info("%s: nothing to lose on this database (counted: every row and value it could lose "
+                            "is not there, checked again when it runs), no confirmation needed for: %s",
+                            m.name, "; ".join(flags))
         else:
             reasons += [Reason(m.name, f"{m.name}: {r}") for r in flags]
     return reasons + [Reason(f.migration, f"{f} (found in the database)") for f in checked.findings if f.kind == "loss"]
 
 
 class StillEmpty(Operation):
-    """First step of a migration whose flags were not asked about because its live tables held no row:
-    in its transaction (the write lock held) they must still hold none, or it fails and rolls back (the
-    application wrote one since the data check; run again, and `run` asks)."""
+    """First step of a migration whose flags were not asked about because its live tables held no row
+    (`tables`), or no row or value it could lose (`lossless`, datacheck.Recheck): in its transaction (the
+    write lock held) that must still be so, or it fails and rolls back (the application wrote one since
+    the data check; run again, and `run` asks)."""
 
-    def __init__(self, tables: list[str]):
+    def __init__(self, tables: list[str], lossless: Sequence[datacheck.Recheck] = ()):
         self.tables = tables
+        self.lossless = lossless
 
     def __repr__(self) -> str:
-        return f"-- still empty: {', '.join(self.tables)}"
+        counted = sorted({getattr(r, "table", str(r)) for r in self.lossless})
+        return "-- still " + "; ".join(
+            ([f"empty: {', '.join(self.tables)}"] if self.tables else [])
+            + ([f"nothing to lose in: {', '.join(counted)}"] if counted else []))
 
     def sql_preview(self) -> list[str]:
         return [repr(self)]
@@ -93,12 +100,17 @@ class StillEmpty(Operation):
             if conn.execute(f"SELECT EXISTS (SELECT 1 FROM {quote(table)})").fetchone()[0]:
                 raise NotConfirmed(f"{table} was empty when the data check ran and has rows now, which this "
                                    "migration can lose; nothing of it was applied (run again to confirm)")
+        for counted in self.lossless:
+            if counted.found(conn):
+                raise NotConfirmed(f"{counted.table} held nothing this migration can lose when the data check "
+                                   "ran and holds some now; nothing of it was applied (run again to confirm)")
 
 
-def _recheck_in_transaction(m: Migration, direction: str, tables: list[str]) -> None:
+def _recheck_in_transaction(m: Migration, direction: str, tables: list[str],
+                            lossless: list[datacheck.Recheck]) -> None:
     steps = m.steps(direction)
-    if tables and not (steps and isinstance(steps[0], StillEmpty)):
-        steps.insert(0, StillEmpty(tables))
+    if (tables or lossless) and not (steps and isinstance(steps[0], StillEmpty)):
+        steps.insert(0, StillEmpty(tables, lossless))
 
 
 class Reason(str):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from . import sqltext
-from .schema import Check, Column, ForeignKey, Index, Table, Unique, affinity
+from .schema import Check, Column, ForeignKey, Index, Table, Unique, affinity, stores_alike
 
 Constraint = Union[Unique, Check, ForeignKey]
 
@@ -149,8 +149,9 @@ class AlterColumn(Change):
         return ", ".join(parts) or "definition"
 
     def destructive(self, table: str) -> list[str]:
-        old, new = affinity(self.old.type), affinity(self.new.type)
-        if old != new and new in ("INTEGER", "REAL", "NUMERIC"):
+        if stores_alike(self.old.type, self.new.type):  # a widening such as integer → decimal: no value changes
+            return []
+        if affinity(self.new.type) in ("INTEGER", "REAL", "NUMERIC"):
             return [f"changes the type of {table}.{self.new.name} from {self.old.type or 'none'} to "
                     f"{self.new.type}: values that do not convert are stored as they are or lose precision"]
         return []

@@ -29,6 +29,14 @@ def affinity(declared: str) -> str:
     return "NUMERIC"
 
 
+def stores_alike(old: str, new: str) -> bool:
+    """Whether a column of declared type `new` stores every value exactly as one of type `old` does: the
+    same affinity, or INTEGER and NUMERIC, which "behave the same" except in a CAST (datatype3.html
+    section 3.1): `integer` → `decimal(10, 2)` changes no stored value, nor does the way back."""
+    kinds = {affinity(old), affinity(new)}
+    return len(kinds) == 1 or kinds == {"INTEGER", "NUMERIC"}
+
+
 @dataclass(frozen=True)
 class Column:
     name: str = field(compare=False)

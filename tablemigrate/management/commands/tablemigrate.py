@@ -39,12 +39,16 @@ EXIT_CODES = """exit codes:
      nothing was changed, or the run's backup was restored; if a lock kept even the restore from
      running, the line says which migrations stay applied; in a post_migrate receiver, after the
      migrations were applied, the line says so
+  4  show --check / run --check: migrations are pending (Django's of the other apps included);
+     nothing was changed
   130  interrupted by SIGINT (Ctrl-C), or
   143  by SIGTERM (`docker stop`): the command stopped cleanly (the migration under way rolled back,
        the run's backup restored, partial files removed); its one line says what state things are in
   141  stdout was closed early (`show | head`): the output was cut short; the command's work
        (for run/revert: the migrations and post_migrate) was done before it printed
 """
+
+SEE_EXIT_CODES = "exit codes: see `manage.py tablemigrate --help`"
 
 #: Commands that write (the database, backups, snapshots or modules): SIGTERM stops them the way Ctrl-C does.
 WRITERS = frozenset({"run", "revert", "restore", "snapshot", "baseline", "generate"})
@@ -93,8 +97,13 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
 
         def add(name: str, help_text: str) -> argparse.ArgumentParser:
             p = sub.add_parser(name, help=help_text, description=help_text, parents=[common],
-                               epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                               epilog=SEE_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
             return p
+
+        def add_format(p: argparse.ArgumentParser, what: str) -> None:
+            p.add_argument("--format", choices=["text", "json"], default="text",
+                           help=f"json: print one JSON document on stdout ({what}; shape in the README), "
+                                "never prompt")
 
         g = add("generate", "Diff the migration history against the models of the apps tablemigrate owns and "
                             "write one migration module per changed table.")
@@ -102,6 +111,7 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
         g.add_argument("--dry-run", action="store_true", help="print the modules and SQL; write nothing")
         g.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 when the models differ from the history (for CI)")
+        add_format(g, "with --check: the changes found, their tables and destructive flags")
         g.add_argument("--rename", action="append", default=[], metavar="OLD:NEW",
                        help="declare a rename: TABLE.OLDCOLUMN:NEWCOLUMN, OLDTABLE:NEWTABLE or APP.OLDMODEL:APP.NEWMODEL "
                             "(a model: its content type follows; repeatable)")
@@ -116,6 +126,10 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                            "and tablemigrate's applied and pending migrations, with the SQL pending ones would "
                            "run; report edited modules and schema drift. Never writes.")
         show.add_argument("--no-sql", dest="sql", action="store_false", help="list only, without SQL")
+        show.add_argument("--check", action="store_true",
+                          help="exit 4 when any migration is pending (2 when the history does not match the "
+                               "files), as `migrate --check`; for CI")
+        add_format(show, "applied and pending migrations, with tables and destructive flags, drift")
 
         def add_apply_options(p: argparse.ArgumentParser) -> None:
             p.add_argument("--allow-destructive", action="store_true",
@@ -130,7 +144,12 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                        "the newest backups.")
         add_apply_options(r)
         r.add_argument("--dry-run", action="store_true",
-                       help="rehearse on a temporary copy of the database (a file beside the backups) and report; change nothing")
+                       help="rehearse on a temporary copy of the database (a file beside the backups) and report "
+                            "(row counts of the tables a migration changes; of every table at -v 2); change nothing")
+        r.add_argument("--check", action="store_true",
+                       help="apply nothing; list what is pending and exit 4 when anything is (2 when the history "
+                            "does not match the files), as `migrate --check`; for CI")
+        add_format(r, "what was applied, with durations, and the changed tables; with --check, what is pending")
         rv = add("revert", "Revert the last applied tablemigrate migration (or every one after --to NAME), "
                            "with the same lock/backup/restore safety. Other apps: `manage.py migrate APP 000N`.")
         add_apply_options(rv)
