@@ -10,6 +10,11 @@ from django.core.management.base import CommandError
 
 from tablemigrate import conf
 from tablemigrate.errors import DatabaseLocked, is_busy
+from tablemigrate.history.applied import applied
+from tablemigrate.history.loader import load_migration
+from tablemigrate.project.build import foreign_tables, managed_models
+from tablemigrate.project.ownership import ownership
+from tablemigrate.run import online
 from tablemigrate.run.apply import statements_of
 
 from .parts import CommandParts
@@ -19,10 +24,7 @@ class MigrationCommands(CommandParts):
     """The handlers, mixed into the Command."""
 
     def handle_show(self, options: dict[str, Any]) -> None:
-        from tablemigrate.history.loader import load_migration
         from tablemigrate.history.status import acceptance, out_of_order, status
-        from tablemigrate.project.ownership import ownership
-        from tablemigrate.run import online
         from tablemigrate.run.drift import drift
         from tablemigrate.sqlite import shapes
 
@@ -67,7 +69,6 @@ class MigrationCommands(CommandParts):
             for name in st.modified:
                 self.stdout.write(f"  {name}: to accept the edit, write in it: {acceptance(st, name)}")
             return
-        from tablemigrate.project.build import foreign_tables, managed_models
         from tablemigrate.project.fingerprint import model_tables
 
         drifted = drift(target, directory, model_tables(managed_models(target.alias)), foreign_tables(target.alias),
@@ -164,8 +165,6 @@ class MigrationCommands(CommandParts):
 
     def _remember_history(self, target) -> None:
         """The applied migrations before a run/revert, to say what an interrupt left applied."""
-        from tablemigrate.history.applied import applied
-
         self._history_conn = target.conn
         self._history_before = [a.name for a in applied(target.conn)]
 
