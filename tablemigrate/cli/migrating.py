@@ -12,7 +12,6 @@ from tablemigrate import conf
 from tablemigrate.errors import DatabaseLocked, is_busy
 from tablemigrate.history.applied import applied
 from tablemigrate.history.loader import load_migration
-from tablemigrate.project.build import foreign_tables, managed_models
 from tablemigrate.project.ownership import ownership
 from tablemigrate.run import online
 from tablemigrate.run.apply import statements_of
@@ -69,6 +68,7 @@ class MigrationCommands(CommandParts):
             for name in st.modified:
                 self.stdout.write(f"  {name}: to accept the edit, write in it: {acceptance(st, name)}")
             return
+        from tablemigrate.project.build import foreign_tables, managed_models  # tests patch build.managed_models
         from tablemigrate.project.fingerprint import model_tables
 
         drifted = drift(target, directory, model_tables(managed_models(target.alias)), foreign_tables(target.alias),

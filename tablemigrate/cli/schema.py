@@ -8,7 +8,6 @@ from django.core.management.base import CommandError
 
 from tablemigrate import conf
 from tablemigrate.history.loader import migration_files
-from tablemigrate.project.build import foreign_tables, managed_models
 from tablemigrate.project.ownership import ownership
 from tablemigrate.sqlite.introspect import introspect
 
@@ -20,6 +19,7 @@ class SchemaCommands(CommandParts):
 
     def handle_generate(self, options: dict[str, Any]) -> None:
         from tablemigrate.generate.pipeline import Questioner, generate
+        from tablemigrate.project.build import foreign_tables, managed_models  # tests patch build.managed_models
         from tablemigrate.sqlite.diff import Renames
 
         from .interactive import InteractiveQuestioner
@@ -55,6 +55,7 @@ class SchemaCommands(CommandParts):
 
     def handle_baseline(self, options: dict[str, Any]) -> None:
         from tablemigrate.generate.baseline import baseline
+        from tablemigrate.project.build import foreign_tables, managed_models  # tests patch build.managed_models
 
         target = self._target(options)
         if migration_files(conf.migrations_dir()):
@@ -72,6 +73,7 @@ class SchemaCommands(CommandParts):
 
     def _adopt(self, target: Any, options: dict[str, Any]) -> None:
         """`baseline` when the modules exist: adopt this database from them (tablemigrate.run.adopt)."""
+        from tablemigrate.project.build import managed_models  # tests patch build.managed_models
         from tablemigrate.run.adopt import adopt
 
         done = adopt(target, conf.migrations_dir(), managed_models(target.alias), ownership().owned,

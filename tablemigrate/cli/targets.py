@@ -15,7 +15,6 @@ from django.core.management.base import CommandError
 
 from tablemigrate import conf
 from tablemigrate.errors import DatabaseLocked, TablemigrateError, is_busy
-from tablemigrate.project.build import managed_models
 from tablemigrate.sqlite.introspect import HISTORY_TABLE
 from tablemigrate.sqlite.sqltext import quote, readonly_uri
 
@@ -122,6 +121,7 @@ class Targets(CommandState):
         (read-only; None otherwise)."""
         from django.conf import settings
 
+        from tablemigrate.project.build import managed_models  # tests patch build.managed_models
         from tablemigrate.project.fingerprint import model_tables
 
         alias = conf.sqlite_alias(options["database"])
