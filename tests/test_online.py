@@ -313,7 +313,7 @@ settings.configure(TABLEMIGRATE_ONLINE_REBUILD_ROWS=1000)
 import django
 django.setup()
 import sqlite3
-from tablemigrate import online
+from tablemigrate.run import online
 from tablemigrate.run.apply import apply_migration
 from tests.test_online import module
 online.FIRST_CHUNK, online.PAUSE_SECONDS = 100, 0.05

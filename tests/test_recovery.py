@@ -233,7 +233,7 @@ def setup():
     kind, _, which = os.environ.get("MIXEDSITE_FAULT", "").partition(":")
     if os.environ.get("MIXEDSITE_DJANGOS_EXECUTOR") == "1":
         from django.db.migrations.executor import MigrationExecutor
-        from tablemigrate import djangoapps
+        from tablemigrate.project import djangoapps
 
         djangoapps.Executor = MigrationExecutor
     if kind == "record":
