@@ -1,3 +1,5 @@
+"""The app's configuration: what Django runs when it loads tablemigrate (checks, signals, settings)."""
+
 from collections.abc import Mapping
 
 from django.apps import AppConfig

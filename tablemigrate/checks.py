@@ -1,5 +1,7 @@
-"""System checks (`manage.py check`, `runserver`): cheap by design. They read the migrations directory,
-the `schema.sql` header and the history table (read-only); they never build a temporary database.
+"""System checks (`manage.py check`, `runserver`): cheap by design.
+
+They read the migrations directory, the `schema.sql` header and the history table (read-only); they
+never build a temporary database.
 
 tablemigrate.W001  migrations are pending on the default database
 tablemigrate.W002  the models changed since the last `generate` (no migration for the change yet)
@@ -23,10 +25,12 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
+from tablemigrate.project.ownership import migration_names, owned_with_django_migrations, ownership
 from tablemigrate.sqlite.sqltext import readonly_uri
 
 from . import conf
-from .errors import TablemigrateError
+from .errors import MigrationFileError, TablemigrateError
+from .testing import is_test_database
 
 
 def _applied(db_path: str) -> dict[str, str] | None:
@@ -63,8 +67,6 @@ def check_pending_and_model_changes(app_configs: Any = None, **kwargs: Any) -> l
     messages: list[checks.CheckMessage] = []
     files = migration_files(directory)
     name = settings.DATABASES[alias].get("NAME", "")
-    from .testing import is_test_database
-
     testing = is_test_database(alias)  # the test runner's checks: the hint would point at the real database
     applied = (_applied(str(name)) if name and name != ":memory:" and not str(name).startswith("file:")
                and not testing else None)
@@ -86,8 +88,6 @@ def check_pending_and_model_changes(app_configs: Any = None, **kwargs: Any) -> l
 
 @checks.register()
 def check_django_migrations(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:  # noqa: ARG001 (Django passes app_configs by name)
-    from tablemigrate.project.ownership import owned_with_django_migrations, ownership
-
     try:
         own = ownership()
     except TablemigrateError as exc:
@@ -117,7 +117,6 @@ def _unapplied_django(own: Any) -> list[str]:
     record (read-only; no migration module is imported). A squashed migration whose replaced ones are
     all recorded is reported until a `run` records it too, as Django's `migrate` does."""
     from tablemigrate.project.djangoapps import recorded
-    from tablemigrate.project.ownership import migration_names
 
     name = str(settings.DATABASES.get("default", {}).get("NAME", ""))
     if not own.django or not name or name == ":memory:" or name.startswith("file:") or not Path(name).is_file():
@@ -141,8 +140,6 @@ def check_branch_conflicts(app_configs: Any = None, **kwargs: Any) -> list[check
     generated without knowing that module: a merge of two branches. `run` would refuse it."""
     from tablemigrate.history.loader import history_checksum, load_migrations, recorded_files
     from tablemigrate.history.schemafile import read_header
-
-    from .errors import MigrationFileError
 
     try:
         directory = conf.migrations_dir()

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 
 class DjangoMigrationsDisabled(dict):
-    """A MIGRATION_MODULES mapping that answers `None` (no migrations) for every app label. Entries
-    set explicitly (e.g. `DjangoMigrationsDisabled({"legacy": "legacy.migrations"})`) still win."""
+    """A MIGRATION_MODULES mapping that answers `None` (no migrations) for every app label.
+
+    Entries set explicitly (e.g. `DjangoMigrationsDisabled({"legacy": "legacy.migrations"})`) still win."""
 
     def __contains__(self, key: object) -> bool:
         return True

@@ -79,13 +79,16 @@ class LockTimeout(TablemigrateError):
 
 
 class MigrationInterrupted(MigrationFailed):
-    """A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) stopped a migration: it was rolled back,
-    and the database restored like after any failure. Chained (`__cause__`) to the interrupt."""
+    """A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) stopped a migration.
+
+    It was rolled back, and the database restored like after any failure. Chained (`__cause__`) to the
+    interrupt."""
 
 
 class MissingSource(sqlite3.OperationalError):
-    """A rebuild's copy expressions name a column the live table does not have. An OperationalError,
-    so that the applier reports it like any statement that fails."""
+    """A rebuild's copy expressions name a column the live table does not have.
+
+    An OperationalError, so that the applier reports it like any statement that fails."""
 
 
 # Before applying: validation, the history, the data checks, confirmation ---------------------------
@@ -99,8 +102,9 @@ class DoubleQuotedString(MigrationFailed):
 
 
 class ObjectExists(MigrationFailed):
-    """A statement creates a table, view or trigger whose name the database already has (`name`), as
-    SQLite's authorizer reported it on the rehearsal copy."""
+    """A statement creates a table, view or trigger whose name the database already has (`name`).
+
+    As SQLite's authorizer reported it on the rehearsal copy."""
 
     def __init__(self, message: str, name: str = ""):
         super().__init__(message)
@@ -108,8 +112,10 @@ class ObjectExists(MigrationFailed):
 
 
 class VirtualTableBroken(MigrationFailed):
-    """A migration leaves a virtual table that worked before it failing (an FTS index whose content table
-    or column it renamed or dropped), as a full scan of it on the rehearsal copy showed."""
+    """A migration leaves a virtual table that worked before it failing.
+
+    For example an FTS index whose content table or column it renamed or dropped, as a full scan of it on
+    the rehearsal copy showed."""
 
 
 class HistoryMismatch(TablemigrateError):
@@ -119,8 +125,10 @@ class HistoryMismatch(TablemigrateError):
 
 
 class ShapeMismatch(TablemigrateError):
-    """A module's table is not in the shape the module expects (shapes.py): another module changed it
-    after this one was generated. Nothing was changed. `module`: the refused module's name."""
+    """A module's table is not in the shape the module expects (shapes.py).
+
+    Another module changed it after this one was generated. Nothing was changed. `module`: the refused
+    module's name."""
 
     exit_code = 2
 
@@ -166,6 +174,7 @@ class CopyTimeout(TablemigrateError):
 
 class NeedsPageRestore(TablemigrateError):
     """The logical restore does not handle virtual tables (their shadow tables): copy pages instead.
+
     Control flow inside the restore, never shown to a user."""
 
 

@@ -1,1 +1,1 @@
-# tablemigrate keeps no Django models; this module exists so that Django treats the app as a models app.
+"""No models: tablemigrate keeps none; the module makes Django treat the app as a models app."""

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tablemigrate.project.build import owning_wrapper, unconnected_wrapper
 from tablemigrate.sqlite.rebuild import kept_rowid, layout_on
 from tablemigrate.sqlite.schema import affinity
 from tablemigrate.sqlite.sqltext import quote
@@ -47,9 +48,10 @@ class Operation:
         raise NotImplementedError
 
     def deconstruct(self) -> tuple[list[Any], dict[str, Any]]:
-        """The arguments that make this operation again: (positional, keyword). A module writes the
-        operation as `ClassName(*positional, **keyword)` (writer.py), as Django's writer writes its
-        operations from `deconstruct()`."""
+        """The arguments that make this operation again: (positional, keyword).
+
+        A module writes the operation as `ClassName(*positional, **keyword)` (writer.py), as Django's
+        writer writes its operations from `deconstruct()`."""
         raise TypeError(f"{self!r} cannot be written into a module")
 
     def comment(self) -> str:
@@ -57,11 +59,12 @@ class Operation:
         return ""
 
     def replaced(self, **changes: Any) -> Operation:
-        """The same operation again, with the arguments named in `changes` replaced: the one way an
-        operation is copied or altered. It is made from `deconstruct()`, as a module makes it, so a copy
-        keeps every argument the module would (a copy from a few attributes once lost `check=True`);
-        an operation that cannot be written into a module cannot be copied (TypeError), nor can an
-        argument its constructor does not take be changed."""
+        """The same operation again, with the arguments named in `changes` replaced.
+
+        The one way an operation is copied or altered. It is made from `deconstruct()`, as a module makes
+        it, so a copy keeps every argument the module would (a copy from a few attributes once lost
+        `check=True`); an operation that cannot be written into a module cannot be copied (TypeError), nor
+        can an argument its constructor does not take be changed."""
         args, kwargs = self.deconstruct()
         bound = inspect.signature(type(self)).bind(*args, **kwargs)
         unknown = set(changes) - set(inspect.signature(type(self)).parameters)
@@ -108,9 +111,11 @@ class RebuildTable(Operation):
         return f"INSERT OR ABORT INTO {quote(target)} ({cols}) SELECT {select} FROM {quote(self.table)}{where}"
 
     def copy_lists(self, rowid: str | None = None, as_written: bool = False) -> tuple[str, str]:
-        """(target column list, select list) of the copy; with `rowid` (the name of the hidden rowid in
-        both tables, `kept_rowid`), each row's rowid comes first in both, so the row keeps it.
-        `as_written`: the expressions as the module writes them (a preview), not as they run."""
+        """The copy's (target column list, select list).
+
+        With `rowid` (the name of the hidden rowid in both tables, `kept_rowid`), each row's rowid comes
+        first in both, so the row keeps it. `as_written`: the expressions as the module writes them (a
+        preview), not as they run."""
         cols = ", ".join(quote(c) for c in self.copy)
         select = ", ".join(self.copy.values()) if as_written else self._select_list()
         return (f"{rowid}, {cols}", f"{rowid}, {select}") if rowid else (cols, select)
@@ -121,8 +126,10 @@ class RebuildTable(Operation):
         return ", ".join(sqltext.without_string_fallback(e) for e in self.copy.values())
 
     def check_sources(self, conn: sqlite3.Connection) -> None:
-        """Before a single row is copied: SQLite must resolve every name the copy expressions use
-        against the live table. Raises MissingSource naming the columns it lacks."""
+        """Check, before a single row is copied, that the live table has every name the copy uses.
+
+        SQLite must resolve every name the copy expressions use against the live table. Raises
+        MissingSource naming the columns it lacks."""
         if not self.copy:
             return
         try:
@@ -221,16 +228,18 @@ class RebuildTable(Operation):
 
 
 class AlterTableInPlace(RebuildTable):
-    """Give `table` the definition `create` by rewriting its stored CREATE text, when the change moves
-    no stored record: a declared type of the same affinity (`varchar(30)` → `varchar(60)`, integer →
-    bigint), NOT NULL, a CHECK or a foreign key dropped or added. SQLite's procedure for such changes
-    (lang_altertable.html, "making other kinds of table schema changes"): `writable_schema`, an UPDATE
-    of `sqlite_schema`, a `schema_version` bump, in the migration's transaction. It takes milliseconds at
-    any size, or one read of the table when the definition adds a rule: a NOT NULL or CHECK rule added is
-    proved on every row with `PRAGMA quick_check(table)` (which checks exactly those, not the indexes), an
-    added foreign key by the applier's `foreign_key_check`; a row that breaks one fails the migration.
-    Whether a rule is added is read from the two definitions when it runs (NOT NULL and foreign keys as
-    SQLite reports them, CHECKs from the text); `check=True` (what `generate` writes) forces the proof.
+    """Give `table` the definition `create` by rewriting its stored CREATE text, without a copy.
+
+    For a change that moves no stored record: a declared type of the same affinity (`varchar(30)` →
+    `varchar(60)`, integer → bigint), NOT NULL, a CHECK or a foreign key dropped or added. SQLite's
+    procedure for such changes (lang_altertable.html, "making other kinds of table schema changes"):
+    `writable_schema`, an UPDATE of `sqlite_schema`, a `schema_version` bump, in the migration's
+    transaction. It takes milliseconds at any size, or one read of the table when the definition adds a
+    rule: a NOT NULL or CHECK rule added is proved on every row with `PRAGMA quick_check(table)` (which
+    checks exactly those, not the indexes), an added foreign key by the applier's `foreign_key_check`; a
+    row that breaks one fails the migration. Whether a rule is added is read from the two definitions when
+    it runs (NOT NULL and foreign keys as SQLite reports them, CHECKs from the text); `check=True` (what
+    `generate` writes) forces the proof.
 
     At run time it checks what makes that safe, as SQLite reports it for the live definition and the new
     one on a scratch database with the live table's explicit indexes (`_reading`): the stored layout
@@ -261,8 +270,10 @@ class AlterTableInPlace(RebuildTable):
             super().apply(conn)
 
     def kept_every_row_and_key(self) -> bool:
-        """After `apply`: no row was copied and no rule was added, so no foreign key can be broken that
-        was not broken before (the applier's O(rows) `foreign_key_check` has nothing to find)."""
+        """After `apply`: True when no row was copied and no rule was added.
+
+        Then no foreign key can be broken that was not broken before (the applier's O(rows)
+        `foreign_key_check` has nothing to find)."""
         return getattr(self, "moved_rows", True) is False and not getattr(self, "added_rules", True)
 
     def _in_place(self, conn: sqlite3.Connection) -> bool:
@@ -387,14 +398,15 @@ class RunPython(Operation):
 
 
 class FillColumn(Operation):
-    """Set `column` in every existing row of `table` (only where it IS NULL with `only_null`) to the value
-    Django's AddField/AlterField gives existing rows: `field`'s effective default, computed when the
-    migration runs (a callable default is called then, `auto_now`/`auto_now_add` take the time then) and
-    converted for SQLite by Django's own code for that field type. Evaluated once per application, as
-    Django's schema editor does, so every row gets the one value; with `per_row` (the planner sets it
-    where the column is in a UNIQUE constraint, unique index or primary key, where one value for every
-    row could only fail), evaluated anew for each row. Nothing to undo: `down` drops or rebuilds the
-    column anyway.
+    """Set `column` in every existing row of `table` to the value Django gives existing rows.
+
+    Only where it IS NULL with `only_null`. The value is the one Django's AddField/AlterField gives:
+    `field`'s effective default, computed when the migration runs (a callable default is called then,
+    `auto_now`/`auto_now_add` take the time then) and converted for SQLite by Django's own code for that
+    field type. Evaluated once per application, as Django's schema editor does, so every row gets the one
+    value; with `per_row` (the planner sets it where the column is in a UNIQUE constraint, unique index or
+    primary key, where one value for every row could only fail), evaluated anew for each row. Nothing to
+    undo: `down` drops or rebuilds the column anyway.
 
     `field` is an unbound Django field (the module writes it as Django's migration serializer does, e.g.
     `models.DateTimeField(auto_now_add=True, null=True)`); constants never need this operation."""
@@ -441,14 +453,14 @@ class FillColumn(Operation):
                 self._update_sql("?")]
 
     def literal(self, conn: sqlite3.Connection) -> str:
-        """The value as an SQL literal, by Django's schema editor (`effective_default`, `quote_value`),
-        with the settings (time zone) of the Django connection that owns `conn` when there is one."""
+        """The value as an SQL literal, by Django's schema editor.
+
+        Computed by `effective_default` and `quote_value`, with the settings (time zone) of the Django
+        connection that owns `conn` when there is one."""
         return self._literals(conn)()
 
     def _literals(self, conn: sqlite3.Connection) -> Callable[[], str]:
         """`literal`, computed anew at each call, by one schema editor."""
-        from tablemigrate.project.build import owning_wrapper, unconnected_wrapper
-
         # (a plain sqlite3 connection: Django's defaults for an SQLite database)
         wrapper = owning_wrapper(conn) or unconnected_wrapper()
         editor = wrapper.SchemaEditorClass(wrapper, collect_sql=True)
@@ -483,13 +495,15 @@ class FillColumn(Operation):
 
 
 class DjangoDataStep(RunPython):
-    """A data step of the project's own Django migrations, carried by `baseline` (tablemigrate.generate.datasteps):
-    operation `operation` (its index in the migration's `operations`, 0-based; a list of indexes for one
-    inside a `SeparateDatabaseAndState`'s `database_operations`) of Django migration `migration` of app
-    `app_label`, as archived in `<migrations dir>/django/<app_label>/<migration>.py`, whose SHA-256 is
-    `checksum`. Run as Django runs it: `RunPython` gets `(apps, schema_editor)` with the historical models
-    of that migration; `reverse=True` runs its reverse (`down`). `what`: the operation in words, for
-    people. A Python step: never run by replays."""
+    """A data step of the project's own Django migrations, carried by `baseline`.
+
+    Carried by tablemigrate.generate.datasteps: operation `operation` (its index in the migration's
+    `operations`, 0-based; a list of indexes for one inside a `SeparateDatabaseAndState`'s
+    `database_operations`) of Django migration `migration` of app `app_label`, as archived in `<migrations
+    dir>/django/<app_label>/<migration>.py`, whose SHA-256 is `checksum`. Run as Django runs it:
+    `RunPython` gets `(apps, schema_editor)` with the historical models of that migration; `reverse=True`
+    runs its reverse (`down`). `what`: the operation in words, for people. A Python step: never run by
+    replays."""
 
     def __init__(self, app_label: str, migration: str, operation: int | list[int], *, checksum: str,
                  reverse: bool = False, what: str = ""):
@@ -521,6 +535,6 @@ class DjangoDataStep(RunPython):
         return [f"-- Python: {self!r}{': ' + self.what if self.what else ''}"]
 
     def apply(self, conn: sqlite3.Connection) -> None:
-        from .project import historical
+        from .project import historical  # lazy: every reader of the history loads this; few run a data step
 
         historical.run(conn, self.app_label, self.migration, self.path, self.checksum, self.reverse)

@@ -1,4 +1,6 @@
-"""Hooks. Receivers get keyword arguments:
+"""Hooks: the signals sent around a run and around each migration.
+
+Receivers get keyword arguments:
 
 pre_run / post_run:             database, direction ('up' or 'down'), migrations (names), error (post only)
 pre_migration / post_migration: database, name, direction, duration (post only), error (post only)

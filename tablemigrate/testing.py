@@ -20,6 +20,13 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
+from tablemigrate.project.ownership import leave_out_hint, migration_names, ownership
+from tablemigrate.sqlite.sqltext import quote
+
+from . import conf
+from .coexist import DjangoMigrationsDisabled
+from .errors import TablemigrateError
+
 #: True while tablemigrate's `migrate` lets Django's run only to record migrations (`--fake`, `--prune`).
 records_only: ContextVar[bool] = ContextVar("tablemigrate_records_only", default=False)
 
@@ -34,17 +41,15 @@ def is_test_database(alias: str) -> bool:
 
 
 def refuse_migrate(using: str, plan: list | None = None, test: bool = False) -> None:
-    """`migrate` may apply the Django migrations of the apps tablemigrate does not own; it refuses
-    (one line, before anything changed) when its plan holds a migration of an app tablemigrate owns,
+    """Refuse a `migrate` that would touch what tablemigrate owns, before anything changed.
+
+    `migrate` may apply the Django migrations of the apps tablemigrate does not own; it refuses (one
+    line, before anything changed) when its plan holds a migration of an app tablemigrate owns,
     and, on a real database, when tablemigrate owns every app (`DjangoMigrationsDisabled`): Django would
     create half of it and then fail in a post_migrate receiver; and when it would apply a migration while
     the owned tables are not current (`_owned_tables_behind`): a third-party migration on the owned
     user model would meet a missing table, after the ones before it had been applied."""
     from django.core.management import CommandError
-
-    from tablemigrate.project.ownership import leave_out_hint, ownership
-
-    from .coexist import DjangoMigrationsDisabled
 
     if connections[using].vendor != "sqlite":
         return
@@ -80,10 +85,6 @@ def _owned_tables_behind(using: str, plan: list | None) -> str | None:
     Django migrations that made them), read from its history and its migrations directory."""
     from tablemigrate.history.status import status
     from tablemigrate.project.build import managed_models
-    from tablemigrate.project.ownership import migration_names
-
-    from . import conf
-    from .errors import TablemigrateError
 
     if _behind[0] is plan:
         return _behind[1]
@@ -116,7 +117,6 @@ def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs
     from tablemigrate.history.status import Target
     from tablemigrate.run.runner import run
 
-    from . import conf
     from .history import applied as history
 
     wrapper = connections[using]
@@ -146,7 +146,6 @@ def _rebuild_stale_owned_tables(using: str) -> None:
     from tablemigrate.project.build import managed_models
     from tablemigrate.project.fingerprint import model_tables, models_fingerprint
     from tablemigrate.sqlite.introspect import TEST_MODELS_TABLE
-    from tablemigrate.sqlite.sqltext import quote
     from tablemigrate.sqlite.transaction import write_transaction
 
     wrapper = connections[using]

@@ -3,7 +3,8 @@
 The stages are folders, in the order a change travels through them (docs/architecture.md). A module
 imports from its own stage and the stages before it, never from a later one; nothing imports in a
 circle; no module takes another module's private (underscored) name or re-exports a name it does not
-define. It reads the source only: `pytest tests/test_layers.py` checks the structure in a second.
+define; below cli/ a module imports the package's modules at its top, except where LAZY says why not.
+It reads the source only: `pytest tests/test_layers.py` checks the structure in a second.
 """
 
 from __future__ import annotations
@@ -80,6 +81,28 @@ def _imports(module: str) -> list[tuple[str, list[str], int, bool]]:
 GRAPH = {m: _imports(m) for m in MODULES}
 
 
+def _function_import_lines(module: str) -> set[int]:
+    """The lines of the imports inside a function (or a method) of `module`."""
+    tree = ast.parse(MODULES[module].read_text())
+    return {node.lineno for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for node in ast.walk(fn) if isinstance(node, (ast.Import, ast.ImportFrom))}
+
+
+# Below cli/ the package's modules are imported at the top of a module, except these (importer,
+# imported): each would otherwise add a module to what `manage.py tablemigrate run` with nothing pending
+# or `manage.py check` imports (`python -X importtime`, the example project).
+LAZY = {
+    ("tablemigrate.operations", "tablemigrate.project.historical"):
+        "every process that reads the history (run, check) loads operations; only a carried data step runs",
+    ("tablemigrate.project.build", "tablemigrate.project.fingerprint"):
+        "run with nothing pending loads build, not fingerprint",
+    ("tablemigrate.run.preflight", "tablemigrate.run.adopt"):
+        "adopt brings drift, the diff and the changes: only the refusal of a database to adopt needs it",
+    ("tablemigrate.sqlite.shapes", "tablemigrate.sqlite.changes"):
+        "run loads shapes (the rehearsal); the changes only word a shape refusal",
+}
+
+
 def _where(module: str, line: int) -> str:
     return f"{MODULES[module].relative_to(PACKAGE.parent)}:{line}"
 
@@ -147,3 +170,19 @@ def test_no_module_re_exports_what_it_imports():
                 if foreign:
                     found.append(f"{path.relative_to(PACKAGE.parent)}: __all__ names {foreign}, defined elsewhere")
     assert not found, "\n".join(found)
+
+
+def test_below_cli_the_package_is_imported_at_the_top_of_a_module():
+    """An import inside a function hides a module's dependencies and once stood for a cycle; the layers
+    above prove there is none. Below cli/ it is kept only where LAZY says what it saves."""
+    cli = _stage("tablemigrate.cli")
+    found = set()
+    for m, imports in GRAPH.items():
+        if _stage(m) < cli:
+            lines = _function_import_lines(m)
+            found |= {(m, target, line) for target, _names, line, _kept in imports if line in lines}
+    wrong = [f"{_where(m, line)} imports {target} inside a function: move it to the top (or add it to LAZY, "
+             "with what it saves)" for m, target, line in sorted(found) if (m, target) not in LAZY]
+    stale = [f"LAZY lists {pair}, which is no longer imported inside a function"
+             for pair in LAZY if pair not in {(m, target) for m, target, _line in found}]
+    assert not wrong + stale, "\n".join(wrong + stale)

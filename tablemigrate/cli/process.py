@@ -1,5 +1,8 @@
-"""The command as a process: signals that stop it cleanly, the line it ends with after an interrupt
-or an SQLite error, and the garbage-collector setting for objects that live as long as it does."""
+"""The command as a process: how it stops, the line it ends with, the garbage collector.
+
+Signals that stop it cleanly, the line it ends with after an interrupt or an SQLite error, and the
+garbage-collector setting for objects that live as long as it does.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any, NoReturn
 from django.core.management.base import CommandError
 
 from tablemigrate.errors import TablemigrateError
+from tablemigrate.history.applied import applied
 
 from .base import CommandState
 
@@ -170,8 +174,6 @@ class StopReport(CommandState):
     def _history_change(self) -> str:
         """What a stopped run/revert left applied, from the history table (each migration commits its
         history row in its own transaction, so the table is the truth)."""
-        from tablemigrate.history.applied import applied
-
         if self._history_before is None:
             return "nothing was changed"
         try:

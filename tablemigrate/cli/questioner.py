@@ -1,39 +1,18 @@
-"""Questions to a human at a terminal: renames and one-off values for `generate`, confirmation of data
-loss for `run`/`revert` (asked with the runner lock released)."""
+"""Questions to a human at a terminal: the confirmation `run` and `revert` ask, and the answers read.
+
+`run`/`revert` confirm data loss with the runner lock released; `generate`'s questions (renames, one-off
+values) are `interactive.py`'s.
+"""
 
 from __future__ import annotations
 
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
-from tablemigrate.generate.pipeline import Questioner
-
 from .base import CommandState
 
 
-class InteractiveQuestioner(Questioner):
-    interactive = True
-
-    def __init__(self, command: BaseCommand):
-        self.command = command
-
-    def _input(self, prompt: str) -> str | None:
-        return _ask(prompt)
-
-    def confirm(self, question: str) -> bool:
-        answer = self._input(f"{question} [y/N] ")
-        return (answer or "").strip().lower() in ("y", "yes")
-
-    def value(self, question: str) -> str | None:
-        return self._input(f"{question}: ")
-
-    def tell(self, message: str) -> None:
-        self.command.stderr.write(message)
-
-
-def _ask(prompt: str) -> str | None:
+def read_answer(prompt: str) -> str | None:
     """`input(prompt)`, None at end of input. When stdin is not a terminal nothing echoes the answer,
     so the next output would continue the prompt's line: the answer is echoed, with its newline."""
     try:
@@ -54,7 +33,7 @@ class Confirming(CommandState):
             return None
 
         def ask(text: str) -> bool:
-            return (_ask(text + ": ") or "").strip().lower() == "yes"
+            return (read_answer(text + ": ") or "").strip().lower() == "yes"
         return ask
 
     # show / run / revert ----------------------------------------------------------------------

@@ -7,21 +7,23 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from tablemigrate import conf
-from tablemigrate.generate.pipeline import Questioner
-from tablemigrate.sqlite.diff import Renames
+from tablemigrate.history.loader import migration_files
+from tablemigrate.project.ownership import ownership
+from tablemigrate.sqlite.introspect import introspect
 
 from .output import document
 from .parts import CommandParts
-from .questioner import InteractiveQuestioner
 
 
 class SchemaCommands(CommandParts):
     """The handlers, mixed into the Command."""
 
     def handle_generate(self, options: dict[str, Any]) -> None:
-        from tablemigrate.generate.pipeline import generate
-        from tablemigrate.history.loader import migration_files
-        from tablemigrate.project.build import foreign_tables, managed_models
+        from tablemigrate.generate.pipeline import Questioner, generate
+        from tablemigrate.project.build import foreign_tables, managed_models  # tests patch build.managed_models
+        from tablemigrate.sqlite.diff import Renames
+
+        from .interactive import InteractiveQuestioner
 
         alias = conf.sqlite_alias(options["database"])
         try:
@@ -71,8 +73,7 @@ class SchemaCommands(CommandParts):
 
     def handle_baseline(self, options: dict[str, Any]) -> None:
         from tablemigrate.generate.baseline import baseline
-        from tablemigrate.history.loader import migration_files
-        from tablemigrate.project.build import foreign_tables, managed_models
+        from tablemigrate.project.build import foreign_tables, managed_models  # tests patch build.managed_models
 
         target = self._target(options)
         if migration_files(conf.migrations_dir()):
@@ -90,8 +91,7 @@ class SchemaCommands(CommandParts):
 
     def _adopt(self, target: Any, options: dict[str, Any]) -> None:
         """`baseline` when the modules exist: adopt this database from them (tablemigrate.run.adopt)."""
-        from tablemigrate.project.build import managed_models
-        from tablemigrate.project.ownership import ownership
+        from tablemigrate.project.build import managed_models  # tests patch build.managed_models
         from tablemigrate.run.adopt import adopt
 
         done = adopt(target, conf.migrations_dir(), managed_models(target.alias), ownership().owned,
@@ -111,8 +111,6 @@ class SchemaCommands(CommandParts):
             f"{len(names)} migrations as applied. `manage.py tablemigrate run` applies the later ones."))
 
     def handle_inspect(self, options: dict[str, Any]) -> None:
-        from tablemigrate.sqlite.introspect import introspect
-
         from .report import describe
 
         target = self._target(options)
@@ -141,7 +139,5 @@ class SchemaCommands(CommandParts):
         st = status(target.conn, conf.existing_migrations_dir())
         last = f"{st.applied[-1].name} at {st.applied[-1].applied_at}" if st.applied else "none"
         self.stdout.write(f"migrations  {len(st.applied)} applied, {len(st.pending)} pending; last applied: {last}")
-        from tablemigrate.project.ownership import ownership
-
         for line in ownership().describe():
             self.stdout.write(line)

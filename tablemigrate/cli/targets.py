@@ -1,6 +1,7 @@
-"""Which database, file and directory a command works on, checked before anything is done: a missing,
-empty, corrupt, read-only or non-SQLite database gives one line; a database that needs `baseline` says
-so; no database file is created by a command that refuses or has nothing to do."""
+"""Which database, file and directory a command works on, checked before anything is done.
+
+A missing, empty, corrupt, read-only or non-SQLite database gives one line; a database that needs
+`baseline` says so; no database file is created by a command that refuses or has nothing to do."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from django.core.management.base import CommandError
 
 from tablemigrate import conf
 from tablemigrate.errors import DatabaseLocked, TablemigrateError, is_busy
+from tablemigrate.sqlite.introspect import HISTORY_TABLE
+from tablemigrate.sqlite.sqltext import quote, readonly_uri
 
 from .base import CommandState
 
@@ -120,10 +123,8 @@ class Targets(CommandState):
         (read-only; None otherwise)."""
         from django.conf import settings
 
-        from tablemigrate.project.build import managed_models
+        from tablemigrate.project.build import managed_models  # tests patch build.managed_models
         from tablemigrate.project.fingerprint import model_tables
-        from tablemigrate.sqlite.introspect import HISTORY_TABLE
-        from tablemigrate.sqlite.sqltext import readonly_uri
 
         alias = conf.sqlite_alias(options["database"])
         name = str(settings.DATABASES[alias].get("NAME", ""))
@@ -158,8 +159,6 @@ class Targets(CommandState):
     @staticmethod
     def _quick_check(target, table: str | None = None) -> None:
         """`PRAGMA quick_check` (of one table and its indexes when given): exit 2 when it finds damage."""
-        from tablemigrate.sqlite.sqltext import quote
-
         sql = f"PRAGMA quick_check({quote(table)})" if table else "PRAGMA quick_check"
         problem = target.conn.execute(sql).fetchone()[0]
         if problem != "ok":

@@ -40,10 +40,15 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations import RunPython, RunSQL, SeparateDatabaseAndState
 
 from tablemigrate.errors import ConfigurationError
+from tablemigrate.history.loader import Step
+from tablemigrate.operations import DjangoDataStep
+from tablemigrate.project.build import private_database, raw
 from tablemigrate.project.historical import HistoryLoader, archive_dir, file_checksum
 from tablemigrate.sqlite import sqltext
 
+from .pipeline import GeneratedModule
 from .plan import PlannedMigration
+from .writer import module_names, render_data_module
 
 _SCHEMA_ACTIONS = {sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_TEMP_INDEX,
                    sqlite3.SQLITE_CREATE_TEMP_TABLE, sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
@@ -178,12 +183,6 @@ def modules(found: list[Found], label: str, now: Any, existing: list[str],
     """The carried modules (generate.GeneratedModule), one per Django migration with data steps, in
     Django's order, named to sort after the modules `existing` (the baseline's table modules); the last
     holds `adoption_point` (the point takes in every module `baseline` writes: tablemigrate.run.adopt)."""
-    from tablemigrate.history.loader import Step
-    from tablemigrate.operations import DjangoDataStep
-
-    from .pipeline import GeneratedModule
-    from .writer import module_names, render_data_module
-
     groups: dict[tuple[str, str], list[Found]] = {}
     for step in found:
         groups.setdefault((step.app_label, step.migration), []).append(step)
@@ -211,8 +210,6 @@ def modules(found: list[Found], label: str, now: Any, existing: list[str],
 def find_in(everything: Any, apps: list[str]) -> tuple[list[Found], list[str]]:
     """`find` for the adopted database whose schema is `everything` (a `Schema`): its tables, virtual
     tables and views, made on a private database, are where each `RunSQL` is compiled."""
-    from tablemigrate.project.build import private_database, raw
-
     if not apps:
         return [], []
     with private_database() as scratch_db:

@@ -1,5 +1,7 @@
-"""What `schema.sql`'s markers (schemafile.py) tell `generate`: the tables that may have changed, to
-which database A and B are narrowed, and the new `schema.sql` made from the blocks of the others.
+"""What `schema.sql`'s markers tell `generate`: which tables may have changed.
+
+The markers (schemafile.py) give the tables that may have changed, to which database A and B are
+narrowed, and the new `schema.sql` made from the blocks of the others.
 
 A table is unchanged when every one of the models' DDL statements its marker lists is among the models'
 statements now, and no other statement creates or indexes it: the same statements build the same

@@ -1,6 +1,7 @@
-"""`schema.sql`, the automatic snapshot: the schema the migration history produces, as SQL, with a header
-that says what it describes, and one marker line per table that lets `generate` work on the changed
-tables only.
+"""`schema.sql`, the automatic snapshot: the schema the migration history produces, as SQL.
+
+It has a header that says what it describes, and one marker line per table that lets `generate` work
+on the changed tables only.
 
     -- history: <checksum of the modules' names and files>
     -- schema: <fingerprint of the schema>
@@ -31,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tablemigrate import __version__
 from tablemigrate.sqlite import cache, sqltext
 from tablemigrate.sqlite.schema import Schema, Table, fingerprint_of, table_digest
 
@@ -47,8 +49,6 @@ MARKER = "-- table "
 def markers_format() -> str:
     """The `tables` header line: markers written by another tablemigrate (whose parser may digest a
     table differently) are not trusted."""
-    from tablemigrate import __version__
-
     return f"{cache.FORMAT}-{__version__}"
 
 

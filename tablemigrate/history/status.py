@@ -1,6 +1,7 @@
-"""The history against the migration files: what is applied, pending, edited or missing, read from
-file names and checksums (a module is imported only to read whether an edit is accepted); and the
-database being migrated (`Target`)."""
+"""The history against the migration files: what is applied, pending, edited or missing.
+
+Read from file names and checksums (a module is imported only to read whether an edit is accepted);
+and the database being migrated (`Target`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""tablemigrate's management commands (Django finds them in `commands/`)."""

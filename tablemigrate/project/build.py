@@ -1,5 +1,7 @@
-"""Database A (the history replayed) and database B (the current models), as private in-memory
-SQLite databases on Django's own SQLite wrapper (so Django's SQL functions are registered).
+"""Database A (the history replayed) and database B (the current models), built in memory.
+
+Both are private in-memory SQLite databases on Django's own SQLite wrapper (so Django's SQL functions
+are registered).
 
 Neither touches `settings.DATABASES` or sends `post_migrate`: the private wrapper is registered only in
 the thread-local `connections` handler, for as long as it is open.
@@ -20,6 +22,11 @@ from django.db import connections, models, router
 from django.db.backends.sqlite3.base import DatabaseWrapper
 from django.db.models.fields.proxy import OrderWrt
 from django.db.utils import ConnectionHandler
+
+from tablemigrate import __version__
+from tablemigrate.sqlite.cache import FORMAT
+
+from .ownership import ownership
 
 
 @dataclass(frozen=True)
@@ -92,8 +99,6 @@ def table_models(target_alias: str = "default") -> list[type[models.Model]]:
 def managed_models(target_alias: str = "default") -> list[type[models.Model]]:
     """The models of the apps tablemigrate owns (tablemigrate.project.ownership) that get a table on
     `target_alias`: what `generate`, `baseline`, drift and the system checks work on."""
-    from .ownership import ownership
-
     own = ownership()
     return [m for m in table_models(target_alias) if own.owns_model(m)]
 
@@ -101,8 +106,7 @@ def managed_models(target_alias: str = "default") -> list[type[models.Model]]:
 def foreign_tables(target_alias: str = "default") -> frozenset[str]:
     """Lower-case tables of the models whose apps keep their Django migrations: never diffed, never
     dropped by `generate`, even when an older history (tablemigrate owning every app) created them."""
-    from .fingerprint import with_m2m_tables
-    from .ownership import ownership
+    from .fingerprint import with_m2m_tables  # lazy: `run` with nothing pending loads build, not fingerprint
 
     own = ownership()
     theirs = [m for m in table_models(target_alias) if not own.owns_model(m)]
@@ -122,9 +126,6 @@ def model_sql_digest(statements: list[str]) -> str:
     """A digest of the models' DDL: equal digests mean the same statements, so the same schema (for one
     version of tablemigrate, whose schema model and fingerprint are part of it: an upgrade takes the
     full comparison once). Order does not count."""
-    from tablemigrate import __version__
-    from tablemigrate.sqlite.cache import FORMAT
-
     return hashlib.sha256(repr((FORMAT, __version__, sorted(statements))).encode()).hexdigest()
 
 
@@ -184,7 +185,7 @@ class FieldDefaults:
     for auto_now/auto_now_add), as Django's AddField/AlterField compute them."""
 
     def __init__(self, wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]]):
-        from .fingerprint import with_m2m_tables
+        from .fingerprint import with_m2m_tables  # lazy: as in foreign_tables
 
         self.wrapper = wrapper
         self.models = {m._meta.db_table.lower(): m for m in with_m2m_tables(model_list)}

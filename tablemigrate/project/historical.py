@@ -1,5 +1,7 @@
-"""Run a data step that `baseline` carried from the project's own Django migrations, as Django's executor
-runs it: with the historical models of its migration and a schema editor on the database's Django connection.
+"""Run a data step that `baseline` carried from the project's own Django migrations.
+
+As Django's executor runs it: with the historical models of its migration and a schema editor on the
+database's Django connection.
 
 tablemigrate.generate.datasteps carries the steps (`baseline`); this module is what a `DjangoDataStep` calls when a
 module runs. How the historical models meet tables already in their final shape: see tablemigrate.generate.datasteps.

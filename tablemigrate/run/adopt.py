@@ -25,6 +25,7 @@ from tablemigrate.errors import ConfigurationError
 from tablemigrate.history import applied as history
 from tablemigrate.history.loader import Migration, load_migration, migration_files
 from tablemigrate.history.status import Target
+from tablemigrate.project.fingerprint import model_tables
 from tablemigrate.sqlite.changes import summary
 from tablemigrate.sqlite.diff import diff_schemas
 from tablemigrate.sqlite.introspect import introspect
@@ -171,8 +172,6 @@ def adopt(target: Target, directory: Path, model_list: list[type[models.Model]],
     (build.managed_models), `apps` the owned apps (ownership). Refuses (ConfigurationError, nothing
     changed) a database that is behind the adoption point or differs from it; does nothing for one
     that already has tablemigrate history or has none of the tables to adopt."""
-    from tablemigrate.project.fingerprint import model_tables
-
     conn = target.conn
     applied = history.applied(conn)
     if applied:

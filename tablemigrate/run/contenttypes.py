@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tablemigrate.history.loader import Migration
+from tablemigrate.project.djangoapps import wrapper_of
 
 from .apply import HistoryRow
 
@@ -48,8 +49,6 @@ def follow(alias: str, conn: sqlite3.Connection, renames: list[tuple[str, str, s
     or a copy the ORM does not reach is left alone)."""
     from django.apps import apps
     from django.db import router
-
-    from tablemigrate.project.djangoapps import wrapper_of
 
     wrapper = wrapper_of(alias, conn)
     if wrapper is None:

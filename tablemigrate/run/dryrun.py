@@ -1,6 +1,7 @@
-"""`run --dry-run`: the pending migrations applied to a copy of the real database (a temporary file
-beside the backups; in memory for an in-memory database), each statement timed and each table's rows
-counted before and after; the real database is only read."""
+"""`run --dry-run`: the pending migrations applied to a copy of the real database.
+
+The copy is a temporary file beside the backups (in memory for an in-memory database); each statement
+is timed and each table's rows counted before and after; the real database is only read."""
 
 from __future__ import annotations
 

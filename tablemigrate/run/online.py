@@ -57,6 +57,7 @@ from tablemigrate.errors import DatabaseLocked, MigrationFailed
 from tablemigrate.history.loader import Migration
 from tablemigrate.operations import RebuildTable
 from tablemigrate.sqlite import ddl, rebuild, sqltext
+from tablemigrate.sqlite.introspect import introspect
 from tablemigrate.sqlite.rebuild import Scratch, kept_rowid
 from tablemigrate.sqlite.sqltext import quote
 from tablemigrate.sqlite.transaction import write_transaction
@@ -225,8 +226,6 @@ def _without_keys(create: str, name: str, scratch: Scratch) -> str | None:
     everything else exactly as in `create` (the same stored layout, the same columns, constraints and
     options); None otherwise. The copy is filled under this definition, and the old table dropped under
     it, so that neither holds rows that would make the application's delete of a parent fail."""
-    from tablemigrate.sqlite.introspect import introspect
-
     try:
         text = ddl.without_foreign_keys(create)
         want = introspect(scratch.holding(create)).tables[name.lower()]

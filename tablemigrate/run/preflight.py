@@ -1,6 +1,9 @@
-"""Everything that can refuse before the database is touched: the rehearsal on a schema copy
-(tablemigrate.run.rehearse), the rule about tables other apps' Django migrations own, and the data checks
-on the live rows (tablemigrate.run.datacheck). What needs a human's confirmation is returned, not asked."""
+"""Everything that can refuse before the database is touched, and what needs a confirmation.
+
+The rehearsal on a schema copy (tablemigrate.run.rehearse), the rule about tables other apps' Django
+migrations own, and the data checks on the live rows (tablemigrate.run.datacheck). What needs a human's
+confirmation is returned, not asked.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from tablemigrate.history import applied as history
 from tablemigrate.history.loader import Migration
 from tablemigrate.history.status import Target
 from tablemigrate.operations import Operation
+from tablemigrate.project.build import foreign_tables
 from tablemigrate.sqlite.sqltext import quote
 
 from . import datacheck
@@ -28,7 +32,7 @@ def validate(target: Target, migrations: list[Migration], direction: str = "up")
         return rehearse(target.conn, migrations, direction)
     except MigrationFailed as exc:
         if isinstance(exc, ObjectExists) and not history.applied(target.conn):
-            from .adopt import find_point
+            from .adopt import find_point  # lazy: adopt brings the diff and drift, for this refusal only
 
             point = find_point(migrations) if direction == "up" else None
             how = (f", which checks that they are exactly what the modules up to the adoption point ({point.last}) "
@@ -139,8 +143,6 @@ def _refuse_foreign_tables(target: Target, migrations: list[Migration], directio
     every replay of the history (database A, drift, the test database), which has no such table. What a
     statement names comes from SQLite's authorizer on the schema copy; a module's `table` and its
     operations' tables count too. Data for those tables belongs in a `RunPython` step (never replayed)."""
-    from tablemigrate.project.build import foreign_tables
-
     foreign = foreign_tables(target.alias)
     if not foreign:
         return

@@ -1,5 +1,6 @@
-"""Rehearsal of pending migrations on a schema-only copy of the live database, before anything is
-touched. Two things come out of it:
+"""Rehearsal of pending migrations on a schema-only copy of the live database.
+
+It runs before anything is touched. Two things come out of it:
 
 - **validation**: syntax and reference errors surface here, and so does any statement that works only
   because SQLite reads a double-quoted name that matches nothing as a string literal (the statements

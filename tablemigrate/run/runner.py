@@ -1,5 +1,6 @@
-"""`run` and `revert` against the real database: what to apply, the confirmation protocol, and the
-order of the units that do the work.
+"""`run` and `revert` against the real database.
+
+What to apply, the confirmation protocol, and the order of the units that do the work.
 
 Order of a run: read the history (tablemigrate.history.status; cheap: nothing pending means return at once) ->
 load and check the pending modules -> refuse edited or missing applied modules -> validate them on a

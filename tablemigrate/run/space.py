@@ -1,5 +1,7 @@
-"""Free disk space, checked before `run`/`revert` writes anything (issue 15: "check free space before a
-backup or a rebuild, and refuse with one line when it will not fit").
+"""Free disk space, checked before `run`/`revert` writes anything.
+
+Issue 15: "check free space before a backup or a rebuild, and refuse with one line when it will not
+fit".
 
 What a run can write, as SQLite and the backup do it:
 - the backup: a copy of every page of the database file (`page_count * page_size`), in the backups

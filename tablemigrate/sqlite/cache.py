@@ -35,6 +35,10 @@ from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tablemigrate import __version__
+
+from .sqltext import readonly_uri
+
 T = TypeVar("T")
 
 #: Bump whenever the schema dataclasses or the parser change: a pickle of another format is not read.
@@ -151,8 +155,6 @@ def tables_named(name: str, indexes: tuple) -> list[tuple[tuple, Any]]:
 
 
 def _stamp() -> tuple:
-    from tablemigrate import __version__
-
     return (FORMAT, __version__, sqlite3.sqlite_version)
 
 
@@ -194,8 +196,6 @@ def load_database_a(directory: Path, snapshot: bytes, conn: sqlite3.Connection) 
     file = database_a_path(directory, snapshot)
     if not (is_private(file) and file.is_file()):
         return False
-    from .sqltext import readonly_uri
-
     cached = sqlite3.connect(readonly_uri(file), uri=True)
     try:
         cached.backup(conn)

@@ -1,11 +1,11 @@
-"""CREATE TABLE and CREATE INDEX statements read and edited by their tokens: the one reader of their clauses.
+"""CREATE TABLE and CREATE INDEX statements read and edited by their tokens.
 
-`sqltext` knows how SQL text is shaped (tokens, parentheses, the parts of `CREATE TABLE name (body)`);
-this module knows what the clauses mean: a table's columns and constraints (`read_table`), an index's
-name, table, key terms and WHERE (`read_index`), the table a statement makes or indexes
-(`statement_table`), and the edits the rebuilds make to such texts (`rename_index`,
-`without_foreign_keys`). Introspection, the data check, `schema.sql` and the online rebuild all read
-through it.
+This module is the one reader of their clauses. `sqltext` knows how SQL text is shaped (tokens,
+parentheses, the parts of `CREATE TABLE name (body)`); this module knows what the clauses mean: a
+table's columns and constraints (`read_table`), an index's name, table, key terms and WHERE
+(`read_index`), the table a statement makes or indexes (`statement_table`), and the edits the rebuilds
+make to such texts (`rename_index`, `without_foreign_keys`). Introspection, the data check, `schema.sql`
+and the online rebuild all read through it.
 """
 
 from __future__ import annotations

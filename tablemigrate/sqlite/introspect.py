@@ -1,6 +1,8 @@
-"""Read an SQLite database into a `Schema`: PRAGMAs for what they report, the stored CREATE text read
-by `ddl.read_table` for what no PRAGMA shows (collation, CHECK, generated expressions, AUTOINCREMENT,
-DEFERRABLE, constraint names, STRICT / WITHOUT ROWID)."""
+"""Read an SQLite database into a `Schema`.
+
+PRAGMAs for what they report, the stored CREATE text read by `ddl.read_table` for what no PRAGMA shows
+(collation, CHECK, generated expressions, AUTOINCREMENT, DEFERRABLE, constraint names, STRICT /
+WITHOUT ROWID)."""
 
 from __future__ import annotations
 

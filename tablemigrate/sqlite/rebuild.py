@@ -1,4 +1,4 @@
-"""SQLite's table rebuild done one way: the swap of a filled copy for a table, and the writable_schema edit.
+"""SQLite's table rebuild done one way: a filled copy swapped in, and the writable_schema edit.
 
 Both rebuilds, `RebuildTable` (one transaction) and the online one (chunks, then a short swap), end with
 the same procedure, `swap`: it reads what must survive (the table's own triggers and indexes, the views

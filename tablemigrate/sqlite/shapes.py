@@ -53,7 +53,7 @@ def shape(table: Table | None) -> dict[str, Any] | None:
 
 def _types(table: Table) -> list[str]:
     """Each column's declared type and NOT NULL, in column order: named in a refusal."""
-    from .changes import display_type
+    from .changes import display_type  # lazy: `run` loads shapes; the changes only word a refusal
 
     return [display_type(c.type) + (" NOT NULL" if c.notnull else "") for c in table.columns.values()]
 

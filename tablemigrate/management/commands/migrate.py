@@ -35,7 +35,10 @@ from django.core.management.base import CommandError
 from django.core.management.commands.migrate import Command as DjangoMigrate
 from django.db import connections
 
+from tablemigrate import conf
 from tablemigrate.errors import TablemigrateError
+from tablemigrate.project.ownership import owned_with_django_migrations, ownership
+from tablemigrate.testing import is_test_database, records_only
 
 
 @contextlib.contextmanager
@@ -54,7 +57,6 @@ def _one_line(alias: str) -> Iterator[None]:
 def owns_tables_on(alias: str) -> bool:
     """Whether `alias` is a real SQLite database on which tablemigrate owns tables."""
     from tablemigrate.project.build import managed_models
-    from tablemigrate.testing import is_test_database
 
     if connections[alias].vendor != "sqlite" or is_test_database(alias):
         return False
@@ -71,9 +73,6 @@ class Command(DjangoMigrate):
         super().run_from_argv(argv)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from tablemigrate.project.ownership import owned_with_django_migrations, ownership
-        from tablemigrate.testing import records_only
-
         alias = options["database"]
         own = ownership() if owns_tables_on(alias) else None
         if own is None or owned_with_django_migrations(own):
@@ -126,7 +125,6 @@ class Command(DjangoMigrate):
         """What `tablemigrate run` would apply, in its order: the Django migrations before the owned
         modules, the modules, the Django migrations that come after an owned app. Nothing is written
         and a missing database file is not created (an empty stand-in answers for it)."""
-        from tablemigrate import conf
         from tablemigrate.history.status import check_history, status
         from tablemigrate.project import djangoapps
 

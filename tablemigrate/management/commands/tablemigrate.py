@@ -1,5 +1,8 @@
-"""`manage.py tablemigrate <command>`: parse arguments, dispatch to the handlers (tablemigrate.cli), and
-end with one line and an exit code."""
+"""`manage.py tablemigrate <command>`: the command Django runs, a dispatcher.
+
+It parses the arguments, dispatches to the handlers (tablemigrate.cli), and ends with one line and an
+exit code.
+"""
 
 from __future__ import annotations
 
