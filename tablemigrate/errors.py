@@ -148,8 +148,9 @@ class NotConfirmed(TablemigrateError):
 
 
 class MigrationsPending(TablemigrateError):
-    """`show --check` / `run --check`: migrations are pending (nothing was written). Its own exit code,
-    so that CI tells "deploy needs a migration" from a failure."""
+    """`show --check` / `run --check`: migrations are pending (nothing was written).
+
+    Its own exit code, so that CI tells "deploy needs a migration" from a failure."""
 
     exit_code = 4
 

@@ -1,5 +1,6 @@
-"""One-off values for existing rows, as `makemigrations` takes them: a Python expression, evaluated with
-the `datetime` and `django.utils.timezone` modules available (Django's
+"""One-off values for existing rows, as `makemigrations` takes them.
+
+A Python expression, evaluated with the `datetime` and `django.utils.timezone` modules available (Django's
 `InteractiveMigrationQuestioner._ask_default`), given on the command line (`generate --default
 TARGET=EXPR`) or at the prompt. A callable (`timezone.now`) is computed when the migration runs, as a
 callable default is (`RuntimeValue`); any other value is converted for the column by its model field,
