@@ -5,16 +5,7 @@ from __future__ import annotations
 from tablemigrate.generate import partial
 from tablemigrate.generate.pipeline import generate
 
-from .modelgen import FieldSpec, ProjectSpec, TableSpec, build_models
-
-
-def shop(*extra: str) -> list:
-    spec = ProjectSpec()
-    spec.tables["Author"] = TableSpec("Author", "shop_author", [FieldSpec("name", "char")])
-    spec.tables["Post"] = TableSpec("Post", "shop_post", [FieldSpec("author", "fk", target="Author"),
-                                                          FieldSpec("title", "char")]
-                                    + [FieldSpec(name, "text", null=True) for name in extra])
-    return build_models(spec)
+from .test_generate_once import shop
 
 
 def test_the_snapshot_for_no_change_is_made_only_when_nothing_changed(tmp_path, monkeypatch):
