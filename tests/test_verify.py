@@ -9,8 +9,9 @@ import pytest
 
 from tablemigrate.errors import GenerateError
 from tablemigrate.generate import pipeline as gen
+from tablemigrate.generate import verify as verify_module
 from tablemigrate.generate.pipeline import generate
-from tablemigrate.generate.verify import part_of, reach
+from tablemigrate.generate.verify import groups, part_of, reach
 from tablemigrate.history.loader import load_migrations
 from tablemigrate.run.apply import apply_migration
 from tablemigrate.sqlite.diff import Renames
@@ -170,3 +171,41 @@ def test_a_planner_bug_stops_generate_before_anything_is_written(tmp_path, monke
     with pytest.raises(GenerateError, match=message):
         generate(d, build_models(blog(body=("text", {"null": True}))), markers=changed_tables_only)
     assert sorted(p.name for p in d.iterdir()) == before
+
+
+@pytest.mark.parametrize("changed_tables_only", [True, False])
+def test_modules_that_reach_no_table_in_common_are_verified_apart(tmp_path, monkeypatch, changed_tables_only):
+    """Each group of modules runs on a database holding only the tables it reaches (verify.groups):
+    SQLite re-reads the whole schema at each RENAME and DROP COLUMN. One part for all held 3 tables."""
+    d = tmp_path / "m"
+    generate(d, build_models(blog()))
+    seen: dict[tuple[str, str], set[str]] = {}
+
+    class Recording(verify_module.Applier):
+        def apply(self, migration, direction="up"):
+            names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                     "AND name NOT LIKE 'sqlite%'")}
+            seen[(migration.table, direction)] = names
+            return super().apply(migration, direction)
+
+    monkeypatch.setattr(verify_module, "Applier", Recording)
+    spec = blog(body=("text", {"null": True}))
+    spec.tables["Tag"].fields.append(FieldSpec("label", "text", null=True))
+    result = generate(d, build_models(spec), markers=changed_tables_only)
+    assert sorted(m.plan.table for m in result.modules) == ["blog_post", "blog_tag"]
+    assert seen == {("blog_post", "up"): {"blog_author", "blog_post"}, ("blog_post", "down"): {"blog_author", "blog_post"},
+                    ("blog_tag", "up"): {"blog_tag"}, ("blog_tag", "down"): {"blog_tag"}}
+    replayed(d)
+
+
+def test_modules_naming_or_reaching_a_table_in_common_are_verified_together():
+    named = [{"post"}, {"tag"}, {"comment"}, {"new"}, {"author", "writer"}]
+    reached = {"post": {"post", "comment", "author"}, "tag": {"tag", "unrelated"}, "comment": {"comment", "post"},
+               "new": set(), "author": {"author", "post"}, "writer": set()}
+
+    def reach_of(names):
+        return set().union(*(reached[n] for n in names))
+
+    assert groups(named, reach_of) == [[0, 2, 4], [1], [3]]
+    assert groups(named + [set()], reach_of) == [[0, 1, 2, 3, 4, 5]]  # a module naming no table: all together
+    assert groups(named, lambda names: None) == [[0, 1, 2, 3, 4]]  # a view or trigger in A: all of A

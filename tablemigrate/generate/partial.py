@@ -32,7 +32,7 @@ from tablemigrate.sqlite.diff import Renames
 from tablemigrate.sqlite.introspect import introspect
 from tablemigrate.sqlite.schema import Schema, Table, same_tables
 
-from .verify import exercise, mismatch
+from .verify import close, exercise, groups, mismatch, named_tables
 
 
 def changed_tables(blocks: dict[str, Block], statements: list[str], foreign: frozenset[str],
@@ -64,7 +64,8 @@ def changed_tables(blocks: dict[str, Block], statements: list[str], foreign: fro
 @dataclass
 class Narrowed:
     """Database A and B narrowed to the changed tables: `a` and `b` are what the diff sees, `part` the
-    part of A the modules can reach (an in-memory database: whoever uses it closes it)."""
+    part of A the changed tables reach (an in-memory database: whoever uses it closes it). The modules
+    are verified on parts of it built anew, a group of modules at a time (`parts`)."""
 
     blocks: dict[str, Block]
     changed: set[str]
@@ -96,12 +97,29 @@ class Narrowed:
         ddl = None if new_blocks.keys() & self.foreign else self.ddl
         return render_blocks(new_blocks, history_checksum(history), self.fingerprint(), ddl)
 
-    def unchanged_snapshot(self) -> Callable[[], str]:
+    def unchanged_snapshot(self) -> str:
         """The new `schema.sql` when the diff found nothing: the changed tables' blocks as A has them."""
         new_blocks = {k: self.kept(blk) for k, blk in self.blocks.items()}
         for k in self.changed & self.a.tables.keys():
             new_blocks[k] = block(self.a.tables[k], self.marker_ddl(k, self.a.tables[k]))
-        return lambda: self.render(new_blocks, self.recorded)
+        return self.render(new_blocks, self.recorded)
+
+    def parts(self, tables: list) -> list[tuple[sqlite3.Connection, list[int]]]:
+        """The modules naming `tables`, a group at a time (verify.groups), each group with a new database
+        holding the tables it reaches (their blocks' statements, as the part was built)."""
+        named = named_tables(tables)
+        parts: list[tuple[sqlite3.Connection, list[int]]] = []
+        try:
+            for modules in groups(named, lambda names: reach(self.blocks, names)):
+                part = build_part(self.blocks, sorted(reach(self.blocks, set().union(*(named[i] for i in modules)))))
+                if part is None:  # a subset of the statements that built the part
+                    raise GenerateError("internal error: the part of database A a group of the new modules "
+                                        "reaches cannot be built; nothing written")
+                parts.append((part, modules))
+        except BaseException:
+            close(parts)
+            raise
+        return parts
 
     def check(self, checked: list, tables: list):
         """generate.Checker on the part: the modules take it to B's tables, and back."""
@@ -119,7 +137,7 @@ class Narrowed:
         def after_downs(before: Schema, back: Schema) -> str | None:
             return None if same_tables(back.tables, before.tables) else mismatch(back.tables, before.tables)
 
-        before, got, shapes = exercise(self.part, checked, tables, after_ups, after_downs)
+        before, got, shapes = exercise(self.parts(tables), checked, tables, after_ups, after_downs)
         untouched = {k: a.tables[k] for k in self.changed - before.tables.keys() - touched if k in a.tables}
         if not same_tables(untouched, {k: b.tables[k] for k in untouched if k in b.tables}):
             raise GenerateError("internal error: tables without a migration differ from the models' "
@@ -146,8 +164,8 @@ def narrow(blocks: dict[str, Block], statements: list[str], ddl: str, recorded: 
         if any(name.lower() in outside for (name,) in b_conn.execute("SELECT name FROM sqlite_master")):
             return None  # a new table or index takes the name of an unchanged table's: the full build says so
         b = introspect(b_conn)
-    # The part of database A the modules can reach (verify.py), which holds the changed tables: built
-    # once, before any question is asked, for the diff and then for the verification.
+    # The part of database A the changed tables reach (verify.py), which holds them: built before any
+    # question is asked, for the diff (a block SQLite does not run gives the whole comparison, here).
     part = build_part(blocks, sorted(reach(blocks, changed)))
     if part is None:
         return None

@@ -420,7 +420,7 @@ def _generate(directory: Path, model_list: Iterable[type[models.Model]], *, labe
         narrowed = None if blocks is None else partial.narrow(blocks, statements, ddl, recorded, foreign,
                                                               fingerprint, renames)
         if narrowed is not None:
-            sides = Sides(narrowed.a, narrowed.b, recorded, narrowed.check, narrowed.unchanged_snapshot(),
+            sides = Sides(narrowed.a, narrowed.b, recorded, narrowed.check, narrowed.unchanged_snapshot,
                           lambda: _stale_snapshot(directory, header, recorded, header["schema"], fingerprint, True),
                           narrowed.part)
         else:
@@ -478,7 +478,7 @@ def _whole_sides(directory: Path, a_conn: sqlite3.Connection, recorded: list[Rec
     a_diff, b_diff = a.without(hidden), b.without(sql_made)
 
     def check(checked: list, tables: list) -> tuple[list[tuple[Shape, Shape]], Callable[[list], str]]:
-        after, shapes = verify(a_conn, a_diff, a, b_diff, checked, tables, hidden)
+        after, shapes = verify(a_conn, a_diff, a, b_diff, checked, tables, hidden, apart=True)
 
         def snapshot(new: list) -> str:
             digest = ddl if after.fingerprint() == same_as_b() else None

@@ -12,6 +12,12 @@ each RENAME and DROP COLUMN, those that do not name the changed table included (
 dropped table makes the statement fail), and a view or trigger can name a table in ways only SQLite
 resolves (`FROM 'blog_post'` reads the table). Views and triggers come only from hand-written modules,
 so most projects keep the speed; the others get the check that the real run will pass.
+
+`generate`'s modules are verified apart, a group at a time (`groups`): modules that name or reach no
+table in common cannot see each other's tables, so each group runs on a part of its own, holding the
+tables it reaches and no other. The parts together are the one part all the modules reach, so the
+proof is the same; each RENAME and DROP COLUMN re-reads a smaller schema (15 modules on a 200-model
+project: 15 parts of at most 5 tables instead of one of 54).
 """
 
 from __future__ import annotations
@@ -40,6 +46,32 @@ def reach(schema: Schema, touched: set[str]) -> set[str] | None:
     for t in list(names):
         names |= parents[t]
     return names
+
+
+def groups(named: list[set[str]], reach_of: Callable[[set[str]], set[str] | None]) -> list[list[int]]:
+    """The modules (by index; `named[i]`: the lower-case tables module i names) in groups that share no
+    table they name or reach (`reach_of`), each in module order, the groups in the order of their first
+    module. One group of all when `reach_of` says all of A (None) or a module names no table (one that
+    makes something other than a table: it may reach anything)."""
+    found: list[tuple[list[int], set[str]]] = []  # (modules, the tables they name or reach)
+    for i, names in enumerate(named):
+        reached = reach_of(names) if names else None
+        if reached is None:
+            return [list(range(len(named)))]
+        modules, tables = [i], names | reached
+        apart = []
+        for other in found:
+            if other[1] & tables:
+                modules, tables = other[0] + modules, other[1] | tables
+            else:
+                apart.append(other)
+        found = apart + [(sorted(modules), tables)]
+    return sorted((modules for modules, _ in found), key=lambda modules: modules[0])
+
+
+def named_tables(tables: list[tuple[str | None, str | None]]) -> list[set[str]]:
+    """The lower-case tables each module names (its table before and after it)."""
+    return [{t.lower() for t in pair if t} for pair in tables]
 
 
 def part_of(conn: sqlite3.Connection, schema: Schema, touched: Iterable[str]) -> sqlite3.Connection:
@@ -80,13 +112,15 @@ Check = Callable[[Schema, Schema], Optional[str]]
 
 
 def verify(conn: sqlite3.Connection, a: Schema, whole_a: Schema, b: Schema, new: list[Migration],
-           tables: list[tuple[str | None, str | None]], hidden: frozenset[str] = frozenset()
-           ) -> tuple[Schema, list[tuple[Shape, Shape]]]:
+           tables: list[tuple[str | None, str | None]], hidden: frozenset[str] = frozenset(), *,
+           apart: bool = False) -> tuple[Schema, list[tuple[Shape, Shape]]]:
     """Apply `new` to the part of database A (`conn`, whose whole schema is `whole_a`; `a` is what the
     diff saw) that they reach: the result must be B; then their downs, in reverse, must give the part
     back. `tables`: each module's table before and after it (None: none, as before a create). Returns
     A's whole schema after `new`, and the shape of each module's table just before and just after it
-    ran (shapes.py: what the module expects). Raises GenerateError otherwise."""
+    ran (shapes.py: what the module expects). Raises GenerateError otherwise. `apart`: a group at a time
+    (`groups`), for modules that make tables and indexes only (`generate`'s; not `baseline`'s, whose
+    modules make views and triggers too)."""
     def merged(before: Schema, got: Schema) -> dict[str, Table]:
         return _merged(whole_a, before, got).without(hidden).tables
 
@@ -98,37 +132,69 @@ def verify(conn: sqlite3.Connection, a: Schema, whole_a: Schema, b: Schema, new:
         mine = merged(before, back)
         return None if same_tables(mine, a.tables) else mismatch(mine, a.tables)
 
-    part = part_of(conn, whole_a, {t for pair in tables for t in pair if t})
-    before, got, shapes = exercise(part, new, tables, after_ups, after_downs)
+    named = named_tables(tables)
+    together = groups(named, lambda names: reach(whole_a, names)) if apart else [list(range(len(new)))]
+    parts: list[tuple[sqlite3.Connection, list[int]]] = []
+    try:
+        for modules in together:
+            parts.append((part_of(conn, whole_a, set().union(*(named[i] for i in modules))), modules))
+    except BaseException:
+        close(parts)
+        raise
+    before, got, shapes = exercise(parts, new, tables, after_ups, after_downs)
     return _merged(whole_a, before, got), shapes
 
 
-def exercise(part: sqlite3.Connection, new: list[Migration], tables: list[tuple[str | None, str | None]],
-             after_ups: Check, after_downs: Check) -> tuple[Schema, Schema, list[tuple[Shape, Shape]]]:
-    """Run `new`'s ups on `part` (which it closes), then their downs in reverse. `after_ups(before, got)`
-    and `after_downs(before, back)` name the tables that are not as they must be (None: all are).
-    Returns the part's schema before and after the ups, and each module's shapes."""
-    shapes: list[tuple[Shape, Shape]] = []
-    applier = Applier(part)
+def close(parts: list[tuple[sqlite3.Connection, list[int]]]) -> None:
+    """Close the parts' databases."""
+    for part, _modules in parts:
+        part.close()
+
+
+def _union(schemas: list[Schema]) -> Schema:
+    """The schemas of parts that hold no object in common, as one."""
+    return Schema({k: v for s in schemas for k, v in s.tables.items()},
+                  {k: v for s in schemas for k, v in s.triggers.items()},
+                  {k: v for s in schemas for k, v in s.views.items()},
+                  {k: v for s in schemas for k, v in s.virtual.items()})
+
+
+def exercise(parts: list[tuple[sqlite3.Connection, list[int]]], new: list[Migration],
+             tables: list[tuple[str | None, str | None]], after_ups: Check, after_downs: Check
+             ) -> tuple[Schema, Schema, list[tuple[Shape, Shape]]]:
+    """Run `new`'s ups, each group of them (by index, in order) on its own part (`parts`, which it
+    closes), then their downs in reverse. `after_ups(before, got)` and `after_downs(before, back)` name
+    the tables that are not as they must be (None: all are), on the parts taken together. Returns the
+    parts' schema before and after the ups, and each module's shapes."""
+    shapes: list[tuple[Shape, Shape]] = [(None, None)] * len(new)
     try:
-        before = introspect(part)
-        for m, (old, new_name) in zip(new, tables):
-            expected = shape(live_table(part, old)) if old else None
-            applier.apply(m, "up")
-            shapes.append((expected, shape(live_table(part, new_name)) if new_name else None))
-        got = introspect(part)
+        befores, gots = [], []
+        for part, modules in parts:
+            applier = Applier(part)
+            befores.append(introspect(part))
+            for i in modules:
+                old, new_name = tables[i]
+                expected = shape(live_table(part, old)) if old else None
+                applier.apply(new[i], "up")
+                shapes[i] = (expected, shape(live_table(part, new_name)) if new_name else None)
+            gots.append(introspect(part))
+        before, got = _union(befores), _union(gots)
         wrong = after_ups(before, got)
         if wrong is not None:
             raise GenerateError("internal error: the generated migrations do not reproduce the models' "
                                 f"schema (tables: {wrong}); nothing written")
-        for m in reversed(new):
-            applier.apply(m, "down")
-        wrong = after_downs(before, introspect(part))
+        backs = []
+        for part, modules in parts:
+            applier = Applier(part)
+            for i in reversed(modules):
+                applier.apply(new[i], "down")
+            backs.append(introspect(part))
+        wrong = after_downs(before, _union(backs))
         if wrong is not None:
             raise GenerateError("internal error: the generated `down` steps do not restore the previous "
                                 f"schema (tables: {wrong}); nothing written")
     except MigrationFailed as exc:
         raise GenerateError(f"internal error: a generated migration failed on the empty schema: {exc}") from exc
     finally:
-        part.close()
+        close(parts)
     return before, got, shapes
