@@ -39,8 +39,9 @@ EXIT_CODES = """exit codes:
      nothing was changed, or the run's backup was restored; if a lock kept even the restore from
      running, the line says which migrations stay applied; in a post_migrate receiver, after the
      migrations were applied, the line says so
-  130  interrupted by SIGINT (Ctrl-C), or
-  143  by SIGTERM (`docker stop`): the command stopped cleanly (the migration under way rolled back,
+  130  interrupted by SIGINT (Ctrl-C),
+  143  by SIGTERM (`docker stop`), or
+  129  by SIGHUP (the terminal or SSH session closed): the command stopped cleanly (the migration under way rolled back,
        the run's backup restored, partial files removed); its one line says what state things are in
   141  stdout was closed early (`show | head`): the output was cut short; the command's work
        (for run/revert: the migrations and post_migrate) was done before it printed
