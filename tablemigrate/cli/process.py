@@ -3,6 +3,7 @@ or an SQLite error, and the garbage-collector setting for objects that live as l
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gc
 import signal
@@ -127,6 +128,30 @@ def sqlite_error(exc: sqlite3.DatabaseError, database: str) -> CommandError:
         return CommandError(f"database {database} stayed locked by another connection past the busy timeout "
                             f"({exc})", returncode=3)
     return CommandError(f"SQLite error on database {database}: {exc}", returncode=2)
+
+
+def version() -> str:
+    """What `--version` prints: tablemigrate's version, and the Django and SQLite it runs with."""
+    import django
+
+    from tablemigrate import __version__
+
+    return f"tablemigrate {__version__} (Django {django.get_version()}, SQLite {sqlite3.sqlite_version})"
+
+
+def add_djangos_options(parser: argparse.ArgumentParser) -> None:
+    """Django's options of every command (`BaseCommand.create_parser`), for a parser that follows a
+    subcommand: `tablemigrate run --traceback` takes them as `migrate --traceback` does. Not given, they
+    leave the value given before the subcommand (or Django's default) as it is; given, they win.
+    `--settings` and `--pythonpath` took effect before the command was loaded (Django reads them
+    anywhere on the line); `--skip-checks` changes nothing (tablemigrate runs no system checks first)."""
+    parser.add_argument("--version", action="version", version=version(), help="show the versions and exit")
+    parser.add_argument("--settings", default=argparse.SUPPRESS, help="a settings module, as for any command")
+    parser.add_argument("--pythonpath", default=argparse.SUPPRESS, help="a directory to add to the Python path")
+    for flag, what in (("--traceback", "raise on CommandError exceptions"), ("--no-color", "don't colorize the output"),
+                       ("--force-color", "colorize the output even when it is not a terminal"),
+                       ("--skip-checks", "accepted as Django's commands accept it; nothing to skip")):
+        parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=what)
 
 
 class StopReport(CommandState):

@@ -17,10 +17,12 @@ from tablemigrate.cli.migrating import MigrationCommands
 from tablemigrate.cli.output import reporting
 from tablemigrate.cli.process import (
     EXIT_SIGPIPE,
+    add_djangos_options,
     interrupted_by,
     long_lived_objects_frozen,
     signals_stop_cleanly,
     sqlite_error,
+    version,
 )
 from tablemigrate.cli.schema import SchemaCommands
 from tablemigrate.errors import TablemigrateError
@@ -77,6 +79,9 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
             sys.stderr.write("tablemigrate: interrupted; nothing was started\n")
             sys.exit(128 + signal.SIGINT)
 
+    def get_version(self) -> str:
+        return version()
+
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -90,6 +95,8 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                             help="never prompt; refuse what would need an answer")
         common.add_argument("-v", "--verbosity", type=int, choices=[0, 1, 2, 3], default=argparse.SUPPRESS,
                             help="0: only errors; 1: log lines (default); 2-3: more")
+        add_djangos_options(common)  # after the subcommand too, as `manage.py migrate --traceback`
+        parser.add_argument("--skip-checks", action="store_true", help="accepted as Django's commands accept it")
         sub = parser.add_subparsers(dest="action", metavar="COMMAND", required=True)
 
         def add(name: str, help_text: str) -> argparse.ArgumentParser:
