@@ -12,14 +12,8 @@ from .helpers import copy_example_project, tablemigrate
 pytestmark = pytest.mark.subprocess  # every test here starts the project's manage.py
 
 
-@pytest.fixture
-def example(tmp_path):
-    site = copy_example_project(tmp_path)
-    tablemigrate(site, "run", "--noinput")
-    return site
-
-
-def test_djangos_common_options_are_accepted_after_the_subcommand(example):
+def test_djangos_common_options_are_accepted_after_the_subcommand(tmp_path):
+    example = copy_example_project(tmp_path)  # the first run creates the database
     for options in (["--traceback"], ["--settings", "example_project.settings", "--pythonpath", "."],
                     ["--no-color"], ["--force-color"], ["--skip-checks"], ["-v", "0"]):
         proc = tablemigrate(example, "run", "--noinput", *options, check=False)
@@ -31,18 +25,19 @@ def test_djangos_common_options_are_accepted_after_the_subcommand(example):
     assert "Traceback (most recent call last)" in traced.stderr and "unknown database alias" in traced.stderr
 
 
-def test_version_is_tablemigrates_with_djangos_and_sqlites(example):
+def test_version_is_tablemigrates_with_djangos_and_sqlites(tmp_path):
     import sqlite3
 
     from tablemigrate import __version__
 
+    example = copy_example_project(tmp_path)
     for args in (["--version"], ["run", "--version"]):
         out = tablemigrate(example, *args).stdout.strip()
         assert out == f"tablemigrate {__version__} (Django {django.get_version()}, SQLite {sqlite3.sqlite_version})"
 
 
-def test_makemigrations_for_an_owned_app_says_what_to_run_in_one_line(example):
-    manage = helpers.manage
+def test_makemigrations_for_an_owned_app_says_what_to_run_in_one_line(tmp_path):
+    manage, example = helpers.manage, copy_example_project(tmp_path)
     (example / "example_project" / "chats" / "migrations").mkdir()  # as `startapp` makes it: empty
     (example / "example_project" / "chats" / "migrations" / "__init__.py").write_text("")
     for app in ("posts", "chats"):  # no migrations package; an empty one (MIGRATION_MODULES maps it to None)

@@ -129,7 +129,9 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                        "data loss needs confirmation), lock, back up, apply the pending Django migrations of "
                        "the apps tablemigrate does not own (Django's executor, data steps included), then "
                        "tablemigrate's, one transaction per migration, restore the backup on failure, keep "
-                       "the newest backups.")
+                       "the newest backups. Every run, nothing pending included, sends Django's pre_migrate "
+                       "and post_migrate as `migrate` does (content types, permissions; off with "
+                       "TABLEMIGRATE_POST_MIGRATE = False).")
         add_apply_options(r)
         r.add_argument("--dry-run", action="store_true",
                        help="rehearse on a temporary copy of the database (a file beside the backups) and report; change nothing")
