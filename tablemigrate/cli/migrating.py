@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from tablemigrate import conf
-from tablemigrate.errors import DatabaseLocked, is_busy
+from tablemigrate.errors import DatabaseLocked, LockTimeout, is_busy
 from tablemigrate.run.apply import statements_of
 
 from .parts import CommandParts
@@ -129,8 +129,13 @@ class MigrationCommands(CommandParts):
                                  confirm=confirm, take_backup=options["backup"],
                                  keep=conf.keep_backups(), lock_timeout=conf.busy_timeout(), announce=announce)
         if announce is not None:  # on every run, as `migrate`; the work first: a reader that went away only loses lines
-            announce.pre([])  # nothing was applied: not sent yet
-            self._post_migrate(announce, applied)
+            try:  # one runner's receivers at a time: two would insert the same content type or permission
+                with target.lock(conf.busy_timeout()):
+                    announce.pre([])  # nothing was applied: not sent yet
+                    self._post_migrate(announce, applied)
+            except LockTimeout as exc:
+                raise CommandError(f"{_outcome(applied)}, but post_migrate was not sent: {exc}",
+                                   returncode=exc.exit_code) from None
         if not applied:
             self._say("No migrations to apply.")
         for m in applied:
@@ -182,7 +187,7 @@ class MigrationCommands(CommandParts):
         (tablemigrate.run.contenttypes)."""
         from tablemigrate.run.contenttypes import post_migrate_plan
 
-        state = "the migrations were applied" if done else "there was nothing to apply"
+        state = _outcome(done)
         try:
             announce.post(post_migrate_plan(done, backward))
         except Exception as exc:
@@ -210,3 +215,7 @@ class MigrationCommands(CommandParts):
                                backward=True)
         for m in reverted:
             self._say(self.style.SUCCESS(f"Reverted {m.name}{took(m.name)}"))
+
+
+def _outcome(done: list) -> str:
+    return "the migrations were applied" if done else "there was nothing to apply"
