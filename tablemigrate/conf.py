@@ -4,8 +4,10 @@ TABLEMIGRATE_MIGRATIONS_DIR  directory of migration modules (default: <BASE_DIR>
 TABLEMIGRATE_BACKUP_DIR      automatic backups (default: <directory of the database>/backups)
 TABLEMIGRATE_KEEP_BACKUPS    automatic backups kept after a run (default: 5)
 TABLEMIGRATE_BUSY_TIMEOUT    seconds to wait for SQLite's write lock (default: 30)
-TABLEMIGRATE_POST_MIGRATE    send Django's post_migrate after `run`/`revert` changed something, as
-                             `migrate` does (content types, permissions) (default: True)
+TABLEMIGRATE_POST_MIGRATE    send Django's pre_migrate and post_migrate on every `run` (nothing pending
+                             included) and post_migrate after a `revert`, as `migrate` does (content
+                             types, permissions) (default: True; False: only the pre_migrate Django's
+                             migrations need when a run applies some)
 TABLEMIGRATE_TEST_MIGRATIONS build the test database by running the history instead of from the
                              models (default: False; see tablemigrate.testing)
 TABLEMIGRATE_ONLINE_REBUILD_ROWS  in WAL mode, rebuild tables of at least this many rows in short

@@ -79,10 +79,26 @@ class LockTimeout(TablemigrateError):
 
 
 class MigrationInterrupted(MigrationFailed):
-    """A KeyboardInterrupt (Ctrl-C, or SIGTERM turned into one) stopped a migration.
+    """A KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP turned into one: `Stopped`) stopped a migration.
 
     It was rolled back, and the database restored like after any failure. Chained (`__cause__`) to the
     interrupt."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A signal the command turned into an interrupt (SIGTERM, SIGHUP or SIGINT).
+
+    SIGTERM comes from `docker stop`, SIGHUP when the terminal closes. A KeyboardInterrupt, so that every
+    path that rolls back and restores on Ctrl-C does so for it too; `signal_name` says which signal it was."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def signal_name(interrupt: KeyboardInterrupt) -> str:
+    """The signal behind an interrupt: a plain KeyboardInterrupt is Python's own SIGINT handler's."""
+    return interrupt.signal_name if isinstance(interrupt, Stopped) else "SIGINT"
 
 
 class MissingSource(sqlite3.OperationalError):

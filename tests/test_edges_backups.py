@@ -15,7 +15,7 @@ import pytest
 from tablemigrate import signals
 from tablemigrate.backups import backup as backups
 from tablemigrate.backups import snapshots
-from tablemigrate.errors import MigrationFailed, MigrationInterrupted
+from tablemigrate.errors import MigrationFailed, MigrationInterrupted, Stopped
 from tablemigrate.history.status import Target
 from tablemigrate.run import runner
 
@@ -306,7 +306,7 @@ def test_ctrl_c_in_a_data_step_after_an_earlier_migration_committed_restores_and
     with pytest.raises(MigrationFailed) as info:
         runner.run(target, d)
     message = str(info.value)
-    assert message.startswith("migration 0003_data (up) interrupted (KeyboardInterrupt); the database was restored")
+    assert message.startswith("migration 0003_data (up) interrupted (SIGINT); the database was restored")
     assert isinstance(info.value, MigrationInterrupted)
     assert isinstance(info.value.__cause__, KeyboardInterrupt)
     assert dump(target) == before
@@ -314,7 +314,8 @@ def test_ctrl_c_in_a_data_step_after_an_earlier_migration_committed_restores_and
 
 
 def test_no_message_built_from_an_exception_is_empty():
-    assert backups.describe(KeyboardInterrupt()) == "interrupted (KeyboardInterrupt)"
+    assert backups.describe(KeyboardInterrupt()) == "interrupted (SIGINT)"
+    assert backups.describe(Stopped("SIGTERM")) == "interrupted (SIGTERM)"  # the signal the command turned into it
     assert backups.describe(SystemExit()) == "interrupted (SystemExit)"
     assert backups.describe(ValueError()) == "ValueError"
     assert backups.describe(OSError("disk full")) == "disk full"

@@ -47,7 +47,7 @@ def _slow_history(example: Path, marker: Path) -> None:
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"])
 def test_a_signal_stops_a_run_cleanly_with_one_line_and_its_exit_code(example, tmp_path, sig):  # noqa: F811
     db = example / "example_project" / "db.sqlite3"
     tablemigrate(example, "run", "--noinput")
@@ -81,6 +81,7 @@ def test_a_signal_stops_a_run_cleanly_with_one_line_and_its_exit_code(example, t
     lines = err.strip().splitlines()
     assert [line for line in lines if "Error" in line] == [lines[-1]], lines
     assert lines[-1].startswith(f"CommandError: interrupted by {signal.Signals(sig).name}; "), lines[-1]
+    assert f"interrupted ({signal.Signals(sig).name})" in lines[-1] and "KeyboardInterrupt" not in lines[-1]
     assert "restored" in lines[-1], lines[-1]
     assert sig != signal.SIGINT or lines == [lines[-1]]  # -v 0: that line only
     assert "Applied" not in out

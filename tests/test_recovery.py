@@ -99,7 +99,7 @@ def test_an_interrupt_right_after_begin_rolls_back_and_restores_the_runs_backup(
         target.conn.armed = True
 
     on_start("0003_b", arm)  # the second of three: 0002_a has committed
-    with pytest.raises(MigrationInterrupted, match=r"migration 0003_b \(up\) interrupted \(KeyboardInterrupt\); "
+    with pytest.raises(MigrationInterrupted, match=r"migration 0003_b \(up\) interrupted \(SIGINT\); "
                                                    r"the database was restored from backup ") as info:
         runner.run(target, d)
     assert not target.conn.in_transaction
@@ -141,7 +141,7 @@ def test_a_migration_that_committed_without_its_record_is_restored_or_told(tmp_p
     running = "Django migration vendor.0003_tags"
     conn.execute("CREATE TABLE vendor_tag (id integer PRIMARY KEY)")  # COMMITted; then the interrupt
     told = str(recover(target, KeyboardInterrupt(), found.history, None, writers, running, found=found))
-    assert told == ("Django migration vendor.0003_tags interrupted (KeyboardInterrupt); stopped, but no backup "
+    assert told == ("Django migration vendor.0003_tags interrupted (SIGINT); stopped, but no backup "
                     "was taken: Django migration vendor.0003_tags committed its schema changes but is not recorded "
                     "as applied (the schema does not match the history tables)")
     assert "unchanged" not in told
@@ -367,7 +367,7 @@ def test_sigterm_right_after_begin_in_the_second_of_three_modules_restores_the_b
     assert proc.returncode == 128 + signal.SIGTERM, proc.stdout + proc.stderr
     line = _one_error_line(proc)
     assert line.startswith(f"CommandError: interrupted by SIGTERM; migration {names[1]} (up) interrupted "
-                           "(KeyboardInterrupt); the database was restored from backup "), line  # the first committed
+                           "(SIGTERM); the database was restored from backup "), line  # the first committed
     assert dump(db) == before
     assert [n for n in tm(site, "run", "--noinput").stdout.split() if n.startswith("99999999")] == names
 

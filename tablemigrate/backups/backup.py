@@ -23,7 +23,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tablemigrate import progress
-from tablemigrate.errors import SQLITE_BUSY, SQLITE_LOCKED, BackupError, CopyTimeout, NeedsPageRestore, is_busy
+from tablemigrate.errors import (
+    SQLITE_BUSY,
+    SQLITE_LOCKED,
+    BackupError,
+    CopyTimeout,
+    NeedsPageRestore,
+    is_busy,
+    signal_name,
+)
 from tablemigrate.sqlite.sqltext import quote, readonly_uri, user_objects
 from tablemigrate.sqlite.transaction import write_transaction
 
@@ -43,8 +51,8 @@ from .identity import (
 def describe(exc: BaseException) -> str:
     """An exception's reason for a message, never empty: `str(KeyboardInterrupt())` is '' (and so is
     that of many exceptions raised without arguments), which printed as "CommandError: ; rolled back"."""
-    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM turned into it by the command
-        return "interrupted (KeyboardInterrupt)"
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM/SIGHUP turned into it by the command
+        return f"interrupted ({signal_name(exc)})"
     text = str(exc)
     if isinstance(exc, (SystemExit, GeneratorExit)):
         return f"interrupted ({type(exc).__name__}{': ' + text if text else ''})"

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from tablemigrate import conf
-from tablemigrate.errors import DatabaseLocked, MigrationsPending, is_busy
+from tablemigrate.errors import DatabaseLocked, LockTimeout, MigrationsPending, is_busy
 from tablemigrate.run.apply import statements_of
 
 from .output import document, migration_entry
@@ -189,12 +189,19 @@ class MigrationCommands(CommandParts):
         confirm = self._confirm(options)
         if answered and confirm is not None:  # asked on the stand-in already: not the same question twice
             confirm = lambda text, ask=confirm: text == answered[0] or ask(text)  # noqa: E731
+        announce = self._migrate_signals(target.alias, options) if conf.post_migrate() else None
         with self._timing() as took:
             applied = runner.run(target, directory, allow_destructive=options["allow_destructive"],
                                  confirm=confirm, take_backup=options["backup"],
-                                 keep=conf.keep_backups(), lock_timeout=conf.busy_timeout())
-        if applied and conf.post_migrate():  # the work first: a reader that went away only loses lines
-            self._post_migrate(target.alias, options, applied)
+                                 keep=conf.keep_backups(), lock_timeout=conf.busy_timeout(), announce=announce)
+        if announce is not None:  # on every run, as `migrate`; the work first: a reader that went away only loses lines
+            try:  # one runner's receivers at a time: two would insert the same content type or permission
+                with target.lock(conf.busy_timeout()):
+                    announce.pre([])  # nothing was applied: not sent yet
+                    self._post_migrate(announce, applied)
+            except LockTimeout as exc:
+                raise CommandError(f"{_outcome(applied)}, but post_migrate was not sent: {exc}",
+                                   returncode=exc.exit_code) from None
         if as_json:
             done = [migration_entry(m, took.seconds.get(m.name), applied=True) for m in applied]
             self._write_json(document("run", pending=[], applied=done, tables=sorted(
@@ -259,23 +266,27 @@ class MigrationCommands(CommandParts):
         self._history_conn = target.conn
         self._history_before = [a.name for a in applied(target.conn)]
 
-    def _post_migrate(self, alias: str, options: dict[str, Any], done: list, backward: bool = False) -> None:
-        """What Django's `migrate` does after applying: receivers create content types, permissions...
-        Its `plan` holds the model renames of the modules in `done` (tablemigrate.run.contenttypes)."""
-        from django.core.management.sql import emit_post_migrate_signal
+    def _migrate_signals(self, alias: str, options: dict[str, Any]):
+        from tablemigrate.project.djangoapps import MigrateSignals
 
+        return MigrateSignals(alias, options["verbosity"], options["interactive"], self.stdout)
+
+    def _post_migrate(self, announce, done: list, backward: bool = False) -> None:
+        """What Django's `migrate` does after applying (also when there was nothing to apply): receivers
+        create content types, permissions... Its `plan` holds the model renames of the modules in `done`
+        (tablemigrate.run.contenttypes)."""
         from tablemigrate.run.contenttypes import post_migrate_plan
 
+        state = _outcome(done)
         try:
-            emit_post_migrate_signal(max(options["verbosity"] - 1, 0), options["interactive"], alias,
-                                     plan=post_migrate_plan(done, backward))
+            announce.post(post_migrate_plan(done, backward))
         except Exception as exc:
             if is_busy(exc):  # another connection's lock: exit 3 (retry), whatever Django wrapped it in
-                raise CommandError(f"the migrations were applied, but a post_migrate receiver could not write: "
+                raise CommandError(f"{state}, but a post_migrate receiver could not write: "
                                    f"another connection kept the database locked past the busy timeout "
                                    f"({type(exc).__name__}: {exc}); run again when it is free",
                                    returncode=DatabaseLocked.exit_code) from None
-            raise CommandError(f"the migrations were applied, but a post_migrate receiver failed: "
+            raise CommandError(f"{state}, but a post_migrate receiver failed: "
                                f"{type(exc).__name__}: {exc}", returncode=1) from None
 
     def handle_revert(self, options: dict[str, Any]) -> None:
@@ -290,6 +301,11 @@ class MigrationCommands(CommandParts):
                                      take_backup=options["backup"], keep=conf.keep_backups(),
                                      lock_timeout=conf.busy_timeout())
         if reverted and conf.post_migrate():  # the work first: a reader that went away only loses lines
-            self._post_migrate(conf.sqlite_alias(options["database"]), options, reverted, backward=True)
+            self._post_migrate(self._migrate_signals(conf.sqlite_alias(options["database"]), options), reverted,
+                               backward=True)
         for m in reverted:
             self._say(self.style.SUCCESS(f"Reverted {m.name}{took(m.name)}"))
+
+
+def _outcome(done: list) -> str:
+    return "the migrations were applied" if done else "there was nothing to apply"

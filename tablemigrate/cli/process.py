@@ -6,6 +6,7 @@ garbage-collector setting for objects that live as long as it does.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gc
 import signal
@@ -16,7 +17,7 @@ from typing import Any, NoReturn
 
 from django.core.management.base import CommandError
 
-from tablemigrate.errors import TablemigrateError
+from tablemigrate.errors import Stopped, TablemigrateError
 from tablemigrate.history.applied import applied
 
 from .base import CommandState
@@ -54,6 +55,12 @@ def long_lived_objects_frozen(until_exit: bool) -> Iterator[None]:
             gc.unfreeze()
 
 
+#: The signals that stop a writing command cleanly, each with the disposition it must have for the command to
+#: take it over (a host's own handler, or SIGHUP ignored under `nohup`, is left alone). Windows has no SIGHUP.
+STOP_SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL,
+                **({signal.SIGHUP: signal.SIG_DFL} if hasattr(signal, "SIGHUP") else {})}
+
+
 class _Stop:
     """Which signal stopped the command. None: no handler of ours saw one; a KeyboardInterrupt then
     came from Python's own SIGINT handler (the read-only commands keep it), so it counts as SIGINT."""
@@ -72,8 +79,9 @@ class _Stop:
 
 @contextlib.contextmanager
 def signals_stop_cleanly(enabled: bool) -> Iterator[_Stop]:
-    """While a writing command runs, SIGTERM (what `docker stop` and Kubernetes send) does what Ctrl-C
-    does: it raises KeyboardInterrupt in the main thread, so the library's `except BaseException` paths
+    """While a writing command runs, SIGTERM (what `docker stop` and Kubernetes send) and SIGHUP (the
+    terminal or SSH session closed) do what Ctrl-C does: each raises a KeyboardInterrupt (`Stopped`,
+    which names the signal) in the main thread, so the library's `except BaseException` paths
     roll back, restore the run's backup and remove partial files, instead of the process dying in
     between. Only the first signal interrupts: a second one (an impatient Ctrl-C, a repeated TERM)
     would interrupt the rollback or the restore itself, so it is ignored until the command ends
@@ -87,10 +95,9 @@ def signals_stop_cleanly(enabled: bool) -> Iterator[_Stop]:
     def handler(signum: int, frame: object) -> None:  # noqa: ARG001 (the signal module's handler signature)
         if stop.signum is None:
             stop.signum = signum
-            raise KeyboardInterrupt
+            raise Stopped(signal.Signals(signum).name)
 
-    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-    previous = {sig: signal.signal(sig, handler) for sig, default in defaults.items()
+    previous = {sig: signal.signal(sig, handler) for sig, default in STOP_SIGNALS.items()
                 if signal.getsignal(sig) is default}
     try:
         yield stop
@@ -127,6 +134,30 @@ def sqlite_error(exc: sqlite3.DatabaseError, database: str) -> CommandError:
     return CommandError(f"SQLite error on database {database}: {exc}", returncode=2)
 
 
+def version() -> str:
+    """What `--version` prints: tablemigrate's version, and the Django and SQLite it runs with."""
+    import django
+
+    from tablemigrate import __version__
+
+    return f"tablemigrate {__version__} (Django {django.get_version()}, SQLite {sqlite3.sqlite_version})"
+
+
+def add_djangos_options(parser: argparse.ArgumentParser) -> None:
+    """Django's options of every command (`BaseCommand.create_parser`), for a parser that follows a
+    subcommand: `tablemigrate run --traceback` takes them as `migrate --traceback` does. Not given, they
+    leave the value given before the subcommand (or Django's default) as it is; given, they win.
+    `--settings` and `--pythonpath` took effect before the command was loaded (Django reads them
+    anywhere on the line); `--skip-checks` changes nothing (tablemigrate runs no system checks first)."""
+    parser.add_argument("--version", action="version", version=version(), help="show the versions and exit")
+    parser.add_argument("--settings", default=argparse.SUPPRESS, help="a settings module, as for any command")
+    parser.add_argument("--pythonpath", default=argparse.SUPPRESS, help="a directory to add to the Python path")
+    for flag, what in (("--traceback", "raise on CommandError exceptions"), ("--no-color", "don't colorize the output"),
+                       ("--force-color", "colorize the output even when it is not a terminal"),
+                       ("--skip-checks", "accepted as Django's commands accept it; nothing to skip")):
+        parser.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=what)
+
+
 class StopReport(CommandState):
     """What a stopped command says about the state it left (mixed into the Command)."""
 
@@ -134,17 +165,17 @@ class StopReport(CommandState):
         """A signal or Ctrl-C stopped the command. From the command line: one line saying what state
         everything is in, and exit 130 (SIGINT) or 143 (SIGTERM). Called in-process (`call_command`),
         the interrupt goes on to the caller as KeyboardInterrupt, with that line as its message."""
-        state = self._state_after_stop(exc, options)
+        state = self._state_after_stop(exc, options, stop.name)
         line = f"interrupted by {stop.name}; {state}"
         if not getattr(self, "whole_process", False):
             raise KeyboardInterrupt(line) from exc
         raise CommandError(line, returncode=stop.exit_code) from None
 
-    def _state_after_stop(self, exc: BaseException, options: dict[str, Any]) -> str:
+    def _state_after_stop(self, exc: BaseException, options: dict[str, Any], name: str) -> str:
         if isinstance(exc, TablemigrateError):  # the library rolled back / restored and says how it left things
             from tablemigrate.backups.backup import describe
 
-            said = describe(KeyboardInterrupt())  # its wording of the interrupt itself: said already
+            said = describe(Stopped(name))  # its wording of the interrupt itself: said already
             return str(exc).removeprefix(said).lstrip("; ")
         action = options["action"]
         if action in ("run", "revert"):

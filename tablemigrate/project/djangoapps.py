@@ -225,12 +225,82 @@ def _register_management_modules() -> None:
             import_module(".management", app_config.name)
 
 
+class MigrateSignals:
+    """Django's pre_migrate and post_migrate for one `run`, sent as `migrate` sends them (Django 4.2 to
+    6.1, django.core.management.sql): to every app config that has models, with `verbosity`,
+    `interactive`, `using`, `stdout`, `apps` and `plan`, after importing each app's `management`
+    module as `migrate` does (receivers connected there); pre_migrate once, before the run applies
+    anything (with the project state Django's executor starts from when Django migrations run first),
+    post_migrate once, after it. Receivers see Django's model registry as `apps` otherwise: after a run
+    the project's state is its models (the apps tablemigrate owns are what Django calls real apps, whose
+    state Django builds from the models too), and building a StateApps would import every Django
+    migration on every start. tablemigrate's own pre_migrate receiver (tablemigrate.testing) knows
+    this send by `tablemigrate_run`."""
+
+    def __init__(self, using: str, verbosity: int, interactive: bool, stdout: Any):
+        self.using, self.verbosity, self.interactive, self.stdout = using, verbosity, interactive, stdout
+        self.pre_sent = False
+
+    def pre(self, plan: list[Step], state_apps: Any = None) -> None:
+        """pre_migrate, unless this run sent it already; a receiver's failure raises MigrationFailed
+        (DatabaseLocked for a lock held past the busy timeout)."""
+        from django.core.management.sql import emit_pre_migrate_signal
+
+        if self.pre_sent:
+            return
+        self.pre_sent = True
+        _register_management_modules()
+        try:
+            emit_pre_migrate_signal(self.verbosity, self.interactive, self.using, stdout=self.stdout,
+                                    apps=state_apps or apps, plan=plan, tablemigrate_run=True)
+        except Exception as exc:
+            raise _failure("Django's pre_migrate receivers", exc) from exc
+
+    def post(self, plan: list[Step]) -> None:
+        from django.core.management.sql import emit_post_migrate_signal
+
+        emit_post_migrate_signal(self.verbosity, self.interactive, self.using, stdout=self.stdout, apps=apps,
+                                 plan=plan)
+
+
+def state_before(dplan: DjangoPlan) -> Any:
+    """The project state Django's executor starts `dplan` from (as `migrate` computes it for
+    pre_migrate's `apps`), or None: no plan, or Django's private helper is gone (the executor then
+    computes it itself)."""
+    if not dplan or dplan.executor is None:
+        return None
+    try:
+        return dplan.executor._create_project_state(with_applied_migrations=True)
+    except AttributeError:
+        return None
+
+
+def as_announced(dplan: DjangoPlan, announced: list[Step]) -> None:
+    """`dplan`, planned again by a new loader after pre_migrate was sent with `announced`: its
+    migrations take the operations the receivers left in the announced ones (contenttypes adds a
+    RenameContentType after each RenameModel), as if the signal had been sent with them."""
+    seen = {(m.app_label, m.name): m for m, _backwards in announced}
+    for migration, _backwards in dplan.steps:
+        if (migration.app_label, migration.name) in seen:
+            migration.operations = list(seen[migration.app_label, migration.name].operations)
+
+
+def _failure(where: str, exc: Exception) -> DatabaseLocked | MigrationFailed:
+    if is_busy(exc):
+        return DatabaseLocked(f"{where}: the database stayed locked by another connection past the busy timeout")
+    why = " ".join(str(exc).split())  # one line, whatever Django's message looks like
+    return MigrationFailed(f"{where} failed: {type(exc).__name__}: {why}")
+
+
 def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None = None,
-          on_migration: Callable[[str, bool], None] | None = None, hooks: bool = True) -> list[str]:
+          on_migration: Callable[[str, bool], None] | None = None, hooks: bool = True,
+          announced: bool = False, state: Any = None) -> list[str]:
     """Apply the plan (each migration in its own transaction when it is atomic, as `migrate` does),
-    sending Django's pre_migrate with the plan first (contenttypes renames content types from it).
-    Returns the names applied; a failure raises MigrationFailed naming the migration. `hooks`: send
-    tablemigrate's pre_migration/post_migration (not for a rehearsal, like tablemigrate's own modules)."""
+    sending Django's pre_migrate with the plan first (contenttypes renames content types from it)
+    unless the run `announced` it already (MigrateSignals). `state`: the project state to start from
+    (`state_before`). Returns the names applied; a failure raises MigrationFailed naming the migration.
+    `hooks`: send tablemigrate's pre_migration/post_migration (not for a rehearsal, like tablemigrate's
+    own modules)."""
     from django.core.management.sql import emit_pre_migrate_signal
 
     if not dplan:
@@ -260,14 +330,12 @@ def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None =
 
     _register_management_modules()
     executor.progress_callback = progress
-    try:
-        state = executor._create_project_state(with_applied_migrations=True)
-    except AttributeError:  # a private helper: fall back to letting the executor compute it
-        state = None
+    state = state or state_before(dplan)
     with _recording(wrapper, on_statement):
         try:
-            emit_pre_migrate_signal(0, False, wrapper.alias, apps=state.apps if state else apps,
-                                    plan=dplan.steps, tablemigrate_run=True)
+            if not announced:
+                emit_pre_migrate_signal(0, False, wrapper.alias, apps=state.apps if state else apps,
+                                        plan=dplan.steps, tablemigrate_run=True)
             executor.migrate(dplan.targets, plan=dplan.steps, state=state.clone() if state else None)
         except BaseException as exc:
             _leave_djangos_transaction(wrapper)
@@ -282,12 +350,7 @@ def apply(dplan: DjangoPlan, on_statement: Callable[[str, float], None] | None =
                 raise
             if isinstance(exc, TransactionManagementError) and isinstance(exc.__context__, Exception):
                 exc = exc.__context__  # Django's check after the failed statement hid the real error
-            where = f"Django migration {name}" if name else "Django's pre_migrate receivers"
-            if is_busy(exc):
-                raise DatabaseLocked(f"{where}: the database stayed locked by another connection past the "
-                                     "busy timeout") from exc
-            why = " ".join(str(exc).split())  # one line, whatever Django's message looks like
-            raise MigrationFailed(f"{where} failed: {type(exc).__name__}: {why}") from exc
+            raise _failure(f"Django migration {name}" if name else "Django's pre_migrate receivers", exc) from exc
     return done
 
 

@@ -78,10 +78,12 @@ class DjangoApplied:
     name: str
 
 
-def apply_all(target: Target, work: Work, direction: str, take_backup: bool,
-               keep: int) -> list[Migration | DjangoApplied]:
+def apply_all(target: Target, work: Work, direction: str, take_backup: bool, keep: int,
+              announce: djangoapps.MigrateSignals | None = None) -> list[Migration | DjangoApplied]:
     """Back up, apply (the Django migrations first), restore on failure; the caller holds the runner
-    lock. Returns what was applied."""
+    lock. `announce`: send Django's pre_migrate once, after the backup and before the first migration,
+    with the whole run's plan (otherwise each batch of Django migrations is announced on its own).
+    Returns what was applied."""
     conn = target.conn
     if target.path is not None:  # before the first byte is written: the backup and the rebuilds fit
         space.check(conn, target.path, target.backups_dir if take_backup else None, work.migrations, direction)
@@ -114,14 +116,22 @@ def apply_all(target: Target, work: Work, direction: str, take_backup: bool,
 
     try:
         first, more = work.django.split()
-        done.extend(DjangoApplied(n) for n in djangoapps.apply(first, on_migration=django_running))
+        state = djangoapps.state_before(first)
+        if announce is not None:
+            announce.pre(first.steps + contenttypes.post_migrate_plan(work.migrations, direction == "down")
+                         + work.django.steps[len(first.steps):], state.apps if state else None)
+        done.extend(DjangoApplied(n) for n in djangoapps.apply(first, on_migration=django_running,
+                                                                announced=announce is not None, state=state))
         for m in work.migrations:
             starting(f"migration {m.name} ({direction})", m.atomic)
             if _apply_one(target, applier, m, direction):
                 done.append(m)
         if more:  # Django migrations that depend on an owned app: planned again, now its tables exist
             then = djangoapps.plan(work.django.wrapper, work.django.own, quick=False)
-            done.extend(DjangoApplied(n) for n in djangoapps.apply(then, on_migration=django_running))
+            if announce is not None:
+                djangoapps.as_announced(then, work.django.steps)
+            done.extend(DjangoApplied(n) for n in djangoapps.apply(then, on_migration=django_running,
+                                                                    announced=announce is not None))
     except BaseException as exc:
         error = exc
         # A failing Django migration that is not atomic (`atomic = False`) may have changed the

@@ -29,7 +29,7 @@ from .recovery import DjangoApplied, Work, apply_all
 
 def _guarded(target: Target, direction: str, select: Callable[[], Work],
              allow: bool, confirm: Callable[[str], bool] | None, take_backup: bool, keep: int,
-             lock_timeout: float) -> list[Migration | DjangoApplied]:
+             lock_timeout: float, announce: djangoapps.MigrateSignals | None = None) -> list[Migration | DjangoApplied]:
     """Select, check and apply under the runner lock. A human asked to confirm data loss answers with
     the lock released (so other runners are never blocked on a prompt); then the lock is taken again
     and the selection must be unchanged."""
@@ -41,7 +41,7 @@ def _guarded(target: Target, direction: str, select: Callable[[], Work],
         if not reasons or allow or confirm is None:
             if reasons and not allow:
                 raise refuse(reasons)
-            return apply_all(target, work, direction, take_backup, keep)
+            return apply_all(target, work, direction, take_backup, keep, announce)
     if not confirm(question(reasons)):
         raise refuse(reasons)
     with target.lock(lock_timeout):
@@ -52,15 +52,18 @@ def _guarded(target: Target, direction: str, select: Callable[[], Work],
                                              explain=False, recheck=True))
         if late:
             raise refuse(late)
-        return apply_all(target, again, direction, take_backup, keep)
+        return apply_all(target, again, direction, take_backup, keep, announce)
 
 
 def run(target: Target, directory: Path, *, allow_destructive: bool = False,
         confirm: Callable[[str], bool] | None = None, take_backup: bool = True, keep: int = 5,
-        lock_timeout: float = 30, django: bool = True) -> list[Migration | DjangoApplied]:
+        lock_timeout: float = 30, django: bool = True,
+        announce: djangoapps.MigrateSignals | None = None) -> list[Migration | DjangoApplied]:
     """Apply the pending Django migrations of the apps tablemigrate does not own (`django`: when the
     target is Django's own connection for its alias), then every pending tablemigrate module. Returns
-    what this call applied ([] when nothing was pending, or a concurrent runner applied it first)."""
+    what this call applied ([] when nothing was pending, or a concurrent runner applied it first).
+    `announce`: Django's pre_migrate is sent through it before the first migration (with nothing to
+    apply, not at all: the caller sends it, then post_migrate)."""
     modules = ModuleFiles(directory)  # the files are read once for the whole run
     st = status(target.conn, directory, modules)
     check_history(st)
@@ -80,7 +83,7 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
         dplan = djangoapps.plan(wrapper, own, record_squashed=True) if wrapper is not None else djangoapps.DjangoPlan()
         return Work(pending_migrations(target, directory, modules)[1], dplan)
 
-    done = _guarded(target, "up", select, allow_destructive, confirm, take_backup, keep, lock_timeout)
+    done = _guarded(target, "up", select, allow_destructive, confirm, take_backup, keep, lock_timeout, announce)
     if st.accepted:
         _record_accepted(target, directory, lock_timeout, modules)
     return done

@@ -20,10 +20,12 @@ from tablemigrate.cli.migrating import MigrationCommands
 from tablemigrate.cli.output import reporting
 from tablemigrate.cli.process import (
     EXIT_SIGPIPE,
+    add_djangos_options,
     interrupted_by,
     long_lived_objects_frozen,
     signals_stop_cleanly,
     sqlite_error,
+    version,
 )
 from tablemigrate.cli.schema import SchemaCommands
 from tablemigrate.errors import TablemigrateError
@@ -44,9 +46,11 @@ EXIT_CODES = """exit codes:
      migrations were applied, the line says so
   4  show --check / run --check: migrations are pending (Django's of the other apps included);
      nothing was changed
-  130  interrupted by SIGINT (Ctrl-C), or
-  143  by SIGTERM (`docker stop`): the command stopped cleanly (the migration under way rolled back,
-       the run's backup restored, partial files removed); its one line says what state things are in
+  130  interrupted by SIGINT (Ctrl-C),
+  143  by SIGTERM (`docker stop`), or
+  129  by SIGHUP (the terminal or SSH session closed): the command stopped cleanly (the migration
+       under way rolled back, the run's backup restored, partial files removed); its one line says
+       what state things are in
   141  stdout was closed early (`show | head`): the output was cut short; the command's work
        (for run/revert: the migrations and post_migrate) was done before it printed
 """
@@ -83,6 +87,9 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
             sys.stderr.write("tablemigrate: interrupted; nothing was started\n")
             sys.exit(128 + signal.SIGINT)
 
+    def get_version(self) -> str:
+        return version()
+
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any):
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -96,6 +103,8 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                             help="never prompt; refuse what would need an answer")
         common.add_argument("-v", "--verbosity", type=int, choices=[0, 1, 2, 3], default=argparse.SUPPRESS,
                             help="0: only errors; 1: log lines (default); 2-3: more")
+        add_djangos_options(common)  # after the subcommand too, as `manage.py migrate --traceback`
+        parser.add_argument("--skip-checks", action="store_true", help="accepted as Django's commands accept it")
         sub = parser.add_subparsers(dest="action", metavar="COMMAND", required=True)
 
         def add(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -144,7 +153,9 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                        "data loss needs confirmation), lock, back up, apply the pending Django migrations of "
                        "the apps tablemigrate does not own (Django's executor, data steps included), then "
                        "tablemigrate's, one transaction per migration, restore the backup on failure, keep "
-                       "the newest backups.")
+                       "the newest backups. Every run, nothing pending included, sends Django's pre_migrate "
+                       "and post_migrate as `migrate` does (content types, permissions; off with "
+                       "TABLEMIGRATE_POST_MIGRATE = False).")
         add_apply_options(r)
         r.add_argument("--dry-run", action="store_true",
                        help="rehearse on a temporary copy of the database (a file beside the backups) and report "
