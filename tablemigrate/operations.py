@@ -383,6 +383,31 @@ class RunPython(Operation):
         self.function(conn)
 
 
+class RunPythonWithModels(RunPython):
+    """A data step as Django's `RunPython` runs its code: `code(apps, schema_editor)`, inside the module's
+    transaction, where `apps` are historical models of the project's models as the tables are at this
+    point of the history (a field a later module adds is not there; tablemigrate.project.historical.
+    models_as_tables) and `schema_editor` is Django's, on the Django connection of the database, whose
+    writes (the models' managers, `save()`, `bulk_update()`) go into the module's transaction. The
+    reverse is a second one in `down`; a module without `down` cannot be reverted. A Python step: never
+    run by replays, so it must not change the schema. `generate --empty` writes a module with one."""
+
+    def __init__(self, code: Callable[[Any, Any], Any]):
+        super().__init__(code)
+
+    def __repr__(self) -> str:
+        return f"RunPythonWithModels({getattr(self.function, '__name__', self.function)!r})"
+
+    def sql_preview(self) -> list[str]:
+        name = getattr(self.function, "__qualname__", repr(self.function))
+        return [f"-- Python: {name}(apps, schema_editor), with the models as the tables are when it runs"]
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        from .project import historical
+
+        historical.run_function(conn, self.function)
+
+
 class FillColumn(Operation):
     """Set `column` in every existing row of `table` (only where it IS NULL with `only_null`) to the value
     Django's AddField/AlterField gives existing rows: `field`'s effective default, computed when the
