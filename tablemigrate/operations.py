@@ -369,15 +369,18 @@ def _index_infos(conn: sqlite3.Connection, name: str) -> list[tuple]:
 class RunPython(Operation):
     """Call `function(db)` with the raw sqlite3 connection, inside the migration's transaction."""
 
+    #: How the function is called, as `show` says it.
+    called = "(db)"
+
     def __init__(self, function: Callable[[sqlite3.Connection], Any]):
         self.function = function
 
     def __repr__(self) -> str:
-        return f"RunPython({getattr(self.function, '__name__', self.function)!r})"
+        return f"{type(self).__name__}({getattr(self.function, '__name__', self.function)!r})"
 
     def sql_preview(self) -> list[str]:
         name = getattr(self.function, "__qualname__", repr(self.function))
-        return [f"-- Python: {name}(db)"]
+        return [f"-- Python: {name}{self.called}"]
 
     def apply(self, conn: sqlite3.Connection) -> None:
         self.function(conn)
@@ -392,15 +395,10 @@ class RunPythonWithModels(RunPython):
     reverse is a second one in `down`; a module without `down` cannot be reverted. A Python step: never
     run by replays, so it must not change the schema. `generate --empty` writes a module with one."""
 
+    called = "(apps, schema_editor), with the models as the tables are when it runs"
+
     def __init__(self, code: Callable[[Any, Any], Any]):
         super().__init__(code)
-
-    def __repr__(self) -> str:
-        return f"RunPythonWithModels({getattr(self.function, '__name__', self.function)!r})"
-
-    def sql_preview(self) -> list[str]:
-        name = getattr(self.function, "__qualname__", repr(self.function))
-        return [f"-- Python: {name}(apps, schema_editor), with the models as the tables are when it runs"]
 
     def apply(self, conn: sqlite3.Connection) -> None:
         from .project import historical

@@ -151,12 +151,19 @@ def test_the_step_sees_the_models_as_the_history_has_them_at_its_module(project)
     assert target.conn.execute("SELECT title FROM sampleapp_book WHERE id = 4").fetchone() == ("key-3-none/4",)
 
 
-def test_revert_runs_the_reverse_and_run_applies_it_again(project):
+def created(project, *then: tuple[str, str]) -> dict[str, list[tuple]]:
+    """Run the module that makes the tables, write the modules `then` (name, text): the rows before them."""
     target, d = project
     module(d, "0001_create", CREATE)
     runner.run(target, d, take_backup=False)
-    before = rows(target)
-    module(d, "0002_fill", fill())
+    for name, text in then:
+        module(d, name, text)
+    return rows(target)
+
+
+def test_revert_runs_the_reverse_and_run_applies_it_again(project):
+    target, d = project
+    before = created(project, ("0002_fill", fill()))
     runner.run(target, d, take_backup=False)
     runner.revert(target, d, take_backup=False)
     assert rows(target) == before and applied(target, d) == ["0001_create"]
@@ -178,11 +185,8 @@ def test_revert_of_a_step_without_reverse_is_refused_and_changes_nothing(project
 
 def test_a_failing_step_rolls_back_the_whole_module_and_the_run_restores_the_backup(project):
     target, d = project
-    module(d, "0001_create", CREATE)
-    runner.run(target, d, take_backup=False)
-    before = rows(target)
-    module(d, "0002_pre", "up = [\"UPDATE sampleapp_book SET title = 'touched'\"]\ndown = []\n")
-    module(d, "0003_fill", fill(fails=True))
+    before = created(project, ("0002_pre", "up = [\"UPDATE sampleapp_book SET title = 'touched'\"]\ndown = []\n"),
+                     ("0003_fill", fill(fails=True)))
     with pytest.raises(MigrationFailed, match="0003_fill.*RuntimeError: the step failed after its writes"):
         runner.run(target, d)
     assert SEEN  # it ran, and wrote, before it failed
@@ -245,10 +249,7 @@ def test_generate_empty_without_a_history_refuses(tmp_path):
 
 def test_a_dry_run_runs_the_step_on_its_copy_only(project):
     target, d = project
-    module(d, "0001_create", CREATE)
-    runner.run(target, d, take_backup=False)
-    before = rows(target)
-    module(d, "0002_fill", fill())
+    before = created(project, ("0002_fill", fill()))
     dry_run(target, d)
     assert SEEN and rows(target) == before and applied(target, d) == ["0001_create"]
 
