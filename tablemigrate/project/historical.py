@@ -223,12 +223,12 @@ def models_as_tables(wrapper: Any) -> Any:
                      for key, table in _model_tables(current, global_apps).items() if table.lower() in tables}
     models = {key: model.clone() for key, model in current.models.items()}
     gone = {key for key, model in models.items() if _has_table(model) and key not in described}
-    while True:  # proxies of a model left out go with it, and a base a kept model needs stays
+    for _ in models:  # proxies of a model left out go with it, and a base a kept model needs stays
         more = {key for key, model in models.items() if key not in gone and model.options.get("proxy")
                 and _bases(model) & gone}
         needed = {base for key, model in models.items() if key not in gone and not model.options.get("proxy")
                   for base in _bases(model) & gone}
-        if not more and not needed:
+        if (gone | more) - needed == gone:
             break
         gone = (gone | more) - needed
     inspect = InspectDB()
