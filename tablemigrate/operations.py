@@ -372,7 +372,7 @@ class RunPython(Operation):
     #: How the function is called, as `show` says it.
     called = "(db)"
 
-    def __init__(self, function: Callable[[sqlite3.Connection], Any]):
+    def __init__(self, function: Callable[..., Any]):  # (db); a subclass says how it calls it
         self.function = function
 
     def __repr__(self) -> str:

@@ -169,8 +169,11 @@ STAMP = "%Y%m%d_%H%M%S"
 class Named(Protocol):
     """What a module's name is made of: a plan, or the subject of an empty data module."""
 
-    verb: str
-    table: str
+    @property
+    def verb(self) -> str: ...
+
+    @property
+    def table(self) -> str: ...
 
 
 def module_names(plans: Sequence[Named], when: datetime, existing: list[str]) -> list[str]:
