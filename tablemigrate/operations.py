@@ -383,18 +383,41 @@ def _index_infos(conn: sqlite3.Connection, name: str) -> list[tuple]:
 class RunPython(Operation):
     """Call `function(db)` with the raw sqlite3 connection, inside the migration's transaction."""
 
-    def __init__(self, function: Callable[[sqlite3.Connection], Any]):
+    #: How the function is called, as `show` says it.
+    called = "(db)"
+
+    def __init__(self, function: Callable[..., Any]):  # (db); a subclass says how it calls it
         self.function = function
 
     def __repr__(self) -> str:
-        return f"RunPython({getattr(self.function, '__name__', self.function)!r})"
+        return f"{type(self).__name__}({getattr(self.function, '__name__', self.function)!r})"
 
     def sql_preview(self) -> list[str]:
         name = getattr(self.function, "__qualname__", repr(self.function))
-        return [f"-- Python: {name}(db)"]
+        return [f"-- Python: {name}{self.called}"]
 
     def apply(self, conn: sqlite3.Connection) -> None:
         self.function(conn)
+
+
+class RunPythonWithModels(RunPython):
+    """A data step as Django's `RunPython` runs its code: `code(apps, schema_editor)`, inside the module's
+    transaction, where `apps` are historical models of the project's models as the tables are at this
+    point of the history (a field a later module adds is not there; tablemigrate.project.historical.
+    models_as_tables) and `schema_editor` is Django's, on the Django connection of the database, whose
+    writes (the models' managers, `save()`, `bulk_update()`) go into the module's transaction. The
+    reverse is a second one in `down`; a module without `down` cannot be reverted. A Python step: never
+    run by replays, so it must not change the schema. `generate --empty` writes a module with one."""
+
+    called = "(apps, schema_editor), with the models as the tables are when it runs"
+
+    def __init__(self, code: Callable[[Any, Any], Any]):
+        super().__init__(code)
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        from .project import historical
+
+        historical.run_function(conn, self.function)
 
 
 class FillColumn(Operation):

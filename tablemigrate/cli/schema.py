@@ -26,6 +26,9 @@ class SchemaCommands(CommandParts):
         from .interactive import InteractiveQuestioner
 
         alias = conf.sqlite_alias(options["database"])
+        if options["empty"] or options["app"] or options["table"]:
+            self._generate_empty(alias, options)
+            return
         try:
             renames = Renames.parse(options["rename"])
         except ValueError as exc:
@@ -70,6 +73,23 @@ class SchemaCommands(CommandParts):
                 f"the models differ from the migration history in {len(result.modules)} table(s): "
                 "run `manage.py tablemigrate generate`", returncode=1)
         self._print_plans(result, sql=options["dry_run"], written=write)
+
+    def _generate_empty(self, alias: str, options: dict[str, Any]) -> None:
+        """`generate --empty NAME [APP | --table TABLE]` (tablemigrate.generate.empty)."""
+        from tablemigrate.generate.empty import empty_module
+        from tablemigrate.project.build import managed_models
+
+        if not options["empty"]:
+            raise CommandError("an app label or --table is given only with --empty", returncode=2)
+        if options["check"] or options["rename"]:
+            raise CommandError("--empty writes a data module; it takes neither --check nor --rename", returncode=2)
+        made = empty_module(conf.migrations_dir(), managed_models(alias), label=options["name"], app=options["app"],
+                            table=options["table"], write=not options["dry_run"])
+        if options["dry_run"]:
+            self.stdout.write(f"Would create {made.path}:\n{made.text}")
+            return
+        note = "" if made.snapshot_updated else " (schema.sql was stale already: run `manage.py tablemigrate generate`)"
+        self._say(self.style.SUCCESS(f"Created {made.path}: fill in its forwards() and backwards(){note}"))
 
     def handle_baseline(self, options: dict[str, Any]) -> None:
         from tablemigrate.generate.baseline import baseline

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from tablemigrate.errors import GenerateError
 from tablemigrate.history.loader import MODEL_RENAMES_FORMAT, MODULE_FORMAT, PER_ROW_FORMAT, Step
@@ -105,7 +107,6 @@ def render_parts(plan: PlannedMigration, label: str, when: datetime) -> tuple[st
            f"Generated:   {when.strftime('%Y-%m-%dT%H:%M:%SZ')} by `manage.py tablemigrate generate`\n"
            f"Label:       {label or '-'}\n"
            f"Destructive: {destructive}\n")
-    doc = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     up, up_imports = _render_list("up", plan.up)
     down, down_imports = _render_list("down", plan.down)
     # A module that renames a model says so in a format of its own: a tablemigrate that does not read
@@ -113,7 +114,7 @@ def render_parts(plan: PlannedMigration, label: str, when: datetime) -> tuple[st
     # So does one whose FillColumn computes a value per row (an older one cannot load `per_row`).
     per_row = any(isinstance(s, FillColumn) and s.per_row for s in (*plan.up, *plan.down))
     module_format = PER_ROW_FORMAT if per_row else MODEL_RENAMES_FORMAT if plan.model_renames else MODULE_FORMAT
-    return (f'"""{doc}"""\n\n{_imports(up_imports | down_imports)}'
+    return (f'"""{_escaped(doc)}"""\n\n{_imports(up_imports | down_imports)}'
             f"module_format = {module_format}\n"
             f"table = {plan.table!r}\n"
             f"label = {label!r}\n",
@@ -122,6 +123,11 @@ def render_parts(plan: PlannedMigration, label: str, when: datetime) -> tuple[st
             + _render_adoption_point(plan.adoption_point)
             + _render_model_renames(plan.model_renames)
             + "\n" + up + "\n" + down)
+
+
+def _escaped(doc: str) -> str:
+    """A module's docstring text, safe inside triple quotes."""
+    return doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
 
 
 def _render_adoption_point(point: list[tuple[str, str]] | None) -> str:
@@ -162,7 +168,17 @@ def slug(name: str) -> str:
 STAMP = "%Y%m%d_%H%M%S"
 
 
-def module_names(plans: list[PlannedMigration], when: datetime, existing: list[str]) -> list[str]:
+class Named(Protocol):
+    """What a module's name is made of: a plan, or the subject of an empty data module."""
+
+    @property
+    def verb(self) -> str: ...
+
+    @property
+    def table(self) -> str: ...
+
+
+def module_names(plans: Sequence[Named], when: datetime, existing: list[str]) -> list[str]:
     """File stems that sort after every existing module, in plan order: TIMESTAMP_NN_VERB_TABLE.
 
     Names sort by their fixed-width 15-character timestamp first, so a batch always takes a timestamp
@@ -200,16 +216,50 @@ def render_data_module(origin: str, up: list[Step], down: list[Step] | None, sum
            f"module as applied (they ran there already).\n\n"
            f"Generated:   {when.strftime('%Y-%m-%dT%H:%M:%SZ')} by `manage.py tablemigrate baseline`\n"
            f"Label:       {label or '-'}\n")
-    doc = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
     up_text, up_imports = _render_list("up", up)
     down_imports: set[str] = set()
     if down is None:
         down_text = "# No `down`: Django cannot reverse these steps (no reverse_code / reverse_sql).\n"
     else:
         down_text, down_imports = _render_list("down", down)
-    return (f'"""{doc}"""\n\n{_imports(up_imports | down_imports)}'
+    return (f'"""{_escaped(doc)}"""\n\n{_imports(up_imports | down_imports)}'
             f"module_format = {MODULE_FORMAT}\n"
             f"label = {label!r}\n"
             "destructive = []\n"
             + _render_adoption_point(adoption_point)
             + "\n" + up_text + "\n" + down_text)
+
+
+def render_empty_module(label: str, subject: str, example: tuple[str, str] | None, when: datetime) -> str:
+    """The module `generate --empty` writes: a data step with its reverse, as Django's `RunPython(forwards,
+    backwards)`, whose functions do nothing yet, under a commented example for the model `example`
+    ((app label, model name)) of `subject` (the app or table it was started for). No table, no shapes:
+    it changes no schema."""
+    app, model = example or ("app_label", "ModelName")
+    var = model if model.isidentifier() else "Model"
+    doc = (f"Data migration for {subject}: fill in `forwards` (and `backwards`).\n\n"
+           "`run` calls `forwards(apps, schema_editor)` in this module's transaction, as Django's RunPython\n"
+           "calls its code: `apps` has the models as the tables are when this module runs (a field a later\n"
+           "module adds is not there yet); use them, not the classes of your models.py. `revert` calls\n"
+           "`backwards`. It must change no schema (run `generate` for that).\n\n"
+           f"Generated:   {when.strftime('%Y-%m-%dT%H:%M:%SZ')} by `manage.py tablemigrate generate --empty`\n"
+           f"Label:       {label or '-'}\n")
+    return (f'"""{_escaped(doc)}"""\n\n'
+            "from tablemigrate.operations import RunPythonWithModels\n\n"
+            f"module_format = {MODULE_FORMAT}\n"
+            f"label = {label!r}\n"
+            "destructive = []\n\n\n"
+            "def forwards(apps, schema_editor):\n"
+            f"    # {var} = apps.get_model({app!r}, {model!r})\n"
+            f"    # for obj in {var}.objects.all():\n"
+            "    #     obj.key = make_key(obj)  # each row its own value\n"
+            "    #     obj.save(update_fields=['key'])\n"
+            f"    # (or change them in memory and {var}.objects.bulk_update(objs, ['key'], batch_size=500))\n"
+            "    pass\n\n\n"
+            "def backwards(apps, schema_editor):\n"
+            "    # Undo forwards. To make this module irreversible, as Django's RunPython without\n"
+            "    # reverse_code, delete this function and `down`: `revert` then refuses it.\n"
+            f"    # apps.get_model({app!r}, {model!r}).objects.update(key=None)\n"
+            "    pass\n\n\n"
+            "up = [RunPythonWithModels(forwards)]\n"
+            "down = [RunPythonWithModels(backwards)]\n")

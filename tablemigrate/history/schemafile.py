@@ -166,6 +166,19 @@ def read_header(directory: Path) -> dict[str, str]:
     return out
 
 
+def record_history(directory: Path, before: str, after: str) -> bool:
+    """When the file's header records the history `before`, make it record `after` instead, the rest
+    unchanged: for a module added that changes no schema (`generate --empty`), so the file goes on
+    describing the history exactly. False (nothing written) when it records another history: it was
+    stale already, and `generate` rewrites it."""
+    path = directory / SNAPSHOT_NAME
+    if read_header(directory).get("history") != before:
+        return False
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(f"-- history: {before}\n", f"-- history: {after}\n", 1), encoding="utf-8")
+    return True
+
+
 def read_blocks(directory: Path, header: Mapping[str, str]) -> dict[str, Block] | None:
     """The file's tables by their markers, when every marker can be trusted: the `tables` line is this
     version's, the body is nothing but blocks, each block's check holds (no edit by hand, and no

@@ -13,7 +13,7 @@ import hashlib
 import sqlite3
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from django.db.migrations.loader import MigrationLoader
 
 from tablemigrate import conf
 from tablemigrate.errors import MigrationFailed
+from tablemigrate.sqlite.schema import affinity
 
 from .build import owning_wrapper
 
@@ -139,6 +140,15 @@ def _in_transaction(wrapper: Any) -> Iterator[None]:
         wrapper.run_on_commit = []
 
 
+@contextmanager
+def schema_editor(conn: sqlite3.Connection) -> Iterator[Any]:
+    """Django's schema editor on the Django connection whose database connection is `conn`, inside the
+    module's transaction (`_in_transaction`): what a data step gets, as Django's executor gives it."""
+    wrapper = _wrapper_of(conn)
+    with _in_transaction(wrapper), wrapper.schema_editor(atomic=False) as editor:
+        yield editor
+
+
 def _wrapper_of(conn: sqlite3.Connection) -> Any:
     wrapper = owning_wrapper(conn)
     if wrapper is not None:
@@ -172,9 +182,154 @@ def run(conn: sqlite3.Connection, app_label: str, migration: str, path: list[int
     _reconciled(state, loader._tablemigrate_final, conn)  # type: ignore[attr-defined]
     after = state.clone()
     op.state_forwards(app_label, after)
-    wrapper = _wrapper_of(conn)
-    with _in_transaction(wrapper), wrapper.schema_editor(atomic=False) as editor:
+    with schema_editor(conn) as editor:
         if backwards:
             op.database_backwards(app_label, editor, after, state)
         else:
             op.database_forwards(app_label, editor, state, after)
+
+
+def run_function(conn: sqlite3.Connection, function: Callable[[Any, Any], Any]) -> None:
+    """Call `function(apps, schema_editor)` as Django's `RunPython` calls its code (a module's
+    `RunPythonWithModels`): `apps` holds the models as the tables are at this point of the history
+    (`models_as_tables`), the schema editor is on the module's transaction."""
+    with schema_editor(conn) as editor:
+        function(models_as_tables(editor.connection), editor)
+
+
+def models_as_tables(wrapper: Any) -> Any:
+    """Django's historical models (a `StateApps`, what `RunPython` gets as `apps`) of the project's
+    models as the database's tables are now, read inside the module's transaction: while a module runs,
+    its tables are what the history makes them at that module. Each model starts from its current
+    definition (`ProjectState.from_apps`, the state Django's autodetector compares) and is reconciled
+    with its live table as Django's `inspectdb` reads it (`get_table_description`):
+
+    - a model whose table does not exist (a later module creates it) is left out, with the proxies of
+      it and the relations to it; so is a many-to-many field whose join table does not exist;
+    - a field whose column the table does not have (a later module adds it) is left out;
+    - a column with no field (a later module drops or renames it) gets the field `inspectdb` would
+      write for it (its name, type, size, NULL), so the step can read and write it;
+    - a field other than a relation whose column has another type affinity than the field's own
+      (a later module changes the type) is replaced by `inspectdb`'s field for the column.
+
+    Like Django's historical models they have the fields and the managers marked
+    `use_in_migrations`, not the models' methods or `save()` overrides."""
+    from django.apps import apps as global_apps
+    from django.core.management.commands.inspectdb import Command as InspectDB
+    from django.db.migrations.state import ProjectState
+
+    current = ProjectState.from_apps(global_apps)
+    with wrapper.cursor() as cursor:
+        tables = {t.name.lower() for t in wrapper.introspection.get_table_list(cursor) if t.type == "t"}
+        described = {key: wrapper.introspection.get_table_description(cursor, table)
+                     for key, table in _model_tables(current, global_apps).items() if table.lower() in tables}
+    models = {key: model.clone() for key, model in current.models.items()}
+    gone = {key for key, model in models.items() if _has_table(model) and key not in described}
+    for _ in models:  # proxies of a model left out go with it, and a base a kept model needs stays
+        more = {key for key, model in models.items() if key not in gone and model.options.get("proxy")
+                and _bases(model) & gone}
+        needed = {base for key, model in models.items() if key not in gone and not model.options.get("proxy")
+                  for base in _bases(model) & gone}
+        if (gone | more) - needed == gone:
+            break
+        gone = (gone | more) - needed
+    inspect = InspectDB()
+    for key, model in list(models.items()):
+        if key in gone:
+            del models[key]
+            continue
+        for name, fld in list(model.fields.items()):
+            if _related_keys(fld, key[0]) & gone:
+                del model.fields[name]
+        if key in described:
+            _as_table(model, described[key], wrapper, inspect)
+    state = ProjectState(models=models)
+    joins = [(model._meta.app_label, model._meta.model_name, f.name) for model in state.apps.get_models()
+             for f in model._meta.local_many_to_many
+             if f.remote_field.through._meta.auto_created and f.m2m_db_table().lower() not in tables]
+    if not joins:
+        return state.apps
+    for app_label, model_name, name in joins:
+        del models[app_label, model_name].fields[name]
+    return ProjectState(models=models).apps
+
+
+def _model_tables(state: Any, apps: Any) -> dict[tuple[str, str], str]:
+    """The table of each concrete model of `state` that gets one (managed, not a proxy)."""
+    return {key: apps.get_model(*key)._meta.db_table for key, model in state.models.items() if _has_table(model)}
+
+
+def _has_table(model: Any) -> bool:
+    return model.options.get("managed", True) is not False and not model.options.get("proxy")
+
+
+def _bases(model: Any) -> set[tuple[str, str]]:
+    """The (app label, model name) of the model bases of a model state."""
+    out = set()
+    for base in model.bases:
+        label = base if isinstance(base, str) else getattr(getattr(base, "_meta", None), "label_lower", None)
+        if label and "." in label:
+            app, _, name = label.lower().partition(".")
+            out.add((app, name))
+    return out
+
+
+def _related_keys(fld: Any, app_label: str) -> set[tuple[str, str]]:
+    """The (app label, model name) of the models a field state's relation needs: the related model and
+    an explicit `through` model (none for a field that is not a relation)."""
+    remote = getattr(fld, "remote_field", None)
+    out = set()
+    for model in (getattr(remote, "model", None), getattr(remote, "through", None)):
+        label = model if isinstance(model, str) or model is None else model._meta.label_lower
+        if label:
+            app, _, name = (label if "." in label else f"{app_label}.{label}").lower().partition(".")
+            out.add((app, name))
+    return out
+
+
+def _as_table(model: Any, description: list[Any], wrapper: Any, inspect: Any) -> None:
+    """Reconcile one model state with its table's columns (`description`): see `models_as_tables`."""
+    live = {row.name.lower(): row for row in description}
+    have: set[str] = set()
+    for name, fld in list(model.fields.items()):
+        column = _column(name, fld)
+        if column is None:
+            continue
+        row = live.get(column.lower())
+        if row is None:
+            del model.fields[name]
+            continue
+        have.add(column.lower())
+        if not fld.is_relation and _other_affinity(fld, name, row, wrapper):
+            model.fields[name] = _inspected(inspect, wrapper, model, row, set(), name, pk=fld.primary_key)[1]
+    has_pk = any(getattr(f, "primary_key", False) for f in model.fields.values())
+    for row in description:
+        if row.name.lower() not in have:
+            name, fld = _inspected(inspect, wrapper, model, row, set(model.fields), None, pk=row.pk and not has_pk)
+            model.fields[name] = fld
+            has_pk = has_pk or row.pk
+
+
+def _other_affinity(fld: Any, name: str, row: Any, wrapper: Any) -> bool:
+    bound = fld.clone()
+    bound.set_attributes_from_name(name)
+    declared = bound.db_type(wrapper)
+    return declared is not None and affinity(declared) != affinity(row.type_code or "")
+
+
+def _inspected(inspect: Any, wrapper: Any, model: Any, row: Any, used: set[str], name: str | None, *,
+               pk: bool = False) -> tuple[str, Any]:
+    """The field Django's `inspectdb` writes for column `row`, unbound, and its name (`name`, or as
+    inspectdb names it, not one of `used`)."""
+    from django.db import models
+
+    new_name, params, _notes = inspect.normalize_col_name(row.name, used, False)
+    field_type, type_params, _notes = inspect.get_field_type(wrapper, model.options.get("db_table") or "", row)
+    params.update(type_params)
+    if name is not None and name != new_name:
+        new_name, params["db_column"] = name, row.name
+    if pk:
+        params["primary_key"] = True
+    elif row.null_ok:
+        params["null"] = True
+    return new_name, getattr(models, field_type)(**params)

@@ -120,6 +120,13 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
         g = add("generate", "Diff the migration history against the models of the apps tablemigrate owns and "
                             "write one migration module per changed table.")
         g.add_argument("name", nargs="?", default="", help="a label recorded in the new modules")
+        g.add_argument("app", nargs="?", help="with --empty: the app label the data module is for")
+        g.add_argument("--empty", action="store_true",
+                       help="write one empty data module after the latest (Django's makemigrations --empty): "
+                            "`generate --empty NAME APP` or `generate --empty NAME --table TABLE`; its "
+                            "forwards(apps, schema_editor) and backwards get historical models as the tables "
+                            "are at that module, as RunPython does (docs/modules.md). Compares no models")
+        g.add_argument("--table", help="with --empty: the table the data module is for (a model's table)")
         g.add_argument("--dry-run", action="store_true", help="print the modules and SQL; write nothing")
         g.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 when the models differ from the history (for CI)")
