@@ -401,8 +401,9 @@ class RunPython(Operation):
 
 
 class RunPythonWithModels(RunPython):
-    """A data step as Django's `RunPython` runs its code: `code(apps, schema_editor)`, inside the module's
-    transaction, where `apps` are historical models of the project's models as the tables are at this
+    """A data step as Django's `RunPython` runs its code: `code(apps, schema_editor)`.
+
+    It runs inside the module's transaction, where `apps` are historical models of the project's models as the tables are at this
     point of the history (a field a later module adds is not there; tablemigrate.project.historical.
     models_as_tables) and `schema_editor` is Django's, on the Django connection of the database, whose
     writes (the models' managers, `save()`, `bulk_update()`) go into the module's transaction. The

@@ -8,7 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,27 @@ from tablemigrate.sqlite.sqltext import quote
 from .modelgen import ProjectSpec, value_for
 
 
-class AutoValue(Questioner):
-    """Answers 'no' to renames and gives 0 for every one-off value."""
+class _ZeroForEveryColumn(Mapping):
+    """The SQL literal 0 as the one-off value of every column, as `--default TABLE.COLUMN=...` gives a
+    value beforehand (SQLite stores 0 in a column of any type; a Python 0 would not convert for a date)."""
 
-    def value(self, question: str) -> str | None:
+    def __getitem__(self, key: tuple[str, str]) -> str:
         return "0"
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+class AutoValue(Questioner):
+    """Answers 'no' to renames and gives the SQL literal 0 for every one-off value."""
+
+    given = _ZeroForEveryColumn()
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,8 @@
-"""`generate --empty`: a data module to fill in, after the latest module (Django's `makemigrations --empty`).
+"""`generate --empty`: a data module to fill in, after the latest module.
 
-It changes no schema (its steps are Python, never replayed), so `schema.sql` still describes the history
-with it: its header's `history` line is brought up to date, and `generate --check` stays quiet.
+As Django's `makemigrations --empty`. It changes no schema (its steps are Python, never replayed), so
+`schema.sql` still describes the history with it: its header's `history` line is brought up to date,
+and `generate --check` stays quiet.
 """
 
 from __future__ import annotations
