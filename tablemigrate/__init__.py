@@ -1,3 +1,3 @@
 """tablemigrate: per-table, diff-based schema migrations for Django on SQLite."""
 
-__version__ = "0.1.0"
+__version__ = "0.3.0.dev0"
