@@ -24,8 +24,7 @@ from django.db.backends.sqlite3.base import DatabaseWrapper
 from django.db.models.fields.proxy import OrderWrt
 from django.db.utils import ConnectionHandler
 
-from tablemigrate import __version__
-from tablemigrate.sqlite.cache import FORMAT
+from tablemigrate.sqlite.schema import DIGEST_FORMAT
 
 from .ownership import ownership
 
@@ -144,9 +143,10 @@ def model_sql(wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]]
 
 def model_sql_digest(statements: list[str]) -> str:
     """A digest of the models' DDL: equal digests mean the same statements, so the same schema (for one
-    version of tablemigrate, whose schema model and fingerprint are part of it: an upgrade takes the
-    full comparison once). Order does not count."""
-    return hashlib.sha256(repr((FORMAT, __version__, sorted(statements))).encode()).hexdigest()
+    `DIGEST_FORMAT`, the meaning of the schema model's digests, which is part of it: a tablemigrate that
+    digests tables differently takes the full comparison once; one that digests them alike, whatever
+    its version, trusts it). Order does not count."""
+    return hashlib.sha256(repr((DIGEST_FORMAT, sorted(statements))).encode()).hexdigest()
 
 
 def build_from_models(wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]],
