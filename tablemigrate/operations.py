@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tablemigrate.project.build import owning_wrapper, unconnected_wrapper
+from tablemigrate.project.build import connect, owning_wrapper, unconnected_wrapper
 from tablemigrate.sqlite.rebuild import kept_rowid, layout_on
 from tablemigrate.sqlite.schema import affinity
 from tablemigrate.sqlite.sqltext import quote
@@ -202,7 +202,7 @@ class RebuildTable(Operation):
         ]
 
     def _copy_preview(self, tmp: str) -> list[str]:
-        new = rebuild.layout(self.create, self.table)
+        new = rebuild.layout(self.create, self.table, connect)
         rowid = kept_rowid(new, new)
         if rowid:
             return [f"-- when {quote(self.table)} has no INTEGER PRIMARY KEY either, each row keeps its rowid "
@@ -336,7 +336,7 @@ def _reading(create: str, name: str, indexes: list[str]) -> _Reading | None:
     partial and expression ones included, use) and its generated expression; STRICT and AUTOINCREMENT;
     and the keys of every explicit index. None when SQLite does not accept the text or an index on it."""
     q = quote(name)
-    scratch = sqlite3.connect(":memory:")
+    scratch = connect()
     try:
         scratch.execute(create)
         for sql in indexes:

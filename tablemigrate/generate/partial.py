@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from tablemigrate.errors import GenerateError
 from tablemigrate.history.loader import Recorded, history_checksum
 from tablemigrate.history.schemafile import Block, block, render_blocks, statement_key
-from tablemigrate.project.build import build_from_models, private_database, raw
+from tablemigrate.project.build import build_from_models, connect, private_database, raw
 from tablemigrate.sqlite.ddl import statement_table
 from tablemigrate.sqlite.diff import Renames
 from tablemigrate.sqlite.introspect import introspect
@@ -192,7 +192,7 @@ def build_part(blocks: dict[str, Block], keys: list[str]) -> sqlite3.Connection 
     """A new in-memory database holding the tables `keys`, by their blocks' statements; None when
     SQLite does not run them (a text written by an older version: the whole comparison replays the
     history instead, as it does for such a `schema.sql`)."""
-    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn = connect(isolation_level=None)
     try:
         conn.execute("PRAGMA foreign_keys = OFF")
         conn.executescript("BEGIN;\n" + "".join(blocks[k].text for k in keys) + "COMMIT;")

@@ -34,6 +34,7 @@ from tablemigrate.history.schemafile import render as render_snapshot
 from tablemigrate.project.build import (
     FieldDefaults,
     build_from_models,
+    connect,
     model_sql,
     model_sql_digest,
     private_database,
@@ -666,7 +667,7 @@ def _leave_database_a(result: GenerateResult, snapshot_before: bytes | None) -> 
     """Leave the cache the next `generate` needs: database A for the `schema.sql` just written (what
     its statements build), keeping the one this run started from (cache.py)."""
     text = result.snapshot
-    built = sqlite3.connect(":memory:", isolation_level=None)
+    built = connect(isolation_level=None)
     try:
         built.execute("PRAGMA foreign_keys = OFF")
         built.executescript(text)

@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 from tablemigrate.errors import GenerateError, MigrationFailed
 from tablemigrate.history.loader import Migration
+from tablemigrate.project.build import connect
 from tablemigrate.run.apply import Applier
 from tablemigrate.sqlite.introspect import introspect
 from tablemigrate.sqlite.schema import Schema, Table, same_tables
@@ -79,7 +80,7 @@ def part_of(conn: sqlite3.Connection, schema: Schema, touched: Iterable[str]) ->
     modules naming the tables `touched` reach (`reach`): each table and index by its stored SQL, in the
     order SQLite keeps them; or a copy of all of it."""
     tables = reach(schema, {t.lower() for t in touched})
-    part = sqlite3.connect(":memory:", isolation_level=None)
+    part = connect(isolation_level=None)
     if tables is None:
         conn.backup(part)
         return part

@@ -19,8 +19,9 @@ recomputed from the markers alone), the keys of the Django statements that build
 reference, the names of its indexes (SQLite's names are schema-wide: a new index or table must not take
 one), and a check over all of it and the block's text. Markers are written only for schemas of
 tables and indexes alone (no view, trigger or virtual table) and are trusted only when every one of them
-checks, they recompute the header's fingerprint, and the `tables` line is this version's
-(`read_blocks`); otherwise `generate` reads the file as SQL, as before.
+checks, they recompute the header's fingerprint, and the `tables` line is this `DIGEST_FORMAT`'s
+(`read_blocks`); otherwise `generate` reads the file as SQL, as before. No line holds the package's
+version: an upgrade leaves the file as it is.
 """
 
 from __future__ import annotations
@@ -32,9 +33,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tablemigrate import __version__
 from tablemigrate.sqlite import cache, sqltext
-from tablemigrate.sqlite.schema import Schema, Table, fingerprint_of, table_digest
+from tablemigrate.sqlite.schema import DIGEST_FORMAT, Schema, Table, fingerprint_of, table_digest
 
 from .loader import SNAPSHOT_NAME
 
@@ -47,9 +47,12 @@ MARKER = "-- table "
 
 
 def markers_format() -> str:
-    """The `tables` header line: markers written by another tablemigrate (whose parser may digest a
-    table differently) are not trusted."""
-    return f"{cache.FORMAT}-{__version__}"
+    """The `tables` header line: markers whose digests mean something else (another `DIGEST_FORMAT`:
+    a tablemigrate whose parser digests a table differently) are not trusted. Not the package's
+    version: a release that digests tables as this one does reads the file as it is, and rewrites it
+    only when the schema changes. (Written by tablemigrate 0.1.0 as `3-0.1.0`: not trusted, read as
+    SQL once.)"""
+    return f"digest-{DIGEST_FORMAT}"
 
 
 def statement_key(statement: str) -> str:
@@ -181,7 +184,7 @@ def record_history(directory: Path, before: str, after: str) -> bool:
 
 def read_blocks(directory: Path, header: Mapping[str, str]) -> dict[str, Block] | None:
     """The file's tables by their markers, when every marker can be trusted: the `tables` line is this
-    version's, the body is nothing but blocks, each block's check holds (no edit by hand, and no
+    `DIGEST_FORMAT`'s, the body is nothing but blocks, each block's check holds (no edit by hand, and no
     marker-like line inside a literal split a block), and the blocks give the header's fingerprint.
     None otherwise: the caller reads the file as SQL."""
     if header.get("tables") != markers_format() or not header.get("schema"):

@@ -19,12 +19,12 @@ from typing import Any
 
 from django.apps import apps as global_apps
 from django.db import connections, models, router
+from django.db.backends.sqlite3._functions import register as register_django_functions
 from django.db.backends.sqlite3.base import DatabaseWrapper
 from django.db.models.fields.proxy import OrderWrt
 from django.db.utils import ConnectionHandler
 
-from tablemigrate import __version__
-from tablemigrate.sqlite.cache import FORMAT
+from tablemigrate.sqlite.schema import DIGEST_FORMAT
 
 from .ownership import ownership
 
@@ -65,6 +65,18 @@ def private_database(name: str = ":memory:") -> Iterator[DatabaseWrapper]:
         {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": name}})["default"]
     with registered(DatabaseWrapper(settings, f"__tablemigrate_{next(_counter)}")) as wrapper:
         yield wrapper
+
+
+def connect(database: str = ":memory:", **options: Any) -> sqlite3.Connection:
+    """`sqlite3.connect(database, **options)` with the SQL functions Django registers on each of its own
+    SQLite connections (`django_datetime_extract`, `REGEXP`, ...): the project's DDL calls them in an
+    expression index (`Index(ExtractYear("day"))`), a CHECK (`Q(code__regex=...)`) or a partial index,
+    and SQLite refuses to create, fill or check such an object without them ("no such function"). For
+    the scratch, part and copy databases that are not Django's: nothing else of Django's wrapper (no
+    converters, no PRAGMAs, Python's own transaction handling unless `options` say otherwise)."""
+    conn = sqlite3.connect(database, **options)
+    register_django_functions(conn)
+    return conn
 
 
 def unconnected_wrapper() -> DatabaseWrapper:
@@ -115,18 +127,26 @@ def foreign_tables(target_alias: str = "default") -> frozenset[str]:
 
 def model_sql(wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]]) -> list[str]:
     """Django's own DDL for the models (what `migrate --run-syncdb` would run) on the private database
-    `wrapper`, collected, not run."""
+    `wrapper`, collected, not run. The deferred statements (indexes, unique constraints) are collected
+    as Django 5.0+ collects them at the editor's exit, with no parameters: each is complete SQL whose
+    literals Django already quoted (`quote_value`), so a `%` in it (`Q(name__startswith="a%")` in a
+    partial index's condition) is text, never a format directive. Django 4.2's exit %-formats them with
+    an empty tuple: `TypeError: not enough arguments for format string`."""
     with wrapper.schema_editor(collect_sql=True, atomic=False) as editor:
         for model in model_list:
             editor.create_model(model)
+        deferred, editor.deferred_sql = editor.deferred_sql, []
+        for statement in deferred:
+            editor.execute(statement, None)
     return list(editor.collected_sql)
 
 
 def model_sql_digest(statements: list[str]) -> str:
     """A digest of the models' DDL: equal digests mean the same statements, so the same schema (for one
-    version of tablemigrate, whose schema model and fingerprint are part of it: an upgrade takes the
-    full comparison once). Order does not count."""
-    return hashlib.sha256(repr((FORMAT, __version__, sorted(statements))).encode()).hexdigest()
+    `DIGEST_FORMAT`, the meaning of the schema model's digests, which is part of it: a tablemigrate that
+    digests tables differently takes the full comparison once; one that digests them alike, whatever
+    its version, trusts it). Order does not count."""
+    return hashlib.sha256(repr((DIGEST_FORMAT, sorted(statements))).encode()).hexdigest()
 
 
 def build_from_models(wrapper: DatabaseWrapper, model_list: Iterable[type[models.Model]],

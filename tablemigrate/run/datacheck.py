@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from tablemigrate.history.loader import Migration
 from tablemigrate.operations import FillColumn, RebuildTable
+from tablemigrate.project.build import connect
 from tablemigrate.sqlite import ddl, sqltext
 from tablemigrate.sqlite.introspect import introspect_table, shadow_tables
 from tablemigrate.sqlite.schema import Table, affinity, stores_alike
@@ -143,7 +144,7 @@ class _Source:
 
 
 def _target_table(create: str, name: str) -> Table:
-    mem = sqlite3.connect(":memory:")
+    mem = connect()
     try:
         mem.execute(create)
         return introspect_table(mem, name, create, [])

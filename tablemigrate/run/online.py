@@ -56,6 +56,7 @@ from tablemigrate import conf, progress
 from tablemigrate.errors import DatabaseLocked, MigrationFailed
 from tablemigrate.history.loader import Migration
 from tablemigrate.operations import RebuildTable
+from tablemigrate.project.build import connect
 from tablemigrate.sqlite import ddl, rebuild, sqltext
 from tablemigrate.sqlite.introspect import introspect
 from tablemigrate.sqlite.rebuild import Scratch, kept_rowid
@@ -185,7 +186,7 @@ def plan(conn: sqlite3.Connection, migration: Migration, direction: str) -> Onli
     live = _live_sql(conn, op.table)
     if live is None:
         return None
-    with Scratch() as scratch:
+    with Scratch(connect) as scratch:
         kept = _rowids_kept(live, op, scratch)
         if kept is None or not _keys_unchanged(conn, live, op, scratch) or not _copies_from_its_row(live, op, scratch):
             return None

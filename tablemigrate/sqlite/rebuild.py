@@ -221,9 +221,12 @@ def kept_rowid(live: tuple | None, new: tuple | None) -> str | None:
 class Scratch:
     """One in-memory database that holds one CREATE TABLE text at a time (`holding`), opened on first
     use: the questions about a definition (its layout, its keys, what its expressions read) are asked of
-    one connection, and each text's layout is read once. Use as a context manager (closes it)."""
+    one connection, and each text's layout is read once. Use as a context manager (closes it).
+    `connect()` opens the in-memory database: with the SQL functions the project's definitions may call
+    (a CHECK with Django's REGEXP: project.build.connect), which this stage does not know."""
 
-    def __init__(self) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
         self._conn: sqlite3.Connection | None = None
         self._held: str | None = None
         self._layouts: dict[tuple[str, str], tuple | None] = {}
@@ -244,7 +247,7 @@ class Scratch:
         """The connection, with the table `create` makes as its only table (sqlite3.Error when SQLite
         does not accept the text)."""
         if self._conn is None:
-            self._conn = sqlite3.connect(":memory:")
+            self._conn = self._connect()
         conn = self._conn
         if self._held != create:
             self._held = None
@@ -267,7 +270,7 @@ class Scratch:
         return self._layouts[key]
 
 
-def layout(create: str, name: str) -> tuple | None:
-    """`Scratch.layout` of one text, on a scratch database of its own."""
-    with Scratch() as scratch:
+def layout(create: str, name: str, connect: Callable[[], sqlite3.Connection]) -> tuple | None:
+    """`Scratch.layout` of one text, on a scratch database of its own (`connect()`: as `Scratch`'s)."""
+    with Scratch(connect) as scratch:
         return scratch.layout(create, name)

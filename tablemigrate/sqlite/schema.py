@@ -14,6 +14,14 @@ from dataclasses import dataclass, field
 
 from . import cache, sqltext
 
+#: What a table's digest (`table_digest`) means: bump it whenever the digest of some table changes (the
+#: compared fields of these dataclasses, what introspection or the parser puts in them, `_structure`).
+#: `schema.sql`, committed with each project, states it (its `tables` line, its `ddl` digest) instead of
+#: the package's version, so that an upgrade rewrites no project's `schema.sql` unless its meaning
+#: changed; a file of another number is read as SQL, by the full comparison. tests/test_schema_file.py
+#: pins the digests of a sample schema to this number.
+DIGEST_FORMAT = 1
+
 
 def affinity(declared: str) -> str:
     """SQLite's type affinity rules (datatype3.html section 3.1)."""
