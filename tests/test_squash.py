@@ -305,3 +305,31 @@ def test_the_adoption_point_is_kept_when_the_checkpoint_ends_there(tmp_path):
     assert load_source(past.text.encode(), past.name).adoption_point is None
     assert past.notes and f"can no longer be adopted (`baseline`) from these modules (adopt every such database " \
                           f"first, or squash --to {first.stem})" in past.notes[0]
+
+
+def test_rebuilt_tables_in_the_range(tmp_path, fresh):
+    """A rebuild of an empty AUTOINCREMENT table leaves its counter at 0 in sqlite_sequence: the same as none."""
+    d = tmp_path / "m"
+    gen(d, spec(), 1)
+    changed = spec()
+    changed.tables["Author"].fields[0].unique = True
+    changed.tables["Post"].fields[1].kind = "text"
+    gen(d, changed, 2)
+    assert "RebuildTable(" in "".join(p.read_text() for p in migration_files(d))
+    before = fresh("before.sqlite3")
+    runner.run(before, d, take_backup=False)
+    squash(d, now=NOW)  # BASE of this fix: "writes rows (sqlite_sequence)"
+    after = fresh("after.sqlite3")
+    runner.run(after, d, take_backup=False)
+    assert schema_of(after) == schema_of(before)
+    assert runner.run(before, d, take_backup=False) == []
+
+
+def test_an_autoincrement_counter_moved_by_sql_is_refused(tmp_path):
+    d = tmp_path / "m"
+    gen(d, spec(), 1)
+    module(d, "20260501_120200_01_seed", "up = [\"INSERT INTO blog_author (name) VALUES ('x')\", "
+                                         "'DELETE FROM blog_author']\n")
+    gen(d, spec(), 3)
+    with pytest.raises(ConfigurationError, match="20260501_120200_01_seed writes rows \\(sqlite_sequence\\)"):
+        squash(d, now=NOW)

@@ -30,6 +30,7 @@ from tablemigrate.history.loader import (
     SQUASHED_DIR,
     Migration,
     Replaced,
+    Step,
     history_checksum,
     load_migration,
     load_source,
@@ -153,7 +154,7 @@ def _replay(conn: sqlite3.Connection, modules: list[Migration]) -> None:
         raise GenerateError(f"replaying the migration history failed: {exc}") from exc
 
 
-def creating_statements(conn: sqlite3.Connection) -> list[str]:
+def creating_statements(conn: sqlite3.Connection) -> list[Step]:
     """The statements that create `conn`'s schema again, as SQLite keeps each object's text: the tables,
     the virtual tables (their shadow tables come with them), the indexes, the views, then the triggers
     (which may be on views), each kind in the order SQLite keeps them; then the header values a module
@@ -167,7 +168,7 @@ def creating_statements(conn: sqlite3.Connection) -> list[str]:
         if is_internal(obj) or is_internal(tbl) or obj.lower() in shadows or tbl.lower() in shadows:
             continue
         found.append((rank[kind] + (kind == "table" and obj.lower() in virtual), rowid, sql))
-    out = [sql for _rank, _rowid, sql in sorted(found)]
+    out: list[Step] = [sql for _rank, _rowid, sql in sorted(found)]
     for pragma in PRAGMAS:
         value = conn.execute(f"PRAGMA {pragma}").fetchone()[0]
         if value:
@@ -184,10 +185,18 @@ def _rows(conn: sqlite3.Connection) -> dict[str, str]:
                                 (HISTORY_TABLE,)).fetchall():
         if name.lower() in virtual:
             continue
-        rows = sorted(repr(r) for r in conn.execute(f"SELECT * FROM {quote(name)}"))
+        rows = sorted(repr(r) for r in conn.execute(_rows_of(name)))
         if rows:
             out[name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
     return out
+
+
+def _rows_of(table: str) -> str:
+    """The query for the rows of `table` that make a database differ: an AUTOINCREMENT counter at 0 (a
+    rebuild of an empty table writes one) is the same as none, the next id is 1 either way."""
+    if table.lower() == "sqlite_sequence":
+        return "SELECT name, seq FROM sqlite_sequence WHERE seq <> 0"
+    return f"SELECT * FROM {quote(table)}"
 
 
 def _header_values(conn: sqlite3.Connection) -> list[int]:
@@ -226,7 +235,7 @@ def _writer_of(modules: list[Migration], tables: list[str]) -> str:
         for m in modules:
             applier.apply(m, "up")
             present = {n.lower() for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if any(t.lower() in present and conn.execute(f"SELECT 1 FROM {quote(t)} LIMIT 1").fetchone()
+            if any(t.lower() in present and conn.execute(_rows_of(t)).fetchone()
                    for t in tables):
                 return m.name
     return "a module of the range"
