@@ -244,6 +244,6 @@ def test_a_module_that_fills_row_by_row_is_a_format_an_older_tablemigrate_refuse
     path = tmp_path / "0001_t.py"
     path.write_text(text)
     assert loader.load_migration(path).module_format == 3
-    path.write_text(text.replace("module_format = 3", "module_format = 4"))
-    with pytest.raises(MigrationFileError, match="newer than this tablemigrate reads .up to 3.: upgrade"):
+    path.write_text(text.replace("module_format = 3", "module_format = 5"))
+    with pytest.raises(MigrationFileError, match="newer than this tablemigrate reads .up to 4.: upgrade"):
         loader.load_migration(path)

@@ -172,10 +172,10 @@ down = [
     for m in (first, second):
         apply_migration(conn, m, "up")
     assert [r[1] for r in conn.execute("PRAGMA table_info(t)")] == ["id", "v", "w"]
-    (d / "20260103_000000_01_future.py").write_text("module_format = 4\nup = []\n")
+    (d / "20260103_000000_01_future.py").write_text("module_format = 5\nup = []\n")
     from tablemigrate.errors import MigrationFileError
 
-    with pytest.raises(MigrationFileError, match="module format 4 is newer than this tablemigrate reads"):
+    with pytest.raises(MigrationFileError, match="module format 5 is newer than this tablemigrate reads"):
         load_migrations(d)
 
 

@@ -48,7 +48,9 @@ class MigrationCommands(CommandParts):
         for a in st.applied:
             flag = "  EDITED AFTER APPLY" if a.name in st.modified else (
                 "  MISSING FILE" if a.name in st.missing else
-                "  edited after apply, accepted (previous_checksums)" if a.name in st.accepted else "")
+                "  edited after apply, accepted (previous_checksums)" if a.name in st.accepted else
+                f"  checkpoint: the {len(st.replaced)} migrations it replaces are applied; `run` records it"
+                if st.checkpoint is not None and a.name == st.checkpoint.name else "")
             self.stdout.write(f"[X] {a.name}  (applied {a.applied_at}){flag}")
         # Pending ones in the order `run` applies them: Django's, tablemigrate's, then the Django
         # migrations that depend on an owned app.
@@ -74,9 +76,11 @@ class MigrationCommands(CommandParts):
         later()
         if not st.applied and not st.pending:
             self.stdout.write("No migrations.")
-        if st.modified or st.missing:
+        if st.modified or st.missing or st.checkpoint_refusal:
             self.stdout.write(self.style.ERROR(
                 "The history does not match the migration files: `run` refuses until this is resolved."))
+            if st.checkpoint_refusal:
+                self.stdout.write(f"  {st.checkpoint_refusal}")
             for name in st.modified:
                 self.stdout.write(f"  {name}: to accept the edit, write in it: {acceptance(st, name)}")
         else:
@@ -115,7 +119,7 @@ class MigrationCommands(CommandParts):
         early = set(out_of_order(st))
         modules = [{**migration_entry(load_migration(p)), "out_of_order": p in early} for p in st.pending]
         django = [migration_entry(name) for name, _sql in listed]
-        matches = not (st.modified or st.missing)
+        matches = not (st.modified or st.missing or st.checkpoint_refusal)
         return {
             "owned_apps": sorted(ownership().owned),
             "applied": [{"name": a.name, "applied_at": str(a.applied_at),

@@ -109,6 +109,21 @@ class SchemaCommands(CommandParts):
             self._say(self.style.SUCCESS(
                 f"Recorded {len(result.modules)} migrations as applied; `generate` now works from this schema."))
 
+    def handle_squash(self, options: dict[str, Any]) -> None:
+        from tablemigrate.generate.squash import squash
+
+        done = squash(conf.existing_migrations_dir(), to=options["to"], write=not options["dry_run"])
+        if options["dry_run"]:
+            self.stdout.write(f"{done.name}.py (would replace {len(done.replaced)} modules):")
+            self.stdout.write(done.text)
+        for note in done.notes:
+            self._say(self.style.WARNING("Note: " + note))
+        if not options["dry_run"]:
+            self._say(self.style.SUCCESS(
+                f"Wrote {done.name}: it replaces {len(done.replaced)} modules ({done.replaced[0].name} ... "
+                f"{done.replaced[-1].name}), moved to {done.archive}. Commit both; each database records the "
+                "checkpoint at its next `run`."))
+
     def _adopt(self, target: Any, options: dict[str, Any]) -> None:
         """`baseline` when the modules exist: adopt this database from them (tablemigrate.run.adopt)."""
         from tablemigrate.project.build import managed_models  # tests patch build.managed_models

@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from tablemigrate.errors import GenerateError
-from tablemigrate.history.loader import MODEL_RENAMES_FORMAT, MODULE_FORMAT, PER_ROW_FORMAT, Step
+from tablemigrate.history.loader import (
+    CHECKPOINT_FORMAT,
+    MODEL_RENAMES_FORMAT,
+    MODULE_FORMAT,
+    PER_ROW_FORMAT,
+    Replaced,
+    Step,
+)
 from tablemigrate.operations import FillColumn, Operation
 
 from .plan import PlannedMigration
@@ -263,3 +270,23 @@ def render_empty_module(label: str, subject: str, example: tuple[str, str] | Non
             "    pass\n\n\n"
             "up = [RunPythonWithModels(forwards)]\n"
             "down = [RunPythonWithModels(backwards)]\n")
+
+
+def render_checkpoint(up: list[Step], replaces: list[Replaced], summary: list[str], when: datetime,
+                      adoption_point: tuple[tuple[str, str], ...] | None = None) -> str:
+    """A checkpoint (`squash`): `up` creates at once the schema the modules it `replaces` produce; no `down`
+    (it cannot be reverted). `adoption_point`: the last replaced module's, when it had one."""
+    lines = "".join(f"  - {line}\n" for line in summary)
+    doc = (f"Checkpoint: the schema of the {len(replaces)} migrations it replaces, created at once.\n\n{lines}\n"
+           "A database that applied every one of them records this module in their place and applies nothing;\n"
+           "a new database runs only this. It cannot be reverted.\n\n"
+           f"Generated:   {when.strftime('%Y-%m-%dT%H:%M:%SZ')} by `manage.py tablemigrate squash`\n")
+    up_text, up_imports = _render_list("up", up)
+    entries = "".join(f"    {(r.name, *r.checksums)!r},\n" for r in replaces)
+    return (f'"""{_escaped(doc)}"""\n\n{_imports(up_imports)}'
+            f"module_format = {CHECKPOINT_FORMAT}\n"
+            "label = 'checkpoint'\n"
+            + _render_adoption_point(list(adoption_point) if adoption_point is not None else None)
+            + "# The modules this checkpoint replaces, in apply order: (name, checksum, earlier accepted checksums).\n"
+            + f"replaces = [\n{entries}]\n"
+            + "\n" + up_text)

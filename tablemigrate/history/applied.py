@@ -66,3 +66,18 @@ def record(conn: sqlite3.Connection, migration: Migration, direction: str, secon
                       datetime.now(timezone.utc).isoformat(timespec="seconds"), round(seconds * 1000)))
     else:
         conn.execute(f'DELETE FROM "{HISTORY_TABLE}" WHERE name = ?', (migration.name,))
+
+
+def record_checkpoint(conn: sqlite3.Connection, checkpoint: Migration, replaced: list[str]) -> None:
+    """Record `checkpoint` in the place of the rows of the modules it replaces (`replaced`, all recorded):
+    the first one's row becomes the checkpoint's (so it keeps its place in the order they were applied),
+    the others are deleted; the history then reads as on a database built from the checkpoint. The caller
+    holds the write transaction."""
+    ids = [row[0] for name in replaced for row in
+           conn.execute(f'SELECT id FROM "{HISTORY_TABLE}" WHERE name = ?', (name,))]
+    first = min(ids)
+    conn.executemany(f'DELETE FROM "{HISTORY_TABLE}" WHERE id = ?', [(i,) for i in ids if i != first])
+    conn.execute(f'UPDATE "{HISTORY_TABLE}" SET name = ?, table_name = ?, checksum = ?, applied_at = ?, '
+                 "duration_ms = 0 WHERE id = ?",
+                 (checkpoint.name, checkpoint.table, checkpoint.checksum,
+                  datetime.now(timezone.utc).isoformat(timespec="seconds"), first))

@@ -20,14 +20,29 @@ from tablemigrate.operations import Operation, RunPython
 Step = Union[str, Operation]
 
 SNAPSHOT_NAME = "schema.sql"
+#: The folder of the migrations directory `squash` moves the modules a checkpoint replaces into
+#: (`squashed/<checkpoint>/`): not migration modules any more (only `*.py` files of the directory itself are).
+SQUASHED_DIR = "squashed"
 
 #: The module format `generate` writes (docs/modules.md).
 MODULE_FORMAT = 1
 #: The format of a module that renames a model (`model_renames`).
 MODEL_RENAMES_FORMAT = 2
-#: The format of a module that fills a unique column row by row (`FillColumn(..., per_row=True)`), and the
-#: newest this version reads: an older tablemigrate refuses it with "newer than this tablemigrate reads".
+#: The format of a module that fills a unique column row by row (`FillColumn(..., per_row=True)`).
 PER_ROW_FORMAT = 3
+#: The format of a checkpoint (`replaces`, written by `squash`), and the newest this version reads: an older
+#: tablemigrate refuses it with "newer than this tablemigrate reads" instead of applying it over the tables
+#: the modules it replaces made.
+CHECKPOINT_FORMAT = 4
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """A module a checkpoint replaces: its name, and the checksums a database may have recorded for it
+    (the file's, then the earlier versions it accepted: `previous_checksums`)."""
+
+    name: str
+    checksums: tuple[str, ...]
 
 
 @dataclass
@@ -58,6 +73,9 @@ class Migration:
     # The models it renames, (app label, old model name, new model name), lower-case: `run` renames their
     # content types in the module's transaction (`revert`: back), as Django's RenameContentType does.
     model_renames: list[tuple[str, str, str]] = field(default_factory=list)
+    # A checkpoint (`squash`): the modules, in apply order, whose schema its `up` creates at once. A database
+    # that recorded every one of them records the checkpoint instead, and applies nothing.
+    replaces: list[Replaced] = field(default_factory=list)
 
     def steps(self, direction: str) -> list[Step]:
         if direction == "up":
@@ -147,9 +165,9 @@ def load_source(source: bytes, name: str, path: Path | None = None) -> Migration
     module_format = namespace.get("module_format", 0)
     if not isinstance(module_format, int) or isinstance(module_format, bool) or module_format < 0:
         raise MigrationFileError(f"{where}: `module_format` must be a whole number")
-    if module_format > PER_ROW_FORMAT:
+    if module_format > CHECKPOINT_FORMAT:
         raise MigrationFileError(f"{where}: module format {module_format} is newer than this tablemigrate reads "
-                                 f"(up to {PER_ROW_FORMAT}): upgrade tablemigrate")
+                                 f"(up to {CHECKPOINT_FORMAT}): upgrade tablemigrate")
     atomic = namespace.get("atomic", True)
     if not isinstance(atomic, bool):
         raise MigrationFileError(f"{where}: `atomic` must be True or False")
@@ -179,7 +197,23 @@ def load_source(source: bytes, name: str, path: Path | None = None) -> Migration
         after=_shape(namespace.get("after"), where, "after"),
         adoption_point=_adoption_point(namespace.get("adoption_point"), where),
         model_renames=_model_renames(namespace.get("model_renames"), where, module_format),
+        replaces=_replaces(namespace.get("replaces"), where, module_format),
     )
+
+
+def _replaces(value: Any, where: str, module_format: int) -> list[Replaced]:
+    """`replaces`: a list of (name, checksum, ...) tuples, checked. Only in a module of format 4 or later."""
+    if value is None:
+        return []
+    if module_format < CHECKPOINT_FORMAT:
+        raise MigrationFileError(f"{where}: `replaces` needs `module_format = {CHECKPOINT_FORMAT}` (an older "
+                                 "tablemigrate then refuses the checkpoint instead of applying it)")
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(r, (list, tuple)) and len(r) >= 2 and isinstance(r[0], str) and r[0]
+            and all(_is_checksum(c) for c in r[1:]) for r in value):
+        raise MigrationFileError(f"{where}: `replaces` must be a non-empty list of (module name, checksum, ...) "
+                                 "tuples, as `squash` writes it")
+    return [Replaced(r[0], tuple(r[1:])) for r in value]
 
 
 def _adoption_point(value: Any, where: str) -> tuple[tuple[str, str], ...] | None:

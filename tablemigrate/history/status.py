@@ -16,7 +16,7 @@ from tablemigrate.project import djangoapps
 from tablemigrate.sqlite.lock import run_lock
 
 from . import applied as history
-from .loader import Migration, body_checksum, checksum, load_migration, migration_files
+from .loader import SQUASHED_DIR, Migration, body_checksum, checksum, load_migration, load_source, migration_files
 
 
 @dataclass
@@ -82,6 +82,11 @@ class Status:
     recorded: dict[str, str] = field(default_factory=dict)  # modified name -> the checksum the database has
     now: dict[str, str] = field(default_factory=dict)  # modified name -> body_checksum of the file now
     modules: ModuleFiles | None = field(default=None, repr=False)  # the files as this command read them
+    # A checkpoint (`squash`) this database reached by applying every module it replaces, not recorded yet:
+    # `run` records it in their place. `applied` already lists it where they were (`checkpoint_of`).
+    checkpoint: Migration | None = None
+    replaced: list[str] = field(default_factory=list)  # the recorded names `checkpoint` takes the place of
+    checkpoint_refusal: str = ""  # why the checkpoint cannot be taken: modules it replaces not applied here
 
 
 def status(conn: sqlite3.Connection, directory: Path, modules: ModuleFiles | None = None) -> Status:
@@ -109,7 +114,54 @@ def status(conn: sqlite3.Connection, directory: Path, modules: ModuleFiles | Non
                 st.modified.append(a.name)
                 st.recorded[a.name] = a.checksum
                 st.now[a.name] = body_checksum(source)
+    if files and applied and (st.missing or files[0] in st.pending):
+        checkpoint_of(st, files[0])
     return st
+
+
+def checkpoint_of(st: Status, path: Path) -> None:
+    """When the first module is a checkpoint (`replaces`; `squash` writes one, always first) and this
+    database recorded modules it replaces: those are not missing. With every one recorded (in the version
+    the checkpoint replaces) the checkpoint is applied: `applied` lists it in their place, `checkpoint`
+    says `run` must record it. With only some, or another version of one: `checkpoint_refusal`."""
+    assert st.modules is not None
+    try:
+        m = load_source(st.modules.source(path), path.stem, path)
+    except MigrationFileError:
+        return  # `run` and `show` report the file when they load it
+    recorded = {a.name: a for a in st.applied}
+    done = [r for r in m.replaces if r.name in recorded]
+    if not done:
+        return
+    names = {r.name for r in m.replaces}
+    st.missing = [n for n in st.missing if n not in names]
+    lacking = [r.name for r in m.replaces if r.name not in recorded]
+    other = [r.name for r in done if recorded[r.name].checksum not in r.checksums]
+    where = path.parent / SQUASHED_DIR / m.name
+    if other:
+        st.checkpoint_refusal = (
+            f"this database applied another version of {other[0]} than the one checkpoint {m.name} replaces (its "
+            "checksum differs), so the checkpoint cannot stand for it here; nothing was changed. Compare the "
+            f"version in {where} with what this database applied")
+        return
+    if lacking:
+        more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
+        st.checkpoint_refusal = (
+            f"this database applied {len(done)} of the {len(m.replaces)} migrations checkpoint {m.name} replaces, "
+            f"but not {lacking[0]}{more}: the checkpoint creates every table at once, so it cannot bring this "
+            "database forward; nothing was changed. Apply the rest with the modules as they were first: check out "
+            f"the commit before the squash (the replaced modules are also kept in {where}), run `manage.py "
+            "tablemigrate run` there, then come back and run again")
+        return
+    st.replaced = [a.name for a in st.applied if a.name in names]
+    if path not in st.pending:  # recorded already (beside the rows it replaces: left by hand)
+        st.applied = [a for a in st.applied if a.name not in names]
+        return
+    first = next(i for i, a in enumerate(st.applied) if a.name in names)
+    entry = history.Applied(m.name, m.table, st.modules.checksum(path), st.applied[first].applied_at, 0)
+    st.applied = [*st.applied[:first], entry, *(a for a in st.applied[first:] if a.name not in names)]
+    st.pending.remove(path)
+    st.checkpoint = m
 
 
 def accepts(path: Path, source: bytes, recorded: str) -> bool:
@@ -139,6 +191,8 @@ def acceptance(st: Status, name: str) -> str:
 
 
 def check_history(st: Status) -> None:
+    if st.checkpoint_refusal:
+        raise HistoryMismatch(st.checkpoint_refusal)
     if st.modified:
         name = st.modified[0]
         raise HistoryMismatch(

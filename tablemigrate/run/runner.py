@@ -21,6 +21,7 @@ from tablemigrate.history import applied as history
 from tablemigrate.history.loader import Migration, load_migration
 from tablemigrate.history.status import ModuleFiles, Target, check_history, pending_migrations, status
 from tablemigrate.project import djangoapps
+from tablemigrate.sqlite.transaction import write_transaction
 
 from . import online
 from .preflight import preflight, question, refuse, unconfirmed
@@ -67,6 +68,8 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
     modules = ModuleFiles(directory)  # the files are read once for the whole run
     st = status(target.conn, directory, modules)
     check_history(st)
+    if st.checkpoint is not None:
+        _record_checkpoint(target, directory, lock_timeout, modules)
     wrapper = djangoapps.wrapper_of(target.alias, target.conn) if django else None
     own = djangoapps.ownership() if wrapper is not None else None
     if not st.pending and (own is None or not djangoapps.maybe_pending(target.conn, own)):
@@ -87,6 +90,17 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
     if st.accepted:
         _record_accepted(target, directory, lock_timeout, modules)
     return done
+
+
+def _record_checkpoint(target: Target, directory: Path, lock_timeout: float, modules: ModuleFiles) -> None:
+    """Record the checkpoint this database reached (every module it replaces applied here) in their place,
+    under the runner lock, in one transaction: nothing is applied, no backup is needed."""
+    with target.lock(lock_timeout):
+        st = status(target.conn, directory, modules)
+        check_history(st)
+        if st.checkpoint is not None:  # else another runner recorded it meanwhile
+            with write_transaction(target.conn):
+                history.record_checkpoint(target.conn, st.checkpoint, st.replaced)
 
 
 def _record_accepted(target: Target, directory: Path, lock_timeout: float, modules: ModuleFiles) -> None:
@@ -118,6 +132,10 @@ def _to_revert(target: Target, directory: Path, to: str | None, modules: ModuleF
     by_stem = {p.stem: p for p in st.files}
     migrations = [load_migration(by_stem[n]) for n in reversed(names)]
     for m in migrations:
+        if m.replaces:
+            raise ConfigurationError(
+                f"{m.name} is a checkpoint (it stands for {len(m.replaces)} migrations and creates every table at "
+                f"once): it cannot be reverted; `revert --to {m.name}` reverts the migrations after it")
         if m.down is None:
             raise ConfigurationError(f"migration {m.name} has no `down`: it cannot be reverted")
     return migrations

@@ -58,7 +58,7 @@ EXIT_CODES = """exit codes:
 SEE_EXIT_CODES = "exit codes: see `manage.py tablemigrate --help`"
 
 #: Commands that write (the database, backups, snapshots or modules): SIGTERM stops them the way Ctrl-C does.
-WRITERS = frozenset({"run", "revert", "restore", "snapshot", "baseline", "generate"})
+WRITERS = frozenset({"run", "revert", "restore", "snapshot", "baseline", "generate", "squash"})
 
 
 class Command(MigrationCommands, FileCommands, SchemaCommands):
@@ -198,6 +198,14 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                              "database): check that this database's tables are exactly what they build up to the "
                              "adoption point and record those as applied; `run` then applies the later ones.")
         bl.add_argument("--dry-run", action="store_true", help="print what would be written; change nothing")
+        sq = add("squash", "Replace the first migration modules (up to --to NAME, default all) by one checkpoint "
+                           "module that creates their schema at once, proved first to give exactly the schema they "
+                           "give; move them to squashed/<checkpoint>/ in the migrations directory. A database that "
+                           "applied all of them records the checkpoint in their place at its next `run` (nothing "
+                           "applied); a new one runs the checkpoint alone; one that applied only some is refused "
+                           "until it applied the rest. Refused when they hold a data step. Reads no database.")
+        sq.add_argument("--to", metavar="NAME", help="the last module to squash (default: the last one)")
+        sq.add_argument("--dry-run", action="store_true", help="print the checkpoint; write nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
