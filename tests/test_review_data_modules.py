@@ -6,7 +6,6 @@ import pytest
 
 from tablemigrate.errors import TablemigrateError
 from tablemigrate.run import runner
-from tablemigrate.run.drift import drift
 
 from .helpers import module
 from .test_data_modules import CREATE, _seen, project  # noqa: F401 (fixtures)

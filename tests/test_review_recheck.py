@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
-
 from tablemigrate.errors import TablemigrateError
 from tablemigrate.run import runner
 from tablemigrate.run.preflight import StillEmpty
