@@ -20,6 +20,7 @@ from tablemigrate.run.preflight import StillEmpty
 from tablemigrate.sqlite.changes import AlterColumn
 from tablemigrate.sqlite.schema import Column
 
+from .helpers import copy_example_project, tablemigrate
 from .test_edges_command import edge, modules, rows, tm  # noqa: F401 (the fixture)
 
 CREATE = "0001_create_t"
@@ -143,6 +144,77 @@ def test_generate_check_format_json_lists_the_changes(tmp_path):
     doc = json.loads(out.getvalue())
     assert doc["command"] == "generate" and doc["changes"] and doc["tables"]
     assert all(c["kind"] == "create" and c["tables"] and c["destructive"] == [] for c in doc["changes"])
+
+
+def test_run_check_format_json_with_an_edited_history_writes_its_document_then_exits_2(edge):  # noqa: F811
+    """As `show --check --format json`: the document (history_matches false) first, so a CI step that parses
+    stdout reads why the check failed; the exit code stays 2 (what `run` refuses)."""
+    modules(edge.parent / "m", **{CREATE: CREATE_T})
+    tm("run", "--noinput", "--no-backup", verbosity=0)
+    with (edge.parent / "m" / f"{CREATE}.py").open("a") as f:
+        f.write("# edited\n")
+    for command in ("show", "run"):
+        out = io.StringIO()
+        with pytest.raises(CommandError) as info:
+            call_command("tablemigrate", command, "--check", "--format", "json", "--database", "edge", stdout=out)
+        assert info.value.returncode == 2
+        doc = json.loads(out.getvalue())
+        assert doc["history_matches"] is False and doc["pending"] == [], command
+
+
+def test_run_format_json_at_verbosity_2_keeps_the_signals_lines_off_stdout(edge):  # noqa: F811
+    """pre/post_migrate handlers write "Running post-migrate handlers ..." to the stdout they are given, and
+    contenttypes/auth print() "Adding content type ...": under --format json both go to stderr."""
+    from django.db.models.signals import post_migrate
+
+    def printing(sender, **kwargs) -> None:  # noqa: ARG001 (a signal receiver)
+        print(f"Adding something for {sender.label}")  # as contenttypes' and auth's receivers do
+
+    modules(edge.parent / "m", **{CREATE: CREATE_T})
+    post_migrate.connect(printing, weak=False, dispatch_uid="test-printing")
+    try:
+        out, err = tm("run", "--noinput", "--no-backup", "--format", "json", verbosity=2)
+    finally:
+        post_migrate.disconnect(dispatch_uid="test-printing")
+    assert json.loads(out)["command"] == "run"  # the whole of stdout
+    assert "Running post-migrate handlers" in err and "Adding something for sampleapp" in err
+
+
+@pytest.mark.subprocess
+def test_run_format_json_at_verbosity_2_prints_only_the_document_from_manage_py(tmp_path):
+    """The same through manage.py with the example project: contenttypes and auth print() their "Adding
+    content type/permission ..." lines on the process's stdout (review reproduction, moved here)."""
+    site = copy_example_project(tmp_path)
+    done = tablemigrate(site, "run", "--format", "json", "-v", "2", EXAMPLE_DB=str(site / "db.sqlite3"))
+    assert json.loads(done.stdout)["command"] == "run"
+    assert "Adding content type" in done.stderr
+
+
+def _generate_check_json(directory) -> tuple[int, dict]:
+    out = io.StringIO()
+    with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=directory):
+        try:
+            call_command("tablemigrate", "generate", "--check", "--format", "json", stdout=out)
+            code = 0
+        except CommandError as exc:
+            code = exc.returncode
+    return code, json.loads(out.getvalue())
+
+
+def test_generate_check_format_json_says_why_it_fails(tmp_path):
+    """`ok` agrees with the exit code and `reasons` names the keys that make it fail: a stale schema.sql alone
+    fails with `changes: []`."""
+    code, doc = _generate_check_json(tmp_path / "m")
+    assert (code, doc["ok"], doc["reasons"]) == (1, False, ["changes"]) and doc["changes"]
+    with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=tmp_path / "m"):
+        call_command("tablemigrate", "generate", "--noinput", stdout=io.StringIO())
+    code, doc = _generate_check_json(tmp_path / "m")
+    assert (code, doc["ok"], doc["reasons"], doc["changes"], doc["stale_schema_sql"]) == (0, True, [], [], None)
+    with sorted((tmp_path / "m").glob("[0-9]*.py"))[0].open("a") as f:
+        f.write("# edited by hand, generate not run\n")
+    code, doc = _generate_check_json(tmp_path / "m")
+    assert (code, doc["ok"], doc["reasons"], doc["changes"]) == (1, False, ["stale_schema_sql"], [])
+    assert doc["stale_schema_sql"]
 
 
 # 3. Output ---------------------------------------------------------------------------------------------------

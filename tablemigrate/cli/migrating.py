@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, OutputWrapper
 
 from tablemigrate import conf
 from tablemigrate.errors import DatabaseLocked, LockTimeout, MigrationsPending, is_busy
@@ -222,11 +222,13 @@ class MigrationCommands(CommandParts):
         from tablemigrate.history.status import check_history, status
 
         st = status(target.conn, directory)
-        check_history(st)  # what `run` would refuse first
-        doc = self._status_document(target, directory, st, with_drift=False)
-        if as_json:
-            self._write_json(document("run", check=True, pending=doc["pending"], applied=[], tables=[]))
+        if as_json:  # the document first, as `show --check`: a CI step reads why it failed (then exit 2 or 4)
+            doc = self._status_document(target, directory, st, with_drift=False)
+            self._write_json(document("run", check=True, pending=doc["pending"], applied=[], tables=[],
+                                      history_matches=doc["history_matches"]))
         else:
+            check_history(st)  # what `run` would refuse first
+            doc = self._status_document(target, directory, st, with_drift=False)
             for entry in doc["pending"]:
                 flags = f"  (destructive: {'; '.join(entry['destructive'])})" if entry["destructive"] else ""
                 prefix = "django: " if entry["kind"] == "django" else ""
@@ -273,7 +275,10 @@ class MigrationCommands(CommandParts):
     def _migrate_signals(self, alias: str, options: dict[str, Any]):
         from tablemigrate.project.djangoapps import MigrateSignals
 
-        return MigrateSignals(alias, options["verbosity"], options["interactive"], self.stdout)
+        # Under --format json the receivers' lines ("Running post-migrate handlers ...", -v 2) go to
+        # stderr: stdout holds only the document.
+        out = OutputWrapper(self.stderr._out) if options.get("format") == "json" else self.stdout
+        return MigrateSignals(alias, options["verbosity"], options["interactive"], out)
 
     def _post_migrate(self, announce, done: list, backward: bool = False) -> None:
         """What Django's `migrate` does after applying (also when there was nothing to apply): receivers

@@ -62,6 +62,18 @@ def reporting(command: BaseCommand, options: dict[str, Any]) -> Iterator[None]:
             logger.setLevel(previous)
 
 
+@contextlib.contextmanager
+def document_only(command: BaseCommand, options: dict[str, Any]) -> Iterator[None]:
+    """Under `--format json`, stdout holds only the document: what anything else prints with print()
+    (Django's contenttypes and auth post_migrate receivers, a data step) goes to the command's stderr.
+    The document is written through `command.stdout`, which keeps the stream it was made with."""
+    if options.get("format") != "json":
+        yield
+        return
+    with contextlib.redirect_stdout(command.stderr._out):
+        yield
+
+
 #: The version of the `--format json` document (`show`, `run`, `generate --check`). Keys are only ever
 #: added; a removed or retyped key makes a new version.
 JSON_FORMAT = 1

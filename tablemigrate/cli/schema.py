@@ -50,14 +50,16 @@ class SchemaCommands(CommandParts):
                                "that exist there)", returncode=2)
         result = generate(conf.migrations_dir(), managed_models(alias), label=options["name"],
                           renames=renames, questioner=questioner, write=write, foreign=foreign_tables(alias))
-        if as_json:
+        if as_json:  # what --check fails on (exit 1), named by the keys that hold it: the document says why
+            reasons = [key for key, fails in (("changes", result.changed), ("stale_schema_sql", result.stale_snapshot))
+                       if fails]
             self._write_json(document("generate", check=True, changes=[
                 {"name": m.name, "kind": m.plan.kind, "tables": [t for t in (m.plan.old_table, m.plan.table) if t],
                  "summary": list(m.plan.summary),
                  "destructive": list(m.plan.destructive), "warnings": list(m.warnings)} for m in result.modules],
                 tables=sorted({t for m in result.modules for t in (m.plan.old_table, m.plan.table) if t},
                               key=str.lower),
-                stale_schema_sql=result.stale_snapshot))
+                stale_schema_sql=result.stale_snapshot, ok=not reasons, reasons=reasons))
         if not result.changed:
             if result.stale_snapshot and options["check"]:
                 raise CommandError(f"{result.stale_snapshot}: run `manage.py tablemigrate generate` to rewrite "

@@ -80,7 +80,10 @@ def run(target: Target, directory: Path, *, allow_destructive: bool = False,
                 online.clean_leftovers(target.conn)
         if st.accepted:
             _record_accepted(target, directory, lock_timeout, modules)
-        return []  # the common case at container start: no module imported, no lock, no backup
+        # The common case at container start: no module imported, no backup, no lock taken here (the
+        # command then takes the runner lock only to send pre/post_migrate, unless TABLEMIGRATE_POST_MIGRATE
+        # is False).
+        return []
 
     def select() -> Work:  # under the lock: another runner may have applied some already
         dplan = djangoapps.plan(wrapper, own, record_squashed=True) if wrapper is not None else djangoapps.DjangoPlan()

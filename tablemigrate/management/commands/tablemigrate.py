@@ -17,7 +17,7 @@ from django.core.management.base import CommandError
 
 from tablemigrate.cli.files import FileCommands
 from tablemigrate.cli.migrating import MigrationCommands
-from tablemigrate.cli.output import reporting
+from tablemigrate.cli.output import document_only, reporting
 from tablemigrate.cli.process import (
     EXIT_SIGPIPE,
     add_djangos_options,
@@ -130,7 +130,8 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
         g.add_argument("--dry-run", action="store_true", help="print the modules and SQL; write nothing")
         g.add_argument("--check", action="store_true",
                        help="write nothing; exit 1 when the models differ from the history (for CI)")
-        add_format(g, "with --check: the changes found, their tables and destructive flags")
+        add_format(g, "with --check: the changes found, their tables and destructive flags, and why it fails: "
+                      "ok, reasons")
         g.add_argument("--rename", action="append", default=[], metavar="OLD:NEW",
                        help="declare a rename: TABLE.OLDCOLUMN:NEWCOLUMN, OLDTABLE:NEWTABLE or APP.OLDMODEL:APP.NEWMODEL "
                             "(a model: its content type follows; repeatable)")
@@ -214,7 +215,8 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
         self._history_before: list[str] | None = None
         with signals_stop_cleanly(action in WRITERS) as stop:
             try:
-                with long_lived_objects_frozen(until_exit=getattr(self, "whole_process", False)):
+                with long_lived_objects_frozen(until_exit=getattr(self, "whole_process", False)), \
+                        document_only(self, options):
                     if action in ("run", "revert"):
                         with reporting(self, options):
                             getattr(self, "handle_" + action)(options)
