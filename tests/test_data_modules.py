@@ -193,6 +193,77 @@ def test_a_failing_step_rolls_back_the_whole_module_and_the_run_restores_the_bac
     assert rows(target) == before and applied(target, d) == ["0001_create"]
 
 
+#: A data step that changes the schema through Django's schema editor: replays of the history (database A,
+#: the rehearsal, drift, the test database) never run it, so every real database would differ from A.
+SCHEMA_CHANGE = """
+from django.db import models
+from tablemigrate.operations import RunPythonWithModels
+
+
+def forwards(apps, schema_editor):
+    Author = apps.get_model('sampleapp', 'Author')
+    field = models.IntegerField(null=True)
+    field.set_attributes_from_name('sneaky')
+    schema_editor.add_field(Author, field)
+
+
+up = [RunPythonWithModels(forwards)]
+"""
+
+
+def columns(target) -> list[str]:
+    return [c[1] for c in target.conn.execute("PRAGMA table_info(sampleapp_author)")]
+
+
+@pytest.mark.parametrize("atomic", ["", "atomic = False\n"])
+def test_a_data_step_that_changes_the_schema_fails_its_module_and_the_backup_is_restored(project, atomic):
+    """(review of issue 25) Found by SQLite's schema cookie and rows, whatever the step calls."""
+    target, d = project
+    module(d, "0001_create", CREATE)
+    runner.run(target, d, take_backup=False)
+    module(d, "0002_data", atomic + SCHEMA_CHANGE)
+    with pytest.raises(MigrationFailed, match=r"^migration 0002_data \(up\) step 1 RunPythonWithModels\('forwards'\) "
+                       r"changed the database's schema \(table sampleapp_author\): a Python step may change data "
+                       "only") as failed:
+        runner.run(target, d)
+    assert failed.value.exit_code == 1 and "\n" not in str(failed.value)
+    assert "sneaky" not in columns(target) and applied(target, d) == ["0001_create"]
+
+
+def test_a_function_step_that_makes_an_index_fails_but_a_helper_table_dropped_again_or_a_temp_one_does_not(project):
+    target, d = project
+    module(d, "0001_create", CREATE)
+    module(d, "0002_helper", "def up(db):\n"
+                             "    db.execute('CREATE TABLE helper AS SELECT id FROM sampleapp_author')\n"
+                             "    db.execute('CREATE TEMP TABLE scratch (x)')\n"
+                             "    db.execute('DROP TABLE helper')\n")
+    runner.run(target, d, take_backup=False)
+    module(d, "0003_index", "def up(db):\n    db.execute('CREATE INDEX sneaky ON sampleapp_author (legacy)')\n")
+    with pytest.raises(MigrationFailed, match=r"0003_index \(up\) step 1 RunPython\('up'\) changed the "
+                       r"database's schema \(index sneaky\)"):
+        runner.run(target, d, take_backup=False)
+    assert target.conn.execute("SELECT name FROM sqlite_master WHERE name IN ('sneaky', 'helper')").fetchall() == []
+    assert applied(target, d) == ["0001_create", "0002_helper"]
+
+
+def test_a_step_asking_for_a_model_whose_table_a_later_module_makes_by_a_rename_is_told_why(project):
+    """(review of issue 25) Django's RunPython would get the model with its old db_table; here the table
+    under its old name cannot be told (the step runs without the later modules), so the model is not in
+    `apps`, and the LookupError names it and says why, on one line."""
+    target, d = project
+    module(d, "0001_old", "up = ['CREATE TABLE \"old_author\" (\"id\" integer NOT NULL PRIMARY KEY, \"name\" text)']\n")
+    module(d, "0002_read", "from tablemigrate.operations import RunPythonWithModels\n\n\n"
+                           "def forwards(apps, schema_editor):\n    apps.get_model('sampleapp.Author')\n\n\n"
+                           "up = [RunPythonWithModels(forwards)]\n")
+    module(d, "0003_rename", "up = ['ALTER TABLE \"old_author\" RENAME TO \"sampleapp_author\"']\n")
+    with pytest.raises(MigrationFailed, match=r"^migration 0002_read \(up\) failed at step 1 RunPythonWithModels"
+                       r"\('forwards'\): LookupError: model sampleapp.Author is not in this step's apps: its table "
+                       r"sampleapp_author does not exist at this point of the history \(a later module creates it, "
+                       r"or renames another table to it") as failed:
+        runner.run(target, d, take_backup=False)
+    assert "\n" not in str(failed.value) and applied(target, d) == ["0001_old"]
+
+
 def test_generate_empty_starts_a_data_module_after_the_latest_that_run_and_revert_take(project, capsys):
     target, _ = project
     d = target.path.parent / "m"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tablemigrate.errors import MigrationFailed, MigrationFileError
+from tablemigrate.errors import MigrationFailed, MigrationFileError, NotConfirmed
 from tablemigrate.history.loader import load_migrations
 from tablemigrate.run import runner
 
@@ -54,3 +54,19 @@ def test_operations_that_need_a_transaction_are_refused_in_a_module_that_is_not_
     module(d, "0001_x", "atomic = 'no'\nup = []\n")
     with pytest.raises(MigrationFileError, match="`atomic` must be True or False"):
         load_migrations(d)
+
+
+def test_a_destructive_module_that_is_not_atomic_is_asked_about_even_when_its_table_is_empty(project):
+    """Counted empty waives a module's destructive flags only where StillEmpty checks it again in the
+    transaction of the steps; an `atomic = False` module has none, so a row written after that recheck
+    was dropped unconfirmed with exit 0 (review of issue 25). Now it is asked about like any other."""
+    target, d = project
+    module(d, "0002_e", "up = ['CREATE TABLE e (id integer PRIMARY KEY, c text)']\ndown = ['DROP TABLE e']\n")
+    runner.run(target, d)
+    module(d, "0003_drop", "table = 'e'\natomic = False\ndestructive = ['drops e.c']\n"
+                           "up = ['ALTER TABLE e DROP COLUMN c']\ndown = None\n")
+    with pytest.raises(NotConfirmed, match="drops e.c"):
+        runner.run(target, d)  # no --allow-destructive, no one to ask: refused although e is empty
+    assert [c[1] for c in target.conn.execute("PRAGMA table_info(e)")] == ["id", "c"]
+    assert [m.name for m in runner.run(target, d, allow_destructive=True)] == ["0003_drop"]
+    assert [c[1] for c in target.conn.execute("PRAGMA table_info(e)")] == ["id"]

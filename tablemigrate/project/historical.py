@@ -204,8 +204,10 @@ def models_as_tables(wrapper: Any) -> Any:
     definition (`ProjectState.from_apps`, the state Django's autodetector compares) and is reconciled
     with its live table as Django's `inspectdb` reads it (`get_table_description`):
 
-    - a model whose table does not exist (a later module creates it) is left out, with the proxies of
-      it and the relations to it; so is a many-to-many field whose join table does not exist;
+    - a model whose table does not exist (a later module creates it, or renames another table to it: the
+      step cannot tell which table that is) is left out, with the proxies of it and the relations to it,
+      and `apps.get_model` of it raises a LookupError that says so; so is a many-to-many field whose join
+      table does not exist;
     - a field whose column the table does not have (a later module adds it) is left out;
     - a column with no field (a later module drops or renames it) gets the field `inspectdb` would
       write for it (its name, type, size, NULL), so the step can read and write it;
@@ -219,10 +221,11 @@ def models_as_tables(wrapper: Any) -> Any:
     from django.db.migrations.state import ProjectState
 
     current = ProjectState.from_apps(global_apps)
+    model_tables = _model_tables(current, global_apps)
     with wrapper.cursor() as cursor:
         tables = {t.name.lower() for t in wrapper.introspection.get_table_list(cursor) if t.type == "t"}
         described = {key: wrapper.introspection.get_table_description(cursor, table)
-                     for key, table in _model_tables(current, global_apps).items() if table.lower() in tables}
+                     for key, table in model_tables.items() if table.lower() in tables}
     models = {key: model.clone() for key, model in current.models.items()}
     gone = {key for key, model in models.items() if _has_table(model) and key not in described}
     for _ in models:  # proxies of a model left out go with it, and a base a kept model needs stays
@@ -243,15 +246,37 @@ def models_as_tables(wrapper: Any) -> Any:
                 del model.fields[name]
         if key in described:
             _as_table(model, described[key], wrapper, inspect)
-    state = ProjectState(models=models)
-    joins = [(model._meta.app_label, model._meta.model_name, f.name) for model in state.apps.get_models()
+    missing = {key: model_tables[key] for key in gone if key in model_tables}
+    apps = _apps_without(missing, models)
+    joins = [(model._meta.app_label, model._meta.model_name, f.name) for model in apps.get_models()
              for f in model._meta.local_many_to_many
              if f.remote_field.through._meta.auto_created and f.m2m_db_table().lower() not in tables]
     if not joins:
-        return state.apps
+        return apps
     for app_label, model_name, name in joins:
         del models[app_label, model_name].fields[name]
-    return ProjectState(models=models).apps
+    return _apps_without(missing, models)
+
+
+def _apps_without(missing: dict[tuple[str, str], str], models: dict) -> Any:
+    """Django's `StateApps` of `models`, where asking for a model left out because its table `missing[key]`
+    does not exist says so (Django's LookupError says only that there is no such model)."""
+    from django.db.migrations.state import StateApps
+
+    class AppsAsTables(StateApps):
+        def get_model(self, app_label: str, model_name: str | None = None, require_ready: bool = True) -> Any:
+            try:
+                return super().get_model(app_label, model_name, require_ready)
+            except LookupError:
+                app, _, name = (app_label if model_name is None else f"{app_label}.{model_name}").partition(".")
+                table = missing.get((app.lower(), name.lower()))
+                if table is None:
+                    raise
+            raise LookupError(f"model {app}.{name} is not in this step's apps: its table {table} does not exist at "
+                              "this point of the history (a later module creates it, or renames another table to "
+                              "it, and the step cannot be given the table's old name)") from None
+
+    return AppsAsTables(set(), models)
 
 
 def _model_tables(state: Any, apps: Any) -> dict[tuple[str, str], str]:

@@ -211,6 +211,7 @@ class Applier:
         names the migration, the step and what ran. An operation's Python may raise anything."""
         conn = self.conn
         caught = sqlite3.Error if isinstance(done, str) else Exception
+        schema = _schema(conn) if isinstance(done, RunPython) else None
         started = time.perf_counter()
         try:
             if isinstance(done, str):
@@ -224,6 +225,8 @@ class Applier:
             why = str(exc) if isinstance(done, str) else f"{type(exc).__name__}: {exc}"
             raise MigrationFailed(
                 f"migration {migration.name} ({direction}) failed at step {number} {what}: {why}") from exc
+        if schema is not None:
+            _refuse_schema_change(conn, schema, f"migration {migration.name} ({direction}) step {number} {done!r}")
         if self.observer is not None:
             self.observer.ran(conn, number, index, done, time.perf_counter() - started)
 
@@ -267,6 +270,29 @@ def _migration_pragmas(conn: sqlite3.Connection) -> Iterator[None]:
     finally:
         conn.execute(f"PRAGMA foreign_keys = {int(fk_before)}")
         conn.execute(f"PRAGMA threads = {int(threads_before)}")
+
+
+def _schema(conn: sqlite3.Connection) -> tuple[int, set[tuple]]:
+    """The main database's schema cookie (`PRAGMA schema_version`: SQLite bumps it at every change of
+    `sqlite_schema`) and its rows, as SQLite holds them."""
+    return (conn.execute("PRAGMA main.schema_version").fetchone()[0],
+            set(conn.execute("SELECT type, name, tbl_name, sql FROM main.sqlite_master")))
+
+
+def _refuse_schema_change(conn: sqlite3.Connection, before: tuple[int, set[tuple]], step: str) -> None:
+    """A Python step that changed the main database's schema fails its migration (which rolls back).
+
+    Replays of the history (database A, the rehearsal, drift, the test database) never run Python steps,
+    so a schema it changed would differ from then on between every real database and what the history
+    makes. The cookie says at once that nothing changed; when it moved, the schema's rows are compared (a
+    helper table made and dropped again changes nothing). TEMP objects are not the database's schema."""
+    version, rows = _schema(conn)
+    if version == before[0] or rows == before[1]:
+        return
+    names = sorted({f"{row[0]} {row[1]}" for row in rows ^ before[1]})
+    raise MigrationFailed(
+        f"{step} changed the database's schema ({', '.join(names)}): a Python step may change data only, "
+        "since replays of the history never run it; make the schema change in a module's SQL (generate)")
 
 
 def _locked(migration: Migration, direction: str, at: str, exc: BaseException) -> DatabaseLocked:

@@ -54,7 +54,8 @@ def preflight(target: Target, migrations: list[Migration], direction: str,
     when it runs loses nothing: datacheck). `others_write_first`: the run applies Django migrations
     first, which may write rows into tables that are empty now. `explain`: log the flags not asked about.
     `recheck` (a run that will not ask): such a module's first step checks, in its transaction, that the
-    live tables counted empty still are (StillEmpty)."""
+    live tables counted empty still are (StillEmpty). An `atomic = False` module has no such transaction:
+    its flags are always returned."""
     if not migrations:
         return []
     effects = validate(target, migrations, direction)
@@ -67,7 +68,10 @@ def preflight(target: Target, migrations: list[Migration], direction: str,
     reasons = []
     for m in migrations:
         flags = m.destructive if direction == "up" else m.down_destructive
-        if flags and m.name in checked.lose_nothing:
+        # Counted empty is waived only where it is checked again in the steps' own transaction: an
+        # `atomic = False` module runs each statement on its own, so a row written after the recheck
+        # would be lost unconfirmed. Its flags are asked about as they are for any destructive module.
+        if flags and m.name in checked.lose_nothing and m.atomic:
             if recheck:
                 _recheck_in_transaction(m, direction, checked.still_empty.get(m.name, []),
                                         checked.still_lossless.get(m.name, []))

@@ -153,7 +153,8 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
 
         def add_apply_options(p: argparse.ArgumentParser) -> None:
             p.add_argument("--allow-destructive", action="store_true",
-                           help="apply migrations flagged destructive without asking")
+                           help="apply migrations flagged destructive without asking (one that loses nothing on "
+                                "this database, counted, is not asked about unless it is `atomic = False`)")
             p.add_argument("--no-backup", dest="backup", action="store_false",
                            help="skip the backup (a failure then only rolls back the failing migration)")
 
