@@ -14,11 +14,12 @@ would lose one fails and rolls back.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,10 @@ PROGRESS_CHUNK = 50_000
 
 class Operation:
     """Base class: something that applies itself to a connection inside an open transaction."""
+
+    #: True for a check: it only reads, and raises when the database is not as the module needs it. The
+    #: online rebuild (run/online.py) runs such a step in its first transaction and again at the swap.
+    check_only = False
 
     def sql_preview(self) -> list[str]:
         """The SQL this operation will run, as far as it is known before run time."""
@@ -79,18 +84,32 @@ class RebuildTable(Operation):
 
     `copy` maps each target column to an SQL expression over the current table. Target columns not in
     `copy` take their default (or NULL); generated columns are computed by SQLite.
+
+    `fill` maps a new column to an unbound Django field: the copy gives each row the value Django gives
+    existing rows (`FillColumn(..., per_row=True)`), computed for that row as the row is copied, by
+    `FILL_FUNCTION` (a function of the connection, there for the rebuild only). A NOT NULL column in a
+    unique constraint thus never holds a stand-in that its CHECK, or any other rule, could refuse.
     """
 
-    def __init__(self, table: str, create: str, copy: dict[str, str]):
+    #: The SQL function the copy calls, with the column's name, for each row of a column in `fill`.
+    FILL_FUNCTION = "tablemigrate_fill_value"
+
+    def __init__(self, table: str, create: str, copy: dict[str, str], *, fill: dict[str, Any] | None = None):
         self.table = table
         self.create = create
-        self.copy = dict(copy)
+        self.fill = dict(fill or {})
+        self.copy = {**copy, **{c: f"{self.FILL_FUNCTION}({sqltext.literal(c)})" for c in self.fill}}
 
     def __repr__(self) -> str:
         return f"RebuildTable({self.table!r})"
 
     def deconstruct(self) -> tuple[list[Any], dict[str, Any]]:
-        return [self.table], {"create": self.create, "copy": self.copy}
+        copy = {c: e for c, e in self.copy.items() if c not in self.fill}
+        return [self.table], {"create": self.create, "copy": copy, **({"fill": self.fill} if self.fill else {})}
+
+    def fills(self) -> list[FillColumn]:
+        """The columns the copy computes for each row, as the fills they replace."""
+        return [FillColumn(self.table, c, f, per_row=True) for c, f in self.fill.items()]
 
     def _temp_name(self, conn: sqlite3.Connection | None = None) -> str:
         """`new__<table>`, or a numbered variant when a table of that name exists (never dropped)."""
@@ -194,6 +213,8 @@ class RebuildTable(Operation):
         tmp = self._temp_name()
         return [
             sqltext.pretty_create_table(self.create, tmp),
+            *[f"-- {f.column}: {f.describe()}, stored as Django stores a {type(f.field).__name__}, computed "
+              f"by {self.FILL_FUNCTION}({sqltext.literal(f.column)})" for f in self.fills()],
             *self._copy_preview(tmp),
             f"DROP TABLE {quote(self.table)}",
             f"ALTER TABLE {quote(tmp)} RENAME TO {quote(self.table)}",
@@ -213,6 +234,24 @@ class RebuildTable(Operation):
                 self._copy_sql(tmp, whole_rows=True)]
 
     def apply(self, conn: sqlite3.Connection) -> None:
+        with self.filling(conn):
+            self._apply(conn)
+
+    @contextlib.contextmanager
+    def filling(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """`FILL_FUNCTION` on `conn` while the copy runs (when `fill` names a column)."""
+        if not self.fill:
+            yield
+            return
+        each = {f.column.lower(): f.each_row(conn) for f in self.fills()}
+        # not deterministic: SQLite calls it for every row
+        conn.create_function(self.FILL_FUNCTION, 1, lambda column: each[str(column).lower()]())
+        try:
+            yield
+        finally:
+            conn.create_function(self.FILL_FUNCTION, 1, None)
+
+    def _apply(self, conn: sqlite3.Connection) -> None:
         table, tmp = self.table, self._temp_name(conn)
         self.check_sources(conn)
         started, copied = time.perf_counter(), []
@@ -249,8 +288,9 @@ class AlterTableInPlace(RebuildTable):
     not write the schema), it runs the rebuild instead, with the same `copy`. After the rewrite, the live
     table's columns and every index's keys are compared with what the scratch copy reported (O(1))."""
 
-    def __init__(self, table: str, create: str, copy: dict[str, str], *, check: bool = False):
-        super().__init__(table, create, copy)
+    def __init__(self, table: str, create: str, copy: dict[str, str], *, check: bool = False,
+                 fill: dict[str, Any] | None = None):
+        super().__init__(table, create, copy, fill=fill)
         self.check = check  # prove the rows satisfy the definition (NOT NULL, CHECK), whatever it adds
 
     def __repr__(self) -> str:
@@ -500,22 +540,25 @@ class FillColumn(Operation):
         where = f" WHERE {quote(self.column)} IS NULL" if self.only_null else ""
         if conn.execute(f"SELECT 1 FROM {quote(self.table)}{where} LIMIT 1").fetchone() is None:
             return  # no row to fill (database A, a new table): the default is not computed at all
-        literals = self._literals(conn)
         if not self.per_row:
-            conn.execute(self._update_sql(literals()))
+            conn.execute(self._update_sql(self.literal(conn)))
             return
         # One UPDATE calling a function of this connection once per row it sets (any table: no rowid
-        # needed). The function returns what SQLite makes of the literal, so each row stores exactly what
-        # the one-value UPDATE would have stored.
-        def each() -> Any:
-            return conn.execute(f"SELECT {literals()}").fetchone()[0]
-
+        # needed).
         name = "tablemigrate_fill_value"
-        conn.create_function(name, 0, each)  # not deterministic: SQLite calls it for every row
+        conn.create_function(name, 0, self.each_row(conn))  # not deterministic: SQLite calls it for every row
         try:
             conn.execute(self._update_sql(f"{name}()"))
         finally:
             conn.create_function(name, 0, None)
+
+    def each_row(self, conn: sqlite3.Connection) -> Callable[[], Any]:
+        """A function that computes the value anew at each call, as SQLite stores it.
+
+        What SQLite makes of the literal, so each row gets exactly what the one-value UPDATE would have
+        stored; a function of `conn` gives it to each row (an UPDATE, or a rebuild's copy)."""
+        literals = self._literals(conn)
+        return lambda: conn.execute(f"SELECT {literals()}").fetchone()[0]
 
 
 class DjangoDataStep(RunPython):

@@ -13,16 +13,18 @@ import uuid
 from pathlib import Path
 from unittest import mock
 
+import django
 import pytest
 from django.apps.registry import Apps
 from django.core.management import CommandError, call_command
 from django.db import connection, models
+from django.db.models import Q
 from django.test import override_settings
 
 from tablemigrate.errors import GenerateError
 from tablemigrate.generate.pipeline import generate
 from tablemigrate.history.loader import load_migrations
-from tablemigrate.operations import FillColumn
+from tablemigrate.operations import FillColumn, RebuildTable
 from tablemigrate.run.datacheck import check
 
 from .helpers import apply_new
@@ -73,7 +75,7 @@ def test_a_new_unique_uuid_column_gives_every_existing_row_a_value_of_its_own(tm
     apply_new(conn, tmp_path / "m", applied)
     keys = [k for (k,) in conn.execute("SELECT key FROM blog_post ORDER BY id")]
     assert len(set(keys)) == 3 and all(uuid.UUID(k).hex == k for k in keys)  # stored as Django stores a UUID
-    assert "per_row=True" in module.text
+    assert "fill={" in module.text and "per_row" not in module.text  # computed in the rebuild's copy, per row
     assert any("uuid.uuid4() called for each row when the migration runs" in line for line in module.plan.summary)
 
 
@@ -247,3 +249,73 @@ def test_a_module_that_fills_row_by_row_is_a_format_an_older_tablemigrate_refuse
     path.write_text(text.replace("module_format = 3", "module_format = 5"))
     with pytest.raises(MigrationFileError, match="newer than this tablemigrate reads .up to 4.: upgrade"):
         loader.load_migration(path)
+
+
+# A NOT NULL unique column is computed per row in the rebuild's copy itself (no stand-in value) ------------
+
+CHECK = "condition" if django.VERSION >= (5, 1) else "check"
+
+
+def small() -> int:
+    """A callable default that gives each row its own number below 1000."""
+    small.n = getattr(small, "n", 0) + 1  # type: ignore[attr-defined]
+    return small.n  # type: ignore[attr-defined]
+
+
+def big() -> int:
+    """A callable default whose values a CHECK (rank < 1000) refuses."""
+    return 5000 + small()
+
+
+def code() -> str:
+    return "C" + uuid.uuid4().hex[:7]
+
+
+@pytest.mark.parametrize("field, rule", [
+    (models.IntegerField(default=small, unique=True), Q(rank__lt=1000)),
+    (models.CharField(max_length=8, default=code, unique=True), Q(rank__startswith="C")),
+])
+def test_a_unique_not_null_column_with_a_check_is_filled_per_row_in_the_copy(tmp_path, field, rule):
+    """NOT NULL + unique + a CHECK that every value the callable gives satisfies: the copy computes each
+    row's value, so no stand-in (a random number, a hex text) trips the CHECK first; `run`'s data check
+    does not evaluate what Python computes when the copy runs, so it refuses nothing."""
+    conn, applied = live(tmp_path, post_model(), THREE)
+    new = post_model({"constraints": [models.CheckConstraint(**{CHECK: rule}, name="rank_ok")]}, rank=field)
+    (module,) = generate(tmp_path / "m", [new]).modules
+    (rebuild,) = [s for s in module.plan.up if isinstance(s, RebuildTable)]
+    assert list(getattr(rebuild, "fill", {})) == ["rank"] and not any(isinstance(s, FillColumn) for s in module.plan.up)
+    assert "module_format = 3" in module.text and "fill={" in module.text
+    pending = [m for m in load_migrations(tmp_path / "m") if m.name not in applied]
+    assert [f.message for f in check(conn, pending) if f.kind == "violation"] == []
+    assert any("rank: " in line and "computed by tablemigrate_fill_value('rank')" in line
+               for s in pending[0].up if isinstance(s, RebuildTable) for line in s.sql_preview())
+    apply_new(conn, tmp_path / "m", applied)
+    assert len({r for (r,) in conn.execute("SELECT rank FROM blog_post")}) == 3
+    assert conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]  # NOT NULL and the CHECK hold
+
+
+def test_a_per_row_value_the_check_refuses_fails_the_migration_and_keeps_the_rows(tmp_path):
+    from tablemigrate.errors import MigrationFailed
+
+    conn, applied = live(tmp_path, post_model(), THREE)
+    new = post_model({"constraints": [models.CheckConstraint(**{CHECK: Q(rank__lt=1000)}, name="rank_small")]},
+                     rank=models.IntegerField(default=big, unique=True))
+    generate(tmp_path / "m", [new])
+    before = conn.execute("SELECT * FROM blog_post ORDER BY id").fetchall()
+    with pytest.raises(MigrationFailed, match="CHECK constraint failed: rank_small"):
+        apply_new(conn, tmp_path / "m", applied)
+    assert conn.execute("SELECT * FROM blog_post ORDER BY id").fetchall() == before
+
+
+def test_a_column_only_in_a_partial_index_condition_is_computed_once(tmp_path):
+    """A column that only a partial unique index's WHERE reads is not unique: Django's AddField computes
+    its callable default once for all rows; per row is for the index's key columns."""
+    conn, applied = live(tmp_path, post_model(), THREE)
+    new = post_model({"constraints": [models.UniqueConstraint(fields=["name"], condition=Q(tag__gt=""),
+                                                              name="name_if_tag")]},
+                     tag=models.CharField(max_length=32, default=code))
+    (module,) = generate(tmp_path / "m", [new]).modules
+    assert not any((isinstance(s, FillColumn) and s.per_row) or (isinstance(s, RebuildTable) and getattr(s, "fill", None))
+                   for s in module.plan.up)
+    apply_new(conn, tmp_path / "m", applied)
+    assert len({r for (r,) in conn.execute("SELECT tag FROM blog_post")}) == 1  # as Django's AddField

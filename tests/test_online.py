@@ -836,3 +836,89 @@ def test_an_exception_right_after_begin_leaves_no_transaction_open(tmp_path):
     assert not conn.in_transaction
     conn.execute("PRAGMA synchronous = NORMAL")  # refused inside a transaction
     assert online.clean_leftovers(conn)
+
+
+# A recheck that `run` puts first (nothing to lose: no confirmation asked) is carried by the online rebuild ---
+
+WITHOUT_NOTE = ITEM.replace(', "note" text NULL)', ')')
+KEPT = {"id": '"id"', "owner_id": '"owner_id"', "code": '"code"', "amount": '"amount"'}
+
+
+def test_a_lossless_destructive_rebuild_of_a_big_table_is_still_done_online(tmp_path, small_chunks):
+    """`note` holds no value: the data check proves the drop loses nothing, so `run --noinput` applies it
+    without --allow-destructive, with a StillEmpty recheck as its first step. That step once made
+    online.plan answer None, so the table was copied in one transaction, locking the application out for
+    the whole copy, while `show` said it runs online."""
+    from tablemigrate.history.status import Target
+    from tablemigrate.project.build import private_database, raw
+    from tablemigrate.run import runner
+
+    from .helpers import module as write_module
+
+    path = tmp_path / "app.sqlite3"
+    conn = database(path)
+    conn.execute("UPDATE item SET note = NULL")
+    conn.close()
+    d = tmp_path / "tablemigrations"
+    write_module(d, "0002_item", "from tablemigrate.operations import RebuildTable\ntable = 'item'\n"
+                 "destructive = ['drop column item.note']\n"
+                 f"up = ['DROP INDEX \"item_note\"', RebuildTable('item', {WITHOUT_NOTE!r}, {KEPT!r})]\ndown = None\n")
+    with private_database(str(path)) as db:
+        conn = raw(db)
+        from tablemigrate.history.loader import load_migration
+        assert online.plan(conn, load_migration(d / "0002_item.py"), "up") is not None  # what `show` tells
+        started = []
+        real = online.run
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(online, "run", lambda *a: started.append(1) or real(*a))
+            done = runner.run(Target("default", conn, path), d, confirm=None, django=False)
+        assert [x.name for x in done] == ["0002_item"]  # no confirmation needed: nothing to lose
+        assert started == [1]  # ... and done online, as `show` said
+
+
+def lossless_drop_of_note(conn) -> Migration:
+    """The module of the test above, as `run` applies it: its recheck first."""
+    from tablemigrate.run.datacheck import Recheck
+    from tablemigrate.run.preflight import StillEmpty
+
+    conn.execute("UPDATE item SET note = NULL")
+    return Migration("0002_item", up=[StillEmpty([], [Recheck("item", '"note" IS NOT NULL')]),
+                                      'DROP INDEX "item_note"', RebuildTable("item", WITHOUT_NOTE, KEPT)],
+                     down=None, table="item")
+
+
+@pytest.mark.parametrize("when", ["before the copy", "during the copy"])
+def test_a_value_the_application_writes_that_the_rebuild_would_lose_refuses_it_at_the_swap(
+        tmp_path, monkeypatch, small_chunks, when):
+    """The recheck runs in the first transaction and again in the one that swaps: a `note` the application
+    writes before the copy, or while it runs (after the first check), refuses the rebuild; every write kept."""
+    conn = database(tmp_path / "db.sqlite3")
+    migration = lossless_drop_of_note(conn)
+    app = Application(tmp_path / "db.sqlite3", monkeypatch)
+    app.reference.execute("UPDATE item SET note = NULL")
+
+    def note() -> None:
+        for c in (app.conn, app.reference):
+            c.execute("UPDATE item SET note = 'keep me' WHERE id = 9")  # a row it never deletes
+    if when == "before the copy":
+        note()
+    else:
+        app.at_turn(5, note)
+    before_objects = objects(conn)
+    with pytest.raises(MigrationFailed, match="held nothing this migration can lose .* and holds some now"):
+        apply_migration(conn, migration, "up", online=True)
+    assert (app.turn > 5) == (when == "during the copy")  # refused at the swap, or before a row was copied
+    assert objects(conn) == before_objects  # nothing of the rebuild is left
+    every = "SELECT * FROM item ORDER BY id"
+    assert conn.execute(every).fetchall() == app.reference.execute(every).fetchall()
+    assert conn.execute("SELECT note FROM item WHERE id = 9").fetchone() == ("keep me",)
+
+
+def test_a_module_whose_recheck_holds_is_rebuilt_online(tmp_path, monkeypatch, small_chunks):
+    conn = database(tmp_path / "db.sqlite3")
+    migration = lossless_drop_of_note(conn)
+    app = Application(tmp_path / "db.sqlite3", monkeypatch)
+    assert online.plan(conn, migration, "up") is not None
+    assert apply_migration(conn, migration, "up", online=True)
+    assert app.turn > 5  # done online: the application wrote between chunks
+    assert "note" not in {r[1] for r in conn.execute("PRAGMA table_info(item)")}

@@ -37,6 +37,8 @@ def _sample(name: str, parameter: inspect.Parameter, n: int) -> object:
         return {f"c{n}": f'"c{n}"'}
     if name == "field":
         return models.IntegerField(default=n)
+    if name == "fill":
+        return {f"f{n}": models.IntegerField(default=n)}
     if name == "function":
         return lambda db: None
     return f"{name}_{n}"

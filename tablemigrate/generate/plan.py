@@ -14,7 +14,7 @@ from typing import Any, Union
 from tablemigrate.history.loader import Step
 from tablemigrate.operations import AlterTableInPlace, FillColumn, RebuildTable
 from tablemigrate.project.build import RuntimeValue
-from tablemigrate.sqlite import changes, sqltext
+from tablemigrate.sqlite import changes, ddl, sqltext
 from tablemigrate.sqlite.changes import (
     AddColumn,
     AddConstraint,
@@ -69,25 +69,30 @@ def zero_literal(col: Column) -> str:
 
 
 def unique_column(table: Table, key: str) -> bool:
-    """Whether column `key` is in `table`'s primary key, a UNIQUE constraint or a unique index (partial or
-    on an expression that reads it too): where one value in every row would fail, so a value computed at
-    run time is computed for each row (`FillColumn(per_row=True)`)."""
+    """Whether column `key` is in `table`'s primary key, a UNIQUE constraint or the key of a unique index
+    (an expression key that reads it too, partial or not): where one value in every row would fail, so a
+    value computed at run time is computed for each row (`FillColumn(per_row=True)`). A column that only
+    a partial index's WHERE reads is not: it decides which rows are indexed, not what must differ."""
     return (key in table.primary_key
             or any(key in [sqltext.unquote(x).lower() for x in u.columns] for u in table.uniques)
-            or any(i.unique and sqltext.mentions(i.sql, key) for i in table.indexes.values()))
+            or any(i.unique and _in_index_key(i.sql, key) for i in table.indexes.values()))
 
 
-def distinct_placeholder(col: Column) -> str:
-    """An SQL expression that gives each copied row a value of its own, for a NOT NULL column that a
-    `FillColumn(per_row=True)` fills right after the rebuild: one placeholder in every row would break
-    the column's UNIQUE constraint before the fill. Random (128 bits; 62 for a number, never negative:
-    a Positive*Field's CHECK holds); text is a JSON string, so a JSONField's JSON_VALID check holds."""
-    kind = affinity(col.type)
-    if kind == "TEXT":
-        return "'\"' || lower(hex(randomblob(16))) || '\"'"
-    if kind == "BLOB":
-        return "randomblob(16)"
-    return "abs(random() / 2)"
+def _in_index_key(sql: str, key: str) -> bool:
+    """Whether a key term of CREATE INDEX text `sql` reads column `key` (the whole text when the reader
+    cannot tell its terms apart: per row is never wrong, only slower)."""
+    index = ddl.read_index(sql)
+    if index is None or index.terms is None:
+        return sqltext.mentions(sql, key)
+    return any(sqltext.mentions(" ".join(t.text for t in term), key) for term in index.terms)
+
+
+def _filled_by_copy(table: Table, key: str) -> bool:
+    """Whether a rebuild's copy computes new column `key`'s value for each row (`RebuildTable(fill=...)`):
+    a NOT NULL column that is filled per row. A stand-in value copied first and replaced by a
+    `FillColumn` after the rebuild would have to satisfy the column's UNIQUE, CHECK and every other rule
+    in every row, which no stand-in can promise."""
+    return table.columns[key].notnull and unique_column(table, key)
 
 
 def _is_constant(default: str | None) -> bool:
@@ -255,8 +260,10 @@ def _transition(frm: Table, to: Table, ops: tuple[Change, ...], values: dict[str
               for o, n in renamed]
     # Values computed when the migration runs: after the column exists (added columns), or before the
     # rebuild makes it NOT NULL (existing NULLs), as Django's AddField / AlterField compute them then.
+    # A rebuild computes a NOT NULL column's value for each row in its copy itself (`fill`).
     fill_after = [FillColumn(t, to.columns[k].name, v.field, per_row=unique_column(to, k)) for k, v in values.items()
-                  if isinstance(v, RuntimeValue) and k in added]
+                  if isinstance(v, RuntimeValue) and k in added
+                  and not (rebuild and _filled_by_copy(to, k))]
     if not rebuild:
         steps += [f"ALTER TABLE {quote(t)} DROP COLUMN {quote(c.name)}" for k, c in frm.columns.items() if k in dropped]
         steps += [f"ALTER TABLE {quote(t)} ADD COLUMN {c.definition}" for k, c in to.columns.items() if k in added]
@@ -277,6 +284,7 @@ def _rebuild(frm: Table, to: Table, source: dict[str, str], values: dict[str, Va
     t = to.name
     steps: list[Step] = []
     copy: dict[str, str] = {}
+    fill: dict[str, Any] = {}
     for key, col in to.columns.items():
         if col.generated:
             continue
@@ -295,10 +303,13 @@ def _rebuild(frm: Table, to: Table, source: dict[str, str], values: dict[str, Va
             copy[col.name] = expr
         elif isinstance(value, str):
             copy[col.name] = value
+        elif isinstance(value, RuntimeValue) and _filled_by_copy(to, key):
+            fill[col.name] = value.field  # each row's own value, computed as the row is copied
         elif isinstance(value, RuntimeValue) and col.notnull:  # replaced by the FillColumn that follows
-            copy[col.name] = distinct_placeholder(col) if unique_column(to, key) else value.placeholder
+            copy[col.name] = value.placeholder
     create = sqltext.pretty_create_table(to.sql)
-    steps.append(AlterTableInPlace(t, create, copy, check=check) if in_place else RebuildTable(t, create, copy))
+    steps.append(AlterTableInPlace(t, create, copy, check=check, fill=fill) if in_place
+                 else RebuildTable(t, create, copy, fill=fill))
     return steps
 
 

@@ -16,7 +16,7 @@ from tablemigrate.history.loader import (
     Replaced,
     Step,
 )
-from tablemigrate.operations import FillColumn, Operation
+from tablemigrate.operations import FillColumn, Operation, RebuildTable
 
 from .plan import PlannedMigration
 
@@ -37,8 +37,12 @@ def serialize(value: object, indent: str) -> tuple[str, set[str]]:
     if isinstance(value, bool) or value is None:
         return repr(value), set()
     if isinstance(value, dict):
-        items = "".join(f"{indent}    {k!r}: {v!r},\n" for k, v in value.items())
-        return f"{{\n{items}{indent}}}", set()
+        items, imports = "", set()
+        for k, v in value.items():
+            text, needs = (repr(v), set()) if isinstance(v, str) else serialize(v, indent + "    ")
+            items += f"{indent}    {k!r}: {text},\n"
+            imports |= needs
+        return f"{{\n{items}{indent}}}", imports
     from django.db.migrations.writer import MigrationWriter
 
     return MigrationWriter.serialize(value)
@@ -118,8 +122,9 @@ def render_parts(plan: PlannedMigration, label: str, when: datetime) -> tuple[st
     down, down_imports = _render_list("down", plan.down)
     # A module that renames a model says so in a format of its own: a tablemigrate that does not read
     # `model_renames` refuses the module ("upgrade tablemigrate") instead of leaving the content type behind.
-    # So does one whose FillColumn computes a value per row (an older one cannot load `per_row`).
-    per_row = any(isinstance(s, FillColumn) and s.per_row for s in (*plan.up, *plan.down))
+    # So does one that computes a value per row (an older one cannot load `per_row` nor a rebuild's `fill`).
+    per_row = any((isinstance(s, FillColumn) and s.per_row) or (isinstance(s, RebuildTable) and s.fill)
+                  for s in (*plan.up, *plan.down))
     module_format = PER_ROW_FORMAT if per_row else MODEL_RENAMES_FORMAT if plan.model_renames else MODULE_FORMAT
     return (f'"""{_escaped(doc)}"""\n\n{_imports(up_imports | down_imports)}'
             f"module_format = {module_format}\n"

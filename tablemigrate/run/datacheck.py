@@ -299,18 +299,26 @@ class _Checker:
             return
         target = _target_table(step.create, table)
         # Run as RebuildTable runs them: a double-quoted name that is not there is an error, not text.
-        copy = {c.lower(): (c, sqltext.without_string_fallback(e)) for c, e in step.copy.items()}
+        # A column the copy fills per row (`fill`) takes values Python computes as the row is copied:
+        # not known here, so not evaluated; its NOT NULL, UNIQUE and CHECK rules hold them when it runs
+        # (a value they refuse fails the migration, which is rolled back: nothing is lost).
+        filled = {c.lower() for c in step.fill}
+        exprs = {c: e for c, e in step.copy.items() if c.lower() not in filled}
+        if filled:
+            logger.debug("data check: %s.%s computed per row when the rebuild runs, checked then", table,
+                         ", ".join(sorted(step.fill)))
+        copy = {c.lower(): (c, sqltext.without_string_fallback(e)) for c, e in exprs.items()}
         found = len(self.findings)
         if not self._rows_changed(table):  # a violation refuses outright: only on rows known for sure
-            self._violations(table, src, rows, target, copy)
-        rechecks = self._losses(table, src, copy, target, {c.lower(): e for c, e in step.copy.items()})
+            self._violations(table, src, rows, target, copy, filled)
+        rechecks = self._losses(table, src, copy, target, {c.lower(): e for c, e in exprs.items()})
         if counted is None or len(self.findings) > found:
             self.may_lose([table])
         else:
             self.proved += rechecks
 
     def _violations(self, table: str, src: _Source, rows: int, target: Table,
-                    copy: dict[str, tuple[str, str]]) -> None:
+                    copy: dict[str, tuple[str, str]], filled: set[str]) -> None:
         conn = self.conn
         live = self._live_table(table, src)
         # Columns copied unchanged from a live column of the same name: what the live table already
@@ -332,7 +340,7 @@ class _Checker:
                                           "which becomes NOT NULL" + self._row_samples(
                                               src, f"({copy[col.name.lower()][1]}) IS NULL"))
         for key, col in target.columns.items():
-            if key not in copy and not col.generated and col.notnull and col.default is None \
+            if key not in copy and key not in filled and not col.generated and col.notnull and col.default is None \
                     and target.primary_key != (key,):  # a rowid key fills itself
                 self.add("violation", f"{table} has {_rows(rows)} and the new NOT NULL column {col.name} "
                                       "gets no value")

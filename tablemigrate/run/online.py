@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from tablemigrate import conf, progress
 from tablemigrate.errors import DatabaseLocked, MigrationFailed
 from tablemigrate.history.loader import Migration
-from tablemigrate.operations import RebuildTable
+from tablemigrate.operations import Operation, RebuildTable
 from tablemigrate.project.build import connect
 from tablemigrate.sqlite import ddl, rebuild, sqltext
 from tablemigrate.sqlite.introspect import introspect
@@ -116,6 +116,7 @@ class Online:
     indexes: dict[str, str] = field(default_factory=dict)  # private name -> the real CREATE INDEX text
     watermark: int | None = None  # rows up to this rowid are copied
     schema_version: int = 0  # after the setup: a VACUUM meanwhile changes it (and may renumber hidden rowids)
+    checks: list[Operation] = field(default_factory=list)  # the module's checks (Operation.check_only)
 
     @property
     def table(self) -> str:
@@ -159,8 +160,14 @@ def plan(conn: sqlite3.Connection, migration: Migration, direction: str) -> Onli
         return None
     steps = migration.steps(direction)
     ops = [s for s in steps if not isinstance(s, str)]
-    # An AlterTableInPlace takes milliseconds; its rare fallback rebuilds in the transaction.
-    if len(ops) != 1 or type(ops[0]) is not RebuildTable or not ops[0].copy:
+    # The checks that lead the module (run's recheck of what the data check counted) are run in the first
+    # transaction and again in the last one.
+    checks = []
+    while ops and ops[0].check_only:
+        checks.append(ops.pop(0))
+    # An AlterTableInPlace takes milliseconds; its rare fallback rebuilds in the transaction. A copy that
+    # computes values in Python (`fill`) reads the connection's function: in one transaction.
+    if len(ops) != 1 or type(ops[0]) is not RebuildTable or not ops[0].copy or ops[0].fill:
         return None
     op = ops[0]
     drops: set[str] = set()
@@ -195,7 +202,7 @@ def plan(conn: sqlite3.Connection, migration: Migration, direction: str) -> Onli
         return None
     if conn.execute(f"SELECT count(*) FROM {quote(op.table)}").fetchone()[0] < rows:
         return None
-    return Online(op, drops, creates, new_free, old_free, live, rowid=kept or None)
+    return Online(op, drops, creates, new_free, old_free, live, rowid=kept or None, checks=checks)
 
 
 def _own_plain_index(conn: sqlite3.Connection, table: str, index: str) -> bool:
@@ -555,11 +562,13 @@ def run(conn: sqlite3.Connection, work: Online, begin: Callable[[], None],
     clean_leftovers(conn, begin)  # of a run killed mid-copy (`run` drops them before its backup too)
     try:
         with write_transaction(conn, begin):
+            _run_checks(conn, work)  # before a row is copied
             _setup(conn, work)
         with _unsynced(conn):
             _chunks(conn, work, begin, conf.online_rebuild_seconds())
         _check_foreign_keys(conn, work)
         begin()
+        _run_checks(conn, work)  # again: the application wrote during the copy; the lock is held to the swap
         if not finish():
             conn.execute("ROLLBACK")
             clean_leftovers(conn, begin)
@@ -584,6 +593,15 @@ def run(conn: sqlite3.Connection, work: Online, begin: Callable[[], None],
                        "until the next run or revert drops them", work.table, type(exc).__name__, exc,
                        _left_names(conn))
     return True
+
+
+def _run_checks(conn: sqlite3.Connection, work: Online) -> None:
+    """The module's checks, in the open transaction; one that refuses fails the rebuild."""
+    for check in work.checks:
+        try:
+            check.apply(conn)
+        except Exception as exc:
+            raise MigrationFailed(f"{check!r}: {type(exc).__name__}: {exc}") from exc
 
 
 def _left_names(conn: sqlite3.Connection) -> str:

@@ -88,7 +88,10 @@ class StillEmpty(Operation):
     """First step of a migration whose flags were not asked about because its live tables held no row
     (`tables`), or no row or value it could lose (`lossless`, datacheck.Recheck): in its transaction (the
     write lock held) that must still be so, or it fails and rolls back (the application wrote one since
-    the data check; run again, and `run` asks)."""
+    the data check; run again, and `run` asks). Online (run/online.py), in the first transaction and
+    again in the last, which swaps the tables: the application writes while the rows are copied."""
+
+    check_only = True
 
     def __init__(self, tables: list[str], lossless: Sequence[datacheck.Recheck] = ()):
         self.tables = tables
