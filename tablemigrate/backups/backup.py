@@ -221,6 +221,15 @@ def _held_fd(name: str) -> int:
     return _HELD[key]
 
 
+def release_held() -> None:
+    """Close the descriptors `_held_fd` kept, once this process has no SQLite connection left to those files
+    (as SQLite closes its unused descriptors with a file's last connection). A process that works on many
+    databases in turn (`run --all-databases`) calls it after each: else it holds one descriptor per database
+    and runs out of them (ulimit -n) on a big fleet."""
+    while _HELD:
+        os.close(_HELD.popitem()[1])
+
+
 def _fsync(path: Path) -> None:
     """Make `path` durable; for a directory, the renames in it. Windows cannot open a directory as a file
     and needs no such sync (NTFS journals its directory entries), so there it is a no-op."""

@@ -33,6 +33,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
+from tablemigrate.backups.backup import release_held
 from tablemigrate.errors import DataCheckFailed, NotConfirmed, TablemigrateError, signal_name
 
 from .members import Member, pointed_at
@@ -97,6 +98,7 @@ def run_member(member: Member, action: str, args: Sequence[str]) -> Result:
         code, line = 128 + signal.Signals[stopped], str(exc) or f"interrupted by {stopped}"
     except Exception as exc:  # a bug or an application's error outside the command's handling
         code, cause, line = 1, exc, f"{type(exc).__name__}: {exc}"
+    release_held()  # its connections are closed: the next thousand databases need no descriptor of it
     seconds = time.monotonic() - started
     doc = None
     if code in (0, 4) and "--format" in args:
