@@ -44,3 +44,40 @@ def test_descriptors_do_not_grow_with_the_number_of_databases(tmp_path):
         conn = sqlite3.connect(tenants / f"t{i:02}.sqlite3")
         assert conn.execute("SELECT count(*) FROM keep").fetchone() == (1,)
         conn.close()
+
+
+class NothingOnCache:
+    """A router that keeps every model off the `cache` alias (a DatabaseCache or an archive)."""
+
+    def allow_migrate(self, db, app_label, **hints):
+        return db != "cache"
+
+
+@pytest.fixture
+def cache_alias(tmp_path, monkeypatch):
+    from django.conf import settings
+    from django.db import connections
+
+    default = {**connections.settings["default"], "NAME": str(tmp_path / "db.sqlite3")}
+    monkeypatch.setitem(settings.DATABASES, "default", default)
+    monkeypatch.setitem(settings.DATABASES, "cache", {**default, "NAME": str(tmp_path / "cache.sqlite3")})
+    for alias in ("default", "cache"):
+        connections[alias].close()
+        del connections[alias]
+    yield
+    for alias in ("default", "cache"):
+        connections[alias].close()
+        del connections[alias]
+
+
+def test_an_alias_without_the_owned_models_is_not_handed_the_history(cache_alias, tmp_path):
+    """One history for every alias: an alias the routers give none of the owned models (or other ones)
+    is not the history's, so `--all-databases` never creates the project's tables in it."""
+    with override_settings(TABLEMIGRATE_MIGRATIONS_DIR=tmp_path / "m"):
+        assert [m.name for m in members()] == ["default", "cache"]  # no router: the same models
+        with override_settings(DATABASE_ROUTERS=[f"{__name__}.NothingOnCache"]):
+            assert [m.name for m in members()] == ["default"]
+    with override_settings(TABLEMIGRATE_MIGRATIONS_DIR={"default": tmp_path / "m"}):
+        assert [m.name for m in members()] == ["default"]  # the dict gives `cache` no history
+    with override_settings(TABLEMIGRATE_MIGRATIONS_DIR={"default": tmp_path / "m", "cache": tmp_path / "c"}):
+        assert [m.name for m in members()] == ["default", "cache"]

@@ -1,6 +1,7 @@
 """Which databases `--all-databases` covers, and pointing an alias at one of them.
 
-Every SQLite alias in DATABASES that is a file, plus the files TABLEMIGRATE_FLEET names for an alias:
+Every SQLite alias in DATABASES that is a file and that tablemigrate migrates (it has a history and gets
+tables of the owned models), plus the files TABLEMIGRATE_FLEET names for an alias:
 databases that are copies of that alias's database (one per tenant, say). Such a file is migrated *as
 the alias*: the alias's settings, its routers' answers and its migrations directory, with NAME set to
 the file, so that every single-database rule holds for it unchanged. The alias's own NAME is not a
@@ -24,6 +25,8 @@ from django.utils.module_loading import import_string
 
 from tablemigrate import conf
 from tablemigrate.errors import ConfigurationError
+from tablemigrate.project.build import managed_models
+from tablemigrate.project.fingerprint import model_tables
 
 #: Files SQLite and tablemigrate keep beside a database: never databases themselves, whatever a glob matches.
 SIDE_FILES = ("-wal", "-shm", "-journal", ".tablemigrate.lock")
@@ -51,12 +54,30 @@ def _sources() -> dict[str, Any]:
 
 
 def _is_file_database(alias: str) -> bool:
-    """A SQLite alias whose database is a file (not in-memory): what `--all-databases` takes."""
+    """A SQLite alias whose database is a file (not in-memory)."""
     try:
         wrapper = connections[alias]
         return wrapper.vendor == "sqlite" and not wrapper.is_in_memory_db() and bool(wrapper.settings_dict.get("NAME"))
     except Exception:  # another backend's driver may not even be installed
         return False
+
+
+def _holds_the_history(alias: str) -> bool:
+    """Whether tablemigrate migrates `alias`: it has a history (TABLEMIGRATE_MIGRATIONS_DIR's dict names it)
+    and gets tables of the owned models; with one directory for every alias, the same tables as `default`
+    (that history's): a cache or archive alias that the routers give other models is never handed
+    another database's tables."""
+    try:
+        directory = conf.migrations_dir(alias)
+    except ConfigurationError:
+        return False
+    tables = model_tables(managed_models(alias))
+    if not tables:
+        return False
+    if alias == "default" or isinstance(getattr(settings, "TABLEMIGRATE_MIGRATIONS_DIR", None), dict):
+        return True
+    return "default" in settings.DATABASES and conf.migrations_dir("default") == directory \
+        and tables == model_tables(managed_models("default"))
 
 
 def _paths(alias: str, source: Any) -> Iterable[Path]:
@@ -100,7 +121,7 @@ def members(only: str | None = None) -> list[Member]:
     found: list[Member] = []
     seen: set[str] = set()
     for alias in settings.DATABASES:
-        if alias in fleet or not _is_file_database(alias):
+        if alias in fleet or not _is_file_database(alias) or not _holds_the_history(alias):
             continue
         found.append(Member(alias, alias))
         seen.add(os.path.realpath(str(settings.DATABASES[alias]["NAME"])))
