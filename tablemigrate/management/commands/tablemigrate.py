@@ -46,6 +46,8 @@ EXIT_CODES = """exit codes:
      migrations were applied, the line says so
   4  show --check / run --check: migrations are pending (Django's of the other apps included);
      nothing was changed
+  6  run, revert, restore or baseline on a LiteFS replica (a .primary file beside the database):
+     nothing was opened or written; migrations run on the primary (litefs.yml `exec`, if-candidate)
   130  interrupted by SIGINT (Ctrl-C),
   143  by SIGTERM (`docker stop`), or
   129  by SIGHUP (the terminal or SSH session closed): the command stopped cleanly (the migration
