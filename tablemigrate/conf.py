@@ -7,6 +7,8 @@ TABLEMIGRATE_FLEET           database files migrated as copies of an alias's dat
                              (relative to BASE_DIR), a callable or its dotted path returning paths}
                              (see tablemigrate.fleet.members)
 TABLEMIGRATE_BACKUP_DIR      automatic backups (default: <directory of the database>/backups)
+                             (for a database in a LiteFS mount: required, outside it; the runner
+                             lock goes there too: tablemigrate.sqlite.litefs)
 TABLEMIGRATE_KEEP_BACKUPS    automatic backups kept after a run (default: 5)
 TABLEMIGRATE_BUSY_TIMEOUT    seconds to wait for SQLite's write lock (default: 30)
 TABLEMIGRATE_POST_MIGRATE    send Django's pre_migrate and post_migrate on every `run` (nothing pending

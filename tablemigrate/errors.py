@@ -171,6 +171,14 @@ class MigrationsPending(TablemigrateError):
     exit_code = 4
 
 
+class LiteFSReplica(TablemigrateError):
+    """A command that writes the database, on a LiteFS replica: only the primary writes.
+
+    Raised before anything is opened or created (tablemigrate.sqlite.litefs)."""
+
+    exit_code = 6
+
+
 # Backups, snapshots, restores ----------------------------------------------------------------------
 
 class BackupError(TablemigrateError):

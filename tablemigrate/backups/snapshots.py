@@ -221,7 +221,7 @@ def restore(conn: sqlite3.Connection, db_path: Path, source: Path, backups_dir: 
         backups.verify(source)
     except backups.BackupError as exc:
         raise RestoreRefused(f"refusing to restore: {exc}; nothing was changed") from None
-    with run_lock(db_path, lock_timeout):
+    with run_lock(db_path, lock_timeout, backups_dir):
         check_origin(conn, db_path, source, allow_other_database)  # under the lock: no run adds tables
         for _attempt in range(3):
             version = _quiet_moment(conn, lock_timeout)

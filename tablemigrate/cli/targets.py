@@ -15,6 +15,7 @@ from django.core.management.base import CommandError
 
 from tablemigrate import conf
 from tablemigrate.errors import DatabaseLocked, TablemigrateError, is_busy
+from tablemigrate.sqlite import litefs
 from tablemigrate.sqlite.introspect import HISTORY_TABLE
 from tablemigrate.sqlite.sqltext import quote, readonly_uri
 
@@ -41,6 +42,7 @@ class Targets(CommandState):
         missing = False
         if not wrapper.is_in_memory_db():
             path = Path(name)
+            self._litefs(options, path)
             if path.exists() and not path.is_file():
                 raise CommandError(f"database path {name} is not a file (a directory?); check "
                                    f"DATABASES[{alias!r}]['NAME']", returncode=2)
@@ -155,7 +157,19 @@ class Targets(CommandState):
         if wrapper.is_in_memory_db():
             raise CommandError("an in-memory database has no snapshots or backups", returncode=2)
         db_path = Path(str(wrapper.settings_dict["NAME"])).resolve()
+        self._litefs(options, db_path)
         return db_path, conf.backup_dir() or db_path.parent / "backups"
+
+    @staticmethod
+    def _litefs(options: dict[str, Any], db_path: Path) -> None:
+        """Under LiteFS (docs/how-to/litefs.md), before anything is opened or created: a command that writes
+        the database refuses on a replica (exit 6), and one that keeps files beside the database (backups,
+        the runner lock, a dry run's copy) refuses when they would go into the mount (exit 2)."""
+        action, reads_only = options["action"], options.get("dry_run") or options.get("check")
+        if action in ("run", "revert", "restore", "baseline") and not reads_only:
+            litefs.refuse_on_replica(db_path)
+        if action in ("run", "revert", "restore", "baseline", "snapshot") and not options.get("check"):
+            litefs.outside_mount(db_path, conf.backup_dir())
 
     @staticmethod
     def _quick_check(target, table: str | None = None) -> None:

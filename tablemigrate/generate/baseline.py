@@ -13,7 +13,6 @@ import itertools
 import logging
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +39,6 @@ from tablemigrate.project.ownership import owned_with_django_migrations, ownersh
 from tablemigrate.run.adopt import django_point, record_applied
 from tablemigrate.sqlite.diff import Renames, diff_schemas
 from tablemigrate.sqlite.introspect import introspect
-from tablemigrate.sqlite.lock import run_lock
 from tablemigrate.sqlite.schema import Schema, Trigger, View
 from tablemigrate.sqlite.sqltext import quote
 from tablemigrate.sqlite.transaction import write_transaction
@@ -61,8 +59,7 @@ def baseline(target: Target, directory: Path, model_list: list[type[models.Model
     modules leave out, one line per kind: other apps' tables, tables no owned model has, and the views
     and triggers that need tables the modules do not make (`made_by_sql`: the modules carry the others)."""
     conn = target.conn
-    lock_path = target.path or Path(tempfile.gettempdir()) / f"tablemigrate-memory-{target.alias}"
-    with run_lock(lock_path, lock_timeout):
+    with target.lock(lock_timeout):
         if history.applied(conn):
             raise ConfigurationError("this database already has tablemigrate history; baseline is only for a "
                                      "database without one (use `generate` and `run`)")

@@ -38,7 +38,8 @@ class Target:
 
     def lock(self, timeout: float) -> AbstractContextManager[None]:
         """The runner lock of this database (tablemigrate.sqlite.lock), held for a whole run, revert or adoption."""
-        return run_lock(self.path or Path(tempfile.gettempdir()) / f"tablemigrate-memory-{self.alias}", timeout)
+        return run_lock(self.path or Path(tempfile.gettempdir()) / f"tablemigrate-memory-{self.alias}", timeout,
+                        self.backup_dir)
 
 
 class ModuleFiles:

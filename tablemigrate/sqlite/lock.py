@@ -1,9 +1,11 @@
 """The runner lock: an OS advisory lock on `<database>.tablemigrate.lock` for the whole run.
 
 The operating system releases it when the holder dies, so a container killed mid-migration leaves no
-stale lock. POSIX: `flock` on the whole file; Windows: `msvcrt.locking` on its first byte. Each module
-is imported only on its own platform, when a lock is taken (decision 122: the same two primitives the
-`filelock` package wraps, without its 30-50 ms of imports on every `run`).
+stale lock. A database in a LiteFS mount has its lock in the backups directory instead, which must be
+outside the mount (tablemigrate.sqlite.litefs: the mount holds only databases). POSIX: `flock` on
+the whole file; Windows: `msvcrt.locking` on its first byte. Each module is imported only on its own
+platform, when a lock is taken (decision 122: the same two primitives the `filelock` package wraps,
+without its 30-50 ms of imports on every `run`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tablemigrate.errors import LockTimeout, TablemigrateError
+
+from . import litefs
 
 
 def _primitives() -> tuple[Callable[[int], None], Callable[[int], None]]:
@@ -43,8 +47,14 @@ def _primitives() -> tuple[Callable[[int], None], Callable[[int], None]]:
 
 
 @contextmanager
-def run_lock(db_path: Path, timeout: float) -> Iterator[None]:
+def run_lock(db_path: Path, timeout: float, backups_dir: Path | None = None) -> Iterator[None]:
+    """`backups_dir`: the configured backups directory (None: the default), where the lock file goes when
+    the database lies in a LiteFS mount (refused, ConfigurationError, when that is unset or in the mount)."""
     path = db_path.with_name(db_path.name + ".tablemigrate.lock")
+    elsewhere = litefs.outside_mount(db_path, backups_dir)
+    if elsewhere is not None:
+        os.makedirs(elsewhere, 0o700, exist_ok=True)
+        path = elsewhere / path.name
     try_lock, unlock = _primitives()
     try:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)

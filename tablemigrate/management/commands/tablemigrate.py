@@ -49,6 +49,8 @@ EXIT_CODES = """exit codes:
      nothing was changed
   5  --all-databases: some databases did not end as asked (refused, failed and restored, locked,
      or not started after the failure limit or a failed canary); one line per database says which
+  6  run, revert, restore or baseline on a LiteFS replica (a .primary file beside the database):
+     nothing was opened or written; migrations run on the primary (litefs.yml `exec`, if-candidate)
   130  interrupted by SIGINT (Ctrl-C),
   143  by SIGTERM (`docker stop`), or
   129  by SIGHUP (the terminal or SSH session closed): the command stopped cleanly (the migration
