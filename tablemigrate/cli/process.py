@@ -191,6 +191,9 @@ class StopReport(CommandState):
                     "(`manage.py tablemigrate show` tells which)")
         if action in ("show", "inspect", "stats", "snapshots"):
             return "nothing was changed"
+        if action == "provision":  # the link into place is its last step, and a whole file
+            return (f"{options['path']} is complete if it exists (the link into place is the last step); "
+                    "temporary files were removed")
         return ("the migrations directory may hold some of the new modules but not all: review it (e.g. "
                 "`git status`) and run the command again")
 

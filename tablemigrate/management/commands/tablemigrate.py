@@ -28,6 +28,7 @@ from tablemigrate.cli.process import (
     sqlite_error,
     version,
 )
+from tablemigrate.cli.provision import ProvisionCommands
 from tablemigrate.cli.schema import SchemaCommands
 from tablemigrate.errors import TablemigrateError
 
@@ -63,10 +64,10 @@ EXIT_CODES = """exit codes:
 SEE_EXIT_CODES = "exit codes: see `manage.py tablemigrate --help`"
 
 #: Commands that write (the database, backups, snapshots or modules): SIGTERM stops them the way Ctrl-C does.
-WRITERS = frozenset({"run", "revert", "restore", "snapshot", "baseline", "generate", "squash"})
+WRITERS = frozenset({"run", "revert", "restore", "snapshot", "baseline", "generate", "squash", "provision"})
 
 
-class Command(MigrationCommands, FileCommands, SchemaCommands, FleetCommands):
+class Command(MigrationCommands, FileCommands, SchemaCommands, FleetCommands, ProvisionCommands):
     help = ("Per-table, diff-based schema migrations for SQLite: generate, show, run, revert, "
             "snapshot/restore. Run `manage.py tablemigrate COMMAND --help` for each command.")
     requires_system_checks: list[str] = []
@@ -217,6 +218,19 @@ class Command(MigrationCommands, FileCommands, SchemaCommands, FleetCommands):
                            "until it applied the rest. Refused when they hold a data step. Reads no database.")
         sq.add_argument("--to", metavar="NAME", help="the last module to squash (default: the last one)")
         sq.add_argument("--dry-run", action="store_true", help="print the checkpoint; write nothing")
+        pv = add("provision", "Create a new database file for the alias (--database) at the cost of a file copy: "
+                              "a copy of its template, the database a first `run` builds on a new file (history, "
+                              "Django's migrations of the other apps, post_migrate's content types and "
+                              "permissions), proved equal to the models' schema (refused, exit 2, when the models "
+                              "have changes without a migration: run `generate` first) and integrity-checked. The "
+                              "template is built at the first provision and kept in the backups directory's "
+                              "templates/ (TABLEMIGRATE_BACKUP_DIR, else backups/ beside the alias's database), "
+                              "rebuilt when the modules, Django's migrations, the models or tablemigrate change. "
+                              "The copy is checked and linked into place; a file in a TABLEMIGRATE_FLEET glob is "
+                              "then a fleet member like any other. Python: tablemigrate.fleet.provision.provision("
+                              "path, alias).")
+        pv.add_argument("path", metavar="PATH", help="the new database file; refused (exit 2) if anything is there: "
+                                                     "never overwritten")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
