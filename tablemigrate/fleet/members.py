@@ -5,7 +5,7 @@ tables of the owned models), plus the files TABLEMIGRATE_FLEET names for an alia
 databases that are copies of that alias's database (one per tenant, say). Such a file is migrated *as
 the alias*: the alias's settings, its routers' answers and its migrations directory, with NAME set to
 the file, so that every single-database rule holds for it unchanged. The alias's own NAME is not a
-member (it may be where `provision` keeps the template).
+member (it need not exist; `provision` keeps its templates in the backups directory).
 """
 
 from __future__ import annotations
