@@ -40,7 +40,8 @@ TABLEMIGRATE_MIGRATIONS_DIR = {
     "default": BASE_DIR / "tablemigrations" / "default",
     "tenant": BASE_DIR / "tablemigrations" / "tenant",
 }
-TABLEMIGRATE_FLEET = {"tenant": "db/tenants/tenant_*.sqlite3"}
+# DB_NAME_PATTERN ("tenant_{tenant_pk}.sqlite3") with a wildcard for the key, inside DIR.
+TABLEMIGRATE_FLEET = {"tenant": DJ_LITE_TENANT["DIR"] / "tenant_*.sqlite3"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
