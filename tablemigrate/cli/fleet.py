@@ -4,8 +4,10 @@ Through tablemigrate.fleet: one line per database as it ends, one summary and on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.management.base import CommandError
@@ -49,6 +51,18 @@ class FleetCommands(CommandParts):
         given = [name for name, default in FLEET_OPTIONS.items() if options.get(name, default) != default]
         if given:
             raise CommandError(f"--{given[0].replace('_', '-')} works with --all-databases only", returncode=2)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def fleet_file_as_its_alias(options: dict[str, Any]) -> Iterator[None]:
+        """`--database ALIAS` where ALIAS stands for a TABLEMIGRATE_FLEET file (registered at run time by the
+        application, without a history of its own): the command works on the fleet alias pointed at that
+        file, as `--all-databases` would (tablemigrate.fleet.members.member_for)."""
+        from tablemigrate.fleet.members import as_its_fleet_alias
+
+        with as_its_fleet_alias(options["database"]) as alias:
+            options["database"] = alias
+            yield
 
     def handle_fleet(self, options: dict[str, Any]) -> None:
         from tablemigrate.fleet.dispatch import STATUSES, Fleet

@@ -80,9 +80,9 @@ def _holds_the_history(alias: str) -> bool:
         and tables == model_tables(managed_models("default"))
 
 
-def _paths(alias: str, source: Any) -> Iterable[Path]:
-    """The files of one TABLEMIGRATE_FLEET entry: a glob (a str with a path separator or a wildcard, or a
-    Path; relative to BASE_DIR), or a callable (or its dotted path) returning paths."""
+def _source(alias: str, source: Any) -> Callable[[], Iterable[Any]] | str:
+    """One TABLEMIGRATE_FLEET entry as a callable, or as an absolute glob pattern: a str with a path
+    separator or a wildcard, or a Path (relative to BASE_DIR); any other str is a callable's dotted path."""
     if isinstance(source, str) and not any(c in source for c in "/\\*?[") and not source.endswith(".sqlite3"):
         try:
             source = import_string(source)
@@ -90,13 +90,20 @@ def _paths(alias: str, source: Any) -> Iterable[Path]:
             raise ConfigurationError(f"TABLEMIGRATE_FLEET[{alias!r}] = {source!r} is neither a glob (no '/' or "
                                      f"wildcard) nor an importable callable ({exc})") from None
     if callable(source):
-        return (base_dir() / Path(p) for p in _call(alias, source))
+        return source
     if isinstance(source, (str, os.PathLike)):
-        pattern = str(base_dir() / Path(source))
-        return (Path(p) for p in sorted(glob.glob(pattern, recursive=True))
-                if os.path.isfile(p) and not p.endswith(SIDE_FILES))
+        return str(base_dir() / Path(source))
     raise ConfigurationError(f"TABLEMIGRATE_FLEET[{alias!r}] must be a glob, a callable or its dotted path, "
                              f"not {type(source).__name__}")
+
+
+def _paths(alias: str, source: Any) -> Iterable[Path]:
+    """The files of one TABLEMIGRATE_FLEET entry: those its glob matches, or the paths its callable returns."""
+    found = _source(alias, source)
+    if callable(found):
+        return (base_dir() / Path(p) for p in _call(alias, found))
+    return (Path(p) for p in sorted(glob.glob(found, recursive=True))
+            if os.path.isfile(p) and not p.endswith(SIDE_FILES))
 
 
 def _call(alias: str, source: Callable[[], Iterable[Any]]) -> list[Any]:
@@ -137,6 +144,65 @@ def members(only: str | None = None) -> list[Member]:
     if only:
         found = [m for m in found if fnmatch.fnmatchcase(m.name, only)]
     return found
+
+
+def _glob_would_list(pattern: str, path: str) -> bool:
+    """Whether `glob.glob(pattern, recursive=True)` would list `path` once the file exists: name by name,
+    `**` any number of directories, and no wildcard matching a name that starts with a dot (as glob)."""
+
+    def match(pats: tuple[str, ...], names: tuple[str, ...]) -> bool:
+        if not pats:
+            return not names
+        if pats[0] == "**":
+            return any(match(pats[1:], names[i:]) for i in range(len(names) + 1)
+                       if not any(n.startswith(".") for n in names[:i]))
+        return bool(names) and fnmatch.fnmatch(names[0], pats[0]) \
+            and (pats[0].startswith(".") or not names[0].startswith(".")) and match(pats[1:], names[1:])
+
+    return match(Path(pattern).parts, Path(path).parts)
+
+
+def member_for(alias: str) -> Member | None:
+    """The fleet file an alias stands for, when the alias has no tablemigrate history of its own (not in a
+    dict TABLEMIGRATE_MIGRATIONS_DIR) and its database is a file a TABLEMIGRATE_FLEET entry names: an alias
+    the application registers at run time for one tenant's database (dj-lite-tenant's `tenant_<pk>`,
+    which calls `migrate --database tenant_<pk>` on a new, not yet existing file). Such a database is
+    migrated as the fleet alias, as `--all-databases` migrates it. None for any other alias."""
+    fleet = _sources()
+    if alias in fleet or alias not in settings.DATABASES or not fleet:
+        return None
+    try:
+        conf.migrations_dir(alias)
+        return None
+    except ConfigurationError:
+        pass
+    name = settings.DATABASES[alias].get("NAME")
+    if not name or not _is_file_database(alias):
+        return None
+    path = base_dir() / Path(name)
+    spellings = {os.path.abspath(path), os.path.realpath(path)}
+    for owner, source in fleet.items():
+        found = _source(owner, source)
+        if callable(found):
+            covered = any(os.path.realpath(p) in spellings for p in _paths(owner, source))
+        else:
+            covered = any(_glob_would_list(found, p) for p in spellings)
+        if covered:
+            conf.sqlite_alias(owner)
+            return Member(f"{owner}:{_display(path)}", owner, str(path))
+    return None
+
+
+@contextlib.contextmanager
+def as_its_fleet_alias(alias: str) -> Iterator[str]:
+    """`alias`, or, for an alias that stands for a fleet file (`member_for`), its fleet alias pointed at
+    that file while the block runs: what a command given `--database alias` works on."""
+    member = member_for(alias)
+    if member is None:
+        yield alias
+        return
+    with pointed_at(member) as owner:
+        yield owner
 
 
 def _forget(alias: str) -> None:

@@ -73,6 +73,16 @@ class Command(DjangoMigrate):
         super().run_from_argv(argv)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        """An alias registered at run time for a TABLEMIGRATE_FLEET file (dj-lite-tenant's `tenant_<pk>` for a
+        new tenant's database) is migrated as its fleet alias, as `tablemigrate run --all-databases` does."""
+        from tablemigrate.fleet.members import as_its_fleet_alias
+
+        with contextlib.ExitStack() as stack:
+            with _one_line(options["database"]):
+                alias = stack.enter_context(as_its_fleet_alias(options["database"]))
+            return self._migrate(*args, **{**options, "database": alias})
+
+    def _migrate(self, *args: Any, **options: Any) -> None:
         alias = options["database"]
         own = ownership() if owns_tables_on(alias) else None
         if own is None or owned_with_django_migrations(own):

@@ -245,11 +245,12 @@ class Command(MigrationCommands, FileCommands, SchemaCommands, FleetCommands, Pr
                         self.handle_fleet(options)
                     elif action in ("run", "revert"):
                         self.single_database(options)
-                        with reporting(self, options):
+                        with self.fleet_file_as_its_alias(options), reporting(self, options):
                             getattr(self, "handle_" + action)(options)
                     else:
                         self.single_database(options)
-                        getattr(self, "handle_" + action)(options)
+                        with self.fleet_file_as_its_alias(options):
+                            getattr(self, "handle_" + action)(options)
             except (KeyboardInterrupt, TablemigrateError, sqlite3.DatabaseError) as exc:
                 if stop.signum is not None or interrupted_by(exc):
                     self._stopped(stop, exc, options)
