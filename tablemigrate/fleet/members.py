@@ -63,20 +63,18 @@ def _is_file_database(alias: str) -> bool:
 
 
 def _holds_the_history(alias: str) -> bool:
-    """Whether tablemigrate migrates `alias`: it has a history (TABLEMIGRATE_MIGRATIONS_DIR's dict names it)
-    and gets tables of the owned models; with one directory for every alias, the same tables as `default`
-    (that history's): a cache or archive alias that the routers give other models is never handed
-    another database's tables."""
+    """Whether tablemigrate migrates `alias`: `default`, or an alias TABLEMIGRATE_MIGRATIONS_DIR's dict names;
+    with one directory for every alias, another alias only when the routers give it the same tables of the
+    owned models as `default` (that history's): a cache or archive alias that holds other models is never
+    handed another database's tables."""
     try:
         directory = conf.migrations_dir(alias)
     except ConfigurationError:
         return False
-    tables = model_tables(managed_models(alias))
-    if not tables:
-        return False
     if alias == "default" or isinstance(getattr(settings, "TABLEMIGRATE_MIGRATIONS_DIR", None), dict):
-        return True
-    return "default" in settings.DATABASES and conf.migrations_dir("default") == directory \
+        return True  # named for it (`run` also applies the other apps' Django migrations there)
+    tables = model_tables(managed_models(alias))
+    return bool(tables) and "default" in settings.DATABASES and conf.migrations_dir("default") == directory \
         and tables == model_tables(managed_models("default"))
 
 
