@@ -59,9 +59,11 @@ def _is_file_database(alias: str) -> bool:
         return False
 
 
-def _paths(alias: str, source: Any) -> Iterable[Path]:
+def _paths(alias: str, source: Any) -> list[Path]:
     """The files of one TABLEMIGRATE_FLEET entry: a glob (a str with a path separator or a wildcard, or a
-    Path; relative to BASE_DIR), or a callable (or its dotted path) returning paths."""
+    Path; relative to BASE_DIR), or a callable (or its dotted path) returning paths. A glob that matches
+    no database file is refused (a typo must not pass for a fleet with no database); a callable may
+    return none."""
     if isinstance(source, str) and not any(c in source for c in "/\\*?[") and not source.endswith(".sqlite3"):
         try:
             source = import_string(source)
@@ -69,11 +71,15 @@ def _paths(alias: str, source: Any) -> Iterable[Path]:
             raise ConfigurationError(f"TABLEMIGRATE_FLEET[{alias!r}] = {source!r} is neither a glob (no '/' or "
                                      f"wildcard) nor an importable callable ({exc})") from None
     if callable(source):
-        return (base_dir() / Path(p) for p in _call(alias, source))
+        return [base_dir() / Path(p) for p in _call(alias, source)]
     if isinstance(source, (str, os.PathLike)):
         pattern = str(base_dir() / Path(source))
-        return (Path(p) for p in sorted(glob.glob(pattern, recursive=True))
-                if os.path.isfile(p) and not p.endswith(SIDE_FILES))
+        found = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))
+                 if os.path.isfile(p) and not p.endswith(SIDE_FILES)]
+        if not found:
+            raise ConfigurationError(f"TABLEMIGRATE_FLEET[{alias!r}] = {str(source)!r} matches no database file "
+                                     f"({pattern}): check the glob, or return the paths from a callable")
+        return found
     raise ConfigurationError(f"TABLEMIGRATE_FLEET[{alias!r}] must be a glob, a callable or its dotted path, "
                              f"not {type(source).__name__}")
 
@@ -92,29 +98,62 @@ def _display(path: Path) -> str:
         return path.as_posix()
 
 
+def _real(path: Any) -> str:
+    return os.path.realpath(str(path))
+
+
+def _backup_dirs(databases: Iterable[str]) -> list[str]:
+    """Where tablemigrate keeps the backups and snapshots of these databases (TABLEMIGRATE_BACKUP_DIR, or
+    `backups` beside each): copies of a database, never databases of the fleet, whatever a glob matches."""
+    configured = conf.backup_dir()
+    found = {_real(configured)} if configured else {os.path.join(os.path.dirname(d), "backups") for d in databases}
+    return sorted(found)
+
+
+def _inside(path: str, directories: Iterable[str]) -> bool:
+    return any(path.startswith(d + os.sep) for d in directories)
+
+
 def members(only: str | None = None) -> list[Member]:
     """Every database `--all-databases` covers, in a stable order: the aliases as DATABASES lists them,
     then each TABLEMIGRATE_FLEET alias's files sorted by path. `only`: an fnmatch pattern on the names.
-    A file reached twice (an alias's database that a glob matches too) is taken once, the first time."""
+    A file reached twice (an alias's database that a glob matches too) is taken once, the first time; a
+    fleet alias's own NAME (a template) and the files in a backups directory are never members; a file
+    that two fleet aliases name is refused (which history would it follow?), and so is a member's alias
+    that has no history (TABLEMIGRATE_MIGRATIONS_DIR as a dict without it): before any database is opened."""
     fleet = _sources()
     found: list[Member] = []
-    seen: set[str] = set()
+    taken: dict[str, str] = {}  # resolved path -> the alias it is migrated as
     for alias in settings.DATABASES:
         if alias in fleet or not _is_file_database(alias):
             continue
         found.append(Member(alias, alias))
-        seen.add(os.path.realpath(str(settings.DATABASES[alias]["NAME"])))
-    for alias, source in fleet.items():
+        taken[_real(settings.DATABASES[alias]["NAME"])] = alias
+    for alias in fleet:
         conf.sqlite_alias(alias)
-        own = os.path.realpath(str(settings.DATABASES[alias].get("NAME", "")))
-        files = sorted({os.path.realpath(p): p for p in _paths(alias, source)}.items())
-        for real, path in files:
-            if real in seen or real == own:
+    templates = {_real(settings.DATABASES[alias].get("NAME", "")) for alias in fleet}
+    named = {alias: _paths(alias, source) for alias, source in fleet.items()}
+    backups = _backup_dirs([*taken, *templates, *(_real(p) for paths in named.values() for p in paths)])
+    for alias, paths in named.items():
+        files = {_real(p): p for p in paths}
+        for real, path in sorted(files.items()):
+            if real in templates or _inside(real, backups):
                 continue
-            seen.add(real)
+            if real in taken:
+                if taken[real] != alias and taken[real] in fleet:
+                    raise ConfigurationError(f"{path} is named by TABLEMIGRATE_FLEET[{taken[real]!r}] and "
+                                             f"[{alias!r}]: a database follows one alias's history")
+                continue
+            taken[real] = alias
             found.append(Member(f"{alias}:{_display(path)}", alias, str(path)))
     if only:
         found = [m for m in found if fnmatch.fnmatchcase(m.name, only)]
+    for alias in dict.fromkeys(m.alias for m in found):
+        try:
+            conf.migrations_dir(alias)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{exc}; --all-databases takes every SQLite alias: leave it out with "
+                                     "--only") from None
     return found
 
 
