@@ -211,7 +211,7 @@ class Fleet:
         """The databases in `jobs` worker processes. Here a stop signal only sets a flag and passes the signal
         on to the workers under way (whose commands stop cleanly); the loop then collects what they say."""
         connections.close_all()  # a forked worker must not share the parent's SQLite connections
-        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        context = multiprocessing.get_context("fork") if sys.platform == "linux" else multiprocessing.get_context("spawn")
         workers: list[_Busy] = []
         queue = list(reversed(todo))
 
