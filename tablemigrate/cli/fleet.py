@@ -25,7 +25,10 @@ def add_fleet_options(parser: Any) -> None:
     parser.add_argument("--all-databases", action="store_true",
                         help="every SQLite database of the project: each file alias in DATABASES, and the files "
                              "TABLEMIGRATE_FLEET names for an alias (migrated as that alias); each database as "
-                             "the command alone would, never prompting; one line per database and a summary")
+                             "the command alone would, never prompting; one line per database and a summary. "
+                             "Refused before any database is opened (exit 2): a TABLEMIGRATE_FLEET glob that "
+                             "matches no file, a file two fleet aliases name, an alias without a history. Never "
+                             "members: an alias's own NAME, side files (-wal, -journal, locks), backups")
     parser.add_argument("--only", metavar="GLOB", help="with --all-databases: only the databases whose name "
                         "matches (an alias, or ALIAS:PATH for a TABLEMIGRATE_FLEET file)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
@@ -39,7 +42,8 @@ def add_fleet_options(parser: Any) -> None:
                       help="with --all-databases: start no database after N did not end as asked (default 1 for "
                            "run and revert; show and stats go on)")
     stop.add_argument("--keep-going", action="store_true",
-                      help="with --all-databases: go on whatever fails (each database is still safe alone)")
+                      help="with --all-databases: go on whatever fails (each database is still safe alone; a "
+                           "worker that dies is replaced)")
 
 
 class FleetCommands(CommandParts):
@@ -157,4 +161,4 @@ class FleetCommands(CommandParts):
         return 5, f"{len(left)} of {len(results)} databases did not end as asked: {named}{more}"
 
 
-_LABELS = {"current": "already current", "failed": "failed (each restored or rolled back)"}
+_LABELS = {"current": "already current"}  # "failed" says no more: its line says what state each is in

@@ -152,6 +152,7 @@ class _Busy:
     process: Any
     conn: Connection
     task: tuple[int, Member] | None = None
+    died: bool = False  # it died with a database (its Result says so): replaced, the fleet goes on
 
 
 @dataclass
@@ -215,16 +216,22 @@ class Fleet:
         context: Any = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
         workers: list[_Busy] = []
         queue = list(reversed(todo))
+
+        def start() -> _Busy:
+            parent, child = context.Pipe()
+            process = context.Process(target=_worker, args=(child, self.action, list(self.args)), daemon=True)
+            process.start()
+            child.close()
+            return _Busy(process, parent)
+
         with self._signals_passed_on(workers):
             try:
-                for _ in range(min(self.jobs, len(todo))):
-                    parent, child = context.Pipe()
-                    process = context.Process(target=_worker, args=(child, self.action, list(self.args)), daemon=True)
-                    process.start()
-                    child.close()
-                    workers.append(_Busy(process, parent))
+                workers += [start() for _ in range(min(self.jobs, len(todo)))]
                 while True:
-                    for w in workers:
+                    for number, w in enumerate(workers):
+                        if w.died and queue and self._may_start():
+                            w.conn.close()
+                            w = workers[number] = start()
                         if w.task is None and w.process.is_alive() and queue and self._may_start():
                             w.task = queue.pop()
                             self.started.add(w.task[0])
@@ -267,6 +274,7 @@ class Fleet:
         except (EOFError, OSError):
             pass
         w.process.join(5)
+        w.died = True
         code = w.process.exitcode
         if self.stopped_by is not None:  # it died of the stop passed on to it, before its command took it over
             return self._record(index, Result(member, "interrupted", 128 + signal.Signals[self.stopped_by],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import glob
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -95,13 +96,20 @@ def _source(alias: str, source: Any) -> Callable[[], Iterable[Any]] | str:
                              f"not {type(source).__name__}")
 
 
-def _paths(alias: str, source: Any) -> Iterable[Path]:
-    """The files of one TABLEMIGRATE_FLEET entry: those its glob matches, or the paths its callable returns."""
+def _paths(alias: str, source: Any) -> list[Path]:
+    """The files of one TABLEMIGRATE_FLEET entry: those its glob matches, or the paths its callable returns.
+    A glob whose directory does not exist is refused (a typo must not pass for a fleet with no database);
+    one that matches nothing in an existing directory is a fleet with no database yet (a new deployment)."""
     found = _source(alias, source)
     if callable(found):
-        return (base_dir() / Path(p) for p in _call(alias, found))
-    return (Path(p) for p in sorted(glob.glob(found, recursive=True))
-            if os.path.isfile(p) and not p.endswith(SIDE_FILES))
+        return [base_dir() / Path(p) for p in _call(alias, found)]
+    pattern = Path(found)
+    fixed = Path(*itertools.takewhile(lambda part: not any(c in part for c in "*?["), pattern.parts))
+    root = fixed.parent if fixed == pattern else fixed  # without a wildcard the glob names one file
+    if not root.is_dir():
+        raise ConfigurationError(f"TABLEMIGRATE_FLEET[{alias!r}] = {str(source)!r}: directory {root} does not "
+                                 "exist (a typo?); a directory with no database yet is a fleet of none")
+    return [Path(p) for p in sorted(glob.glob(found, recursive=True)) if os.path.isfile(p) and not p.endswith(SIDE_FILES)]
 
 
 def _call(alias: str, source: Callable[[], Iterable[Any]]) -> list[Any]:
@@ -118,29 +126,62 @@ def _display(path: Path) -> str:
         return path.as_posix()
 
 
+def _real(path: Any) -> str:
+    return os.path.realpath(str(path))
+
+
+def _backup_dirs(databases: Iterable[str]) -> list[str]:
+    """Where tablemigrate keeps the backups and snapshots of these databases (TABLEMIGRATE_BACKUP_DIR, or
+    `backups` beside each): copies of a database, never databases of the fleet, whatever a glob matches."""
+    configured = conf.backup_dir()
+    found = {_real(configured)} if configured else {os.path.join(os.path.dirname(d), "backups") for d in databases}
+    return sorted(found)
+
+
+def _inside(path: str, directories: Iterable[str]) -> bool:
+    return any(path.startswith(d + os.sep) for d in directories)
+
+
 def members(only: str | None = None) -> list[Member]:
     """Every database `--all-databases` covers, in a stable order: the aliases as DATABASES lists them,
     then each TABLEMIGRATE_FLEET alias's files sorted by path. `only`: an fnmatch pattern on the names.
-    A file reached twice (an alias's database that a glob matches too) is taken once, the first time."""
+    A file reached twice (an alias's database that a glob matches too) is taken once, the first time; a
+    fleet alias's own NAME (a template) and the files in a backups directory are never members; a file
+    that two fleet aliases name is refused (which history would it follow?), and so is a member's alias
+    that has no history (TABLEMIGRATE_MIGRATIONS_DIR as a dict without it): before any database is opened."""
     fleet = _sources()
     found: list[Member] = []
-    seen: set[str] = set()
+    taken: dict[str, str] = {}  # resolved path -> the alias it is migrated as
     for alias in settings.DATABASES:
         if alias in fleet or not _is_file_database(alias) or not _holds_the_history(alias):
             continue
         found.append(Member(alias, alias))
-        seen.add(os.path.realpath(str(settings.DATABASES[alias]["NAME"])))
-    for alias, source in fleet.items():
+        taken[_real(settings.DATABASES[alias]["NAME"])] = alias
+    for alias in fleet:
         conf.sqlite_alias(alias)
-        own = os.path.realpath(str(settings.DATABASES[alias].get("NAME", "")))
-        files = sorted({os.path.realpath(p): p for p in _paths(alias, source)}.items())
-        for real, path in files:
-            if real in seen or real == own:
+    templates = {_real(settings.DATABASES[alias].get("NAME", "")) for alias in fleet}
+    named = {alias: _paths(alias, source) for alias, source in fleet.items()}
+    backups = _backup_dirs([*taken, *templates, *(_real(p) for paths in named.values() for p in paths)])
+    for alias, paths in named.items():
+        files = {_real(p): p for p in paths}
+        for real, path in sorted(files.items()):
+            if real in templates or _inside(real, backups):
                 continue
-            seen.add(real)
+            if real in taken:
+                if taken[real] != alias and taken[real] in fleet:
+                    raise ConfigurationError(f"{path} is named by TABLEMIGRATE_FLEET[{taken[real]!r}] and "
+                                             f"[{alias!r}]: a database follows one alias's history")
+                continue
+            taken[real] = alias
             found.append(Member(f"{alias}:{_display(path)}", alias, str(path)))
     if only:
         found = [m for m in found if fnmatch.fnmatchcase(m.name, only)]
+    for alias in dict.fromkeys(m.alias for m in found):
+        try:
+            conf.migrations_dir(alias)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{exc}; --all-databases takes every SQLite alias: leave it out with "
+                                     "--only") from None
     return found
 
 

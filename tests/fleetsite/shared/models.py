@@ -1,0 +1,7 @@
+"""The shared database's accounts."""
+
+from django.db import models
+
+
+class Account(models.Model):
+    name = models.CharField(max_length=100)
