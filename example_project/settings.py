@@ -34,3 +34,5 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 TABLEMIGRATE_BUSY_TIMEOUT = float(os.environ.get("EXAMPLE_BUSY_TIMEOUT", "30"))
 TABLEMIGRATE_MIGRATIONS_DIR = os.environ.get("EXAMPLE_MIGRATIONS_DIR", str(BASE_DIR / "tablemigrations"))
+# Database files migrated as copies of the default database (one per tenant, say): a glob, or unset.
+TABLEMIGRATE_FLEET = {"default": os.environ["EXAMPLE_FLEET"]} if os.environ.get("EXAMPLE_FLEET") else {}

@@ -3,7 +3,7 @@
 They read the migrations directory, the `schema.sql` header and the history table (read-only); they
 never build a temporary database.
 
-tablemigrate.W001  migrations are pending on the default database
+tablemigrate.W001  migrations are pending on the database of an alias (each SQLite alias)
 tablemigrate.W002  the models changed since the last `generate` (no migration for the change yet)
 tablemigrate.W003  an app tablemigrate owns still has Django migrations
 tablemigrate.W004  Django migrations of apps tablemigrate does not own are not applied to the default database
@@ -52,37 +52,56 @@ def _applied(db_path: str) -> dict[str, str] | None:
         return {}
 
 
+def _histories() -> list[tuple[str, Path]]:
+    """(alias, migrations directory) of every SQLite alias that has a tablemigrate history, in DATABASES'
+    order (an alias TABLEMIGRATE_MIGRATIONS_DIR's dict leaves out has none)."""
+    found = []
+    for alias in settings.DATABASES:
+        try:
+            found.append((conf.sqlite_alias(alias), conf.migrations_dir(alias)))
+        except TablemigrateError:
+            continue
+    return found
+
+
 @checks.register()
 def check_pending_and_model_changes(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:  # noqa: ARG001 (Django passes app_configs by name)
+    """W001 and W006 on the database of every SQLite alias (a TABLEMIGRATE_FLEET alias's files are many:
+    `show --all-databases` covers them), W002 once per migrations directory."""
     from tablemigrate.history.loader import migration_files
     from tablemigrate.history.schemafile import read_header
     from tablemigrate.project.build import managed_models
     from tablemigrate.project.fingerprint import models_fingerprint
 
-    try:
-        alias = conf.sqlite_alias("default")
-        directory = conf.migrations_dir()
-    except TablemigrateError:
-        return []
     messages: list[checks.CheckMessage] = []
-    files = migration_files(directory)
-    name = settings.DATABASES[alias].get("NAME", "")
-    testing = is_test_database(alias)  # the test runner's checks: the hint would point at the real database
-    applied = (_applied(str(name)) if name and name != ":memory:" and not str(name).startswith("file:")
-               and not testing else None)
-    if applied is not None:
-        pending = [p.stem for p in files if p.stem not in applied]
-        if pending:
+    fleet = getattr(settings, "TABLEMIGRATE_FLEET", None) or {}
+    compared: set[Path] = set()
+    for alias, directory in _histories():
+        files = migration_files(directory)
+        name = settings.DATABASES[alias].get("NAME", "")
+        testing = is_test_database(alias)  # the test runner's checks: the hint would point at the real database
+        applied = (_applied(str(name)) if name and name != ":memory:" and not str(name).startswith("file:")
+                   and not testing and alias not in fleet else None)
+        if applied is not None:
+            pending = [p.stem for p in files if p.stem not in applied]
+            which = "" if alias == "default" else f" --database {alias}"
+            if pending:
+                messages.append(checks.Warning(
+                    f"{len(pending)} tablemigrate migration(s) not applied to {name}"
+                    f"{'' if alias == 'default' else f' (database {alias!r})'}, e.g. {pending[0]}",
+                    hint=f"Run `python manage.py tablemigrate run{which}` (every database: `run --all-databases`).",
+                    id="tablemigrate.W001"))
+            messages += _edited(files, applied, str(name))
+        if directory in compared:  # one history for several aliases: its models are the first alias's
+            continue
+        compared.add(directory)
+        recorded = read_header(directory).get("models")
+        if recorded and recorded != models_fingerprint(managed_models(alias)):
             messages.append(checks.Warning(
-                f"{len(pending)} tablemigrate migration(s) not applied to {name}, e.g. {pending[0]}",
-                hint="Run `python manage.py tablemigrate run`.", id="tablemigrate.W001"))
-        messages += _edited(files, applied, str(name))
-    recorded = read_header(directory).get("models")
-    if recorded and recorded != models_fingerprint(managed_models(alias)):
-        messages.append(checks.Warning(
-            "the models changed since the last `tablemigrate generate`; the change has no migration yet",
-            hint="Run `python manage.py tablemigrate generate` (or `generate --check` to see the difference).",
-            id="tablemigrate.W002"))
+                "the models changed since the last `tablemigrate generate`"
+                f"{'' if alias == 'default' else f' --database {alias}'}; the change has no migration yet",
+                hint="Run `python manage.py tablemigrate generate` (or `generate --check` to see the difference).",
+                id="tablemigrate.W002"))
     return messages
 
 
@@ -138,13 +157,17 @@ def check_branch_conflicts(app_configs: Any = None, **kwargs: Any) -> list[check
     before and after it (shapes.py). Walking them in name order, a module that does not start from the
     shape the previous module on its table left, but from the one an earlier module started from, was
     generated without knowing that module: a merge of two branches. `run` would refuse it."""
+    messages: list[checks.CheckMessage] = []
+    for directory in dict.fromkeys(directory for _alias, directory in _histories()):
+        messages += _branch_conflicts(directory)
+    return messages
+
+
+def _branch_conflicts(directory: Path) -> list[checks.CheckMessage]:
+    """W005 in one migrations directory."""
     from tablemigrate.history.loader import history_checksum, load_migrations, recorded_files
     from tablemigrate.history.schemafile import read_header
 
-    try:
-        directory = conf.migrations_dir()
-    except TablemigrateError:
-        return []
     recorded = recorded_files(directory)
     if not recorded or read_header(directory).get("history") == history_checksum(recorded):
         return []

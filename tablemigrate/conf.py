@@ -1,6 +1,11 @@
 """Settings, with their defaults. Every setting is optional.
 
-TABLEMIGRATE_MIGRATIONS_DIR  directory of migration modules (default: <BASE_DIR>/tablemigrations)
+TABLEMIGRATE_MIGRATIONS_DIR  directory of migration modules (default: <BASE_DIR>/tablemigrations); or a dict
+                             {alias: directory}, one history per database alias (an alias not in it
+                             has no tablemigrate history)
+TABLEMIGRATE_FLEET           database files migrated as copies of an alias's database: {alias: a glob
+                             (relative to BASE_DIR), a callable or its dotted path returning paths}
+                             (see tablemigrate.fleet.members)
 TABLEMIGRATE_BACKUP_DIR      automatic backups (default: <directory of the database>/backups)
 TABLEMIGRATE_KEEP_BACKUPS    automatic backups kept after a run (default: 5)
 TABLEMIGRATE_BUSY_TIMEOUT    seconds to wait for SQLite's write lock (default: 30)
@@ -29,8 +34,17 @@ from django.db import connections
 from .errors import ConfigurationError
 
 
-def migrations_dir() -> Path:
+def migrations_dir(alias: str = "default") -> Path:
+    """The directory of `alias`'s migration modules.
+
+    TABLEMIGRATE_MIGRATIONS_DIR is one directory for every alias, or a dict {alias: directory} when the
+    aliases hold different models (routers)."""
     configured = getattr(settings, "TABLEMIGRATE_MIGRATIONS_DIR", None)
+    if isinstance(configured, dict):
+        if alias not in configured:
+            raise ConfigurationError(f"database {alias!r} has no tablemigrate history: TABLEMIGRATE_MIGRATIONS_DIR "
+                                     f"names a directory for {', '.join(map(repr, configured)) or 'no alias'} only")
+        return Path(configured[alias])
     if configured:
         return Path(configured)
     base = getattr(settings, "BASE_DIR", None)
@@ -39,9 +53,9 @@ def migrations_dir() -> Path:
     return Path(base) / "tablemigrations"
 
 
-def existing_migrations_dir() -> Path:
+def existing_migrations_dir(alias: str = "default") -> Path:
     """The migrations directory, which `run`, `show`, `revert` and `stats` need to exist."""
-    directory = migrations_dir()
+    directory = migrations_dir(alias)
     if not directory.is_dir():
         raise ConfigurationError(f"migrations directory {directory} does not exist; create the first migrations "
                                  "with `manage.py tablemigrate generate` (or set TABLEMIGRATE_MIGRATIONS_DIR)")

@@ -91,7 +91,7 @@ def _owned_tables_behind(using: str, plan: list | None) -> str | None:
     why = None
     if any(not migration_names(m._meta.app_label) for m in managed_models(using)):
         try:
-            directory = conf.existing_migrations_dir()
+            directory = conf.existing_migrations_dir(using)
         except TablemigrateError:
             why = "tablemigrate has no migrations yet (no migrations directory)"
         else:
@@ -129,7 +129,7 @@ def apply_history_to_test_database(sender: Any, using: str = "default", **kwargs
     path = None if wrapper.is_in_memory_db() else Path(wrapper.settings_dict["NAME"]).resolve()
     target = Target(using, wrapper.connection, path)
     # Django's migrate, which sent this signal, applies the Django migrations of the other apps itself.
-    run(target, conf.migrations_dir(), allow_destructive=True, take_backup=False, lock_timeout=conf.busy_timeout(),
+    run(target, conf.migrations_dir(using), allow_destructive=True, take_backup=False, lock_timeout=conf.busy_timeout(),
         django=False)
 
 

@@ -281,3 +281,27 @@ def test_a_read_only_database_is_snapshotted_without_an_identity(tmp_path):
     assert identity_at(snap) is None and identity_at(path) is None
     assert [e.path for e in snapshots.listing(tmp_path / "backups", path)] == [snap]
     conn.close()
+
+
+def test_many_databases_sharing_a_backups_directory_open_each_backup_once(tmp_path, monkeypatch):
+    """`run --all-databases` over tenants that share one backups directory: each database's run lists its
+    backups among every tenant's. A backup file never changes, so one process opens each once, not once
+    per database (quadratic in the fleet's size otherwise), and still lists only each database's own."""
+    from tablemigrate.backups import identity
+
+    monkeypatch.setattr(identity, "_FILE_IDENTITIES", {}, raising=False)
+    shared = tmp_path / "backups"
+    paths = [tmp_path / f"tenant{i}.sqlite3" for i in range(4)]
+    taken = {}
+    for path in paths:
+        conn = _db(path, path.stem)
+        taken[path] = {_backup(conn, path, shared), _backup(conn, path, shared)}
+        conn.close()
+    opened: list[str] = []
+    real = identity.identity_at
+    monkeypatch.setattr(identity, "identity_at", lambda p: opened.append(os.fspath(p)) or real(p))
+    for _ in range(2):  # two rounds: a rerun over the same fleet opens nothing again
+        for path in paths:
+            assert set(backups.automatic_backups(shared, path)) == taken[path]
+    files = [p for p in opened if p.startswith(str(shared))]
+    assert sorted(files) == sorted({os.fspath(p) for found in taken.values() for p in found})

@@ -128,3 +128,20 @@ def test_run_and_revert_finish_their_work_before_a_closed_stdout_stops_them(migr
             with pytest.raises(BrokenPipeError):
                 call_command("tablemigrate", *action, "--noinput", "--no-backup", stdout=_ClosedPipe())
             assert sent, action  # post_migrate ran before the first line was printed
+
+
+def test_a_command_inside_a_command_does_not_count_the_frozen_objects_again(monkeypatch):
+    """`run --all-databases` runs each database's command inside its own: counting the frozen objects
+    walks all of them (4 ms a database at 40 models), so the inner one trusts the outer one's freeze."""
+    import gc
+
+    from tablemigrate.cli.process import long_lived_objects_frozen
+
+    with long_lived_objects_frozen(until_exit=False):
+        frozen = gc.get_freeze_count()
+        with monkeypatch.context() as m:
+            m.setattr(gc, "get_freeze_count", lambda: pytest.fail("counted the frozen objects again"))
+            with long_lived_objects_frozen(until_exit=False):
+                pass
+        assert gc.get_freeze_count() == frozen  # the inner command did not unfreeze the outer one's objects
+    assert gc.get_freeze_count() == 0

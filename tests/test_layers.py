@@ -25,6 +25,7 @@ STAGES: list[set[str]] = [
     {"tablemigrate.backups"},
     {"tablemigrate.run"},
     {"tablemigrate.generate"},
+    {"tablemigrate.fleet"},
     {"tablemigrate.cli"},
     {"tablemigrate.checks", "tablemigrate.testing", "tablemigrate.apps", "tablemigrate.models",
      "tablemigrate.management"},

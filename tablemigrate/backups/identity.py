@@ -99,6 +99,31 @@ def identity_at(path: Path | str) -> Identity | None:
     return None
 
 
+#: Identities read from backup and snapshot files, by (path, inode, size, mtime): such a file is written once
+#: (to a temporary name, then renamed) and never changed, so a process that prunes many databases' backups in
+#: one directory (`run --all-databases`) opens each of them once, not once per database. Bounded; only found
+#: identities are kept (a file without one, or locked for a moment, is asked again).
+_FILE_IDENTITIES: dict[tuple[str, int, int, int], Identity] = {}
+FILE_IDENTITIES_KEPT = 50_000
+
+
+def file_identity(path: Path | str) -> Identity | None:
+    """`identity_at` for a backup or snapshot file, read once per process while the file is unchanged."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    key = (os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    found = _FILE_IDENTITIES.get(key)
+    if found is None:
+        found = identity_at(path)
+        if found is not None:
+            if len(_FILE_IDENTITIES) >= FILE_IDENTITIES_KEPT:
+                del _FILE_IDENTITIES[next(iter(_FILE_IDENTITIES))]
+            _FILE_IDENTITIES[key] = found
+    return found
+
+
 def record_identity(conn: sqlite3.Connection, backups_dir: Path) -> None:
     """Before a backup: give the database behind `conn` its identity if it has none, and record where
     it is and where its backups go if that changed (so the backup carries both). Nothing is written
@@ -159,7 +184,7 @@ class Owner:
     def refusal(self, path: Path) -> str | None:
         """None when `path` is a backup or snapshot of this database, else why not (for a message)."""
         mine = self.identity
-        theirs = identity_at(path) if mine is not None else None
+        theirs = file_identity(path) if mine is not None else None
         if mine is None or theirs is None:  # a database or a file from before identities
             return self._by_name(path)
         if theirs.id != mine.id:

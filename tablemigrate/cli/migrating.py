@@ -301,7 +301,7 @@ class MigrationCommands(CommandParts):
     def handle_revert(self, options: dict[str, Any]) -> None:
         from tablemigrate.run import runner
 
-        directory = conf.existing_migrations_dir()
+        directory = conf.existing_migrations_dir(options["database"])
         target = self._target(options)
         self._remember_history(target)
         with self._timing() as took:

@@ -43,12 +43,12 @@ class SchemaCommands(CommandParts):
 
             questioner.given = given_values(options["default"], managed_models(alias))
         write = not (options["dry_run"] or options["check"])
-        adopt = write and not migration_files(conf.migrations_dir()) and self._needs_baseline(options)
+        adopt = write and not migration_files(conf.migrations_dir(alias)) and self._needs_baseline(options)
         if adopt:
             raise CommandError(f"{adopt} already has tables of your models and no tablemigrate history: adopt it "
                                "with `manage.py tablemigrate baseline` (modules written now would create tables "
                                "that exist there)", returncode=2)
-        result = generate(conf.migrations_dir(), managed_models(alias), label=options["name"],
+        result = generate(conf.migrations_dir(alias), managed_models(alias), label=options["name"],
                           renames=renames, questioner=questioner, write=write, foreign=foreign_tables(alias))
         if as_json:  # what --check fails on (exit 1), named by the keys that hold it: the document says why
             reasons = [key for key, fails in (("changes", result.changed), ("stale_schema_sql", result.stale_snapshot))
@@ -85,7 +85,7 @@ class SchemaCommands(CommandParts):
             raise CommandError("an app label or --table is given only with --empty", returncode=2)
         if options["check"] or options["rename"]:
             raise CommandError("--empty writes a data module; it takes neither --check nor --rename", returncode=2)
-        made = empty_module(conf.migrations_dir(), managed_models(alias), label=options["name"], app=options["app"],
+        made = empty_module(conf.migrations_dir(alias), managed_models(alias), label=options["name"], app=options["app"],
                             table=options["table"], write=not options["dry_run"])
         if options["dry_run"]:
             self.stdout.write(f"Would create {made.path}:\n{made.text}")
@@ -98,10 +98,10 @@ class SchemaCommands(CommandParts):
         from tablemigrate.project.build import foreign_tables, managed_models  # tests patch build.managed_models
 
         target = self._target(options)
-        if migration_files(conf.migrations_dir()):
+        if migration_files(conf.migrations_dir(target.alias)):
             self._adopt(target, options)
             return
-        result, left_alone = baseline(target, conf.migrations_dir(), managed_models(target.alias),
+        result, left_alone = baseline(target, conf.migrations_dir(target.alias), managed_models(target.alias),
                                       lock_timeout=conf.busy_timeout(), write=not options["dry_run"],
                                       foreign=foreign_tables(target.alias))
         self._print_plans(result, sql=options["dry_run"], written=not options["dry_run"])
@@ -114,7 +114,8 @@ class SchemaCommands(CommandParts):
     def handle_squash(self, options: dict[str, Any]) -> None:
         from tablemigrate.generate.squash import squash
 
-        done = squash(conf.existing_migrations_dir(), to=options["to"], write=not options["dry_run"])
+        directory = conf.existing_migrations_dir(conf.sqlite_alias(options["database"]))
+        done = squash(directory, to=options["to"], write=not options["dry_run"])
         if options["dry_run"]:
             self.stdout.write(f"{done.name}.py (would replace {len(done.replaced)} modules):")
             self.stdout.write(done.text)
@@ -131,7 +132,7 @@ class SchemaCommands(CommandParts):
         from tablemigrate.project.build import managed_models  # tests patch build.managed_models
         from tablemigrate.run.adopt import adopt
 
-        done = adopt(target, conf.migrations_dir(), managed_models(target.alias), ownership().owned,
+        done = adopt(target, conf.migrations_dir(target.alias), managed_models(target.alias), ownership().owned,
                      lock_timeout=conf.busy_timeout(), write=not options["dry_run"])
         if done.nothing:
             self._say(done.nothing[0].upper() + done.nothing[1:] + ".")
@@ -173,7 +174,7 @@ class SchemaCommands(CommandParts):
                 for r in table_stats(target.conn)]
         for line in aligned(["table", "rows", "size"], rows, right={1, 2}):
             self.stdout.write("  " + line)
-        st = status(target.conn, conf.existing_migrations_dir())
+        st = status(target.conn, conf.existing_migrations_dir(target.alias))
         last = f"{st.applied[-1].name} at {st.applied[-1].applied_at}" if st.applied else "none"
         self.stdout.write(f"migrations  {len(st.applied)} applied, {len(st.pending)} pending; last applied: {last}")
         for line in ownership().describe():

@@ -108,12 +108,13 @@ class Targets(CommandState):
         """The migrations directory; when it is missing and the database already has tables of the
         owned models (built by Django's `migrate`), the way forward is `baseline`, not `generate`."""
         try:
-            return conf.existing_migrations_dir()
+            return conf.existing_migrations_dir(options["database"])
         except TablemigrateError:
             name = self._needs_baseline(options)
             if name:
                 raise CommandError(f"{name} already has tables of your models (made by Django's `migrate`?) and "
-                                   f"there is no migrations directory ({conf.migrations_dir()}): adopt it with "
+                                   f"there is no migrations directory ({conf.migrations_dir(options['database'])}): "
+                                   "adopt it with "
                                    "`manage.py tablemigrate baseline`", returncode=2) from None
             raise
 

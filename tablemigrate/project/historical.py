@@ -160,7 +160,8 @@ def _wrapper_of(conn: sqlite3.Connection) -> Any:
 def run(conn: sqlite3.Connection, app_label: str, migration: str, path: list[int], checksum: str,
         backwards: bool) -> None:
     """Run the carried operation (`DjangoDataStep.apply`): see the module's docstring."""
-    directory = conf.migrations_dir()
+    wrapper = owning_wrapper(conn)  # the alias whose history carried the step
+    directory = conf.migrations_dir(wrapper.alias if wrapper is not None else "default")
     source = archive_dir(directory) / app_label / f"{migration}.py"
     if not source.is_file() or file_checksum(source) != checksum:
         raise MigrationFailed(f"{source} is {'changed' if source.is_file() else 'missing'}: the step was carried "

@@ -130,7 +130,7 @@ class Command(DjangoMigrate):
 
         from .tablemigrate import Command as Tablemigrate
 
-        directory = conf.existing_migrations_dir()
+        directory = conf.existing_migrations_dir(alias)
         probe = Tablemigrate(stdout=self.stdout._out, stderr=self.stderr._out)
         target = probe._target({"database": alias, "action": "run", "dry_run": True})
         st = status(target.conn, directory)

@@ -16,6 +16,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from tablemigrate.cli.files import FileCommands
+from tablemigrate.cli.fleet import FleetCommands, add_fleet_options
 from tablemigrate.cli.migrating import MigrationCommands
 from tablemigrate.cli.output import document_only, reporting
 from tablemigrate.cli.process import (
@@ -46,6 +47,8 @@ EXIT_CODES = """exit codes:
      migrations were applied, the line says so
   4  show --check / run --check: migrations are pending (Django's of the other apps included);
      nothing was changed
+  5  --all-databases: some databases did not end as asked (refused, failed and restored, locked,
+     or not started after the failure limit or a failed canary); one line per database says which
   130  interrupted by SIGINT (Ctrl-C),
   143  by SIGTERM (`docker stop`), or
   129  by SIGHUP (the terminal or SSH session closed): the command stopped cleanly (the migration
@@ -61,7 +64,7 @@ SEE_EXIT_CODES = "exit codes: see `manage.py tablemigrate --help`"
 WRITERS = frozenset({"run", "revert", "restore", "snapshot", "baseline", "generate", "squash"})
 
 
-class Command(MigrationCommands, FileCommands, SchemaCommands):
+class Command(MigrationCommands, FileCommands, SchemaCommands, FleetCommands):
     help = ("Per-table, diff-based schema migrations for SQLite: generate, show, run, revert, "
             "snapshot/restore. Run `manage.py tablemigrate COMMAND --help` for each command.")
     requires_system_checks: list[str] = []
@@ -150,6 +153,7 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                           help="exit 4 when any migration is pending (2 when the history does not match the "
                                "files), as `migrate --check`; for CI")
         add_format(show, "applied and pending migrations, with tables and destructive flags, drift")
+        add_fleet_options(show)
 
         def add_apply_options(p: argparse.ArgumentParser) -> None:
             p.add_argument("--allow-destructive", action="store_true",
@@ -173,10 +177,12 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                        help="apply nothing; list what is pending and exit 4 when anything is (2 when the history "
                             "does not match the files), as `migrate --check`; for CI")
         add_format(r, "what was applied, with durations, and the changed tables; with --check, what is pending")
+        add_fleet_options(r)
         rv = add("revert", "Revert the last applied tablemigrate migration (or every one after --to NAME), "
                            "with the same lock/backup/restore safety. Other apps: `manage.py migrate APP 000N`.")
         add_apply_options(rv)
         rv.add_argument("--to", metavar="NAME", help="revert every migration applied after NAME")
+        add_fleet_options(rv)
 
         snap = add("snapshot", "Save a named full copy of the database (online backup API, mode 0600, checked) "
                                "beside the automatic backups.")
@@ -192,8 +198,9 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
                              "that holds data; refused otherwise")
         ins = add("inspect", "Print the live schema as the diff sees it (one table, or all).")
         ins.add_argument("table", nargs="?", help="only this table")
-        add("stats", "Tables with row counts and sizes, database facts, pending and last applied migrations, "
-                     "which apps tablemigrate owns.")
+        stats = add("stats", "Tables with row counts and sizes, database facts, pending and last applied "
+                             "migrations, which apps tablemigrate owns.")
+        add_fleet_options(stats)
         bl = add("baseline", "Adopt a database without tablemigrate history (e.g. made by Django's `migrate`): "
                              "write modules that create the current tables of the apps tablemigrate owns and "
                              "record them as applied. When the modules exist (written by baseline from another "
@@ -218,10 +225,14 @@ class Command(MigrationCommands, FileCommands, SchemaCommands):
             try:
                 with long_lived_objects_frozen(until_exit=getattr(self, "whole_process", False)), \
                         document_only(self, options):
-                    if action in ("run", "revert"):
+                    if options.get("all_databases"):  # each database's command reports for itself
+                        self.handle_fleet(options)
+                    elif action in ("run", "revert"):
+                        self.single_database(options)
                         with reporting(self, options):
                             getattr(self, "handle_" + action)(options)
                     else:
+                        self.single_database(options)
                         getattr(self, "handle_" + action)(options)
             except (KeyboardInterrupt, TablemigrateError, sqlite3.DatabaseError) as exc:
                 if stop.signum is not None or interrupted_by(exc):
