@@ -267,11 +267,12 @@ def bench_loop(project: Path, template: Path, work: Path, name: str, mode: str, 
     return Measured(name, n, scaled, len(paths) if len(paths) < n else 0, peak)
 
 
-def fleet(project: Path, directory: Path, jobs: int) -> tuple[float, int, str]:
-    """The fleet command on the databases in `directory`: (seconds, largest peak RSS in KB, its stdout)."""
+def fleet(project: Path, directory: Path, jobs: int) -> tuple[float, int]:
+    """The fleet command on the databases in `directory`: (seconds, largest peak RSS in KB). Its JSON
+    summary must name every database of `directory`, each migrated."""
     args = bench.manage(project, "tablemigrate", "run", "--all-databases", "--only", "tenant:*", "--jobs", str(jobs),
                         "--noinput", "--format", "json")
-    env = settings_env(project, "settings", TENANT_GLOB=f"{directory.name}/*.sqlite3")
+    env = settings_env(project, "settings", TENANT_GLOB=str(directory / "*.sqlite3"))
     os.sync()
     done = subprocess.run([PYTHON, "-c", WRAPPER, *args], cwd=project, env=env, capture_output=True, text=True,
                           check=True)
@@ -279,7 +280,12 @@ def fleet(project: Path, directory: Path, jobs: int) -> tuple[float, int, str]:
     if result["returncode"] != 0:
         raise RuntimeError(f"the fleet command failed ({result['returncode']}):\n{result['stdout']}\n"
                            f"{result['stderr']}")
-    return result["seconds"], result["maxrss_kb"], result["stdout"]
+    summary = json.loads(result["stdout"])
+    named = sorted((Path(d["path"]).name, d["status"]) for d in summary["databases"])
+    expected = sorted((p.name, "migrated") for p in directory.glob("*.sqlite3"))
+    if named != expected:
+        raise RuntimeError(f"the fleet's summary does not say every database was migrated: {summary['counts']}")
+    return result["seconds"], result["maxrss_kb"]
 
 
 def bench_fleet(project: Path, template: Path, work: Path, sizes: list[int], jobs: int, keep: bool) -> list[Measured]:
@@ -292,7 +298,7 @@ def bench_fleet(project: Path, template: Path, work: Path, sizes: list[int], job
     for size in sizes:
         directory = work / f"fleet{size}"
         paths = copies(template, directory, size)
-        seconds, maxrss, _out = fleet(project, directory, jobs)
+        seconds, maxrss = fleet(project, directory, jobs)
         check(paths, "tablemigrate", f"fleet of {size}")
         if not keep:
             shutil.rmtree(directory)
