@@ -305,3 +305,41 @@ def test_many_databases_sharing_a_backups_directory_open_each_backup_once(tmp_pa
             assert set(backups.automatic_backups(shared, path)) == taken[path]
     files = [p for p in opened if p.startswith(str(shared))]
     assert sorted(files) == sorted({os.fspath(p) for found in taken.values() for p in found})
+
+
+def test_tenants_copied_from_one_database_read_each_others_identity_once(tmp_path, monkeypatch):
+    """Tenants made by copying one database share its identity, so each one's backups, seen from another
+    tenant, send it to read that tenant's live file (does a copy live on there?). One process reads each
+    live file once while it is unchanged, and again once it is written (a new identity is seen)."""
+    from tablemigrate.backups import identity
+
+    monkeypatch.setattr(identity, "_FILE_IDENTITIES", {}, raising=False)
+    shared = tmp_path / "backups"
+    first = _db(tmp_path / "tenant0.sqlite3", "x")
+    before = _backup(first, tmp_path / "tenant0.sqlite3", shared)  # it has an identity now; the copies take it
+    first.close()
+    paths = [tmp_path / "tenant0.sqlite3"] + [tmp_path / f"tenant{i}.sqlite3" for i in range(1, 4)]
+    for path in paths[1:]:
+        shutil.copy(paths[0], path)
+    taken = {}
+    for path in paths:
+        conn = sqlite3.connect(path, isolation_level=None)
+        taken[path] = {p for p in (_backup(conn, path, shared),)}
+        conn.close()
+    taken[paths[0]].add(before)
+    opened: list[str] = []
+    real = identity.identity_at
+    monkeypatch.setattr(identity, "identity_at", lambda p: opened.append(os.fspath(p)) or real(p))
+    others: list[str] = []  # live files read while listing another database's backups
+    for _ in range(2):
+        for path in paths:
+            opened.clear()
+            assert set(backups.automatic_backups(shared, path)) == taken[path]
+            others += [p for p in opened if not p.startswith(str(shared)) and p != os.fspath(path)]
+    assert others and sorted(others) == sorted(set(others)), others  # each read once, over both rounds
+    conn = sqlite3.connect(paths[1], isolation_level=None)
+    conn.execute("UPDATE tablemigrate_identity SET backups = 'elsewhere'")  # written: read again
+    conn.close()
+    opened.clear()
+    backups.automatic_backups(shared, paths[0])
+    assert os.fspath(paths[1]) in opened

@@ -145,3 +145,23 @@ def test_a_command_inside_a_command_does_not_count_the_frozen_objects_again(monk
                 pass
         assert gc.get_freeze_count() == frozen  # the inner command did not unfreeze the outer one's objects
     assert gc.get_freeze_count() == 0
+
+
+def test_call_command_builds_the_parser_once(monkeypatch):
+    """A fleet runs one `call_command` per database: the parser (10 ms to build) is built once per process,
+    and what one call parsed does not carry into the next."""
+    from django.core.management import call_command
+    from django.core.management.base import BaseCommand, CommandError
+
+    from tablemigrate.management.commands.tablemigrate import Command
+
+    monkeypatch.setattr(Command, "_parsers", {})
+    built = []
+    real = BaseCommand.create_parser
+    monkeypatch.setattr(BaseCommand, "create_parser", lambda self, *a, **k: built.append(a) or real(self, *a, **k))
+    for _ in range(2):
+        with pytest.raises(CommandError, match="--jobs works with --all-databases only"):
+            call_command("tablemigrate", "show", "--jobs", "2")
+    with pytest.raises(CommandError, match="--only works with --all-databases only"):
+        call_command("tablemigrate", "show", "--only", "x")  # --jobs is back to its default
+    assert len(built) == 1

@@ -99,21 +99,38 @@ def identity_at(path: Path | str) -> Identity | None:
     return None
 
 
-#: Identities read from backup and snapshot files, by (path, inode, size, mtime): such a file is written once
-#: (to a temporary name, then renamed) and never changed, so a process that prunes many databases' backups in
-#: one directory (`run --all-databases`) opens each of them once, not once per database. Bounded; only found
+#: Identities read from database files, by what changes when the file is written: its inode, size and
+#: mtime, SQLite's file change counter (header bytes 24-27, bumped by every commit in rollback-journal mode)
+#: and its -wal's size and mtime (WAL mode). A backup or snapshot is written once and never changed, and
+#: another tenant's database changes rarely, so a process that prunes many databases' backups in one
+#: directory (`run --all-databases`) opens each of them once, not once per database. Bounded; only found
 #: identities are kept (a file without one, or locked for a moment, is asked again).
-_FILE_IDENTITIES: dict[tuple[str, int, int, int], Identity] = {}
+_FILE_IDENTITIES: dict[tuple, Identity] = {}
 FILE_IDENTITIES_KEPT = 50_000
 
 
-def file_identity(path: Path | str) -> Identity | None:
-    """`identity_at` for a backup or snapshot file, read once per process while the file is unchanged."""
+def _version(path: Path | str) -> tuple | None:
+    """What changes whenever the database at `path` is written (None: no such file)."""
     try:
         st = os.stat(path)
+        with open(path, "rb") as fh:
+            fh.seek(24)
+            counter = fh.read(4)
     except OSError:
         return None
-    key = (os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    try:
+        wal = os.stat(f"{os.fspath(path)}-wal")
+        journal = (wal.st_ino, wal.st_size, wal.st_mtime_ns)
+    except OSError:
+        journal = None
+    return os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns, counter, journal
+
+
+def file_identity(path: Path | str) -> Identity | None:
+    """`identity_at`, read once per process while the file is unchanged."""
+    key = _version(path)
+    if key is None:
+        return None
     found = _FILE_IDENTITIES.get(key)
     if found is None:
         found = identity_at(path)
@@ -193,8 +210,8 @@ class Owner:
             return None
         # Taken of this database at another path: it moved (the file is its own), unless a copy of it
         # lives on there and keeps its backups where this file is (the copy's, not this one's).
-        if theirs.path not in self._at:
-            self._at[theirs.path] = identity_at(theirs.path)
+        if theirs.path not in self._at:  # another tenant copied from the same database: read once per process
+            self._at[theirs.path] = file_identity(theirs.path)
         there = self._at[theirs.path]
         if there is not None and there.id == theirs.id and there.backups == os.path.realpath(_backups_root(path)):
             return (f"was taken from another database: the copy of this one at {theirs.path}, which keeps its "
