@@ -155,7 +155,7 @@ def test_call_command_builds_the_parser_once(monkeypatch):
 
     from tablemigrate.management.commands.tablemigrate import Command
 
-    monkeypatch.setattr(Command, "_parsers", {})
+    monkeypatch.setattr(Command, "_parsers", {}, raising=False)
     built = []
     real = BaseCommand.create_parser
     monkeypatch.setattr(BaseCommand, "create_parser", lambda self, *a, **k: built.append(a) or real(self, *a, **k))
