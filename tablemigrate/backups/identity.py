@@ -109,10 +109,13 @@ _FILE_IDENTITIES: dict[tuple, Identity] = {}
 FILE_IDENTITIES_KEPT = 50_000
 
 
-def _version(path: Path | str) -> tuple | None:
-    """What changes whenever the database at `path` is written (None: no such file)."""
+def _version(path: Path | str, written_once: bool) -> tuple | None:
+    """What changes whenever the database at `path` is written (None: no such file). `written_once`: a
+    backup or snapshot, which is never written again (its inode, size and mtime are enough)."""
     try:
         st = os.stat(path)
+        if written_once:
+            return os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns
         with open(path, "rb") as fh:
             fh.seek(24)
             counter = fh.read(4)
@@ -126,9 +129,9 @@ def _version(path: Path | str) -> tuple | None:
     return os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns, counter, journal
 
 
-def file_identity(path: Path | str) -> Identity | None:
-    """`identity_at`, read once per process while the file is unchanged."""
-    key = _version(path)
+def file_identity(path: Path | str, written_once: bool = False) -> Identity | None:
+    """`identity_at`, read once per process while the file is unchanged (`written_once`: a backup or snapshot)."""
+    key = _version(path, written_once)
     if key is None:
         return None
     found = _FILE_IDENTITIES.get(key)
@@ -201,7 +204,7 @@ class Owner:
     def refusal(self, path: Path) -> str | None:
         """None when `path` is a backup or snapshot of this database, else why not (for a message)."""
         mine = self.identity
-        theirs = file_identity(path) if mine is not None else None
+        theirs = file_identity(path, written_once=True) if mine is not None else None
         if mine is None or theirs is None:  # a database or a file from before identities
             return self._by_name(path)
         if theirs.id != mine.id:
