@@ -1,0 +1,21 @@
+"""Adversarial review of issue 26 on tests/fleetsite (a shared database and a fleet of tenants, a history
+per alias): reproductions of the defects found, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import manage
+from .test_fleet import built, site, tm  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.subprocess
+
+
+def test_w002_for_another_alias_hints_at_generate_for_that_alias(site: Path) -> None:  # noqa: F811
+    """The tenant models changed: W002 names `--database tenant`, and its hint must too (a bare `generate`
+    says "No changes detected")."""
+    out = manage(site, "check", prefix="FLEETSITE", FLEETSITE_STRICT="1").stderr
+    assert "tablemigrate.W002" in out, out
+    assert "HINT: Run `python manage.py tablemigrate generate --database tenant`" in out, out
