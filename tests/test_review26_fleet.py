@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import manage
-from .test_fleet import built, site, tm  # noqa: F401 (fixtures)
+from .test_fleet import built, make_tenants, site, summary, tm  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.subprocess
 
@@ -28,3 +28,16 @@ def test_generate_check_in_ci_sees_a_model_change_of_another_alias(site: Path) -
     exits 0, "No changes detected", while the tenant models changed without a migration."""
     proc = tm(site, "generate", "--check", "--noinput", check=False, FLEETSITE_STRICT="1")
     assert proc.returncode == 1, proc.stdout + proc.stderr
+
+
+def test_revert_all_databases_does_not_call_a_database_with_nothing_to_revert_reverted(site: Path) -> None:  # noqa: F811
+    """`revert --all-databases --to NAME` on tenants where NAME is already the last applied migration: nothing
+    is reverted, and the line and summary must not say "reverted"."""
+    make_tenants(site, 2)
+    tm(site, "run", "--all-databases")
+    (first,) = (p.stem for p in (site / "migrations_tenant").glob("*.py"))
+    for verbosity in ("0", "1"):
+        proc = tm(site, "revert", "--all-databases", "--only", "tenant:*", "--to", first, "-v", verbosity)
+        assert "reverted" not in proc.stdout, proc.stdout
+    assert summary(tm(site, "revert", "--all-databases", "--only", "tenant:*", "--to", first).stdout) == \
+        "2 databases: 2 already current"
