@@ -36,3 +36,25 @@ def test_provision_into_a_litefs_mount_is_refused(site, monkeypatch, tmp_path): 
         call_command("tablemigrate", "provision", str(tenants / "a.sqlite3"), verbosity=0)
     assert refused.value.returncode == 2 and "LiteFS" in str(refused.value)
     assert os.listdir(tenants) == []
+
+
+def test_a_stop_after_the_fleet_ran_does_not_say_nothing_was_changed(monkeypatch):
+    """A signal while `run --all-databases` prints its summary or JSON document (after every database ended:
+    a slow pipe, `| less`) reached the command's own handling, which said "nothing was changed": the fleet's
+    databases were migrated. The line must not say so."""
+    from tablemigrate.cli import fleet
+    from tablemigrate.fleet import dispatch, members
+
+    def ran(self, members, report):
+        return [dispatch.Result(m, "migrated", 0) for m in members]
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(members, "members", lambda only=None: [members.Member("default", "default")])
+    monkeypatch.setattr(dispatch.Fleet, "run", ran)
+    monkeypatch.setattr(fleet.FleetCommands, "_say", interrupted)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        call_command("tablemigrate", "run", "--all-databases", verbosity=1)
+    assert "nothing was changed" not in str(stopped.value), stopped.value
+    assert "--all-databases" in str(stopped.value)
