@@ -52,9 +52,9 @@ from tablemigrate.project.build import (
     table_models,
 )
 from tablemigrate.project.ownership import ownership
+from tablemigrate.sqlite import litefs
 from tablemigrate.sqlite.cache import is_private
 from tablemigrate.sqlite.introspect import IDENTITY_TABLE, introspect, sql_made_tables
-from tablemigrate.sqlite import litefs
 from tablemigrate.sqlite.schema import table_digest
 
 from .members import Member, pointed_at
