@@ -97,10 +97,11 @@ def check_pending_and_model_changes(app_configs: Any = None, **kwargs: Any) -> l
         compared.add(directory)
         recorded = read_header(directory).get("models")
         if recorded and recorded != models_fingerprint(managed_models(alias)):
+            which = "" if alias == "default" else f" --database {alias}"
             messages.append(checks.Warning(
-                "the models changed since the last `tablemigrate generate`"
-                f"{'' if alias == 'default' else f' --database {alias}'}; the change has no migration yet",
-                hint="Run `python manage.py tablemigrate generate` (or `generate --check` to see the difference).",
+                f"the models changed since the last `tablemigrate generate{which}`; the change has no migration yet",
+                hint=f"Run `python manage.py tablemigrate generate{which}` (or `generate{which} --check` to see the "
+                     "difference).",
                 id="tablemigrate.W002"))
     return messages
 

@@ -104,7 +104,8 @@ class FleetCommands(CommandParts):
     def _member_args(options: dict[str, Any]) -> list[str]:
         """The single command each database runs: never prompting, its document parsed for its status."""
         action = options["action"]
-        args = ["-v", str(options["verbosity"])]
+        # `revert` says what it reverted at -v 1 only: its status is read from that ("current" when nothing).
+        args = ["-v", str(max(options["verbosity"], 1) if action == "revert" else options["verbosity"])]
         if action in ("run", "revert"):
             args.append("--noinput")
             args += ["--allow-destructive"] if options["allow_destructive"] else []

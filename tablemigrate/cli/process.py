@@ -182,6 +182,9 @@ class StopReport(CommandState):
             said = describe(Stopped(name))  # its wording of the interrupt itself: said already
             return str(exc).removeprefix(said).lstrip("; ")
         action = options["action"]
+        if options.get("all_databases") and action in ("run", "revert"):  # outside any database's own command
+            return ("each database is either done or as it was: `manage.py tablemigrate show --all-databases` "
+                    "says what is applied")
         if action in ("run", "revert"):
             return self._history_change()
         if action == "snapshot":

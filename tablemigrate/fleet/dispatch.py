@@ -64,9 +64,14 @@ class Result:
         return self.status in DONE
 
 
-def _status(action: str, args: Sequence[str], code: int, cause: BaseException | None, doc: dict | None) -> str:
-    """A database's status from its command's exit code and, for a refusal that exits 1, the error itself."""
+def _status(action: str, args: Sequence[str], code: int, cause: BaseException | None, doc: dict | None,
+            output: str = "") -> str:
+    """A database's status from its command's exit code and, for a refusal that exits 1, the error itself; a
+    `revert` that reverted nothing (its `--to` is the last applied) is "current": its output has no "Reverted"
+    line (the fleet runs it at -v 1 at least)."""
     if code == 0:
+        if action == "revert":
+            return "reverted" if any(line.startswith("Reverted ") for line in output.splitlines()) else "current"
         if action == "run" and "--dry-run" in args:
             return "rehearsed"
         if action == "run":
@@ -106,7 +111,7 @@ def run_member(member: Member, action: str, args: Sequence[str]) -> Result:
             doc = json.loads(out.getvalue())
         except ValueError:
             doc = None
-    status = "interrupted" if stopped else _status(action, args, code, cause, doc)
+    status = "interrupted" if stopped else _status(action, args, code, cause, doc, out.getvalue())
     output = out.getvalue() if doc is None else ""
     return Result(member, status, code, line.splitlines()[0] if line else "", output + err.getvalue(), doc,
                   seconds, stopped)

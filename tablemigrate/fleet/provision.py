@@ -52,6 +52,7 @@ from tablemigrate.project.build import (
     table_models,
 )
 from tablemigrate.project.ownership import ownership
+from tablemigrate.sqlite import litefs
 from tablemigrate.sqlite.cache import is_private
 from tablemigrate.sqlite.introspect import IDENTITY_TABLE, introspect, sql_made_tables
 from tablemigrate.sqlite.schema import table_digest
@@ -94,6 +95,7 @@ def provisioned(path: str | os.PathLike[str], alias: str = "default") -> Provisi
     """`provision`, saying which template it copied and whether it was built now."""
     target = _new_path(path)
     alias = conf.sqlite_alias(alias)
+    _not_litefs(target)
     made = template(alias, target.parent)
     try:
         _install(made, target)
@@ -116,6 +118,18 @@ def _new_path(path: str | os.PathLike[str]) -> Path:
     if not target.parent.is_dir():
         raise ConfigurationError(f"directory {target.parent} does not exist; nothing was changed")
     return target
+
+
+def _not_litefs(target: Path) -> None:
+    """Under LiteFS, before anything is built or written: on a replica exit 6, as `run` (only the primary
+    writes); in a LiteFS mount exit 2: a copy of the template is bytes written past SQLite's journal, which
+    LiteFS does not replicate as a transaction, and its scratch file would be taken for a new database."""
+    litefs.refuse_on_replica(target)
+    mount = litefs.mount_of(target.parent)
+    if mount is not None:
+        raise ConfigurationError(f"{target} is in a LiteFS mount ({mount}): provision copies a file, which LiteFS "
+                                 "does not replicate; create the database through SQLite instead (`tablemigrate run` "
+                                 "or `migrate` on an alias whose NAME is the file); nothing was changed")
 
 
 # --- the template ------------------------------------------------------------------------------------
