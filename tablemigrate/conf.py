@@ -55,6 +55,12 @@ def migrations_dir(alias: str = "default") -> Path:
     return Path(base) / "tablemigrations"
 
 
+def history_aliases() -> list[str]:
+    """The aliases TABLEMIGRATE_MIGRATIONS_DIR's dict names, in its order ([] when it is one directory)."""
+    configured = getattr(settings, "TABLEMIGRATE_MIGRATIONS_DIR", None)
+    return [alias for alias in configured if alias in settings.DATABASES] if isinstance(configured, dict) else []
+
+
 def existing_migrations_dir(alias: str = "default") -> Path:
     """The migrations directory, which `run`, `show`, `revert` and `stats` need to exist."""
     directory = migrations_dir(alias)

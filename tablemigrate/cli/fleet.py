@@ -74,6 +74,11 @@ class FleetCommands(CommandParts):
 
         action = options["action"]
         as_json = options.get("format") == "json"
+        if action == "revert" and not options["to"]:  # each database's own last one is not the same migration
+            raise CommandError("revert --all-databases needs --to NAME: every database goes back to the same point "
+                               "(without it each would revert its own last migration, which after a partial "
+                               "rollout is not the same one); --only picks the databases of one history",
+                               returncode=2)
         found = members(options["only"])
         if not found:
             raise CommandError("no database to work on: no SQLite file alias in DATABASES and no TABLEMIGRATE_FLEET "

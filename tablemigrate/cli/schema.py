@@ -19,6 +19,34 @@ class SchemaCommands(CommandParts):
     """The handlers, mixed into the Command."""
 
     def handle_generate(self, options: dict[str, Any]) -> None:
+        """`generate` for `--database`, or, with a history per alias (TABLEMIGRATE_MIGRATIONS_DIR a dict) and no
+        `--database`, for every alias the dict names: `generate --check` in CI must see every alias's models."""
+        aliases = conf.history_aliases() if not options.get("database_given") else []
+        if len(aliases) < 2:
+            self._generate_one(options)
+            return
+        if options["empty"] or options["app"] or options["table"] or options["rename"] or options["default"]:
+            raise CommandError("each alias has its own history: say which with --database ALIAS "
+                               f"({', '.join(aliases)})", returncode=2)
+        failures: list[str] = []
+        docs: dict[str, Any] = {}
+        for alias in aliases:
+            if options["format"] != "json" and self.verbosity > 0:
+                self.stdout.write(self.style.MIGRATE_HEADING(f"database {alias!r} ({conf.migrations_dir(alias)}):"))
+            try:
+                self._generate_one({**options, "database": alias}, into=docs)
+            except CommandError as exc:
+                if exc.returncode != 1 or not options["check"]:
+                    raise
+                failures.append(f"{alias}: {exc}")
+        if options["format"] == "json":
+            reasons = sorted({r for doc in docs.values() if doc for r in doc["reasons"]})
+            self._write_json(document("generate", check=True, databases=docs, ok=not failures, reasons=reasons))
+        if failures:
+            raise CommandError("; ".join(failures), returncode=1)
+
+    def _generate_one(self, options: dict[str, Any], into: dict[str, Any] | None = None) -> None:
+        """`generate` for one alias; under --format json its document is written, or put `into` a dict by alias."""
         from tablemigrate.generate.pipeline import Questioner, generate
         from tablemigrate.project.build import foreign_tables, managed_models  # tests patch build.managed_models
         from tablemigrate.sqlite.diff import Renames
@@ -53,13 +81,17 @@ class SchemaCommands(CommandParts):
         if as_json:  # what --check fails on (exit 1), named by the keys that hold it: the document says why
             reasons = [key for key, fails in (("changes", result.changed), ("stale_schema_sql", result.stale_snapshot))
                        if fails]
-            self._write_json(document("generate", check=True, changes=[
+            doc = document("generate", check=True, changes=[
                 {"name": m.name, "kind": m.plan.kind, "tables": [t for t in (m.plan.old_table, m.plan.table) if t],
                  "summary": list(m.plan.summary),
                  "destructive": list(m.plan.destructive), "warnings": list(m.warnings)} for m in result.modules],
                 tables=sorted({t for m in result.modules for t in (m.plan.old_table, m.plan.table) if t},
                               key=str.lower),
-                stale_schema_sql=result.stale_snapshot, ok=not reasons, reasons=reasons))
+                stale_schema_sql=result.stale_snapshot, ok=not reasons, reasons=reasons)
+            if into is None:
+                self._write_json(doc)
+            else:
+                into[alias] = doc
         if not result.changed:
             if result.stale_snapshot and options["check"]:
                 raise CommandError(f"{result.stale_snapshot}: run `manage.py tablemigrate generate` to rewrite "

@@ -103,7 +103,8 @@ def run_member(member: Member, action: str, args: Sequence[str]) -> Result:
         code, line = 128 + signal.Signals[stopped], str(exc) or f"interrupted by {stopped}"
     except Exception as exc:  # a bug or an application's error outside the command's handling
         code, cause, line = 1, exc, f"{type(exc).__name__}: {exc}"
-    release_held()  # its connections are closed: the next thousand databases need no descriptor of it
+    connections[member.alias].close()  # an alias's own database too: no connection left to any file here
+    release_held()  # so the next thousand databases need no descriptor of it
     seconds = time.monotonic() - started
     doc = None
     if code in (0, 4) and "--format" in args:

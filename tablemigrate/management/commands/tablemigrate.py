@@ -114,7 +114,8 @@ class Command(MigrationCommands, FileCommands, SchemaCommands, FleetCommands, Pr
 
     def add_arguments(self, parser) -> None:
         common = argparse.ArgumentParser(add_help=False)
-        common.add_argument("--database", default="default", help="database alias (default: 'default')")
+        common.add_argument("--database", help="database alias (default: 'default'; `generate` with a history per "
+                                               "alias: every alias TABLEMIGRATE_MIGRATIONS_DIR names)")
         common.add_argument("--noinput", "--no-input", action="store_false", dest="interactive",
                             help="never prompt; refuse what would need an answer")
         common.add_argument("-v", "--verbosity", type=int, choices=[0, 1, 2, 3], default=argparse.SUPPRESS,
@@ -194,7 +195,7 @@ class Command(MigrationCommands, FileCommands, SchemaCommands, FleetCommands, Pr
         rv = add("revert", "Revert the last applied tablemigrate migration (or every one after --to NAME), "
                            "with the same lock/backup/restore safety. Other apps: `manage.py migrate APP 000N`.")
         add_apply_options(rv)
-        rv.add_argument("--to", metavar="NAME", help="revert every migration applied after NAME")
+        rv.add_argument("--to", metavar="NAME", help="revert every migration applied after NAME (required with --all-databases)")
         add_fleet_options(rv)
 
         snap = add("snapshot", "Save a named full copy of the database (online backup API, mode 0600, checked) "
@@ -245,6 +246,8 @@ class Command(MigrationCommands, FileCommands, SchemaCommands, FleetCommands, Pr
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         self.verbosity = options["verbosity"]
+        options["database_given"] = options["database"] is not None
+        options["database"] = options["database"] or "default"
         self._database = options["database"]
         self._history_before: list[str] | None = None
         with signals_stop_cleanly(action in WRITERS) as stop:
