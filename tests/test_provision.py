@@ -215,3 +215,28 @@ def test_example_project_tenants_content_types_fleet_and_a_model_change(tmp_path
     assert "migrated" in ran.stdout and "tenants/a.sqlite3" in ran.stdout
     assert "built now" in tablemigrate(site, "provision", "tenants/b.sqlite3", **env).stdout
     assert _schema(site / "tenants" / "b.sqlite3")[:2] == _schema(tenant)[:2]
+
+
+def test_a_new_template_removes_only_its_own_alias_s_old_ones(tmp_path, monkeypatch):
+    """Building `tenant`'s template removes `tenant`'s older ones, never those of `tenant-eu` (whose names
+    also start with `tenant-`): a provision of that alias would find its template gone mid-copy."""
+    from tablemigrate.fleet import provision as prov
+
+    directory = tmp_path / "templates"
+    directory.mkdir(mode=0o700)
+    old_key, new_key = "a" * 64, "b" * 64
+    mine_old = directory / f"tenant-{old_key[:32]}-f00d{prov.SUFFIX}"
+    theirs = directory / f"tenant-eu-{'c' * 32}-beef{prov.SUFFIX}"
+    for path in (mine_old, theirs):
+        path.write_bytes(b"x")
+    monkeypatch.setattr(prov, "template_key", lambda alias: new_key)
+    monkeypatch.setattr(prov, "templates_dir", lambda alias, near: directory)
+
+    def build(alias, where, prefix, keep):
+        made = where / f"{prefix}feed{prov.SUFFIX}"
+        made.write_bytes(b"y")
+        return prov.Template(made, "feed", built=True)
+
+    monkeypatch.setattr(prov, "_build", build)
+    made = prov.template("tenant", tmp_path)
+    assert made.path.exists() and theirs.exists() and not mine_old.exists()

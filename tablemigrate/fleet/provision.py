@@ -151,6 +151,7 @@ def template_key(alias: str) -> str:
         sorted((m._meta.label_lower, str(m._meta.verbose_name_raw), tuple(m._meta.default_permissions),
                 repr(m._meta.permissions)) for m in apps.get_models()),
         repr(sorted((str(k), repr(v)) for k, v in (settings.DATABASES[alias].get("OPTIONS") or {}).items())),
+        conf.post_migrate(),  # off: `run` sends no post_migrate, so the template has no content types
     )
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
@@ -200,8 +201,9 @@ def template(alias: str, near: Path) -> Template:
             return Template(found, found.name[len(prefix):-len(SUFFIX)], built=False)
     built = _build(alias, directory if keep else near, prefix, keep)
     if keep:
-        for old in directory.glob(f"{_stem(alias)}-*{SUFFIX}"):
-            if old.name != built.path.name and not old.name.startswith(prefix):
+        mine = re.compile(re.escape(_stem(alias)) + r"-[0-9a-f]{32}-[^-]+" + re.escape(SUFFIX))
+        for old in directory.glob(f"{_stem(alias)}-*{SUFFIX}"):  # not `tenant-eu`'s when the alias is `tenant`
+            if mine.fullmatch(old.name) and old.name != built.path.name and not old.name.startswith(prefix):
                 with contextlib.suppress(OSError):  # another process may be copying it (Windows: in use)
                     old.unlink()
     return built
