@@ -99,34 +99,33 @@ def identity_at(path: Path | str) -> Identity | None:
     return None
 
 
-#: Identities read from database files, by what changes when the file is written: its inode, size and
-#: mtime, SQLite's file change counter (header bytes 24-27, bumped by every commit in rollback-journal mode)
-#: and its -wal's size and mtime (WAL mode). A backup or snapshot is written once and never changed, and
-#: another tenant's database changes rarely, so a process that prunes many databases' backups in one
-#: directory (`run --all-databases`) opens each of them once, not once per database. Bounded; only found
-#: identities are kept (a file without one, or locked for a moment, is asked again).
+#: Identities read from database files, by what changes when the file is written: its inode, size, mtime
+#: and ctime, and its -wal's (WAL mode). A backup or snapshot is written once and never changed, and another
+#: tenant's database changes rarely, so a process that lists many databases' backups in one directory
+#: (`run --all-databases` over tenants copied from one database, which share its identity) reads each file
+#: once, not once per database; the key is one stat of each file, no open (opening every tenant's file for
+#: each tenant made the fleet quadratic). Bounded; only found identities are kept (a file without one, or
+#: locked for a moment, is asked again).
 _FILE_IDENTITIES: dict[tuple, Identity] = {}
 FILE_IDENTITIES_KEPT = 50_000
 
 
 def _version(path: Path | str, written_once: bool) -> tuple | None:
     """What changes whenever the database at `path` is written (None: no such file). `written_once`: a
-    backup or snapshot, which is never written again (its inode, size and mtime are enough)."""
+    backup or snapshot, which is never written again (its own stat is enough, without its -wal's)."""
     try:
         st = os.stat(path)
-        if written_once:
-            return os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns
-        with open(path, "rb") as fh:
-            fh.seek(24)
-            counter = fh.read(4)
     except OSError:
         return None
+    main = (os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if written_once:
+        return main
     try:
         wal = os.stat(f"{os.fspath(path)}-wal")
-        journal = (wal.st_ino, wal.st_size, wal.st_mtime_ns)
+        journal = (wal.st_ino, wal.st_size, wal.st_mtime_ns, wal.st_ctime_ns)
     except OSError:
         journal = None
-    return os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns, counter, journal
+    return (*main, journal)
 
 
 def file_identity(path: Path | str, written_once: bool = False) -> Identity | None:
