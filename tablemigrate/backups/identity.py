@@ -198,7 +198,11 @@ class Owner:
         self.path = os.path.realpath(db_path)
         self.tag = database_tag(db_path)
         self.identity = identity
-        self._at: dict[str, Identity | None] = {}  # the databases living at other paths, read once
+        # The databases living at other paths (this one under another name? its identity there), and the
+        # resolved backups directories: read once per listing, which a fleet's shared directory makes long.
+        self._at: dict[str, tuple[bool, Identity | None]] = {}
+        self._roots: dict[str, str] = {}
+        self._me: tuple[int, int] | None = None
 
     def refusal(self, path: Path) -> str | None:
         """None when `path` is a backup or snapshot of this database, else why not (for a message)."""
@@ -208,17 +212,38 @@ class Owner:
             return self._by_name(path)
         if theirs.id != mine.id:
             return f"was taken from another database (identity {theirs.id}; this one is {mine.id})"
-        if theirs.path == self.path or _same(theirs.path, self.path):
+        if theirs.path == self.path:
+            return None
+        if theirs.path not in self._at:  # another tenant copied from the same database: one stat per listing
+            self._at[theirs.path] = self._living_at(theirs.path)
+        same, there = self._at[theirs.path]
+        if same:  # this very file under another name
             return None
         # Taken of this database at another path: it moved (the file is its own), unless a copy of it
         # lives on there and keeps its backups where this file is (the copy's, not this one's).
-        if theirs.path not in self._at:  # another tenant copied from the same database: read once per process
-            self._at[theirs.path] = file_identity(theirs.path)
-        there = self._at[theirs.path]
-        if there is not None and there.id == theirs.id and there.backups == os.path.realpath(_backups_root(path)):
+        root = str(_backups_root(path))
+        if root not in self._roots:
+            self._roots[root] = os.path.realpath(root)
+        if there is not None and there.id == theirs.id and there.backups == self._roots[root]:
             return (f"was taken from another database: the copy of this one at {theirs.path}, which keeps its "
                     "backups in the same directory")
         return None
+
+    def _living_at(self, other: str) -> tuple[bool, Identity | None]:
+        """(whether `other` is this database's own file, the identity of the database living there)."""
+        try:
+            st = os.stat(other)
+        except OSError:
+            return False, None
+        if self._me is None:
+            try:
+                own = os.stat(self.path)
+                self._me = (own.st_dev, own.st_ino)
+            except OSError:
+                self._me = (-1, -1)
+        if (st.st_dev, st.st_ino) == self._me:
+            return True, None
+        return False, file_identity(other)
 
     def _by_name(self, path: Path) -> str | None:
         """The rule before identities: the key in the file's name (or its snapshot directory's)."""
@@ -242,13 +267,6 @@ def owner(db_path: Path, conn: sqlite3.Connection | None = None) -> Owner:
     except sqlite3.Error:
         identity = None
     return Owner(db_path, identity)
-
-
-def _same(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _backups_root(path: Path) -> Path:
