@@ -174,11 +174,15 @@ class RebuildTable(Operation):
             return False
         if conn is None:
             return True
+        declared = []
         for table in (self.table, target or self.table):
             columns = conn.execute(f"PRAGMA table_xinfo({quote(table)})").fetchall()
             if [c[1] for c in columns] != names or any(c[6] for c in columns):
                 return False
-        return True
+            declared.append([c[2].upper() for c in columns])
+        # The transfer takes two columns of one affinity as compatible, but a STRICT table checks the type
+        # itself: `ANY` -> `BLOB` would carry an INT into a BLOB column that an INSERT refuses.
+        return declared[0] == declared[1] or not _strict(conn, target or self.table)
 
     def _copy_rows(self, conn: sqlite3.Connection, tmp: str, total: int) -> int:
         """One INSERT ... SELECT; on a terminal, for a big rowid table, the same in rowid ranges so the
@@ -406,6 +410,15 @@ def _reading(create: str, name: str, indexes: list[str]) -> _Reading | None:
         return None
     finally:
         scratch.close()
+
+
+def _strict(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether table `name` is STRICT (SQLite before 3.37 has no STRICT tables)."""
+    try:
+        row = conn.execute(f"SELECT strict FROM pragma_table_list({sqltext.literal(name)})").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return bool(row and row[0])
 
 
 def _columns(conn: sqlite3.Connection, name: str) -> list[tuple]:
