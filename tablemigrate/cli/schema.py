@@ -22,8 +22,8 @@ class SchemaCommands(CommandParts):
         """`generate` for `--database`, or, with a history per alias (TABLEMIGRATE_MIGRATIONS_DIR a dict) and no
         `--database`, for every alias the dict names: `generate --check` in CI must see every alias's models."""
         aliases = conf.history_aliases() if not options.get("database_given") else []
-        if len(aliases) < 2:
-            self._generate_one(options)
+        if len(aliases) < 2:  # one history: the dict's only alias, or --database (default: `default`)
+            self._generate_one({**options, "database": aliases[0]} if aliases else options)
             return
         if options["empty"] or options["app"] or options["table"] or options["rename"] or options["default"]:
             raise CommandError("each alias has its own history: say which with --database ALIAS "
