@@ -62,6 +62,11 @@ class FleetCommands(CommandParts):
         """`--database ALIAS` where ALIAS stands for a TABLEMIGRATE_FLEET file (registered at run time by the
         application, without a history of its own): the command works on the fleet alias pointed at that
         file, as `--all-databases` would (tablemigrate.fleet.members.member_for)."""
+        from django.conf import settings
+
+        if not getattr(settings, "TABLEMIGRATE_FLEET", None):  # no fleet: nothing to import at every start
+            yield
+            return
         from tablemigrate.fleet.members import as_its_fleet_alias
 
         with as_its_fleet_alias(options["database"]) as alias:

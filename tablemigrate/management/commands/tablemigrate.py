@@ -7,6 +7,7 @@ exit code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sqlite3
@@ -256,13 +257,10 @@ class Command(MigrationCommands, FileCommands, SchemaCommands, FleetCommands, Pr
                         document_only(self, options):
                     if options.get("all_databases"):  # each database's command reports for itself
                         self.handle_fleet(options)
-                    elif action in ("run", "revert"):
-                        self.single_database(options)
-                        with self.fleet_file_as_its_alias(options), reporting(self, options):
-                            getattr(self, "handle_" + action)(options)
                     else:
                         self.single_database(options)
-                        with self.fleet_file_as_its_alias(options):
+                        logged = reporting(self, options) if action in ("run", "revert") else contextlib.nullcontext()
+                        with self.fleet_file_as_its_alias(options), logged:
                             getattr(self, "handle_" + action)(options)
             except (KeyboardInterrupt, TablemigrateError, sqlite3.DatabaseError) as exc:
                 if stop.signum is not None or interrupted_by(exc):
